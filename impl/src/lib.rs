@@ -1,0 +1,1 @@
+//! `zab-server`: the production Zab replica (`zabd`). Built in the server issue.

@@ -1,0 +1,326 @@
+//! The model's actions: one variant per TLA+ action of `tla/Zab.tla`, carrying every
+//! nondeterministic choice, so that a recorded server trace can name the exact step.
+//!
+//! `i` is the server taking the step; `j` is the peer whose message it receives (for a
+//! handler of a message) or the other end (for a partition). [`Action::tla_name`] is the
+//! TLA+/`spec/PROTOCOL.md` name; Rust handlers are the same name in snake_case.
+
+use crate::state::Sid;
+use std::fmt;
+
+/// One step of the model.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Action<P> {
+    /// A LOOKING server wins an election (`ElectLeader`).
+    ElectLeader {
+        /// The new leader.
+        i: Sid,
+    },
+    /// A LOOKING server follows a leader and sends FOLLOWERINFO (`FollowLeader`).
+    FollowLeader {
+        /// The new follower.
+        i: Sid,
+        /// The leader.
+        j: Sid,
+    },
+    /// A leader gives up before establishing (initLimit/syncLimit) (`LeaderTimeout`).
+    LeaderTimeout {
+        /// The leader.
+        i: Sid,
+    },
+    /// `LeaderProcessFOLLOWERINFO`.
+    LeaderProcessFollowerInfo {
+        /// The leader.
+        i: Sid,
+        /// The follower.
+        j: Sid,
+    },
+    /// `FollowerProcessLEADERINFO`.
+    FollowerProcessLeaderInfo {
+        /// The follower.
+        i: Sid,
+        /// The leader.
+        j: Sid,
+    },
+    /// `LeaderProcessACKEPOCH`.
+    LeaderProcessAckEpoch {
+        /// The leader.
+        i: Sid,
+        /// The follower.
+        j: Sid,
+    },
+    /// `LeaderSyncFollower`: DIFF / TRUNC / SNAP, proposals and commits, NEWLEADER.
+    LeaderSyncFollower {
+        /// The leader.
+        i: Sid,
+        /// The follower.
+        j: Sid,
+    },
+    /// `FollowerProcessSyncMessage`: DIFF, TRUNC or SNAP.
+    FollowerProcessSyncMessage {
+        /// The follower.
+        i: Sid,
+        /// The leader.
+        j: Sid,
+    },
+    /// `FollowerProcessPROPOSALInSync`.
+    FollowerProcessProposalInSync {
+        /// The follower.
+        i: Sid,
+        /// The leader.
+        j: Sid,
+    },
+    /// `FollowerProcessCOMMITInSync`.
+    FollowerProcessCommitInSync {
+        /// The follower.
+        i: Sid,
+        /// The leader.
+        j: Sid,
+    },
+    /// `FollowerProcessNEWLEADER`.
+    FollowerProcessNewLeader {
+        /// The follower.
+        i: Sid,
+        /// The leader.
+        j: Sid,
+    },
+    /// `FollowerProcessNEWLEADERAfterCurrentEpochUpdated` (only under `--bug zk4643`).
+    FollowerProcessNewLeaderAfterCurrentEpochUpdated {
+        /// The follower.
+        i: Sid,
+    },
+    /// `LeaderProcessACKLD`: the ACK of NEWLEADER.
+    LeaderProcessAckLd {
+        /// The leader.
+        i: Sid,
+        /// The follower.
+        j: Sid,
+    },
+    /// `FollowerProcessUPTODATE`.
+    FollowerProcessUpToDate {
+        /// The follower.
+        i: Sid,
+        /// The leader.
+        j: Sid,
+    },
+    /// `LeaderProcessRequest`: a client write becomes a proposal.
+    LeaderProcessRequest {
+        /// The leader.
+        i: Sid,
+        /// The transaction the request became.
+        payload: P,
+    },
+    /// `LeaderBroadcastPROPOSAL` (only under `--bug paper-redundant-propose`).
+    LeaderBroadcastProposal {
+        /// The leader.
+        i: Sid,
+    },
+    /// `SyncProcessorLogRequest`: the log thread makes the next accepted transaction durable
+    /// and acknowledges it.
+    SyncProcessorLogRequest {
+        /// The server.
+        i: Sid,
+    },
+    /// `FollowerProcessPROPOSAL`.
+    FollowerProcessProposal {
+        /// The follower.
+        i: Sid,
+        /// The leader.
+        j: Sid,
+    },
+    /// `LeaderProcessACK`.
+    LeaderProcessAck {
+        /// The leader.
+        i: Sid,
+        /// The follower.
+        j: Sid,
+    },
+    /// `FollowerProcessCOMMIT`.
+    FollowerProcessCommit {
+        /// The follower.
+        i: Sid,
+        /// The leader.
+        j: Sid,
+    },
+    /// `TakeSnapshot`: the server snapshots its committed, durable state.
+    TakeSnapshot {
+        /// The server.
+        i: Sid,
+    },
+    /// `PartitionStart`: the link between `i < j` is cut.
+    PartitionStart {
+        /// One end.
+        i: Sid,
+        /// The other end.
+        j: Sid,
+    },
+    /// `PartitionRecover`: the link between `i < j` heals.
+    PartitionRecover {
+        /// One end.
+        i: Sid,
+        /// The other end.
+        j: Sid,
+    },
+    /// `NodeCrash`: the server crashes and restarts; volatile state is lost.
+    NodeCrash {
+        /// The server.
+        i: Sid,
+    },
+    /// `FilterNonexistentMessage`: a message no handler accepts (should not be triggered).
+    FilterNonexistentMessage {
+        /// The receiver.
+        i: Sid,
+        /// The sender.
+        j: Sid,
+    },
+}
+
+/// Every action name, in `spec/PROTOCOL.md` order.
+pub const TLA_NAMES: [&str; 25] = [
+    "ElectLeader",
+    "FollowLeader",
+    "LeaderTimeout",
+    "LeaderProcessFOLLOWERINFO",
+    "FollowerProcessLEADERINFO",
+    "LeaderProcessACKEPOCH",
+    "LeaderSyncFollower",
+    "FollowerProcessSyncMessage",
+    "FollowerProcessPROPOSALInSync",
+    "FollowerProcessCOMMITInSync",
+    "FollowerProcessNEWLEADER",
+    "FollowerProcessNEWLEADERAfterCurrentEpochUpdated",
+    "LeaderProcessACKLD",
+    "FollowerProcessUPTODATE",
+    "LeaderProcessRequest",
+    "LeaderBroadcastPROPOSAL",
+    "SyncProcessorLogRequest",
+    "FollowerProcessPROPOSAL",
+    "LeaderProcessACK",
+    "FollowerProcessCOMMIT",
+    "TakeSnapshot",
+    "PartitionStart",
+    "PartitionRecover",
+    "NodeCrash",
+    "FilterNonexistentMessage",
+];
+
+impl<P> Action<P> {
+    /// The TLA+ action name.
+    #[must_use]
+    pub fn tla_name(&self) -> &'static str {
+        match self {
+            Action::ElectLeader { .. } => "ElectLeader",
+            Action::FollowLeader { .. } => "FollowLeader",
+            Action::LeaderTimeout { .. } => "LeaderTimeout",
+            Action::LeaderProcessFollowerInfo { .. } => "LeaderProcessFOLLOWERINFO",
+            Action::FollowerProcessLeaderInfo { .. } => "FollowerProcessLEADERINFO",
+            Action::LeaderProcessAckEpoch { .. } => "LeaderProcessACKEPOCH",
+            Action::LeaderSyncFollower { .. } => "LeaderSyncFollower",
+            Action::FollowerProcessSyncMessage { .. } => "FollowerProcessSyncMessage",
+            Action::FollowerProcessProposalInSync { .. } => "FollowerProcessPROPOSALInSync",
+            Action::FollowerProcessCommitInSync { .. } => "FollowerProcessCOMMITInSync",
+            Action::FollowerProcessNewLeader { .. } => "FollowerProcessNEWLEADER",
+            Action::FollowerProcessNewLeaderAfterCurrentEpochUpdated { .. } => {
+                "FollowerProcessNEWLEADERAfterCurrentEpochUpdated"
+            }
+            Action::LeaderProcessAckLd { .. } => "LeaderProcessACKLD",
+            Action::FollowerProcessUpToDate { .. } => "FollowerProcessUPTODATE",
+            Action::LeaderProcessRequest { .. } => "LeaderProcessRequest",
+            Action::LeaderBroadcastProposal { .. } => "LeaderBroadcastPROPOSAL",
+            Action::SyncProcessorLogRequest { .. } => "SyncProcessorLogRequest",
+            Action::FollowerProcessProposal { .. } => "FollowerProcessPROPOSAL",
+            Action::LeaderProcessAck { .. } => "LeaderProcessACK",
+            Action::FollowerProcessCommit { .. } => "FollowerProcessCOMMIT",
+            Action::TakeSnapshot { .. } => "TakeSnapshot",
+            Action::PartitionStart { .. } => "PartitionStart",
+            Action::PartitionRecover { .. } => "PartitionRecover",
+            Action::NodeCrash { .. } => "NodeCrash",
+            Action::FilterNonexistentMessage { .. } => "FilterNonexistentMessage",
+        }
+    }
+
+    /// The acting server and, for two-server actions, the other one.
+    #[must_use]
+    pub fn servers(&self) -> (Sid, Option<Sid>) {
+        match *self {
+            Action::ElectLeader { i }
+            | Action::LeaderTimeout { i }
+            | Action::FollowerProcessNewLeaderAfterCurrentEpochUpdated { i }
+            | Action::LeaderProcessRequest { i, .. }
+            | Action::LeaderBroadcastProposal { i }
+            | Action::SyncProcessorLogRequest { i }
+            | Action::TakeSnapshot { i }
+            | Action::NodeCrash { i } => (i, None),
+            Action::FollowLeader { i, j }
+            | Action::LeaderProcessFollowerInfo { i, j }
+            | Action::FollowerProcessLeaderInfo { i, j }
+            | Action::LeaderProcessAckEpoch { i, j }
+            | Action::LeaderSyncFollower { i, j }
+            | Action::FollowerProcessSyncMessage { i, j }
+            | Action::FollowerProcessProposalInSync { i, j }
+            | Action::FollowerProcessCommitInSync { i, j }
+            | Action::FollowerProcessNewLeader { i, j }
+            | Action::LeaderProcessAckLd { i, j }
+            | Action::FollowerProcessUpToDate { i, j }
+            | Action::FollowerProcessProposal { i, j }
+            | Action::LeaderProcessAck { i, j }
+            | Action::FollowerProcessCommit { i, j }
+            | Action::PartitionStart { i, j }
+            | Action::PartitionRecover { i, j }
+            | Action::FilterNonexistentMessage { i, j } => (i, Some(j)),
+        }
+    }
+}
+
+impl<P: fmt::Display> fmt::Display for Action<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (i, j) = self.servers();
+        write!(f, "{}(s{}", self.tla_name(), i + 1)?;
+        if let Some(j) = j {
+            write!(f, ", s{}", j + 1)?;
+        }
+        if let Action::LeaderProcessRequest { payload, .. } = self {
+            write!(f, ", {payload}")?;
+        }
+        write!(f, ")")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_has_a_listed_name() {
+        let (i, j) = (0, 1);
+        let all: Vec<Action<()>> = vec![
+            Action::ElectLeader { i },
+            Action::FollowLeader { i, j },
+            Action::LeaderTimeout { i },
+            Action::LeaderProcessFollowerInfo { i, j },
+            Action::FollowerProcessLeaderInfo { i, j },
+            Action::LeaderProcessAckEpoch { i, j },
+            Action::LeaderSyncFollower { i, j },
+            Action::FollowerProcessSyncMessage { i, j },
+            Action::FollowerProcessProposalInSync { i, j },
+            Action::FollowerProcessCommitInSync { i, j },
+            Action::FollowerProcessNewLeader { i, j },
+            Action::FollowerProcessNewLeaderAfterCurrentEpochUpdated { i },
+            Action::LeaderProcessAckLd { i, j },
+            Action::FollowerProcessUpToDate { i, j },
+            Action::LeaderProcessRequest { i, payload: () },
+            Action::LeaderBroadcastProposal { i },
+            Action::SyncProcessorLogRequest { i },
+            Action::FollowerProcessProposal { i, j },
+            Action::LeaderProcessAck { i, j },
+            Action::FollowerProcessCommit { i, j },
+            Action::TakeSnapshot { i },
+            Action::PartitionStart { i, j },
+            Action::PartitionRecover { i, j },
+            Action::NodeCrash { i },
+            Action::FilterNonexistentMessage { i, j },
+        ];
+        let names: Vec<&str> = all.iter().map(Action::tla_name).collect();
+        assert_eq!(names, TLA_NAMES);
+    }
+}

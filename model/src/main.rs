@@ -1,0 +1,284 @@
+//! `zab-model`: the command line of the Zab model — `check`, `simulate` and `explore`.
+#![allow(clippy::print_stdout, clippy::print_stderr)] // A CLI prints its report.
+
+// The checker clones and drops millions of small states; mimalloc is markedly faster at it
+// than the system allocator (ARCHITECTURE.md has the measurement).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use clap::{Args, Parser, Subcommand};
+use std::process::ExitCode;
+use std::time::Duration;
+use zab_model::checker::{self, CheckOptions, CheckReport};
+use zab_model::{Bug, Config, InitKind, WorkloadKind};
+use zab_spec::ZnodeTxn;
+
+#[derive(Parser)]
+#[command(
+    name = "zab-model",
+    version,
+    about = "Model-check Zab (ZooKeeper Atomic Broadcast) with Stateright"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Explore every reachable state breadth-first and report the verdict.
+    Check {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Keep exploring after the first violation (report every broken invariant).
+        #[arg(long)]
+        keep_going: bool,
+        /// Stop after this many seconds (the verdict is then "incomplete").
+        #[arg(long)]
+        timeout: Option<u64>,
+        /// Depth-first search: needs memory only for state fingerprints, for deep bounds
+        /// (counterexamples are then shortened by a second, breadth-first pass).
+        #[arg(long)]
+        dfs: bool,
+        /// Address the printed Explorer links point at.
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        explorer: String,
+    },
+    /// Random walks through the state space, reproducible from `--seed`.
+    Simulate {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Seed of the random walks.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Stop after visiting this many states.
+        #[arg(long, default_value_t = 1_000_000)]
+        states: usize,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        timeout: Option<u64>,
+        /// Address the printed Explorer links point at.
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        explorer: String,
+    },
+    /// Serve the Stateright Explorer web UI for the configuration.
+    Explore {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Address to listen on (keep it on loopback: the Explorer has no authentication).
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        addr: String,
+    },
+}
+
+#[derive(Args, Clone)]
+struct ModelArgs {
+    /// Number of servers.
+    #[arg(long, default_value_t = 3)]
+    servers: u8,
+    /// Client requests over the whole run.
+    #[arg(long, default_value_t = 1)]
+    txns: u8,
+    /// Crashes (each followed by a restart) over the whole run.
+    #[arg(long, default_value_t = 1)]
+    crashes: u8,
+    /// Partitions over the whole run.
+    #[arg(long, default_value_t = 0)]
+    partitions: u8,
+    /// Leader timeouts before establishment over the whole run.
+    #[arg(long, default_value_t = 1)]
+    timeouts: u8,
+    /// Snapshots over the whole run.
+    #[arg(long, default_value_t = 1)]
+    snapshots: u8,
+    /// Largest epoch a leader may propose.
+    #[arg(long, default_value_t = 2)]
+    epochs: u32,
+    /// Re-introduce a known ZooKeeper bug.
+    #[arg(long, value_enum)]
+    bug: Option<Bug>,
+    /// The scripted client workload.
+    #[arg(long, value_enum, default_value_t = WorkloadKind::Sessions)]
+    workload: WorkloadKind,
+    /// Where runs start: from scratch, or ZooKeeper's bug-hunting start (epoch 1 established).
+    #[arg(long, value_enum, default_value_t = InitKind::Fresh)]
+    init: InitKind,
+    /// Checker threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+impl ModelArgs {
+    fn config(&self) -> Result<Config, String> {
+        let cfg = Config {
+            servers: self.servers,
+            txns: Some(self.txns),
+            crashes: Some(self.crashes),
+            partitions: Some(self.partitions),
+            timeouts: Some(self.timeouts),
+            snapshots: Some(self.snapshots),
+            epochs: Some(self.epochs),
+            bug: self.bug,
+            workload: self.workload,
+            init: self.init,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn cli_flags(&self) -> String {
+        let mut s = format!(
+            "--servers {} --txns {} --crashes {} --partitions {} --timeouts {} --snapshots {} \
+             --epochs {} --workload {}",
+            self.servers,
+            self.txns,
+            self.crashes,
+            self.partitions,
+            self.timeouts,
+            self.snapshots,
+            self.epochs,
+            match self.workload {
+                WorkloadKind::Sessions => "sessions",
+                WorkloadKind::Sequential => "sequential",
+            }
+        );
+        if self.init == InitKind::Epoch1 {
+            s.push_str(" --init epoch1");
+        }
+        if let Some(b) = self.bug {
+            s.push_str(&format!(" --bug {b}"));
+        }
+        s
+    }
+}
+
+fn print_report(
+    cfg: &Config,
+    args: &ModelArgs,
+    r: &CheckReport<ZnodeTxn>,
+    explorer: &str,
+) -> ExitCode {
+    println!(
+        "states={} unique={} depth={} seconds={:.2} states/s={:.0}",
+        r.states,
+        r.unique_states,
+        r.depth,
+        r.seconds,
+        r.states as f64 / r.seconds.max(1e-9)
+    );
+    for d in &r.failures {
+        println!();
+        println!(
+            "counterexample for {}",
+            checker::format_discovery(cfg, d, &format!("http://{explorer}"))
+        );
+        println!(
+            "re-open it: zab-model explore {} --addr {explorer}",
+            args.cli_flags()
+        );
+    }
+    if !r.examples_missing.is_empty() {
+        println!("examples not reached: {}", r.examples_missing.join(", "));
+    }
+    println!("examples reached: {}", r.examples_found.join(", "));
+    if !r.failures.is_empty() {
+        println!("verdict: FAIL ({} violated)", r.failed().join(", "));
+        ExitCode::from(1)
+    } else if !r.complete {
+        println!("verdict: INCOMPLETE (timed out before exhausting the bounded space)");
+        ExitCode::from(2)
+    } else {
+        println!(
+            "verdict: PASS (every invariant holds in all {} states)",
+            r.unique_states
+        );
+        ExitCode::SUCCESS
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let args = match &cli.command {
+        Command::Check { model, .. }
+        | Command::Simulate { model, .. }
+        | Command::Explore { model, .. } => model.clone(),
+    };
+    let cfg = match args.config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(64);
+        }
+    };
+    match cli.command {
+        Command::Check {
+            keep_going,
+            timeout,
+            dfs,
+            explorer,
+            ..
+        } => {
+            println!("zab-model check: {cfg} threads={}", args.threads);
+            let opts = CheckOptions {
+                threads: args.threads,
+                timeout: timeout.map(Duration::from_secs),
+                stop_at_first_failure: !keep_going,
+                stop_at: None,
+                max_steps: None,
+                depth_first: dfs,
+            };
+            let r = checker::check(&cfg, &opts);
+            print_report(&cfg, &args, &r, &explorer)
+        }
+        Command::Simulate {
+            seed,
+            states,
+            timeout,
+            explorer,
+            ..
+        } => {
+            println!(
+                "zab-model simulate: {cfg} seed={seed} threads={}",
+                args.threads
+            );
+            let r = checker::simulate(
+                &cfg,
+                seed,
+                states,
+                args.threads,
+                timeout.map(Duration::from_secs),
+            );
+            println!(
+                "states={} unique={} depth={} seconds={:.2} states/s={:.0}",
+                r.states,
+                r.unique_states,
+                r.depth,
+                r.seconds,
+                r.states as f64 / r.seconds.max(1e-9)
+            );
+            for d in &r.failures {
+                println!();
+                println!(
+                    "counterexample for {}",
+                    checker::format_discovery(&cfg, d, &format!("http://{explorer}"))
+                );
+            }
+            println!("examples reached: {}", r.examples_found.join(", "));
+            if r.failures.is_empty() {
+                println!("verdict: no violation on the walks (seed {seed})");
+                ExitCode::SUCCESS
+            } else {
+                println!(
+                    "verdict: FAIL (reproduce: zab-model simulate {} --seed {seed})",
+                    args.cli_flags()
+                );
+                ExitCode::from(1)
+            }
+        }
+        Command::Explore { addr, .. } => {
+            println!("Stateright Explorer for {cfg} on http://{addr}/");
+            checker::explore(&cfg, &addr);
+            ExitCode::SUCCESS
+        }
+    }
+}
