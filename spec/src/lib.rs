@@ -1,10 +1,11 @@
 //! `zab-spec`: the vocabulary shared by the model (`zab-model`) and the server (`zab-server`).
 //!
-//! This crate owns the names of things, not their behaviour: server ids, epochs and zxids
-//! ([`ids`]), the Zab 1.0 messages as ZooKeeper implements them ([`message`]), transactions
-//! and the payload trait that lets the model use a tiny payload and the server the real
-//! ZooKeeper transaction ([`txn`]), and the canonical ZNode/session transaction vocabulary the
-//! ZNode invariants are written against ([`znode`]).
+//! This crate owns the names of things: server ids, epochs and zxids ([`ids`]), the Zab 1.0
+//! messages as ZooKeeper implements them ([`message`]), transactions and the payload trait
+//! that lets the model use a tiny payload and the server the real ZooKeeper transaction
+//! ([`txn`]), and the canonical ZNode/session transaction vocabulary the ZNode invariants are
+//! written against ([`znode`]). The only behaviour here is the pure decision rules the model
+//! and the server must share exactly ([`sync`]).
 //!
 //! The normative prose specification is `spec/PROTOCOL.md`; every protocol action and invariant
 //! named in code is defined there.
@@ -13,6 +14,7 @@
 
 pub mod ids;
 pub mod message;
+pub mod sync;
 pub mod txn;
 pub mod znode;
 

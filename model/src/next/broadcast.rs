@@ -2,9 +2,10 @@
 //! it durable and acknowledges it, a quorum of ACKs commits it, COMMIT delivers it.
 //! Snapshots compact the log. `spec/PROTOCOL.md` §6.
 
-use super::{ZabModel, is_next_zxid};
+use super::ZabModel;
 use crate::config::Bug;
 use crate::state::{ModelState, NewLeaderStage, Proposal, Sid, Violation};
+use zab_spec::sync::is_next_zxid;
 use zab_spec::{Payload, QuorumMessage, ServerState, Txn, ZabState};
 
 impl<P: Payload> ZabModel<P> {

@@ -469,11 +469,3 @@ pub(crate) fn spend(budget: Option<u8>, used: &mut u8) -> bool {
         Some(_) => false,
     }
 }
-
-/// ZooKeeper's `IsNextZxid`: `next` directly follows `cur` (the first of a new epoch, or the
-/// next counter in the same epoch).
-#[must_use]
-pub fn is_next_zxid(cur: Zxid, next: Zxid) -> bool {
-    (next.counter == 1 && cur.epoch < next.epoch)
-        || (next.counter > 1 && cur.epoch == next.epoch && cur.counter + 1 == next.counter)
-}

@@ -3,72 +3,11 @@
 //! epoch durable (in that order) before it acknowledges; a quorum of acknowledgements
 //! establishes the leader, which sends UPTODATE. `spec/PROTOCOL.md` §5.
 
-use super::{ZabModel, is_next_zxid};
+use super::ZabModel;
 use crate::config::Bug;
 use crate::state::{Idx, ModelState, NewLeaderStage, Sid, Violation};
+use zab_spec::sync::{is_next_zxid, plan_sync};
 use zab_spec::{Payload, QuorumMessage, ServerState, SyncMode, Txn, ZabState, Zxid};
-
-/// What a leader sends to bring a follower in line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SyncPlan {
-    /// DIFF, TRUNC or SNAP.
-    pub mode: SyncMode,
-    /// The follower's log after the sync message is the leader's `history[1..base]`; the
-    /// leader streams the transactions after it.
-    pub base: usize,
-    /// The part of `history[1..base]` that is committed; the sync message carries its zxid.
-    pub committed: usize,
-}
-
-/// The sync decision (ZooKeeper `LearnerHandler.syncFollower`, `spec/PROTOCOL.md` §5.1).
-///
-/// `history` is the leader's log, `committed` its commit point (all of the log before the
-/// leader is established), `snapshot` the point before which its log is compacted, `peer`
-/// the follower's last zxid.
-///
-/// One deliberate departure from ZooKeeper: a follower whose log is a prefix of the leader's
-/// whole log gets a DIFF even when it holds outstanding (uncommitted) proposals. ZooKeeper
-/// TRUNCs such a follower back to the commit point; but the leader may already count that
-/// follower's ACK of an outstanding proposal (acks survive a reconnect), commit it, and then
-/// have the follower truncate it: for a while the committed transaction is durable on fewer
-/// than a quorum. The model found this window; `spec/PROTOCOL.md` §5.1 tells the story.
-#[must_use]
-pub fn plan_sync<P>(history: &[Txn<P>], committed: usize, snapshot: usize, peer: Zxid) -> SyncPlan {
-    let found = if peer == Zxid::ZERO {
-        Some(0)
-    } else {
-        history.iter().position(|t| t.zxid == peer).map(|k| k + 1)
-    };
-    let snap = SyncPlan {
-        mode: SyncMode::Snap,
-        base: committed,
-        committed,
-    };
-    match found {
-        // The follower's log is a prefix of ours.
-        Some(k) if k >= snapshot => SyncPlan {
-            mode: SyncMode::Diff,
-            base: k,
-            committed: k.min(committed),
-        },
-        Some(_) => snap,
-        // The follower has transactions we lack: cut its log back to the last committed
-        // point we share.
-        None => {
-            let shared = history.iter().take_while(|t| t.zxid < peer).count();
-            let t = shared.min(committed);
-            if t >= snapshot {
-                SyncPlan {
-                    mode: SyncMode::Trunc,
-                    base: t,
-                    committed: t,
-                }
-            } else {
-                snap
-            }
-        }
-    }
-}
 
 impl<P: Payload> ZabModel<P> {
     /// TLA+: `LeaderSyncFollower(i, j)` (ZooKeeper `LearnerHandler.syncFollower` +
@@ -101,22 +40,37 @@ impl<P: Payload> ZabModel<P> {
         } else {
             history.len()
         };
-        let plan = plan_sync(history, committed, me.last_snapshot as usize, peer);
+        let start = me.last_snapshot as usize;
+        let zxids: Vec<Zxid> = history[start..].iter().map(|t| t.zxid).collect();
+        let plan = plan_sync(
+            me.zxid_at(start),
+            &zxids,
+            me.zxid_at(committed),
+            me.zxid_at(me.last_committed as usize),
+            peer,
+        );
+        // Back from zxids to positions in the model's whole history.
+        let at = |z: Zxid| {
+            me.index_of(z)
+                .expect("a sync point is in the leader's history")
+        };
+        let (base, committed_point) = (at(plan.base), at(plan.committed));
         let mut t = s.clone();
         let sync_msg = match plan.mode {
             SyncMode::Diff => QuorumMessage::Diff {
-                last_zxid: me.zxid_at(plan.committed),
+                last_zxid: plan.committed,
             },
             SyncMode::Trunc => QuorumMessage::Trunc {
-                truncate_to: me.zxid_at(plan.base),
+                truncate_to: plan.base,
             },
             SyncMode::Snap => QuorumMessage::Snap {
-                last_zxid: me.zxid_at(plan.base),
-                snapshot: history[..plan.base].to_vec(),
+                last_zxid: plan.base,
+                snapshot: history[..base].to_vec(),
             },
         };
         t.send(i, j, sync_msg);
-        for (k, txn) in history.iter().enumerate().skip(plan.base) {
+        debug_assert!(committed_point <= base);
+        for (k, txn) in history.iter().enumerate().skip(base) {
             t.send(i, j, QuorumMessage::Proposal(txn.clone()));
             if k < committed {
                 t.send(i, j, QuorumMessage::Commit { zxid: txn.zxid });
@@ -150,8 +104,9 @@ impl<P: Payload> ZabModel<P> {
     ///
     /// DIFF keeps the log and marks it committed up to the given zxid; TRUNC cuts it back to
     /// the given zxid on disk (refused, and flagged, if that would cut a delivered
-    /// transaction); SNAP replaces it with the leader's snapshot, written to disk before
-    /// anything else is processed. The sync point ("committed so far") becomes the DIFF zxid,
+    /// transaction); SNAP replaces it with the leader's snapshot (of committed transactions
+    /// only), written to disk before anything else is processed, and the snapshot point is the
+    /// follower's new compaction point. The sync point ("committed so far") becomes the DIFF zxid,
     /// or the end of the resulting log. Removing a transaction of `committedLog` is flagged
     /// (`CommittedLogDurability`).
     pub(crate) fn follower_process_sync_message(
@@ -213,7 +168,7 @@ impl<P: Payload> ZabModel<P> {
                 let len = snapshot.len();
                 srv.history = snapshot;
                 srv.persisted = len as Idx;
-                srv.last_snapshot = srv.last_snapshot.min(len as Idx);
+                srv.last_snapshot = len as Idx;
                 srv.stale_last_processed = None;
                 if lost {
                     t.ghost.violations.set(Violation::CommittedLogTruncated);
@@ -480,73 +435,5 @@ impl<P: Payload> ZabModel<P> {
         fv.sync_committed = 0;
         debug_assert_eq!(srv.state, ServerState::Following);
         Some(t)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use zab_spec::ZnodeTxn;
-
-    fn h(zxids: &[(u32, u32)]) -> Vec<Txn<ZnodeTxn>> {
-        zxids
-            .iter()
-            .map(|&(e, c)| Txn {
-                zxid: Zxid::new(e, c),
-                payload: ZnodeTxn::Error {
-                    code: zab_spec::ErrorCode::Ok,
-                },
-            })
-            .collect()
-    }
-
-    #[test]
-    fn diff_when_the_follower_is_a_prefix() {
-        let l = h(&[(1, 1), (1, 2), (2, 1)]);
-        let diff = |base, committed| SyncPlan {
-            mode: SyncMode::Diff,
-            base,
-            committed,
-        };
-        assert_eq!(plan_sync(&l, 3, 0, Zxid::new(1, 2)), diff(2, 2));
-        assert_eq!(plan_sync(&l, 3, 0, Zxid::ZERO), diff(0, 0));
-        assert_eq!(plan_sync(&l, 3, 0, Zxid::new(2, 1)), diff(3, 3));
-        // The follower holds an outstanding proposal it may have acknowledged: keep it.
-        assert_eq!(plan_sync(&l, 2, 0, Zxid::new(2, 1)), diff(3, 2));
-    }
-
-    #[test]
-    fn trunc_when_the_follower_has_what_the_leader_lacks() {
-        let l = h(&[(1, 1), (2, 1)]);
-        // The follower logged 0x100000002, which the new leader never had.
-        let trunc = |base| SyncPlan {
-            mode: SyncMode::Trunc,
-            base,
-            committed: base,
-        };
-        assert_eq!(plan_sync(&l, 2, 0, Zxid::new(1, 2)), trunc(1));
-        // Divergent and beyond our commit point: cut back to the commit point.
-        assert_eq!(plan_sync(&l, 1, 0, Zxid::new(2, 2)), trunc(1));
-    }
-
-    #[test]
-    fn snap_when_the_needed_log_is_compacted() {
-        let l = h(&[(1, 1), (1, 2)]);
-        let snap = SyncPlan {
-            mode: SyncMode::Snap,
-            base: 2,
-            committed: 2,
-        };
-        assert_eq!(plan_sync(&l, 2, 1, Zxid::ZERO), snap);
-        assert_eq!(plan_sync(&l, 2, 2, Zxid::new(1, 1)), snap);
-        // At the snapshot point itself a DIFF still works.
-        assert_eq!(
-            plan_sync(&l, 2, 1, Zxid::new(1, 1)),
-            SyncPlan {
-                mode: SyncMode::Diff,
-                base: 1,
-                committed: 1
-            }
-        );
     }
 }

@@ -1,0 +1,469 @@
+//! Server configuration: ZooKeeper's `zoo.cfg` keys (so an existing ensemble's configuration
+//! works unchanged), overridden by command-line flags, validated with clear errors.
+//!
+//! Accepted `zoo.cfg` keys: `server.N=host:quorumPort:electionPort[:participant][;[host:]clientPort]`,
+//! `dataDir`, `dataLogDir`, `clientPort`, `clientPortAddress`, `tickTime`, `initLimit`,
+//! `syncLimit`, `maxClientCnxns`, `snapCount`, `autopurge.snapRetainCount`,
+//! `4lw.commands.whitelist`, `jute.maxbuffer`, `extendedTypesEnabled`,
+//! `metricsProvider.httpPort`, `minSessionTimeout`, `maxSessionTimeout`. Others are ignored
+//! with a warning. The server id comes from `dataDir/myid`, as in ZooKeeper.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use zab_spec::ServerId;
+
+/// A configuration problem, with enough context to fix it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A line that is not `key=value`.
+    #[error("{file}:{line}: expected key=value, got {text:?}")]
+    Syntax {
+        /// The file.
+        file: String,
+        /// The 1-based line.
+        line: usize,
+        /// The line.
+        text: String,
+    },
+    /// A value of the wrong shape.
+    #[error("{key}: {message} (got {value:?})")]
+    Value {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+        /// What was expected.
+        message: String,
+    },
+    /// An inconsistent whole.
+    #[error("{0}")]
+    Invalid(String),
+    /// A file that could not be read.
+    #[error("cannot read {path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        message: String,
+    },
+}
+
+/// One ensemble member (`server.N=host:quorumPort:electionPort`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// `N`.
+    pub id: ServerId,
+    /// Where followers connect to it when it leads.
+    pub quorum_addr: SocketAddr,
+    /// Where election notifications reach it.
+    pub election_addr: SocketAddr,
+    /// Its client address, when the `;clientPort` suffix gives it.
+    pub client_addr: Option<SocketAddr>,
+}
+
+/// Everything a server needs to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// This server's id (`myid`).
+    pub myid: ServerId,
+    /// The ensemble; a single member (or none, standalone) is its own quorum.
+    pub members: Vec<Member>,
+    /// Snapshots, epoch files, `myid`.
+    pub data_dir: PathBuf,
+    /// Transaction log segments (defaults to `data_dir`).
+    pub data_log_dir: PathBuf,
+    /// The client port address.
+    pub client_addr: SocketAddr,
+    /// ZooKeeper's `tickTime`, ms.
+    pub tick_ms: u64,
+    /// `initLimit`, ticks.
+    pub init_limit: u32,
+    /// `syncLimit`, ticks.
+    pub sync_limit: u32,
+    /// Client connections per IP (0 = unlimited).
+    pub max_client_cnxns: u32,
+    /// Delivered transactions between snapshots.
+    pub snap_count: u64,
+    /// Snapshots kept on disk.
+    pub snap_retain_count: usize,
+    /// Four-letter words allowed on the client port.
+    pub four_letter_words: Vec<String>,
+    /// `jute.maxbuffer`: the largest client frame.
+    pub jute_max_buffer: usize,
+    /// Whether TTL nodes are enabled (`extendedTypesEnabled`).
+    pub extended_types: bool,
+    /// Prometheus metrics endpoint, if any.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Session timeout bounds, ms (ZooKeeper: 2 and 20 ticks by default).
+    pub min_session_timeout_ms: u64,
+    /// Upper session timeout bound, ms.
+    pub max_session_timeout_ms: u64,
+}
+
+/// The four-letter words enabled by default (ZooKeeper enables only `srvr`; we enable the
+/// read-only monitoring ones).
+pub const DEFAULT_4LW: &[&str] = &[
+    "ruok", "srvr", "stat", "mntr", "conf", "cons", "wchs", "envi", "dirs", "isro",
+];
+
+impl ServerConfig {
+    /// The embedded default: a standalone server on `127.0.0.1:2181` with data in `./zab-data`.
+    #[must_use]
+    pub fn standalone_default() -> ServerConfig {
+        ServerConfig {
+            myid: ServerId(1),
+            members: Vec::new(),
+            data_dir: PathBuf::from("zab-data"),
+            data_log_dir: PathBuf::from("zab-data"),
+            client_addr: SocketAddr::from(([127, 0, 0, 1], 2181)),
+            tick_ms: 2000,
+            init_limit: 10,
+            sync_limit: 5,
+            max_client_cnxns: 60,
+            snap_count: 100_000,
+            snap_retain_count: 3,
+            four_letter_words: DEFAULT_4LW.iter().map(|s| s.to_string()).collect(),
+            jute_max_buffer: 0xfffff,
+            extended_types: false,
+            metrics_addr: None,
+            min_session_timeout_ms: 4000,
+            max_session_timeout_ms: 40_000,
+        }
+    }
+
+    /// The ensemble's server ids (`[myid]` when standalone).
+    #[must_use]
+    pub fn server_ids(&self) -> Vec<ServerId> {
+        if self.members.is_empty() {
+            vec![self.myid]
+        } else {
+            self.members.iter().map(|m| m.id).collect()
+        }
+    }
+
+    /// This server's member entry.
+    #[must_use]
+    pub fn me(&self) -> Option<&Member> {
+        self.members.iter().find(|m| m.id == self.myid)
+    }
+
+    /// Checks the whole configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.tick_ms == 0 || self.init_limit == 0 || self.sync_limit == 0 {
+            return Err(ConfigError::Invalid(
+                "tickTime, initLimit and syncLimit must be positive".into(),
+            ));
+        }
+        if !self.members.is_empty() {
+            let mut ids: Vec<u64> = self.members.iter().map(|m| m.id.0).collect();
+            ids.sort_unstable();
+            if ids.windows(2).any(|w| w[0] == w[1]) {
+                return Err(ConfigError::Invalid("duplicate server.N ids".into()));
+            }
+            if self.me().is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "myid {} is not one of the configured servers {ids:?}",
+                    self.myid.0
+                )));
+            }
+        }
+        if self.min_session_timeout_ms > self.max_session_timeout_ms {
+            return Err(ConfigError::Invalid(
+                "minSessionTimeout exceeds maxSessionTimeout".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn value_err(key: &str, value: &str, message: &str) -> ConfigError {
+    ConfigError::Value {
+        key: key.into(),
+        value: value.into(),
+        message: message.into(),
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| value_err(key, value, "expected a non-negative integer"))
+}
+
+fn resolve(key: &str, host: &str, port: &str) -> Result<SocketAddr, ConfigError> {
+    let port: u16 = parse_num(key, port)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| value_err(key, host, &format!("cannot resolve: {e}")))?
+        .next()
+        .ok_or_else(|| value_err(key, host, "resolves to no address"))
+}
+
+/// Parses `host:quorumPort:electionPort[:participant|:observer][;[host:]clientPort]`.
+pub fn parse_member(key: &str, id: u64, value: &str) -> Result<Member, ConfigError> {
+    let (addrs, client) = match value.split_once(';') {
+        Some((a, c)) => (a, Some(c)),
+        None => (value, None),
+    };
+    let parts: Vec<&str> = addrs.split(':').collect();
+    if parts.len() < 3 || parts.len() > 4 {
+        return Err(value_err(
+            key,
+            value,
+            "expected host:quorumPort:electionPort",
+        ));
+    }
+    if let Some(role) = parts.get(3) {
+        if *role != "participant" {
+            return Err(value_err(
+                key,
+                value,
+                "only participants are supported (no observers)",
+            ));
+        }
+    }
+    let quorum_addr = resolve(key, parts[0], parts[1])?;
+    let election_addr = resolve(key, parts[0], parts[2])?;
+    let client_addr = match client {
+        None => None,
+        Some(c) => Some(match c.rsplit_once(':') {
+            Some((h, p)) => resolve(key, h, p)?,
+            None => resolve(key, "0.0.0.0", c)?,
+        }),
+    };
+    Ok(Member {
+        id: ServerId(id),
+        quorum_addr,
+        election_addr,
+        client_addr,
+    })
+}
+
+/// Reads `key=value` lines (ZooKeeper's `zoo.cfg`), `#` comments, blank lines.
+pub fn parse_properties(file: &str, text: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (k, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(ConfigError::Syntax {
+                file: file.into(),
+                line: k + 1,
+                text: raw.into(),
+            });
+        };
+        out.insert(key.trim().to_string(), value.trim().to_string());
+    }
+    Ok(out)
+}
+
+/// Applies `zoo.cfg` properties on top of `base`. `dataDir` is taken relative to `dir` (the
+/// directory of the file). Returns the unknown keys, for a warning.
+pub fn apply_properties(
+    base: &mut ServerConfig,
+    props: &BTreeMap<String, String>,
+    dir: &Path,
+) -> Result<Vec<String>, ConfigError> {
+    let mut unknown = Vec::new();
+    let mut client_port: Option<u16> = None;
+    let mut client_host: Option<String> = None;
+    let mut log_dir_set = false;
+    let mut members = Vec::new();
+    let mut min_timeout = None;
+    let mut max_timeout = None;
+    for (key, value) in props {
+        match key.as_str() {
+            "dataDir" => base.data_dir = dir.join(value),
+            "dataLogDir" => {
+                base.data_log_dir = dir.join(value);
+                log_dir_set = true;
+            }
+            "clientPort" => client_port = Some(parse_num(key, value)?),
+            "clientPortAddress" => client_host = Some(value.clone()),
+            "tickTime" => base.tick_ms = parse_num(key, value)?,
+            "initLimit" => base.init_limit = parse_num(key, value)?,
+            "syncLimit" => base.sync_limit = parse_num(key, value)?,
+            "maxClientCnxns" => base.max_client_cnxns = parse_num(key, value)?,
+            "snapCount" => base.snap_count = parse_num(key, value)?,
+            "autopurge.snapRetainCount" => {
+                base.snap_retain_count = parse_num::<usize>(key, value)?.max(3)
+            }
+            "jute.maxbuffer" => base.jute_max_buffer = parse_num(key, value)?,
+            "minSessionTimeout" => min_timeout = Some(parse_num(key, value)?),
+            "maxSessionTimeout" => max_timeout = Some(parse_num(key, value)?),
+            "extendedTypesEnabled" | "zookeeper.extendedTypesEnabled" => {
+                base.extended_types = value.eq_ignore_ascii_case("true");
+            }
+            "4lw.commands.whitelist" => {
+                base.four_letter_words = if value.trim() == "*" {
+                    DEFAULT_4LW.iter().map(|s| s.to_string()).collect()
+                } else {
+                    value
+                        .split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                };
+            }
+            "metricsProvider.httpPort" => {
+                let port: u16 = parse_num(key, value)?;
+                base.metrics_addr = Some(SocketAddr::from(([127, 0, 0, 1], port)));
+            }
+            k if k.starts_with("server.") => {
+                let id: u64 = parse_num(key, &k["server.".len()..])?;
+                members.push(parse_member(key, id, value)?);
+            }
+            "admin.enableServer"
+            | "admin.serverPort"
+            | "metricsProvider.className"
+            | "standaloneEnabled"
+            | "reconfigEnabled"
+            | "autopurge.purgeInterval"
+            | "quorumListenOnAllIPs"
+            | "electionAlg" => {}
+            _ => unknown.push(key.clone()),
+        }
+    }
+    if !log_dir_set {
+        base.data_log_dir = base.data_dir.clone();
+    }
+    if let Some(port) = client_port {
+        let host = client_host.as_deref().unwrap_or("0.0.0.0");
+        base.client_addr = resolve("clientPort", host, &port.to_string())?;
+    }
+    if !members.is_empty() {
+        members.sort_by_key(|m| m.id);
+        base.members = members;
+    }
+    base.min_session_timeout_ms = min_timeout.unwrap_or(2 * base.tick_ms);
+    base.max_session_timeout_ms = max_timeout.unwrap_or(20 * base.tick_ms);
+    Ok(unknown)
+}
+
+/// Reads `dataDir/myid` (a decimal id, as ZooKeeper writes it).
+pub fn read_myid(data_dir: &Path) -> Result<Option<ServerId>, ConfigError> {
+    let path = data_dir.join("myid");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let id: u64 = text.trim().parse().map_err(|_| ConfigError::Value {
+                key: path.display().to_string(),
+                value: text.trim().into(),
+                message: "expected the server id as a decimal number".into(),
+            })?;
+            Ok(Some(ServerId(id)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ConfigError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// Loads a `zoo.cfg` file on top of the defaults and reads `myid`. Returns the configuration
+/// and the keys it did not know.
+pub fn load_zoo_cfg(path: &Path) -> Result<(ServerConfig, Vec<String>), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let props = parse_properties(&path.display().to_string(), &text)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut cfg = ServerConfig::standalone_default();
+    cfg.client_addr = SocketAddr::from(([0, 0, 0, 0], 2181));
+    let unknown = apply_properties(&mut cfg, &props, dir)?;
+    if let Some(id) = read_myid(&cfg.data_dir)? {
+        cfg.myid = id;
+    } else if cfg.members.len() > 1 {
+        return Err(ConfigError::Invalid(format!(
+            "{} has no myid file: write this server's id into it (as for ZooKeeper)",
+            cfg.data_dir.display()
+        )));
+    } else if let Some(m) = cfg.members.first() {
+        cfg.myid = m.id;
+    }
+    Ok((cfg, unknown))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zookeeper_ensemble_config_is_accepted() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).expect("mkdir");
+        std::fs::write(data.join("myid"), "2\n").expect("myid");
+        let cfg_path = dir.path().join("zoo.cfg");
+        std::fs::write(
+            &cfg_path,
+            "# a ZooKeeper 3.8 ensemble\ntickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir=data\n\
+             clientPort=2182\nserver.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889;2182\n\
+             server.3=127.0.0.1:2890:3890:participant\n4lw.commands.whitelist=srvr, ruok\n\
+             autopurge.purgeInterval=1\nsomething.unknown=1\n",
+        )
+        .expect("write");
+        let (cfg, unknown) = load_zoo_cfg(&cfg_path).expect("parses");
+        assert_eq!(cfg.myid, ServerId(2));
+        assert_eq!(cfg.members.len(), 3);
+        assert_eq!(cfg.members[1].quorum_addr.port(), 2889);
+        assert_eq!(cfg.members[1].client_addr.map(|a| a.port()), Some(2182));
+        assert_eq!(cfg.client_addr.port(), 2182);
+        assert_eq!(cfg.data_log_dir, cfg.data_dir);
+        assert_eq!(
+            cfg.four_letter_words,
+            vec!["srvr".to_string(), "ruok".to_string()]
+        );
+        assert_eq!(
+            (cfg.min_session_timeout_ms, cfg.max_session_timeout_ms),
+            (4000, 40_000)
+        );
+        assert_eq!(unknown, vec!["something.unknown".to_string()]);
+        cfg.validate().expect("valid");
+    }
+
+    #[test]
+    fn bad_configs_get_clear_errors() {
+        assert_eq!(
+            parse_properties("zoo.cfg", "tickTime 2000")
+                .unwrap_err()
+                .to_string(),
+            "zoo.cfg:1: expected key=value, got \"tickTime 2000\""
+        );
+        let e = parse_member("server.1", 1, "127.0.0.1:2888").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("expected host:quorumPort:electionPort"),
+            "{e}"
+        );
+        let e = parse_member("server.1", 1, "127.0.0.1:x:3888").unwrap_err();
+        assert!(e.to_string().contains("non-negative integer"), "{e}");
+        let mut cfg = ServerConfig::standalone_default();
+        cfg.members = vec![parse_member("server.2", 2, "127.0.0.1:2888:3888").expect("ok")];
+        assert!(
+            cfg.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("myid 1 is not one of")
+        );
+    }
+
+    #[test]
+    fn missing_myid_in_an_ensemble_is_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("zoo.cfg");
+        std::fs::write(
+            &p,
+            "dataDir=d\nserver.1=127.0.0.1:1:2\nserver.2=127.0.0.1:3:4\n",
+        )
+        .expect("write");
+        let e = load_zoo_cfg(&p).unwrap_err();
+        assert!(e.to_string().contains("has no myid file"), "{e}");
+    }
+}

@@ -1,0 +1,334 @@
+//! Fast leader election (ZooKeeper `FastLeaderElection.lookForLeader`), and the two ways it
+//! ends: `ElectLeader` (this server leads) and `FollowLeader` (it follows; recorded when the
+//! connection to the leader is up and FOLLOWERINFO leaves). `spec/PROTOCOL.md` §3.
+//!
+//! Votes are `(currentEpoch, last zxid, id)` and compare like ZooKeeper's
+//! `totalOrderPredicate`. A round ends when a quorum's votes in this round equal ours
+//! (`termPredicate`) and no better vote arrives within `finalizeWait`, or when a quorum reports
+//! following a leader that itself reports LEADING (the out-of-election path).
+
+use super::{Action, Peer, Persist, Role, Timer};
+use crate::core::leader::Leader;
+use std::collections::BTreeMap;
+use zab_spec::message::Notification;
+use zab_spec::{Payload, QuorumMessage, ServerId, ServerState, Vote};
+
+/// Fast-leader-election state; meaningful while LOOKING.
+#[derive(Clone, Debug)]
+pub(crate) struct Fle {
+    /// The election round (`logicalclock`).
+    pub(crate) round: u64,
+    /// Our current proposal.
+    pub(crate) vote: Vote,
+    /// Votes of LOOKING servers in this round (`recvset`).
+    recv: BTreeMap<ServerId, Vote>,
+    /// Votes of servers that already follow or lead (`outofelection`): vote, round, state.
+    out_of_election: BTreeMap<ServerId, (Vote, u64, ServerState)>,
+    /// Current notification timeout (doubles up to the maximum).
+    timeout_ms: u64,
+    /// Whether `finalizeWait` is running.
+    finalizing: bool,
+}
+
+impl Fle {
+    pub(crate) fn new(id: ServerId) -> Fle {
+        Fle {
+            round: 0,
+            vote: Vote {
+                peer_epoch: zab_spec::Epoch(0),
+                zxid: zab_spec::Zxid::ZERO,
+                leader: id,
+            },
+            recv: BTreeMap::new(),
+            out_of_election: BTreeMap::new(),
+            timeout_ms: 0,
+            finalizing: false,
+        }
+    }
+}
+
+impl<P: Payload> Peer<P> {
+    /// This server's own vote: `(currentEpoch, last logged zxid, id)`.
+    pub(crate) fn own_vote(&self) -> Vote {
+        Vote {
+            peer_epoch: self.current_epoch,
+            zxid: self.log.last_zxid(),
+            leader: self.cfg.id,
+        }
+    }
+
+    fn notification(&self) -> Notification {
+        let state = self.role().state;
+        let vote = match &self.role {
+            Role::Looking { .. } => self.fle.vote,
+            // A follower or leader reports the leader it settled on.
+            _ => self.fle.vote,
+        };
+        Notification {
+            vote,
+            election_epoch: self.fle.round,
+            state,
+        }
+    }
+
+    fn send_notifications(&self, out: &mut Vec<Action<P>>) {
+        let n = self.notification();
+        for to in self.cfg.servers.iter().filter(|s| **s != self.cfg.id) {
+            out.push(Action::SendNotification {
+                to: *to,
+                notification: n,
+            });
+        }
+    }
+
+    /// A new election round (`lookForLeader`): vote for ourselves, tell everyone.
+    pub(crate) fn start_election(&mut self, out: &mut Vec<Action<P>>) {
+        self.fle.round += 1;
+        self.fle.vote = self.own_vote();
+        self.fle.recv.clear();
+        self.fle.out_of_election.clear();
+        self.fle.recv.insert(self.cfg.id, self.fle.vote);
+        self.fle.finalizing = false;
+        self.fle.timeout_ms = self.cfg.finalize_wait_ms;
+        out.push(Action::CancelTimer(Timer::ElectionFinalize));
+        out.push(Action::SetTimer {
+            timer: Timer::ElectionNotify,
+            after_ms: self.fle.timeout_ms,
+        });
+        out.push(Action::SetTimer {
+            timer: Timer::Tick,
+            after_ms: self.cfg.tick_ms,
+        });
+        self.send_notifications(out);
+        // A one-server ensemble is its own quorum.
+        self.check_round(out);
+    }
+
+    fn is_looking_free(&self) -> bool {
+        matches!(
+            self.role,
+            Role::Looking {
+                connecting_to: None,
+                ..
+            }
+        )
+    }
+
+    /// A notification arrived (ZooKeeper `WorkerReceiver` + `lookForLeader`).
+    pub(crate) fn on_notification(
+        &mut self,
+        from: ServerId,
+        n: Notification,
+        out: &mut Vec<Action<P>>,
+    ) {
+        if !self.cfg.servers.contains(&from) {
+            return;
+        }
+        if !self.is_looking_free() {
+            // Settled (or settling) servers answer LOOKING ones with the leader they chose.
+            if n.state == ServerState::Looking {
+                out.push(Action::SendNotification {
+                    to: from,
+                    notification: self.notification(),
+                });
+            }
+            return;
+        }
+        match n.state {
+            ServerState::Looking => {
+                if n.election_epoch > self.fle.round {
+                    self.fle.round = n.election_epoch;
+                    self.fle.recv.clear();
+                    let own = self.own_vote();
+                    self.fle.vote = if n.vote > own { n.vote } else { own };
+                    self.fle.recv.insert(self.cfg.id, self.fle.vote);
+                    self.fle.finalizing = false;
+                    self.send_notifications(out);
+                } else if n.election_epoch < self.fle.round {
+                    // A stale round: tell the sender where we are.
+                    out.push(Action::SendNotification {
+                        to: from,
+                        notification: self.notification(),
+                    });
+                    return;
+                } else if n.vote > self.fle.vote {
+                    self.fle.vote = n.vote;
+                    self.fle.recv.insert(self.cfg.id, self.fle.vote);
+                    self.fle.finalizing = false;
+                    out.push(Action::CancelTimer(Timer::ElectionFinalize));
+                    self.send_notifications(out);
+                }
+                self.fle.recv.insert(from, n.vote);
+                self.check_round(out);
+            }
+            ServerState::Following | ServerState::Leading => {
+                if n.election_epoch == self.fle.round {
+                    self.fle.recv.insert(from, n.vote);
+                    if self.term(&self.fle.recv, n.vote)
+                        && self.check_leader(n.vote.leader, n.election_epoch)
+                    {
+                        self.decide(n.vote, out);
+                        return;
+                    }
+                }
+                self.fle
+                    .out_of_election
+                    .insert(from, (n.vote, n.election_epoch, n.state));
+                let votes: BTreeMap<ServerId, Vote> = self
+                    .fle
+                    .out_of_election
+                    .iter()
+                    .map(|(s, (v, _, _))| (*s, *v))
+                    .collect();
+                if self.term(&votes, n.vote) && self.check_leader(n.vote.leader, n.election_epoch) {
+                    self.fle.round = n.election_epoch;
+                    self.decide(n.vote, out);
+                }
+            }
+        }
+    }
+
+    /// `termPredicate`: the servers whose vote equals `vote` form a quorum.
+    fn term(&self, votes: &BTreeMap<ServerId, Vote>, vote: Vote) -> bool {
+        self.cfg
+            .is_quorum(votes.values().filter(|v| **v == vote).count())
+    }
+
+    /// `checkLeader`: the proposed leader must itself report LEADING (or be us, in this round).
+    fn check_leader(&self, leader: ServerId, round: u64) -> bool {
+        if leader == self.cfg.id {
+            return round == self.fle.round;
+        }
+        self.fle
+            .out_of_election
+            .get(&leader)
+            .is_some_and(|(_, _, st)| *st == ServerState::Leading)
+    }
+
+    fn check_round(&mut self, out: &mut Vec<Action<P>>) {
+        if self.term(&self.fle.recv, self.fle.vote) && !self.fle.finalizing {
+            self.fle.finalizing = true;
+            out.push(Action::SetTimer {
+                timer: Timer::ElectionFinalize,
+                after_ms: self.cfg.finalize_wait_ms,
+            });
+        }
+    }
+
+    pub(crate) fn on_election_timer(&mut self, timer: Timer, out: &mut Vec<Action<P>>) {
+        if !self.is_looking_free() {
+            return;
+        }
+        match timer {
+            Timer::ElectionFinalize => {
+                if self.fle.finalizing && self.term(&self.fle.recv, self.fle.vote) {
+                    self.decide(self.fle.vote, out);
+                } else {
+                    self.fle.finalizing = false;
+                }
+            }
+            Timer::ElectionNotify => {
+                self.send_notifications(out);
+                self.fle.timeout_ms =
+                    (self.fle.timeout_ms * 2).min(self.cfg.max_notification_interval_ms);
+                out.push(Action::SetTimer {
+                    timer: Timer::ElectionNotify,
+                    after_ms: self.fle.timeout_ms,
+                });
+            }
+            Timer::Tick => {}
+        }
+    }
+
+    fn decide(&mut self, vote: Vote, out: &mut Vec<Action<P>>) {
+        self.fle.vote = vote;
+        self.fle.finalizing = false;
+        out.push(Action::CancelTimer(Timer::ElectionNotify));
+        out.push(Action::CancelTimer(Timer::ElectionFinalize));
+        if vote.leader == self.cfg.id {
+            self.elect_leader(out);
+        } else {
+            self.role = Role::Looking {
+                connecting_to: Some(vote.leader),
+                ticks: 0,
+            };
+            out.push(Action::Connect {
+                leader: vote.leader,
+            });
+        }
+    }
+
+    /// TLA+: `ElectLeader(i)`: this server leads, in DISCOVERY, with itself as its only
+    /// learner; its own FOLLOWERINFO proposes `acceptedEpoch + 1`.
+    fn elect_leader(&mut self, out: &mut Vec<Action<P>>) {
+        self.role = Role::Leading(Leader::new(self.cfg.id, self.accepted_epoch));
+        self.role_changed(out);
+        self.trace("ElectLeader", None, None, out);
+        // A one-server ensemble decides its epoch at once.
+        self.leader_try_decide_epoch(out);
+    }
+
+    /// TLA+: `FollowLeader(i, j)`: the connection to the chosen leader is up; this server
+    /// follows it in DISCOVERY and sends FOLLOWERINFO(acceptedEpoch).
+    pub(crate) fn follow_leader(&mut self, leader: ServerId, out: &mut Vec<Action<P>>) {
+        match &self.role {
+            Role::Looking {
+                connecting_to: Some(l),
+                ..
+            } if *l == leader => {}
+            _ => {
+                // A connection we did not ask for (any more): close it.
+                out.push(Action::Disconnect { peer: leader });
+                return;
+            }
+        }
+        self.role = Role::Following(super::follower::Follower::new(leader));
+        self.role_changed(out);
+        out.push(Action::Send {
+            to: leader,
+            msg: QuorumMessage::FollowerInfo {
+                accepted_epoch: self.accepted_epoch,
+            },
+        });
+        self.trace("FollowLeader", Some(leader), None, out);
+    }
+
+    /// A learner's connection is up: it joins the learners (the leader's half of
+    /// `FollowLeader`). Anyone else's connection is refused.
+    pub(crate) fn on_learner_connected(&mut self, learner: ServerId, out: &mut Vec<Action<P>>) {
+        match &mut self.role {
+            Role::Leading(l) if self.cfg.servers.contains(&learner) && learner != self.cfg.id => {
+                l.learners.insert(learner);
+                l.silent_ticks.insert(learner, 0);
+            }
+            _ => out.push(Action::Disconnect { peer: learner }),
+        }
+    }
+
+    /// TLA+: `LeaderTimeout(i)`: a leader not yet in BROADCAST gives up; it and its learners
+    /// go back to LOOKING.
+    pub(crate) fn leader_timeout(&mut self, out: &mut Vec<Action<P>>) {
+        self.go_looking(out);
+        self.trace("LeaderTimeout", None, None, out);
+    }
+
+    /// Writes `acceptedEpoch` durably (before anything later in the batch).
+    pub(crate) fn persist_accepted_epoch(
+        &mut self,
+        epoch: zab_spec::Epoch,
+        out: &mut Vec<Action<P>>,
+    ) {
+        self.accepted_epoch = epoch;
+        out.push(Action::Persist(Persist::AcceptedEpoch(epoch)));
+    }
+
+    /// Writes `currentEpoch` durably (before anything later in the batch).
+    pub(crate) fn persist_current_epoch(
+        &mut self,
+        epoch: zab_spec::Epoch,
+        out: &mut Vec<Action<P>>,
+    ) {
+        self.current_epoch = epoch;
+        out.push(Action::Persist(Persist::CurrentEpoch(epoch)));
+    }
+}

@@ -1,0 +1,304 @@
+//! The follower's side of discovery, synchronization and broadcast (`spec/PROTOCOL.md` §4–§6),
+//! one handler per model action, with the persistence order that fixes ZOOKEEPER-4646/4643.
+
+use super::{Action, Message, Peer, Persist, Role};
+use zab_spec::sync::is_next_zxid;
+use zab_spec::{Payload, QuorumMessage, ServerId, SyncMode, Txn, ZabState, Zxid};
+
+/// Follower-only state (the model's `FollowerVars`).
+#[derive(Clone, Debug)]
+pub(crate) struct Follower<P> {
+    pub(crate) leader: ServerId,
+    pub(crate) zab_state: ZabState,
+    pub(crate) sync_mode: Option<SyncMode>,
+    /// NEWLEADER processed and acknowledged.
+    pub(crate) nl_done: bool,
+    /// PROPOSALs received in synchronization before NEWLEADER, not logged yet.
+    pub(crate) packets: Vec<Txn<P>>,
+    /// The leader's sync says everything up to here is committed.
+    pub(crate) sync_committed: Zxid,
+    /// Ticks since the leader was last heard from.
+    pub(crate) silent_ticks: u32,
+}
+
+impl<P> Follower<P> {
+    pub(crate) fn new(leader: ServerId) -> Follower<P> {
+        Follower {
+            leader,
+            zab_state: ZabState::Discovery,
+            sync_mode: None,
+            nl_done: false,
+            packets: Vec::new(),
+            sync_committed: Zxid::ZERO,
+            silent_ticks: 0,
+        }
+    }
+}
+
+impl<P: Payload> Peer<P> {
+    fn follower_mut(&mut self) -> Option<&mut Follower<P>> {
+        match &mut self.role {
+            Role::Following(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    fn follower(&self) -> Option<&Follower<P>> {
+        match &self.role {
+            Role::Following(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn follower_on_message(&mut self, msg: Message<P>, out: &mut Vec<Action<P>>) {
+        let Some(f) = self.follower_mut() else { return };
+        f.silent_ticks = 0;
+        let (leader, zab_state) = (f.leader, f.zab_state);
+        match msg {
+            QuorumMessage::LeaderInfo { new_epoch } => {
+                self.follower_process_leader_info(new_epoch, out)
+            }
+            m @ (QuorumMessage::Diff { .. }
+            | QuorumMessage::Trunc { .. }
+            | QuorumMessage::Snap { .. }) => {
+                self.follower_process_sync_message(m, out);
+            }
+            QuorumMessage::Proposal(txn) if zab_state == ZabState::Synchronization => {
+                self.follower_process_proposal_in_sync(txn, out);
+            }
+            QuorumMessage::Proposal(txn) if zab_state == ZabState::Broadcast => {
+                self.follower_process_proposal(txn, out);
+            }
+            QuorumMessage::Commit { zxid } if zab_state == ZabState::Synchronization => {
+                self.follower_process_commit_in_sync(zxid, out);
+            }
+            QuorumMessage::Commit { zxid } if zab_state == ZabState::Broadcast => {
+                self.follower_process_commit(zxid, out);
+            }
+            QuorumMessage::NewLeader { zxid } => self.follower_process_new_leader(zxid, out),
+            QuorumMessage::UpToDate => self.follower_process_up_to_date(out),
+            _ => self.trace("FilterNonexistentMessage", Some(leader), None, out),
+        }
+    }
+
+    /// TLA+: `FollowerProcessLEADERINFO(i, j)`: a newer epoch is accepted *durably before*
+    /// ACKEPOCH(currentEpoch, last zxid) leaves; the same epoch gets ACKEPOCH(-1); an older one
+    /// makes the follower leave.
+    fn follower_process_leader_info(
+        &mut self,
+        new_epoch: zab_spec::Epoch,
+        out: &mut Vec<Action<P>>,
+    ) {
+        let Some(f) = self.follower() else { return };
+        let (leader, zab_state) = (f.leader, f.zab_state);
+        if new_epoch < self.accepted_epoch {
+            self.go_looking(out);
+            self.trace("FollowerProcessLEADERINFO", Some(leader), None, out);
+            return;
+        }
+        if zab_state == ZabState::Discovery {
+            let current = if new_epoch > self.accepted_epoch {
+                let current = self.current_epoch;
+                self.persist_accepted_epoch(new_epoch, out);
+                Some(current)
+            } else {
+                None
+            };
+            out.push(Action::Send {
+                to: leader,
+                msg: QuorumMessage::AckEpoch {
+                    current_epoch: current,
+                    last_zxid: self.log.last_zxid(),
+                },
+            });
+            if let Some(f) = self.follower_mut() {
+                f.zab_state = ZabState::Synchronization;
+            }
+            self.role_changed(out);
+        }
+        self.trace("FollowerProcessLEADERINFO", Some(leader), None, out);
+    }
+
+    /// TLA+: `FollowerProcessSyncMessage(i, j)`: DIFF keeps the log (committed up to its zxid),
+    /// TRUNC cuts it on disk, SNAP replaces it (and the state) with the leader's snapshot, on
+    /// disk before anything else is processed.
+    fn follower_process_sync_message(&mut self, m: Message<P>, out: &mut Vec<Action<P>>) {
+        let Some(f) = self.follower() else { return };
+        let (leader, in_sync) = (f.leader, f.zab_state == ZabState::Synchronization);
+        if in_sync {
+            let outcome = match m {
+                QuorumMessage::Diff { last_zxid } if self.log.contains(last_zxid) => {
+                    Some((SyncMode::Diff, last_zxid))
+                }
+                QuorumMessage::Trunc { truncate_to }
+                    if self.log.contains(truncate_to) && truncate_to >= self.log.committed() =>
+                {
+                    out.push(Action::Persist(Persist::Truncate { after: truncate_to }));
+                    self.log.truncate_after(truncate_to);
+                    Some((SyncMode::Trunc, truncate_to))
+                }
+                QuorumMessage::Snap {
+                    last_zxid,
+                    snapshot,
+                } => {
+                    out.push(Action::Persist(Persist::InstallSnapshot {
+                        last_zxid,
+                        data: snapshot,
+                    }));
+                    self.log.install_snapshot(last_zxid);
+                    Some((SyncMode::Snap, last_zxid))
+                }
+                // A DIFF or TRUNC that does not fit this log (the model flags it).
+                _ => None,
+            };
+            if let (Some((mode, point)), Some(f)) = (outcome, self.follower_mut()) {
+                f.sync_mode = Some(mode);
+                f.sync_committed = point;
+            }
+        }
+        self.trace("FollowerProcessSyncMessage", Some(leader), None, out);
+    }
+
+    /// TLA+: `FollowerProcessPROPOSALInSync(i, j)`.
+    fn follower_process_proposal_in_sync(&mut self, txn: Txn<P>, out: &mut Vec<Action<P>>) {
+        let last_logged = self.log.last_zxid();
+        let Some(f) = self.follower_mut() else { return };
+        let leader = f.leader;
+        let last = f.packets.last().map_or(last_logged, |p| p.zxid);
+        if is_next_zxid(last, txn.zxid) {
+            if f.nl_done {
+                self.log.append(txn.clone());
+                out.push(Action::Persist(Persist::Append {
+                    txns: vec![txn],
+                    wait: false,
+                }));
+            } else {
+                f.packets.push(txn);
+            }
+        }
+        self.trace("FollowerProcessPROPOSALInSync", Some(leader), None, out);
+    }
+
+    /// TLA+: `FollowerProcessCOMMITInSync(i, j)`: the next synced transaction is committed
+    /// (delivered at UPTODATE).
+    fn follower_process_commit_in_sync(&mut self, zxid: Zxid, out: &mut Vec<Action<P>>) {
+        let next_logged =
+            |log: &super::log::ReplicaLog<P>, after: Zxid| log.next_after(after).map(|t| t.zxid);
+        let Some(f) = self.follower() else { return };
+        let leader = f.leader;
+        let next = next_logged(&self.log, f.sync_committed).or_else(|| {
+            f.packets
+                .iter()
+                .find(|p| p.zxid > f.sync_committed)
+                .map(|p| p.zxid)
+        });
+        if next == Some(zxid) {
+            if let Some(f) = self.follower_mut() {
+                f.sync_committed = zxid;
+            }
+        }
+        self.trace("FollowerProcessCOMMITInSync", Some(leader), None, out);
+    }
+
+    /// TLA+: `FollowerProcessNEWLEADER(i, j)`, in the order that fixes ZOOKEEPER-4646 and
+    /// 4643: (1) log the synced transactions and fsync, (2) then write the new currentEpoch,
+    /// (3) then ACK NEWLEADER, then ACK every synced transaction not yet committed.
+    fn follower_process_new_leader(&mut self, zxid: Zxid, out: &mut Vec<Action<P>>) {
+        let accepted = self.accepted_epoch;
+        let Some(f) = self.follower_mut() else { return };
+        let leader = f.leader;
+        if f.zab_state != ZabState::Synchronization || f.nl_done {
+            self.trace("FollowerProcessNEWLEADER", Some(leader), None, out);
+            return;
+        }
+        let packets = std::mem::take(&mut f.packets);
+        f.nl_done = true;
+        let sync_committed = f.sync_committed;
+        if !packets.is_empty() {
+            for t in &packets {
+                self.log.append(t.clone());
+            }
+            out.push(Action::Persist(Persist::Append {
+                txns: packets,
+                wait: true,
+            }));
+        }
+        // Everything else in the log was durable already (this server was LOOKING).
+        self.log.set_persisted(self.log.last_zxid());
+        self.persist_current_epoch(accepted, out);
+        out.push(Action::Send {
+            to: leader,
+            msg: QuorumMessage::AckNewLeader { zxid },
+        });
+        for t in self.log.after(sync_committed) {
+            out.push(Action::Send {
+                to: leader,
+                msg: QuorumMessage::Ack { zxid: t.zxid },
+            });
+        }
+        self.trace("FollowerProcessNEWLEADER", Some(leader), None, out);
+    }
+
+    /// TLA+: `FollowerProcessUPTODATE(i, j)`: deliver up to the sync point, start BROADCAST.
+    fn follower_process_up_to_date(&mut self, out: &mut Vec<Action<P>>) {
+        let Some(f) = self.follower() else { return };
+        let (leader, ok, point) = (
+            f.leader,
+            f.zab_state == ZabState::Synchronization && f.nl_done,
+            f.sync_committed,
+        );
+        if ok {
+            self.deliver_up_to(point, out);
+            if let Some(f) = self.follower_mut() {
+                f.zab_state = ZabState::Broadcast;
+                f.sync_mode = None;
+            }
+            self.role_changed(out);
+        }
+        self.trace("FollowerProcessUPTODATE", Some(leader), None, out);
+    }
+
+    /// TLA+: `FollowerProcessPROPOSAL(i, j)`: accepted in memory, queued for the log thread.
+    fn follower_process_proposal(&mut self, txn: Txn<P>, out: &mut Vec<Action<P>>) {
+        let Some(leader) = self.follower().map(|f| f.leader) else {
+            return;
+        };
+        if is_next_zxid(self.log.last_zxid(), txn.zxid) {
+            self.log.append(txn.clone());
+            out.push(Action::Persist(Persist::Append {
+                txns: vec![txn],
+                wait: false,
+            }));
+        }
+        self.trace("FollowerProcessPROPOSAL", Some(leader), None, out);
+    }
+
+    /// TLA+: `FollowerProcessCOMMIT(i, j)`: delivers the next pending transaction.
+    fn follower_process_commit(&mut self, zxid: Zxid, out: &mut Vec<Action<P>>) {
+        let Some(leader) = self.follower().map(|f| f.leader) else {
+            return;
+        };
+        if self.log.next_after(self.log.committed()).map(|t| t.zxid) == Some(zxid) {
+            self.deliver_up_to(zxid, out);
+        }
+        self.trace("FollowerProcessCOMMIT", Some(leader), None, out);
+    }
+
+    /// Every tick: a leader silent for longer than the phase allows means the connection is
+    /// gone (PartitionStart + PartitionRecover in the model).
+    pub(crate) fn follower_tick(&mut self, out: &mut Vec<Action<P>>) {
+        let (sync_limit, init_limit) = (self.cfg.sync_limit, self.cfg.init_limit);
+        let Some(f) = self.follower_mut() else { return };
+        f.silent_ticks += 1;
+        let limit = if f.zab_state == ZabState::Broadcast {
+            sync_limit
+        } else {
+            init_limit
+        };
+        if f.silent_ticks > limit {
+            let leader = f.leader;
+            self.go_looking(out);
+            self.trace("ConnectionLost", Some(leader), None, out);
+        }
+    }
+}

@@ -1,0 +1,510 @@
+//! The leader's side of discovery, synchronization and broadcast (`spec/PROTOCOL.md` §4–§6),
+//! one handler per model action, and its liveness: heartbeats, silent learners, phase limits.
+
+use super::{Action, Message, Peer, Persist, Role};
+use std::collections::{BTreeMap, BTreeSet};
+use zab_spec::sync::plan_sync;
+use zab_spec::{Epoch, Payload, QuorumMessage, ServerId, SyncMode, Txn, ZabState, Zxid};
+
+/// An ACKEPOCH record (ZooKeeper `electingFollowers`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Electing {
+    /// The follower's last zxid, still to be synced; `None` once synced.
+    pub(crate) peer_last_zxid: Option<Zxid>,
+    /// Whether the ACKEPOCH counts towards the quorum.
+    pub(crate) in_quorum: bool,
+}
+
+/// Leader-only state (the model's `LeaderVars`).
+#[derive(Clone, Debug)]
+pub(crate) struct Leader {
+    pub(crate) zab_state: ZabState,
+    /// Connected servers, this one included.
+    pub(crate) learners: BTreeSet<ServerId>,
+    /// FOLLOWERINFOs counted for the new epoch; `true` while the sender's connection lives.
+    pub(crate) connecting: BTreeMap<ServerId, bool>,
+    pub(crate) electing: BTreeMap<ServerId, Electing>,
+    /// ACKs of NEWLEADER counted; `true` while the sender's connection lives.
+    pub(crate) ackld: BTreeMap<ServerId, bool>,
+    /// Synced followers: they receive every PROPOSAL and COMMIT.
+    pub(crate) forwarding: BTreeSet<ServerId>,
+    pub(crate) temp_max_epoch: Epoch,
+    /// Ack sets of outstanding proposals.
+    pub(crate) ack_sets: BTreeMap<Zxid, BTreeSet<ServerId>>,
+    /// Ticks since each learner was last heard from.
+    pub(crate) silent_ticks: BTreeMap<ServerId, u32>,
+    /// Ticks spent in the current phase (discovery or synchronization).
+    pub(crate) phase_ticks: u32,
+}
+
+impl Leader {
+    pub(crate) fn new(me: ServerId, accepted_epoch: Epoch) -> Leader {
+        Leader {
+            zab_state: ZabState::Discovery,
+            learners: BTreeSet::from([me]),
+            connecting: BTreeMap::from([(me, true)]),
+            electing: BTreeMap::from([(
+                me,
+                Electing {
+                    peer_last_zxid: None,
+                    in_quorum: true,
+                },
+            )]),
+            ackld: BTreeMap::from([(me, true)]),
+            forwarding: BTreeSet::new(),
+            temp_max_epoch: accepted_epoch.next(),
+            ack_sets: BTreeMap::new(),
+            silent_ticks: BTreeMap::new(),
+            phase_ticks: 0,
+        }
+    }
+
+    fn epoch_acks(&self) -> usize {
+        self.electing.values().filter(|e| e.in_quorum).count()
+    }
+}
+
+impl<P: Payload> Peer<P> {
+    fn leader(&self) -> Option<&Leader> {
+        match &self.role {
+            Role::Leading(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    fn leader_mut(&mut self) -> Option<&mut Leader> {
+        match &mut self.role {
+            Role::Leading(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn leader_on_message(
+        &mut self,
+        from: ServerId,
+        msg: Message<P>,
+        out: &mut Vec<Action<P>>,
+    ) {
+        if let Some(t) = self
+            .leader_mut()
+            .and_then(|l| l.silent_ticks.get_mut(&from))
+        {
+            *t = 0;
+        }
+        match msg {
+            QuorumMessage::FollowerInfo { accepted_epoch } => {
+                self.leader_process_follower_info(from, accepted_epoch, out);
+            }
+            QuorumMessage::AckEpoch {
+                current_epoch,
+                last_zxid,
+            } => {
+                self.leader_process_ack_epoch(from, current_epoch, last_zxid, out);
+            }
+            QuorumMessage::AckNewLeader { zxid } => self.leader_process_ack_ld(from, zxid, out),
+            QuorumMessage::Ack { zxid } => self.leader_process_ack(from, zxid, out),
+            _ => self.trace("FilterNonexistentMessage", Some(from), None, out),
+        }
+    }
+
+    /// Whether the FOLLOWERINFOs counted form a quorum that includes the leader (the epoch is
+    /// decided; ZooKeeper's `waitingForNewEpoch` is false).
+    fn epoch_decided(&self, l: &Leader) -> bool {
+        l.connecting.contains_key(&self.cfg.id) && self.cfg.is_quorum(l.connecting.len())
+    }
+
+    /// TLA+: `LeaderProcessFOLLOWERINFO(i, j)`.
+    fn leader_process_follower_info(
+        &mut self,
+        j: ServerId,
+        accepted: Epoch,
+        out: &mut Vec<Action<P>>,
+    ) {
+        let Some(l) = self.leader() else { return };
+        if self.epoch_decided(l) {
+            out.push(Action::Send {
+                to: j,
+                msg: QuorumMessage::LeaderInfo {
+                    new_epoch: self.accepted_epoch,
+                },
+            });
+        } else {
+            let Some(l) = self.leader_mut() else { return };
+            if accepted >= l.temp_max_epoch {
+                l.temp_max_epoch = accepted.next();
+            }
+            l.connecting.insert(j, true);
+            self.leader_try_decide_epoch(out);
+        }
+        self.trace("LeaderProcessFOLLOWERINFO", Some(j), None, out);
+    }
+
+    /// When the counted FOLLOWERINFOs (the leader's own included) form a quorum: accept the
+    /// new epoch durably, then send LEADERINFO to every counted follower still connected.
+    pub(crate) fn leader_try_decide_epoch(&mut self, out: &mut Vec<Action<P>>) {
+        let Some(l) = self.leader() else { return };
+        if !self.epoch_decided(l) {
+            return;
+        }
+        let epoch = l.temp_max_epoch;
+        let live: Vec<ServerId> = l
+            .connecting
+            .iter()
+            .filter(|(s, live)| **live && **s != self.cfg.id)
+            .map(|(s, _)| *s)
+            .collect();
+        self.persist_accepted_epoch(epoch, out);
+        for k in live {
+            out.push(Action::Send {
+                to: k,
+                msg: QuorumMessage::LeaderInfo { new_epoch: epoch },
+            });
+        }
+        if self.cfg.servers.len() == 1 {
+            self.standalone_establish(out);
+        }
+    }
+
+    /// A one-server ensemble is its own quorum at every step: adopt the epoch and start
+    /// broadcasting at once (ZooKeeper's standalone mode).
+    fn standalone_establish(&mut self, out: &mut Vec<Action<P>>) {
+        self.persist_current_epoch(self.accepted_epoch, out);
+        self.leader_turn_to_broadcast(out);
+    }
+
+    /// TLA+: `LeaderProcessACKEPOCH(i, j)`.
+    fn leader_process_ack_epoch(
+        &mut self,
+        j: ServerId,
+        current_epoch: Option<Epoch>,
+        last_zxid: Zxid,
+        out: &mut Vec<Action<P>>,
+    ) {
+        let me = self.cfg.id;
+        let n_quorum = |peer: &Self, count: usize| peer.cfg.is_quorum(count);
+        let Some(l) = self.leader() else { return };
+        let finished =
+            l.electing.get(&me).is_some_and(|e| e.in_quorum) && n_quorum(self, l.epoch_acks());
+        let old_in_quorum = l.electing.get(&j).is_some_and(|e| e.in_quorum);
+        let leader_summary = (self.current_epoch, self.log.last_zxid());
+        let record = |peer: &mut Self, in_quorum: bool| {
+            if let Some(l) = peer.leader_mut() {
+                l.electing.insert(
+                    j,
+                    Electing {
+                        peer_last_zxid: Some(last_zxid),
+                        in_quorum: in_quorum || old_in_quorum,
+                    },
+                );
+            }
+        };
+        if finished {
+            record(self, false);
+            self.trace("LeaderProcessACKEPOCH", Some(j), None, out);
+            self.leader_sync_follower(j, out);
+            return;
+        }
+        let Some(follower_epoch) = current_epoch else {
+            record(self, false);
+            self.trace("LeaderProcessACKEPOCH", Some(j), None, out);
+            return;
+        };
+        if (follower_epoch, last_zxid) > leader_summary {
+            // A follower more recent than the leader: the leader steps down.
+            self.go_looking(out);
+            self.trace("LeaderProcessACKEPOCH", Some(j), None, out);
+            return;
+        }
+        record(self, true);
+        let now_finished = self
+            .leader()
+            .is_some_and(|l| n_quorum(self, l.epoch_acks()));
+        if now_finished {
+            self.persist_current_epoch(self.accepted_epoch, out);
+            if let Some(l) = self.leader_mut() {
+                l.zab_state = ZabState::Synchronization;
+                l.phase_ticks = 0;
+            }
+            self.role_changed(out);
+        }
+        self.trace("LeaderProcessACKEPOCH", Some(j), None, out);
+        if now_finished {
+            let to_sync: Vec<ServerId> = self
+                .leader()
+                .map(|l| {
+                    l.electing
+                        .iter()
+                        .filter(|(s, e)| **s != me && e.peer_last_zxid.is_some())
+                        .map(|(s, _)| *s)
+                        .collect()
+                })
+                .unwrap_or_default();
+            for k in to_sync {
+                self.leader_sync_follower(k, out);
+            }
+        }
+    }
+
+    /// TLA+: `LeaderSyncFollower(i, j)`: one atomic write of the sync message, the missing
+    /// transactions (PROPOSAL, plus COMMIT for committed ones) and NEWLEADER; `j` joins the
+    /// forwarding set.
+    fn leader_sync_follower(&mut self, j: ServerId, out: &mut Vec<Action<P>>) {
+        let Some(l) = self.leader() else { return };
+        if !l.learners.contains(&j) {
+            return;
+        }
+        let Some(peer) = l.electing.get(&j).and_then(|e| e.peer_last_zxid) else {
+            return;
+        };
+        let committed = if l.zab_state == ZabState::Broadcast {
+            self.log.committed()
+        } else {
+            self.log.last_zxid()
+        };
+        let plan = plan_sync(
+            self.log.snapshot(),
+            &self.log.zxids(),
+            committed,
+            self.log.committed(),
+            peer,
+        );
+        match plan.mode {
+            SyncMode::Diff => out.push(Action::Send {
+                to: j,
+                msg: QuorumMessage::Diff {
+                    last_zxid: plan.committed,
+                },
+            }),
+            SyncMode::Trunc => out.push(Action::Send {
+                to: j,
+                msg: QuorumMessage::Trunc {
+                    truncate_to: plan.base,
+                },
+            }),
+            SyncMode::Snap => out.push(Action::SendSnapshot {
+                to: j,
+                last_zxid: plan.base,
+            }),
+        }
+        for txn in self.log.after(plan.base) {
+            out.push(Action::Send {
+                to: j,
+                msg: QuorumMessage::Proposal(txn.clone()),
+            });
+            if txn.zxid <= committed {
+                out.push(Action::Send {
+                    to: j,
+                    msg: QuorumMessage::Commit { zxid: txn.zxid },
+                });
+            }
+        }
+        out.push(Action::Send {
+            to: j,
+            msg: QuorumMessage::NewLeader {
+                zxid: Zxid::epoch_start(self.accepted_epoch),
+            },
+        });
+        if let Some(l) = self.leader_mut() {
+            l.forwarding.insert(j);
+            if let Some(e) = l.electing.get_mut(&j) {
+                e.peer_last_zxid = None;
+            }
+        }
+        self.trace("LeaderSyncFollower", Some(j), None, out);
+    }
+
+    /// TLA+: `LeaderProcessACKLD(i, j)`.
+    fn leader_process_ack_ld(&mut self, j: ServerId, zxid: Zxid, out: &mut Vec<Action<P>>) {
+        let me = self.cfg.id;
+        let Some(l) = self.leader() else { return };
+        let formed = l.ackld.contains_key(&me) && self.cfg.is_quorum(l.ackld.len());
+        if formed {
+            out.push(Action::Send {
+                to: j,
+                msg: QuorumMessage::UpToDate,
+            });
+            self.trace("LeaderProcessACKLD", Some(j), None, out);
+            return;
+        }
+        if zxid == Zxid::epoch_start(self.accepted_epoch) {
+            if let Some(l) = self.leader_mut() {
+                l.ackld.insert(j, true);
+            }
+            let now = self
+                .leader()
+                .is_some_and(|l| self.cfg.is_quorum(l.ackld.len()));
+            if now {
+                self.leader_turn_to_broadcast(out);
+            }
+        }
+        self.trace("LeaderProcessACKLD", Some(j), None, out);
+    }
+
+    /// A quorum acknowledged NEWLEADER: the whole history is committed and delivered, the
+    /// leader broadcasts, and every counted follower still connected gets UPTODATE.
+    fn leader_turn_to_broadcast(&mut self, out: &mut Vec<Action<P>>) {
+        let last = self.log.last_zxid();
+        self.deliver_up_to(last, out);
+        let me = self.cfg.id;
+        let Some(l) = self.leader_mut() else { return };
+        l.zab_state = ZabState::Broadcast;
+        l.ack_sets.clear();
+        let live: Vec<ServerId> = l
+            .ackld
+            .iter()
+            .filter(|(s, live)| **live && **s != me)
+            .map(|(s, _)| *s)
+            .collect();
+        for k in live {
+            out.push(Action::Send {
+                to: k,
+                msg: QuorumMessage::UpToDate,
+            });
+        }
+        self.role_changed(out);
+    }
+
+    /// TLA+: `LeaderProcessRequest(i, v)`: the write gets the next zxid of the epoch, joins
+    /// the history in memory (the log thread makes it durable) and goes out as PROPOSAL.
+    pub(crate) fn leader_process_request(
+        &mut self,
+        payload: P,
+        out: &mut Vec<Action<P>>,
+    ) -> Option<Zxid> {
+        if self.can_propose().is_err() {
+            return None;
+        }
+        let zxid = self.log.last_zxid().next_in(self.current_epoch);
+        let txn = Txn {
+            zxid,
+            payload: payload.clone(),
+        };
+        self.log.append(txn.clone());
+        out.push(Action::Persist(Persist::Append {
+            txns: vec![txn.clone()],
+            wait: false,
+        }));
+        let me = self.cfg.id;
+        let l = self.leader_mut()?;
+        l.ack_sets.insert(zxid, BTreeSet::new());
+        let to: Vec<ServerId> = l.forwarding.iter().filter(|s| **s != me).copied().collect();
+        for k in to {
+            out.push(Action::Send {
+                to: k,
+                msg: QuorumMessage::Proposal(txn.clone()),
+            });
+        }
+        self.trace("LeaderProcessRequest", None, Some(payload), out);
+        Some(zxid)
+    }
+
+    /// Adds `who` to the ack set of outstanding proposal `zxid`.
+    pub(crate) fn leader_count_ack(
+        &mut self,
+        who: ServerId,
+        zxid: Zxid,
+        _out: &mut Vec<Action<P>>,
+    ) {
+        if let Some(set) = self.leader_mut().and_then(|l| l.ack_sets.get_mut(&zxid)) {
+            set.insert(who);
+        }
+    }
+
+    /// ZooKeeper `Leader.tryToCommit`: `zxid` commits when it is the next one and a quorum
+    /// acknowledged it; COMMIT goes to the forwarding set and the leader delivers it.
+    pub(crate) fn leader_try_to_commit(&mut self, zxid: Zxid, out: &mut Vec<Action<P>>) {
+        let Some(l) = self.leader() else { return };
+        if l.zab_state != ZabState::Broadcast {
+            return;
+        }
+        let next = self.log.next_after(self.log.committed()).map(|t| t.zxid);
+        let Some(acks) = l.ack_sets.get(&zxid) else {
+            return;
+        };
+        if next != Some(zxid) || !self.cfg.is_quorum(acks.len()) {
+            return;
+        }
+        let me = self.cfg.id;
+        let to: Vec<ServerId> = l.forwarding.iter().filter(|s| **s != me).copied().collect();
+        if let Some(l) = self.leader_mut() {
+            l.ack_sets.remove(&zxid);
+        }
+        self.deliver_up_to(zxid, out);
+        for k in to {
+            out.push(Action::Send {
+                to: k,
+                msg: QuorumMessage::Commit { zxid },
+            });
+        }
+    }
+
+    /// TLA+: `LeaderProcessACK(i, j)`.
+    fn leader_process_ack(&mut self, j: ServerId, zxid: Zxid, out: &mut Vec<Action<P>>) {
+        let Some(l) = self.leader() else { return };
+        let committed = if l.zab_state == ZabState::Broadcast {
+            self.log.committed()
+        } else {
+            self.log.last_zxid()
+        };
+        if zxid > committed && l.ack_sets.contains_key(&zxid) {
+            self.leader_count_ack(j, zxid, out);
+            self.leader_try_to_commit(zxid, out);
+        }
+        self.trace("LeaderProcessACK", Some(j), None, out);
+    }
+
+    /// `RemoveLearner`: drop `j`; step down when the rest is no quorum.
+    pub(crate) fn remove_learner(&mut self, j: ServerId, out: &mut Vec<Action<P>>) {
+        let Some(l) = self.leader_mut() else { return };
+        l.learners.remove(&j);
+        l.forwarding.remove(&j);
+        l.silent_ticks.remove(&j);
+        if let Some(live) = l.connecting.get_mut(&j) {
+            *live = false;
+        }
+        if let Some(live) = l.ackld.get_mut(&j) {
+            *live = false;
+        }
+        if let Some(e) = l.electing.get_mut(&j) {
+            e.peer_last_zxid = None;
+        }
+        let learners = l.learners.len();
+        out.push(Action::Disconnect { peer: j });
+        if !self.cfg.is_quorum(learners) {
+            self.go_looking(out);
+        }
+    }
+
+    /// Every tick: heartbeat the learners, drop the silent ones, enforce the phase limit.
+    pub(crate) fn leader_tick(&mut self, out: &mut Vec<Action<P>>) {
+        let (sync_limit, init_limit, me) = (self.cfg.sync_limit, self.cfg.init_limit, self.cfg.id);
+        let Some(l) = self.leader_mut() else { return };
+        l.phase_ticks += 1;
+        if l.zab_state != ZabState::Broadcast && l.phase_ticks > init_limit {
+            self.leader_timeout(out);
+            return;
+        }
+        let mut silent = Vec::new();
+        for (s, ticks) in &mut l.silent_ticks {
+            *ticks += 1;
+            let limit = if l.forwarding.contains(s) && l.zab_state == ZabState::Broadcast {
+                sync_limit
+            } else {
+                init_limit
+            };
+            if *ticks > limit {
+                silent.push(*s);
+            }
+        }
+        let learners: Vec<ServerId> = l.learners.iter().filter(|s| **s != me).copied().collect();
+        for s in learners {
+            out.push(Action::SendHeartbeat { to: s });
+        }
+        for s in silent {
+            if self.leader().is_some_and(|l| l.learners.contains(&s)) {
+                self.remove_learner(s, out);
+                self.trace("ConnectionLost", Some(s), None, out);
+            }
+        }
+    }
+}

@@ -1,0 +1,698 @@
+//! The protocol core: Zab as a deterministic state machine, `Peer::step(Input) -> [Action]`.
+//!
+//! The core does no I/O, reads no clock and draws no random number. The runtime feeds it
+//! inputs (messages, connection events, timer firings, durability notifications, client writes)
+//! and executes the actions it returns *in order*: a `Persist` that is synchronous must be durable
+//! before any later action of the same batch runs, so a message that promises durability (ACK
+//! of NEWLEADER, ACKEPOCH after a new accepted epoch, LEADERINFO) never leaves before the fsync
+//! that makes it true. An ACK of a proposal is only emitted on a `Durable` input, i.e. after the
+//! log thread's fsync (`spec/PROTOCOL.md` §5.2, §6).
+//!
+//! Every step that is an action of the model (`spec/PROTOCOL.md`, `zab-model`) emits a
+//! [`TraceEvent`] named after it when tracing is on (`PeerConfig::trace`), with the projection of
+//! this server's state the model tracks; `zab-refinement` replays those against the model.
+//! Handlers carry the TLA+ names in snake case.
+
+mod election;
+mod follower;
+mod leader;
+pub mod log;
+#[cfg(test)]
+mod tests;
+
+use bytes::Bytes;
+use election::Fle;
+use follower::Follower;
+use leader::Leader;
+use log::ReplicaLog;
+use zab_spec::message::Notification;
+use zab_spec::{Epoch, Payload, QuorumMessage, ServerId, ServerState, Txn, ZabState, Zxid};
+
+/// A Zab message as the server sends and receives it: SNAP carries serialized state.
+pub type Message<P> = QuorumMessage<P, Bytes>;
+
+/// Static configuration of a peer.
+#[derive(Clone, Debug)]
+pub struct PeerConfig {
+    /// This server.
+    pub id: ServerId,
+    /// Every voting member, this server included.
+    pub servers: Vec<ServerId>,
+    /// ZooKeeper's `tickTime`, in milliseconds: the unit of the limits below.
+    pub tick_ms: u64,
+    /// Ticks a leader may spend in discovery and in synchronization, and a follower on
+    /// connecting and syncing (`initLimit`).
+    pub init_limit: u32,
+    /// Ticks a leader and a follower in BROADCAST may go without hearing from each other
+    /// (`syncLimit`).
+    pub sync_limit: u32,
+    /// Fast leader election's `finalizeWait`, in milliseconds.
+    pub finalize_wait_ms: u64,
+    /// Fast leader election's maximum notification interval, in milliseconds.
+    pub max_notification_interval_ms: u64,
+    /// Emit a [`TraceEvent`] for every model action.
+    pub trace: bool,
+}
+
+impl PeerConfig {
+    /// ZooKeeper's defaults for an ensemble: tick 2000 ms, initLimit 10, syncLimit 5.
+    #[must_use]
+    pub fn new(id: ServerId, servers: Vec<ServerId>) -> PeerConfig {
+        PeerConfig {
+            id,
+            servers,
+            tick_ms: 2000,
+            init_limit: 10,
+            sync_limit: 5,
+            finalize_wait_ms: 200,
+            max_notification_interval_ms: 60_000,
+            trace: false,
+        }
+    }
+
+    /// Whether `count` servers are a strict majority of the ensemble.
+    #[must_use]
+    pub fn is_quorum(&self, count: usize) -> bool {
+        2 * count > self.servers.len()
+    }
+}
+
+/// A timer the core asks the runtime to arm; arming an armed timer re-arms it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Timer {
+    /// Fast leader election: no notification for a while, send ours again.
+    ElectionNotify,
+    /// Fast leader election: `finalizeWait` after a quorum agreed.
+    ElectionFinalize,
+    /// Every tick: heartbeats, liveness checks, phase limits.
+    Tick,
+}
+
+/// A durable operation, executed by the runtime in order with the other actions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Persist<P> {
+    /// Append transactions to the log. With `wait`, the fsync completes before the next
+    /// action; without, the log thread makes them durable later and reports `Input::Durable`.
+    Append {
+        /// The transactions, in zxid order.
+        txns: Vec<Txn<P>>,
+        /// Whether later actions wait for the fsync.
+        wait: bool,
+    },
+    /// Everything appended so far is durable before the next action (a graceful shutdown
+    /// drains the log thread).
+    Flush,
+    /// Cut the log after `after`, durably, before the next action (TRUNC).
+    Truncate {
+        /// The last zxid kept.
+        after: Zxid,
+    },
+    /// Replace the log and the state with a snapshot received from the leader (SNAP),
+    /// durably, before the next action.
+    InstallSnapshot {
+        /// The last zxid in the snapshot.
+        last_zxid: Zxid,
+        /// The serialized state.
+        data: Bytes,
+    },
+    /// Adopt the snapshot the runtime wrote at `zxid` as the recovery point and compact the
+    /// log up to it (TakeSnapshot).
+    AdoptSnapshot {
+        /// The snapshot's last zxid.
+        zxid: Zxid,
+    },
+    /// Write `acceptedEpoch` (atomically, durably) before the next action.
+    AcceptedEpoch(Epoch),
+    /// Write `currentEpoch` (atomically, durably) before the next action.
+    CurrentEpoch(Epoch),
+}
+
+/// What a server is doing, for the runtime (request routing) and for operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoleInfo {
+    /// LOOKING, FOLLOWING or LEADING.
+    pub state: ServerState,
+    /// The Zab phase.
+    pub zab_state: ZabState,
+    /// The leader, when following or leading.
+    pub leader: Option<ServerId>,
+    /// The epoch the server works in (its accepted epoch).
+    pub epoch: Epoch,
+}
+
+/// Something the runtime must do, in the order given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action<P> {
+    /// Send a leader-election notification.
+    SendNotification {
+        /// The receiver.
+        to: ServerId,
+        /// The notification.
+        notification: Notification,
+    },
+    /// Open a quorum connection to the leader (the handshake ends with `Input::Connected`).
+    Connect {
+        /// The leader.
+        leader: ServerId,
+    },
+    /// Close the quorum connection with `peer`.
+    Disconnect {
+        /// The other end.
+        peer: ServerId,
+    },
+    /// Send a Zab message on the quorum connection.
+    Send {
+        /// The receiver.
+        to: ServerId,
+        /// The message.
+        msg: Message<P>,
+    },
+    /// Send SNAP with the serialized state the runtime has *now* (every earlier `Deliver` of
+    /// this batch applied): the state at the delivered mark, `last_zxid`.
+    SendSnapshot {
+        /// The receiver.
+        to: ServerId,
+        /// The zxid the state is at.
+        last_zxid: Zxid,
+    },
+    /// Send a heartbeat on the quorum connection.
+    SendHeartbeat {
+        /// The receiver.
+        to: ServerId,
+    },
+    /// A durable operation.
+    Persist(Persist<P>),
+    /// Arm (or re-arm) a timer.
+    SetTimer {
+        /// Which.
+        timer: Timer,
+        /// Delay.
+        after_ms: u64,
+    },
+    /// Disarm a timer.
+    CancelTimer(Timer),
+    /// Apply a committed transaction to the state machine (always in zxid order).
+    Deliver(Txn<P>),
+    /// The server's role changed.
+    RoleChanged(RoleInfo),
+    /// A model action happened (only with `PeerConfig::trace`).
+    Trace(TraceEvent<P>),
+}
+
+/// The projection of a server's state that the model tracks (`spec/PROTOCOL.md` §2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// LOOKING, FOLLOWING or LEADING.
+    pub state: ServerState,
+    /// The Zab phase.
+    pub zab_state: ZabState,
+    /// `acceptedEpoch`.
+    pub accepted_epoch: Epoch,
+    /// `currentEpoch`.
+    pub current_epoch: Epoch,
+    /// `lastSnapshot`, as a zxid.
+    pub snapshot: Zxid,
+    /// The zxids of the log after the snapshot point.
+    pub log: Vec<Zxid>,
+    /// `persisted`, as a zxid.
+    pub persisted: Zxid,
+    /// `lastCommitted`, as a zxid.
+    pub committed: Zxid,
+}
+
+/// One model action taken by this server, with the state it left (for trace refinement).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceEvent<P> {
+    /// The TLA+ action name (`spec/PROTOCOL.md`); `ConnectionLost` stands for the pair
+    /// `PartitionStart`, `PartitionRecover` (a connection broke without a partition).
+    pub action: &'static str,
+    /// The server taking the step.
+    pub i: ServerId,
+    /// The peer, for two-server actions.
+    pub j: Option<ServerId>,
+    /// The payload, for `LeaderProcessRequest`.
+    pub payload: Option<P>,
+    /// This server's state after the step.
+    pub summary: Summary,
+}
+
+/// An input to the core.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input<P> {
+    /// The server starts (after recovery): it begins looking for a leader.
+    Start,
+    /// A leader-election notification arrived.
+    Notification {
+        /// The sender.
+        from: ServerId,
+        /// The notification.
+        notification: Notification,
+    },
+    /// The quorum connection to `leader` is up (this server asked for it with `Connect`).
+    Connected {
+        /// The leader.
+        leader: ServerId,
+    },
+    /// A learner's quorum connection to this server is up.
+    LearnerConnected {
+        /// The learner.
+        learner: ServerId,
+    },
+    /// The quorum connection with `peer` is gone.
+    Disconnected {
+        /// The other end.
+        peer: ServerId,
+    },
+    /// A Zab message arrived on the quorum connection.
+    Message {
+        /// The sender.
+        from: ServerId,
+        /// The message.
+        msg: Message<P>,
+    },
+    /// A heartbeat arrived on the quorum connection.
+    Heartbeat {
+        /// The sender.
+        from: ServerId,
+    },
+    /// A timer fired.
+    Timer(Timer),
+    /// The log is durable up to `zxid` (the log thread's fsync completed).
+    Durable {
+        /// The last durable zxid.
+        zxid: Zxid,
+    },
+    /// A client write, already prepared into a transaction payload (leader only).
+    Propose {
+        /// The transaction payload.
+        payload: P,
+    },
+    /// The runtime wrote a snapshot of the state at `zxid` (the delivered mark when it
+    /// started); the core decides whether to adopt it.
+    SnapshotWritten {
+        /// The snapshot's last zxid.
+        zxid: Zxid,
+    },
+}
+
+/// The server's role and the role's variables.
+#[derive(Clone, Debug)]
+enum Role<P> {
+    Looking {
+        /// Decided to follow this leader; waiting for the connection.
+        connecting_to: Option<ServerId>,
+        /// Ticks spent connecting.
+        ticks: u32,
+    },
+    Following(Follower<P>),
+    Leading(Leader),
+}
+
+/// Why `Propose` was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotLeader {
+    /// This server does not lead; the hint is the leader it follows, if any.
+    Follower(Option<ServerId>),
+    /// This server leads but is not established yet (not in BROADCAST).
+    NotReady,
+}
+
+/// One Zab participant. Owns all protocol state; does no I/O.
+#[derive(Debug)]
+pub struct Peer<P> {
+    cfg: PeerConfig,
+    accepted_epoch: Epoch,
+    current_epoch: Epoch,
+    log: ReplicaLog<P>,
+    role: Role<P>,
+    fle: Fle,
+}
+
+impl<P: Payload> Peer<P> {
+    /// A peer recovered from its durable state. Call `step(Input::Start)` next.
+    #[must_use]
+    pub fn new(
+        cfg: PeerConfig,
+        accepted_epoch: Epoch,
+        current_epoch: Epoch,
+        log: ReplicaLog<P>,
+    ) -> Peer<P> {
+        assert!(
+            current_epoch <= accepted_epoch,
+            "WellFormed: currentEpoch <= acceptedEpoch"
+        );
+        assert!(
+            cfg.servers.contains(&cfg.id),
+            "a peer is a member of its ensemble"
+        );
+        let fle = Fle::new(cfg.id);
+        Peer {
+            cfg,
+            accepted_epoch,
+            current_epoch,
+            log,
+            role: Role::Looking {
+                connecting_to: None,
+                ticks: 0,
+            },
+            fle,
+        }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &PeerConfig {
+        &self.cfg
+    }
+
+    /// The log view.
+    #[must_use]
+    pub fn log(&self) -> &ReplicaLog<P> {
+        &self.log
+    }
+
+    /// `acceptedEpoch`.
+    #[must_use]
+    pub fn accepted_epoch(&self) -> Epoch {
+        self.accepted_epoch
+    }
+
+    /// `currentEpoch`.
+    #[must_use]
+    pub fn current_epoch(&self) -> Epoch {
+        self.current_epoch
+    }
+
+    /// What the server is doing.
+    #[must_use]
+    pub fn role(&self) -> RoleInfo {
+        let (state, zab_state, leader) = match &self.role {
+            Role::Looking { .. } => (ServerState::Looking, ZabState::Election, None),
+            Role::Following(f) => (ServerState::Following, f.zab_state, Some(f.leader)),
+            Role::Leading(l) => (ServerState::Leading, l.zab_state, Some(self.cfg.id)),
+        };
+        RoleInfo {
+            state,
+            zab_state,
+            leader,
+            epoch: self.accepted_epoch,
+        }
+    }
+
+    /// The projection of this server's state that the model tracks.
+    #[must_use]
+    pub fn summary(&self) -> Summary {
+        let role = self.role();
+        Summary {
+            state: role.state,
+            zab_state: role.zab_state,
+            accepted_epoch: self.accepted_epoch,
+            current_epoch: self.current_epoch,
+            snapshot: self.log.snapshot(),
+            log: self.log.zxids(),
+            persisted: self.log.persisted(),
+            committed: self.log.committed(),
+        }
+    }
+
+    /// The learners of this leader that are synced (they receive proposals), for `mntr`.
+    #[must_use]
+    pub fn synced_followers(&self) -> usize {
+        match &self.role {
+            Role::Leading(l) => l.forwarding.len(),
+            _ => 0,
+        }
+    }
+
+    /// Proposals this leader has not committed yet.
+    #[must_use]
+    pub fn outstanding_proposals(&self) -> usize {
+        match &self.role {
+            Role::Leading(l) => l.ack_sets.len(),
+            _ => 0,
+        }
+    }
+
+    /// Feeds one input; appends the actions to execute, in order, to `out`.
+    pub fn step(&mut self, input: Input<P>, out: &mut Vec<Action<P>>) {
+        match input {
+            Input::Start => self.go_looking(out),
+            Input::Notification { from, notification } => {
+                self.on_notification(from, notification, out)
+            }
+            Input::Connected { leader } => self.follow_leader(leader, out),
+            Input::LearnerConnected { learner } => self.on_learner_connected(learner, out),
+            Input::Disconnected { peer } => self.on_disconnected(peer, out),
+            Input::Message { from, msg } => self.on_message(from, msg, out),
+            Input::Heartbeat { from } => self.on_heartbeat(from, out),
+            Input::Timer(timer) => self.on_timer(timer, out),
+            Input::Durable { zxid } => self.on_durable(zxid, out),
+            Input::Propose { payload } => {
+                // Callers check `can_propose` first; a refused proposal is simply dropped here.
+                let _ = self.leader_process_request(payload, out);
+            }
+            Input::SnapshotWritten { zxid } => self.take_snapshot(zxid, out),
+        }
+        self.check_invariants();
+    }
+
+    /// The zxid the next accepted `Propose` will get (the application prepares its
+    /// transaction with it), or why a proposal would be refused.
+    pub fn next_proposal_zxid(&self) -> Result<Zxid, NotLeader> {
+        self.can_propose()
+            .map(|()| self.log.last_zxid().next_in(self.current_epoch))
+    }
+
+    /// The id of this server.
+    #[must_use]
+    pub fn id(&self) -> ServerId {
+        self.cfg.id
+    }
+
+    /// Whether a `Propose` would be accepted now.
+    pub fn can_propose(&self) -> Result<(), NotLeader> {
+        match &self.role {
+            Role::Leading(l) if l.zab_state == ZabState::Broadcast => Ok(()),
+            Role::Leading(_) => Err(NotLeader::NotReady),
+            Role::Following(f) => Err(NotLeader::Follower(Some(f.leader))),
+            Role::Looking { .. } => Err(NotLeader::Follower(None)),
+        }
+    }
+
+    fn trace(
+        &self,
+        action: &'static str,
+        j: Option<ServerId>,
+        payload: Option<P>,
+        out: &mut Vec<Action<P>>,
+    ) {
+        if self.cfg.trace {
+            out.push(Action::Trace(TraceEvent {
+                action,
+                i: self.cfg.id,
+                j,
+                payload,
+                summary: self.summary(),
+            }));
+        }
+    }
+
+    fn role_changed(&self, out: &mut Vec<Action<P>>) {
+        out.push(Action::RoleChanged(self.role()));
+    }
+
+    /// Per-peer invariants (`WellFormed`), checked after every step.
+    fn check_invariants(&self) {
+        assert!(
+            self.current_epoch <= self.accepted_epoch,
+            "WellFormed: currentEpoch <= acceptedEpoch"
+        );
+        assert!(
+            self.log.persisted() <= self.log.last_zxid(),
+            "WellFormed: persisted <= last zxid"
+        );
+        assert!(
+            self.log.committed() <= self.log.last_zxid(),
+            "WellFormed: lastCommitted <= last zxid"
+        );
+        assert!(
+            self.log.snapshot() <= self.log.persisted(),
+            "WellFormed: lastSnapshot <= persisted"
+        );
+    }
+
+    // ----- roles -------------------------------------------------------------------------
+
+    /// Go back to LOOKING without crashing: drain the log thread (the whole log becomes
+    /// durable), drop connections and role state, start a new election round.
+    fn go_looking(&mut self, out: &mut Vec<Action<P>>) {
+        if self.log.persisted() < self.log.last_zxid() {
+            out.push(Action::Persist(Persist::Flush));
+            self.log.set_persisted(self.log.last_zxid());
+        }
+        match std::mem::replace(
+            &mut self.role,
+            Role::Looking {
+                connecting_to: None,
+                ticks: 0,
+            },
+        ) {
+            Role::Following(f) => out.push(Action::Disconnect { peer: f.leader }),
+            Role::Leading(l) => {
+                for learner in l.learners.iter().filter(|s| **s != self.cfg.id) {
+                    out.push(Action::Disconnect { peer: *learner });
+                }
+            }
+            Role::Looking {
+                connecting_to: Some(l),
+                ..
+            } => out.push(Action::Disconnect { peer: l }),
+            Role::Looking {
+                connecting_to: None,
+                ..
+            } => {}
+        }
+        self.role_changed(out);
+        self.start_election(out);
+    }
+
+    fn on_disconnected(&mut self, peer: ServerId, out: &mut Vec<Action<P>>) {
+        match &mut self.role {
+            Role::Following(f) if f.leader == peer => {
+                // PartitionStart + PartitionRecover in the model: the connection broke.
+                self.go_looking(out);
+                self.trace("ConnectionLost", Some(peer), None, out);
+            }
+            Role::Leading(l) if l.learners.contains(&peer) => {
+                self.remove_learner(peer, out);
+                self.trace("ConnectionLost", Some(peer), None, out);
+            }
+            Role::Looking { connecting_to, .. } if *connecting_to == Some(peer) => {
+                // The leader we chose is not (or no longer) there: look again.
+                self.go_looking(out);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_message(&mut self, from: ServerId, msg: Message<P>, out: &mut Vec<Action<P>>) {
+        match &self.role {
+            Role::Leading(l) if l.learners.contains(&from) => {
+                self.leader_on_message(from, msg, out)
+            }
+            Role::Following(f) if f.leader == from => self.follower_on_message(msg, out),
+            // A message on a connection we no longer consider ours (it raced with a close):
+            // TCP would not deliver it; the runtime closes such connections.
+            _ => {}
+        }
+    }
+
+    fn on_heartbeat(&mut self, from: ServerId, out: &mut Vec<Action<P>>) {
+        match &mut self.role {
+            Role::Leading(l) => {
+                if let Some(t) = l.silent_ticks.get_mut(&from) {
+                    *t = 0;
+                }
+            }
+            Role::Following(f) if f.leader == from => {
+                f.silent_ticks = 0;
+                out.push(Action::SendHeartbeat { to: from });
+            }
+            _ => {}
+        }
+    }
+
+    fn on_timer(&mut self, timer: Timer, out: &mut Vec<Action<P>>) {
+        match timer {
+            Timer::ElectionNotify | Timer::ElectionFinalize => self.on_election_timer(timer, out),
+            Timer::Tick => {
+                out.push(Action::SetTimer {
+                    timer: Timer::Tick,
+                    after_ms: self.cfg.tick_ms,
+                });
+                match &mut self.role {
+                    Role::Looking {
+                        connecting_to: Some(_),
+                        ticks,
+                    } => {
+                        *ticks += 1;
+                        if *ticks > self.cfg.init_limit {
+                            self.go_looking(out);
+                        }
+                    }
+                    Role::Looking { .. } => {}
+                    Role::Following(_) => self.follower_tick(out),
+                    Role::Leading(_) => self.leader_tick(out),
+                }
+            }
+        }
+    }
+
+    /// The log thread made everything up to `zxid` durable: one `SyncProcessorLogRequest` per
+    /// transaction, each followed by its acknowledgement.
+    fn on_durable(&mut self, zxid: Zxid, out: &mut Vec<Action<P>>) {
+        let zxid = zxid.min(self.log.last_zxid());
+        while self.log.persisted() < zxid {
+            let Some(next) = self.log.next_after(self.log.persisted()).map(|t| t.zxid) else {
+                break;
+            };
+            if next > zxid {
+                break;
+            }
+            self.sync_processor_log_request(next, out);
+        }
+    }
+
+    /// TLA+: `SyncProcessorLogRequest(i)`: the next accepted transaction is durable; a follower
+    /// past NEWLEADER acknowledges it, a leader counts its own acknowledgement.
+    fn sync_processor_log_request(&mut self, zxid: Zxid, out: &mut Vec<Action<P>>) {
+        self.log.set_persisted(zxid);
+        match &self.role {
+            Role::Leading(l) if l.zab_state == ZabState::Broadcast => {
+                if zxid > self.log.committed() {
+                    self.leader_count_ack(self.cfg.id, zxid, out);
+                    self.leader_try_to_commit(zxid, out);
+                }
+                self.trace("SyncProcessorLogRequest", None, None, out);
+            }
+            Role::Following(f) if f.nl_done => {
+                let leader = f.leader;
+                self.trace("SyncProcessorLogRequest", None, None, out);
+                out.push(Action::Send {
+                    to: leader,
+                    msg: QuorumMessage::Ack { zxid },
+                });
+            }
+            _ => self.trace("SyncProcessorLogRequest", None, None, out),
+        }
+    }
+
+    /// TLA+: `TakeSnapshot(i)`: adopt a snapshot the runtime wrote, if the server is in
+    /// BROADCAST and the snapshot covers only committed, durable transactions.
+    fn take_snapshot(&mut self, zxid: Zxid, out: &mut Vec<Action<P>>) {
+        let point = self.log.committed().min(self.log.persisted());
+        if self.role().zab_state != ZabState::Broadcast
+            || zxid > point
+            || zxid <= self.log.snapshot()
+        {
+            return;
+        }
+        if !self.log.contains(zxid) {
+            return;
+        }
+        out.push(Action::Persist(Persist::AdoptSnapshot { zxid }));
+        self.log.compact_to(zxid);
+        self.trace("TakeSnapshot", None, None, out);
+    }
+
+    fn deliver_up_to(&mut self, zxid: Zxid, out: &mut Vec<Action<P>>) {
+        let from = self.log.committed();
+        if zxid <= from {
+            return;
+        }
+        for t in self.log.after(from).iter().take_while(|t| t.zxid <= zxid) {
+            out.push(Action::Deliver(t.clone()));
+        }
+        self.log.set_committed(zxid);
+    }
+}

@@ -1,0 +1,805 @@
+//! Unit tests of the protocol core: exact action lists for the handlers whose order matters
+//! (persist before send), and whole clusters run in memory (`Cluster`): elections, commits,
+//! crashes and the three kinds of sync.
+
+use super::*;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use zab_spec::{ErrorCode, SessionId, Vote, ZnodeTxn};
+
+type P = ZnodeTxn;
+
+fn sid(k: u64) -> ServerId {
+    ServerId(k)
+}
+
+fn cfg(me: u64, n: u64) -> PeerConfig {
+    let mut c = PeerConfig::new(sid(me), (1..=n).map(sid).collect());
+    c.tick_ms = 100;
+    c.trace = true;
+    c
+}
+
+fn payload(k: i64) -> P {
+    ZnodeTxn::CreateSession {
+        session: SessionId(k),
+    }
+}
+
+fn z(e: u32, c: u32) -> Zxid {
+    Zxid::new(e, c)
+}
+
+fn txn(e: u32, c: u32) -> Txn<P> {
+    Txn {
+        zxid: z(e, c),
+        payload: payload(i64::from(c)),
+    }
+}
+
+fn fresh(me: u64, n: u64) -> Peer<P> {
+    Peer::new(
+        cfg(me, n),
+        Epoch(0),
+        Epoch(0),
+        ReplicaLog::recovered(Zxid::ZERO, vec![]),
+    )
+}
+
+fn non_trace(actions: Vec<Action<P>>) -> Vec<Action<P>> {
+    actions
+        .into_iter()
+        .filter(|a| !matches!(a, Action::Trace(_) | Action::RoleChanged(_)))
+        .collect()
+}
+
+fn traces(actions: &[Action<P>]) -> Vec<&'static str> {
+    actions
+        .iter()
+        .filter_map(|a| {
+            if let Action::Trace(t) = a {
+                Some(t.action)
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// A follower of `leader` in SYNCHRONIZATION, having acked epoch `epoch`.
+fn syncing_follower(me: u64, leader: u64, epoch: u32, log: Vec<Txn<P>>) -> Peer<P> {
+    let mut p = Peer::new(
+        cfg(me, 3),
+        Epoch(epoch - 1),
+        Epoch(epoch - 1),
+        ReplicaLog::recovered(Zxid::ZERO, log),
+    );
+    p.role = Role::Looking {
+        connecting_to: Some(sid(leader)),
+        ticks: 0,
+    };
+    let mut out = vec![];
+    p.step(
+        Input::Connected {
+            leader: sid(leader),
+        },
+        &mut out,
+    );
+    p.step(
+        Input::Message {
+            from: sid(leader),
+            msg: QuorumMessage::LeaderInfo {
+                new_epoch: Epoch(epoch),
+            },
+        },
+        &mut out,
+    );
+    assert_eq!(p.role().zab_state, ZabState::Synchronization);
+    p
+}
+
+#[test]
+fn leaderinfo_is_accepted_durably_before_ackepoch() {
+    let mut p = Peer::new(
+        cfg(1, 3),
+        Epoch(0),
+        Epoch(0),
+        ReplicaLog::recovered(Zxid::ZERO, vec![txn(0, 1)]),
+    );
+    p.role = Role::Looking {
+        connecting_to: Some(sid(3)),
+        ticks: 0,
+    };
+    let mut out = vec![];
+    p.step(Input::Connected { leader: sid(3) }, &mut out);
+    assert_eq!(
+        non_trace(std::mem::take(&mut out)),
+        vec![Action::Send {
+            to: sid(3),
+            msg: QuorumMessage::FollowerInfo {
+                accepted_epoch: Epoch(0)
+            }
+        }]
+    );
+    p.step(
+        Input::Message {
+            from: sid(3),
+            msg: QuorumMessage::LeaderInfo {
+                new_epoch: Epoch(1),
+            },
+        },
+        &mut out,
+    );
+    assert_eq!(
+        non_trace(out),
+        vec![
+            Action::Persist(Persist::AcceptedEpoch(Epoch(1))),
+            Action::Send {
+                to: sid(3),
+                msg: QuorumMessage::AckEpoch {
+                    current_epoch: Some(Epoch(0)),
+                    last_zxid: z(0, 1)
+                }
+            },
+        ]
+    );
+}
+
+#[test]
+fn newleader_logs_then_writes_the_epoch_then_acks() {
+    // The order that fixes ZOOKEEPER-4646 and 4643.
+    let mut p = syncing_follower(1, 3, 2, vec![txn(1, 1)]);
+    let mut out = vec![];
+    let l = sid(3);
+    for msg in [
+        QuorumMessage::Diff { last_zxid: z(1, 1) },
+        QuorumMessage::Proposal(txn(1, 2)),
+        QuorumMessage::Commit { zxid: z(1, 2) },
+        QuorumMessage::Proposal(txn(1, 3)),
+    ] {
+        p.step(Input::Message { from: l, msg }, &mut out);
+    }
+    assert_eq!(
+        non_trace(std::mem::take(&mut out)),
+        vec![],
+        "nothing is logged or sent before NEWLEADER"
+    );
+    p.step(
+        Input::Message {
+            from: l,
+            msg: QuorumMessage::NewLeader { zxid: z(2, 0) },
+        },
+        &mut out,
+    );
+    assert_eq!(
+        non_trace(out),
+        vec![
+            Action::Persist(Persist::Append {
+                txns: vec![txn(1, 2), txn(1, 3)],
+                wait: true
+            }),
+            Action::Persist(Persist::CurrentEpoch(Epoch(2))),
+            Action::Send {
+                to: l,
+                msg: QuorumMessage::AckNewLeader { zxid: z(2, 0) }
+            },
+            // 0x100000003 was not committed by the sync: it is acknowledged now.
+            Action::Send {
+                to: l,
+                msg: QuorumMessage::Ack { zxid: z(1, 3) }
+            },
+        ]
+    );
+    let mut out = vec![];
+    p.step(
+        Input::Message {
+            from: l,
+            msg: QuorumMessage::UpToDate,
+        },
+        &mut out,
+    );
+    assert_eq!(
+        non_trace(out),
+        vec![Action::Deliver(txn(1, 1)), Action::Deliver(txn(1, 2))]
+    );
+    assert_eq!(p.log().committed(), z(1, 2));
+}
+
+#[test]
+fn a_proposal_is_acked_only_after_its_fsync() {
+    let mut p = syncing_follower(1, 3, 1, vec![]);
+    let l = sid(3);
+    let mut out = vec![];
+    for msg in [
+        QuorumMessage::Diff {
+            last_zxid: Zxid::ZERO,
+        },
+        QuorumMessage::NewLeader { zxid: z(1, 0) },
+        QuorumMessage::UpToDate,
+    ] {
+        p.step(Input::Message { from: l, msg }, &mut out);
+    }
+    let mut out = vec![];
+    p.step(
+        Input::Message {
+            from: l,
+            msg: QuorumMessage::Proposal(txn(1, 1)),
+        },
+        &mut out,
+    );
+    assert_eq!(
+        non_trace(std::mem::take(&mut out)),
+        vec![Action::Persist(Persist::Append {
+            txns: vec![txn(1, 1)],
+            wait: false
+        })]
+    );
+    p.step(Input::Durable { zxid: z(1, 1) }, &mut out);
+    assert_eq!(
+        non_trace(out.clone()),
+        vec![Action::Send {
+            to: l,
+            msg: QuorumMessage::Ack { zxid: z(1, 1) }
+        }]
+    );
+    assert_eq!(traces(&out), vec!["SyncProcessorLogRequest"]);
+}
+
+#[test]
+fn trunc_and_snap_are_durable_before_the_next_packet() {
+    let mut p = syncing_follower(1, 3, 3, vec![txn(1, 1), txn(1, 2)]);
+    let mut out = vec![];
+    p.step(
+        Input::Message {
+            from: sid(3),
+            msg: QuorumMessage::Trunc {
+                truncate_to: z(1, 1),
+            },
+        },
+        &mut out,
+    );
+    assert_eq!(
+        non_trace(out),
+        vec![Action::Persist(Persist::Truncate { after: z(1, 1) })]
+    );
+    assert_eq!(p.log().last_zxid(), z(1, 1));
+
+    let mut p = syncing_follower(1, 3, 3, vec![txn(1, 1)]);
+    let mut out = vec![];
+    let data = Bytes::from_static(b"state");
+    p.step(
+        Input::Message {
+            from: sid(3),
+            msg: QuorumMessage::Snap {
+                last_zxid: z(2, 5),
+                snapshot: data.clone(),
+            },
+        },
+        &mut out,
+    );
+    assert_eq!(
+        non_trace(out),
+        vec![Action::Persist(Persist::InstallSnapshot {
+            last_zxid: z(2, 5),
+            data
+        })]
+    );
+    assert_eq!(
+        (p.log().snapshot(), p.log().committed()),
+        (z(2, 5), z(2, 5))
+    );
+}
+
+#[test]
+fn a_leader_accepts_the_new_epoch_durably_before_leaderinfo() {
+    let mut p = fresh(3, 3);
+    let mut out = vec![];
+    p.step(Input::Start, &mut out);
+    // Votes from 1 and 2 for server 3: it leads after finalizeWait.
+    let vote = Vote {
+        peer_epoch: Epoch(0),
+        zxid: Zxid::ZERO,
+        leader: sid(3),
+    };
+    let n = Notification {
+        vote,
+        election_epoch: 1,
+        state: ServerState::Looking,
+    };
+    p.step(
+        Input::Notification {
+            from: sid(1),
+            notification: n,
+        },
+        &mut out,
+    );
+    p.step(Input::Timer(Timer::ElectionFinalize), &mut out);
+    assert_eq!(p.role().state, ServerState::Leading);
+    p.step(Input::LearnerConnected { learner: sid(1) }, &mut out);
+    let mut out = vec![];
+    p.step(
+        Input::Message {
+            from: sid(1),
+            msg: QuorumMessage::FollowerInfo {
+                accepted_epoch: Epoch(4),
+            },
+        },
+        &mut out,
+    );
+    assert_eq!(
+        non_trace(out),
+        vec![
+            Action::Persist(Persist::AcceptedEpoch(Epoch(5))),
+            Action::Send {
+                to: sid(1),
+                msg: QuorumMessage::LeaderInfo {
+                    new_epoch: Epoch(5)
+                }
+            },
+        ]
+    );
+}
+
+// ----- a deterministic in-memory cluster -------------------------------------------------------
+
+/// What a server has on disk.
+#[derive(Clone, Debug, Default)]
+struct Disk {
+    accepted: Epoch,
+    current: Epoch,
+    snapshot: Zxid,
+    log: Vec<Txn<P>>,
+}
+
+struct Node {
+    peer: Peer<P>,
+    disk: Disk,
+    /// Appended but not yet fsynced by the (simulated) log thread.
+    unsynced: Vec<Txn<P>>,
+    applied: Vec<Txn<P>>,
+}
+
+/// Runs whole clusters of cores with atomic connections, FIFO delivery, a simulated clock and
+/// a simulated disk whose async appends become durable when the harness says so.
+struct Cluster {
+    nodes: BTreeMap<ServerId, Node>,
+    queue: VecDeque<(ServerId, Input<P>)>,
+    links: BTreeSet<(ServerId, ServerId)>,
+    /// Connection attempts still retrying: (follower, leader).
+    connecting: BTreeSet<(ServerId, ServerId)>,
+    timers: BTreeMap<(ServerId, Timer), u64>,
+    now: u64,
+    trace: Vec<TraceEvent<P>>,
+    n: u64,
+}
+
+impl Cluster {
+    fn new(n: u64) -> Cluster {
+        let mut c = Cluster {
+            nodes: BTreeMap::new(),
+            queue: VecDeque::new(),
+            links: BTreeSet::new(),
+            connecting: BTreeSet::new(),
+            timers: BTreeMap::new(),
+            now: 0,
+            trace: vec![],
+            n,
+        };
+        for k in 1..=n {
+            c.boot(sid(k), Disk::default());
+        }
+        c
+    }
+
+    fn boot(&mut self, id: ServerId, disk: Disk) {
+        let log = ReplicaLog::recovered(disk.snapshot, disk.log.clone());
+        let peer = Peer::new(cfg(id.0, self.n), disk.accepted, disk.current, log);
+        let applied = vec![];
+        self.nodes.insert(
+            id,
+            Node {
+                peer,
+                disk,
+                unsynced: vec![],
+                applied,
+            },
+        );
+        self.queue.push_back((id, Input::Start));
+    }
+
+    /// Crashes `id` and restarts it from its disk at once.
+    fn crash(&mut self, id: ServerId) {
+        let disk = self.down(id);
+        self.boot(id, disk);
+    }
+
+    /// Restarts a server that was down, from its disk.
+    fn up(&mut self, id: ServerId, disk: Disk) {
+        self.boot(id, disk);
+    }
+
+    /// Crashes `id` and keeps it down; returns its disk.
+    fn down(&mut self, id: ServerId) -> Disk {
+        let node = self.nodes.remove(&id).expect("node");
+        self.queue.retain(|(to, _)| *to != id);
+        self.timers.retain(|(s, _), _| *s != id);
+        for (a, b) in self.links.clone() {
+            if a == id || b == id {
+                self.links.remove(&(a, b));
+                let other = if a == id { b } else { a };
+                self.queue
+                    .push_back((other, Input::Disconnected { peer: id }));
+            }
+        }
+        self.connecting.retain(|(f, l)| *f != id && *l != id);
+        node.disk
+    }
+
+    fn linked(&self, a: ServerId, b: ServerId) -> bool {
+        self.links.contains(&(a.min(b), a.max(b)))
+    }
+
+    fn execute(&mut self, id: ServerId, actions: Vec<Action<P>>) {
+        for a in actions {
+            match a {
+                Action::SendNotification { to, notification } => {
+                    if self.nodes.contains_key(&to) {
+                        self.queue.push_back((
+                            to,
+                            Input::Notification {
+                                from: id,
+                                notification,
+                            },
+                        ));
+                    }
+                }
+                Action::Connect { leader } => {
+                    // Like a runtime, keep retrying until the leader accepts or the core gives up.
+                    self.connecting.insert((id, leader));
+                }
+                Action::Disconnect { peer } => {
+                    self.connecting.remove(&(id, peer));
+                    if self.links.remove(&(id.min(peer), id.max(peer))) {
+                        // Messages in flight on the connection are gone with it.
+                        self.queue.retain(|(to, i)| {
+                            !(*to == peer && matches!(i, Input::Message { from, .. } | Input::Heartbeat { from } if *from == id))
+                        });
+                        self.queue
+                            .push_back((peer, Input::Disconnected { peer: id }));
+                    }
+                }
+                Action::Send { to, msg } => {
+                    if self.linked(id, to) {
+                        self.queue.push_back((to, Input::Message { from: id, msg }));
+                    }
+                }
+                Action::SendSnapshot { to, last_zxid } => {
+                    let node = &self.nodes[&id];
+                    assert_eq!(
+                        node.applied
+                            .last()
+                            .map_or(node.disk.snapshot, |t| t.zxid)
+                            .max(node.disk.snapshot),
+                        last_zxid
+                    );
+                    let bytes: Vec<u8> = node
+                        .applied
+                        .iter()
+                        .flat_map(|t| t.zxid.to_u64().to_be_bytes())
+                        .collect();
+                    if self.linked(id, to) {
+                        let msg = QuorumMessage::Snap {
+                            last_zxid,
+                            snapshot: Bytes::from(bytes),
+                        };
+                        self.queue.push_back((to, Input::Message { from: id, msg }));
+                    }
+                }
+                Action::SendHeartbeat { to } => {
+                    if self.linked(id, to) {
+                        self.queue.push_back((to, Input::Heartbeat { from: id }));
+                    }
+                }
+                Action::Persist(p) => {
+                    let node = self.nodes.get_mut(&id).expect("node");
+                    match p {
+                        Persist::Append { txns, wait: true } => node.disk.log.extend(txns),
+                        Persist::Append { txns, wait: false } => {
+                            let last = txns.last().map(|t| t.zxid);
+                            node.unsynced.extend(txns);
+                            if let Some(zxid) = last {
+                                // The log thread syncs soon: the durability report is queued.
+                                self.queue.push_back((id, Input::Durable { zxid }));
+                            }
+                        }
+                        Persist::Flush => {
+                            let u = std::mem::take(&mut node.unsynced);
+                            node.disk.log.extend(u);
+                        }
+                        Persist::Truncate { after } => {
+                            node.disk.log.extend(std::mem::take(&mut node.unsynced));
+                            node.disk.log.retain(|t| t.zxid <= after);
+                        }
+                        Persist::InstallSnapshot { last_zxid, data } => {
+                            node.unsynced.clear();
+                            node.disk.log.clear();
+                            node.disk.snapshot = last_zxid;
+                            node.applied = data
+                                .chunks(8)
+                                .map(|c| Txn {
+                                    zxid: Zxid::from_u64(u64::from_be_bytes(c.try_into().unwrap())),
+                                    payload: payload(0),
+                                })
+                                .collect();
+                        }
+                        Persist::AdoptSnapshot { zxid } => {
+                            node.disk.snapshot = zxid;
+                            node.disk.log.retain(|t| t.zxid > zxid);
+                        }
+                        Persist::AcceptedEpoch(e) => node.disk.accepted = e,
+                        Persist::CurrentEpoch(e) => node.disk.current = e,
+                    }
+                }
+                Action::SetTimer { timer, after_ms } => {
+                    self.timers.insert((id, timer), self.now + after_ms);
+                }
+                Action::CancelTimer(timer) => {
+                    self.timers.remove(&(id, timer));
+                }
+                Action::Deliver(t) => {
+                    let node = self.nodes.get_mut(&id).expect("node");
+                    if let Some(last) = node.applied.last() {
+                        assert!(t.zxid > last.zxid, "deliveries in zxid order");
+                    }
+                    node.applied.push(t);
+                }
+                Action::RoleChanged(_) => {}
+                Action::Trace(t) => self.trace.push(t),
+            }
+        }
+    }
+
+    /// Moves a node's async appends to disk when its Durable input is processed.
+    fn sync_unsynced(&mut self, id: ServerId, upto: Zxid) {
+        let node = self.nodes.get_mut(&id).expect("node");
+        let (done, rest): (Vec<_>, Vec<_>) = node.unsynced.drain(..).partition(|t| t.zxid <= upto);
+        node.disk.log.extend(done);
+        node.unsynced = rest;
+    }
+
+    /// Completes the connection attempts whose leader now leads; drops abandoned ones.
+    fn retry_connects(&mut self) {
+        for (f, l) in self.connecting.clone() {
+            let still_wanted = self.nodes.get(&f).is_some_and(
+                |n| matches!(n.peer.role, Role::Looking { connecting_to: Some(x), .. } if x == l),
+            );
+            if !still_wanted {
+                self.connecting.remove(&(f, l));
+                continue;
+            }
+            if self
+                .nodes
+                .get(&l)
+                .is_some_and(|n| n.peer.role().state == ServerState::Leading)
+            {
+                self.connecting.remove(&(f, l));
+                self.links.insert((f.min(l), f.max(l)));
+                self.queue
+                    .push_back((l, Input::LearnerConnected { learner: f }));
+                self.queue.push_back((f, Input::Connected { leader: l }));
+            }
+        }
+    }
+
+    fn step_one(&mut self) -> bool {
+        self.retry_connects();
+        if let Some((to, input)) = self.queue.pop_front() {
+            if !self.nodes.contains_key(&to) {
+                return true;
+            }
+            if let Input::Durable { zxid } = &input {
+                self.sync_unsynced(to, *zxid);
+            }
+            let mut out = vec![];
+            self.nodes
+                .get_mut(&to)
+                .expect("node")
+                .peer
+                .step(input, &mut out);
+            self.execute(to, out);
+            return true;
+        }
+        let Some((&(id, timer), &at)) = self.timers.iter().min_by_key(|(_, at)| **at) else {
+            return false;
+        };
+        self.timers.remove(&(id, timer));
+        self.now = self.now.max(at);
+        let mut out = vec![];
+        self.nodes
+            .get_mut(&id)
+            .expect("node")
+            .peer
+            .step(Input::Timer(timer), &mut out);
+        self.execute(id, out);
+        true
+    }
+
+    fn run_until(&mut self, mut done: impl FnMut(&Cluster) -> bool) {
+        for _ in 0..200_000 {
+            if done(self) {
+                return;
+            }
+            assert!(
+                self.step_one(),
+                "the cluster stopped before the condition held"
+            );
+        }
+        panic!("condition not reached; roles: {:?}", self.roles());
+    }
+
+    fn roles(&self) -> Vec<(ServerId, RoleInfo)> {
+        self.nodes
+            .iter()
+            .map(|(k, n)| (*k, n.peer.role()))
+            .collect()
+    }
+
+    fn leader(&self) -> Option<ServerId> {
+        self.nodes
+            .iter()
+            .find(|(_, n)| {
+                n.peer.role().state == ServerState::Leading
+                    && n.peer.role().zab_state == ZabState::Broadcast
+            })
+            .map(|(k, _)| *k)
+    }
+
+    fn all_broadcasting(&self) -> bool {
+        self.nodes
+            .values()
+            .all(|n| n.peer.role().zab_state == ZabState::Broadcast)
+    }
+
+    fn propose(&mut self, k: i64) -> Zxid {
+        let l = self.leader().expect("a leader");
+        let mut out = vec![];
+        let node = self.nodes.get_mut(&l).expect("node");
+        let zxid = node
+            .peer
+            .leader_process_request(payload(k), &mut out)
+            .expect("accepted");
+        self.execute(l, out);
+        zxid
+    }
+
+    fn applied(&self, id: ServerId) -> Vec<Zxid> {
+        self.nodes[&id].applied.iter().map(|t| t.zxid).collect()
+    }
+}
+
+#[test]
+fn three_servers_elect_the_highest_id_and_replicate_in_order() {
+    let mut c = Cluster::new(3);
+    c.run_until(|c| c.all_broadcasting());
+    assert_eq!(c.leader(), Some(sid(3)), "equal logs: the highest id wins");
+    let zxids: Vec<Zxid> = (1..=5).map(|k| c.propose(k)).collect();
+    c.run_until(|c| (1..=3).all(|k| c.applied(sid(k)) == zxids));
+    assert_eq!(zxids, (1..=5).map(|k| z(1, k)).collect::<Vec<_>>());
+    let actions: BTreeSet<&str> = c.trace.iter().map(|t| t.action).collect();
+    for a in [
+        "ElectLeader",
+        "FollowLeader",
+        "LeaderProcessFOLLOWERINFO",
+        "LeaderProcessACKEPOCH",
+        "LeaderSyncFollower",
+        "FollowerProcessNEWLEADER",
+        "LeaderProcessACKLD",
+        "FollowerProcessUPTODATE",
+        "LeaderProcessRequest",
+        "SyncProcessorLogRequest",
+        "LeaderProcessACK",
+        "FollowerProcessCOMMIT",
+    ] {
+        assert!(actions.contains(a), "{a} never happened");
+    }
+}
+
+#[test]
+fn a_crashed_leader_is_replaced_and_no_committed_transaction_is_lost() {
+    let mut c = Cluster::new(3);
+    c.run_until(|c| c.all_broadcasting());
+    let first: Vec<Zxid> = (1..=3).map(|k| c.propose(k)).collect();
+    c.run_until(|c| (1..=3).all(|k| c.applied(sid(k)) == first));
+    let disk = c.down(sid(3));
+    c.run_until(|c| c.leader().is_some() && c.all_broadcasting());
+    let second = c.propose(10);
+    assert_eq!(second.epoch, Epoch(2));
+    c.up(sid(3), disk);
+    c.run_until(|c| (1..=3).all(|k| c.applied(sid(k)).last() == Some(&second)));
+    for k in 1..=3 {
+        assert_eq!(
+            &c.applied(sid(k))[..3],
+            &first[..],
+            "server {k} lost a committed transaction"
+        );
+    }
+}
+
+#[test]
+fn a_restarted_follower_catches_up_by_diff() {
+    let mut c = Cluster::new(3);
+    c.run_until(|c| c.all_broadcasting());
+    c.crash(sid(1));
+    c.run_until(|c| c.all_broadcasting());
+    let zxids: Vec<Zxid> = (1..=4).map(|k| c.propose(k)).collect();
+    c.run_until(|c| (1..=3).all(|k| c.applied(sid(k)) == zxids));
+    let diffs = c
+        .trace
+        .iter()
+        .filter(|t| t.action == "FollowerProcessSyncMessage" && t.i == sid(1))
+        .count();
+    assert!(diffs >= 1);
+}
+
+#[test]
+fn an_uncommitted_suffix_is_truncated() {
+    let mut c = Cluster::new(3);
+    c.run_until(|c| c.all_broadcasting());
+    let l = c.leader().expect("leader");
+    // Cut the leader off: its proposal reaches no follower; it logs it and goes down.
+    c.links.clear();
+    let lost = c.propose(99);
+    c.run_until(|c| c.nodes[&l].disk.log.iter().any(|t| t.zxid == lost));
+    let disk = c.down(l);
+    c.run_until(|c| c.leader().is_some() && c.all_broadcasting());
+    let kept = c.propose(7);
+    c.up(l, disk);
+    c.run_until(|c| c.all_broadcasting() && c.applied(l).last() == Some(&kept));
+    assert!(
+        c.nodes[&l].disk.log.iter().all(|t| t.zxid != lost),
+        "the uncommitted proposal was truncated"
+    );
+    assert!(c.applied(l).iter().all(|z| *z != lost));
+}
+
+#[test]
+fn a_follower_behind_the_leaders_snapshot_gets_snap() {
+    let mut c = Cluster::new(3);
+    c.run_until(|c| c.all_broadcasting());
+    let l = c.leader().expect("leader");
+    let victim = if l == sid(1) { sid(2) } else { sid(1) };
+    c.crash(victim);
+    // Keep the victim away while the others commit and the leader snapshots.
+    c.nodes.remove(&victim);
+    c.queue.retain(|(to, _)| *to != victim);
+    let zxids: Vec<Zxid> = (1..=3).map(|k| c.propose(k)).collect();
+    c.run_until(|c| c.applied(l) == zxids);
+    let mut out = vec![];
+    c.nodes
+        .get_mut(&l)
+        .expect("leader")
+        .peer
+        .step(Input::SnapshotWritten { zxid: zxids[2] }, &mut out);
+    c.execute(l, out);
+    assert_eq!(c.nodes[&l].peer.log().snapshot(), zxids[2]);
+    c.boot(victim, Disk::default());
+    c.run_until(|c| c.applied(victim) == zxids);
+    assert!(
+        c.nodes[&victim].peer.log().snapshot() == zxids[2],
+        "the victim's log starts at the snapshot"
+    );
+}
+
+#[test]
+fn a_single_server_broadcasts_alone() {
+    let mut c = Cluster::new(1);
+    c.run_until(|c| c.all_broadcasting());
+    let zx = c.propose(1);
+    c.run_until(|c| c.applied(sid(1)) == vec![zx]);
+}
+
+#[test]
+fn proposals_are_refused_off_the_leader() {
+    let p = fresh(1, 3);
+    assert_eq!(p.can_propose(), Err(NotLeader::Follower(None)));
+    let _ = ErrorCode::Ok;
+}

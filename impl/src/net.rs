@@ -1,0 +1,544 @@
+//! Peer networking on tokio: the election mesh and the quorum connections, with the handshake
+//! of [`crate::wire`], reconnection with backoff, and one tracing span per connection.
+//!
+//! The core thread talks to it with [`NetCommand`]s and hears from it through [`NetEvent`]s.
+//! Election: every server keeps an outgoing connection to every other one (notifications are
+//! sent on it; while it is down only the latest notification is kept) and accepts incoming ones
+//! (notifications are read from them). Quorum: a follower connects to the leader it chose and
+//! retries until the leader accepts or the core gives up; a leader accepts learners only while
+//! it leads. Each quorum connection has a generation number, so that an event of a connection
+//! that was replaced never reaches the core.
+
+use crate::wire::{
+    self, Frame, HELLO_LEN, HandshakeStatus, Hello, PayloadCodec, Purpose, WELCOME_LEN, Welcome,
+};
+use bytes::BytesMut;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tracing::{Instrument, debug, info, info_span, warn};
+use zab_spec::ServerId;
+
+/// What the core thread asks of the network.
+#[derive(Debug)]
+pub enum NetCommand<P> {
+    /// Send on the election connection to `to`.
+    Election {
+        /// The receiver.
+        to: ServerId,
+        /// The frame.
+        frame: Frame<P>,
+    },
+    /// Send on the quorum connection with `to`.
+    Quorum {
+        /// The receiver.
+        to: ServerId,
+        /// The frame.
+        frame: Frame<P>,
+    },
+    /// Open a quorum connection to `leader`, retrying until it accepts or `Disconnect`.
+    Connect {
+        /// The leader.
+        leader: ServerId,
+    },
+    /// Close the quorum connection with `peer` (and stop connecting to it).
+    Disconnect {
+        /// The other end.
+        peer: ServerId,
+    },
+}
+
+/// What the network tells the core thread.
+#[derive(Debug)]
+pub enum NetEvent<P> {
+    /// An election frame arrived.
+    Election {
+        /// The sender.
+        from: ServerId,
+        /// The frame.
+        frame: Frame<P>,
+    },
+    /// The quorum connection to `leader` is up.
+    Connected {
+        /// The leader.
+        leader: ServerId,
+    },
+    /// A learner's quorum connection is up.
+    LearnerConnected {
+        /// The learner.
+        learner: ServerId,
+    },
+    /// A quorum frame arrived.
+    Quorum {
+        /// The sender.
+        from: ServerId,
+        /// The frame.
+        frame: Frame<P>,
+    },
+    /// The quorum connection with `peer` is gone.
+    Disconnected {
+        /// The other end.
+        peer: ServerId,
+    },
+}
+
+/// Addresses and identity for the network layer.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// This server.
+    pub me: ServerId,
+    /// Election address of every member (this one included).
+    pub election: BTreeMap<ServerId, SocketAddr>,
+    /// Quorum address of every member (this one included).
+    pub quorum: BTreeMap<ServerId, SocketAddr>,
+    /// The ensemble fingerprint ([`wire::ensemble_fingerprint`]).
+    pub ensemble: u64,
+}
+
+/// Shared between the network tasks and the core thread.
+#[derive(Debug, Default)]
+pub struct NetState {
+    /// Whether this server leads (learners are accepted only then).
+    pub leading: AtomicBool,
+}
+
+type QuorumSlot<P> = (
+    u64,
+    mpsc::UnboundedSender<Frame<P>>,
+    tokio::task::AbortHandle,
+);
+
+struct Shared<P> {
+    cfg: NetConfig,
+    state: Arc<NetState>,
+    events: std::sync::mpsc::Sender<NetEvent<P>>,
+    generation: AtomicU64,
+    /// The current quorum connection with each peer: generation, writer, task.
+    quorum: std::sync::Mutex<BTreeMap<ServerId, QuorumSlot<P>>>,
+}
+
+impl<P> Shared<P> {
+    fn slots(&self) -> std::sync::MutexGuard<'_, BTreeMap<ServerId, QuorumSlot<P>>> {
+        // A poisoned lock only means another network task panicked; the map is still sound.
+        self.quorum
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Reports a quorum connection's end, unless it was replaced or closed on purpose.
+    fn quorum_closed(&self, peer: ServerId, generation: u64) {
+        let mut slots = self.slots();
+        if slots.get(&peer).is_some_and(|(g, _, _)| *g == generation) {
+            slots.remove(&peer);
+            drop(slots);
+            let _ = self.events.send(NetEvent::Disconnected { peer });
+        }
+    }
+}
+
+/// Starts the listeners and the election mesh; returns the command sender.
+pub async fn start<P>(
+    cfg: NetConfig,
+    state: Arc<NetState>,
+    events: std::sync::mpsc::Sender<NetEvent<P>>,
+) -> std::io::Result<mpsc::UnboundedSender<NetCommand<P>>>
+where
+    P: PayloadCodec + Send + Sync + std::fmt::Debug + 'static,
+{
+    let election_listener = bind(cfg.election.get(&cfg.me)).await?;
+    let quorum_listener = bind(cfg.quorum.get(&cfg.me)).await?;
+    let shared = Arc::new(Shared {
+        cfg: cfg.clone(),
+        state,
+        events,
+        generation: AtomicU64::new(0),
+        quorum: std::sync::Mutex::new(BTreeMap::new()),
+    });
+    let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<NetCommand<P>>();
+    tokio::spawn(accept_loop(
+        election_listener,
+        Purpose::Election,
+        Arc::clone(&shared),
+    ));
+    tokio::spawn(accept_loop(
+        quorum_listener,
+        Purpose::Quorum,
+        Arc::clone(&shared),
+    ));
+    let mut election_out: BTreeMap<ServerId, mpsc::UnboundedSender<Frame<P>>> = BTreeMap::new();
+    for (&peer, &addr) in &cfg.election {
+        if peer == cfg.me {
+            continue;
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        election_out.insert(peer, tx);
+        let span = info_span!("election", peer = %peer, %addr);
+        tokio::spawn(election_sender(addr, Arc::clone(&shared), rx).instrument(span));
+    }
+    let connecting: Arc<std::sync::Mutex<BTreeMap<ServerId, tokio::task::AbortHandle>>> =
+        Arc::default();
+    tokio::spawn(async move {
+        while let Some(cmd) = cmd_rx.recv().await {
+            match cmd {
+                NetCommand::Election { to, frame } => {
+                    if let Some(tx) = election_out.get(&to) {
+                        let _ = tx.send(frame);
+                    }
+                }
+                NetCommand::Quorum { to, frame } => {
+                    if let Some((_, tx, _)) = shared.slots().get(&to) {
+                        let _ = tx.send(frame);
+                    }
+                }
+                NetCommand::Connect { leader } => {
+                    let Some(&addr) = shared.cfg.quorum.get(&leader) else {
+                        continue;
+                    };
+                    let span = info_span!("quorum", peer = %leader, %addr, role = "follower");
+                    let task = tokio::spawn(
+                        connect_to_leader(leader, addr, Arc::clone(&shared)).instrument(span),
+                    );
+                    if let Some(old) = connecting
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(leader, task.abort_handle())
+                    {
+                        old.abort();
+                    }
+                }
+                NetCommand::Disconnect { peer } => {
+                    if let Some(t) = connecting
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .remove(&peer)
+                    {
+                        t.abort();
+                    }
+                    if let Some((_, _, task)) = shared.slots().remove(&peer) {
+                        task.abort();
+                    }
+                }
+            }
+        }
+    });
+    Ok(cmd_tx)
+}
+
+async fn bind(addr: Option<&SocketAddr>) -> std::io::Result<TcpListener> {
+    let addr =
+        addr.ok_or_else(|| std::io::Error::other("this server has no address in the ensemble"))?;
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}
+
+async fn accept_loop<P>(listener: TcpListener, purpose: Purpose, shared: Arc<Shared<P>>)
+where
+    P: PayloadCodec + Send + Sync + std::fmt::Debug + 'static,
+{
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                let _ = stream.set_nodelay(true);
+                let shared = Arc::clone(&shared);
+                tokio::spawn(async move {
+                    if let Err(e) = accept_one(stream, addr, purpose, shared).await {
+                        debug!(%addr, "connection refused: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn accept_one<P>(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    purpose: Purpose,
+    shared: Arc<Shared<P>>,
+) -> Result<(), String>
+where
+    P: PayloadCodec + Send + Sync + std::fmt::Debug + 'static,
+{
+    let mut hello = [0u8; HELLO_LEN];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut hello))
+        .await
+        .map_err(|_| "handshake timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let me = shared.cfg.me;
+    let reply = |status| wire::encode_welcome(&Welcome { status, sid: me });
+    let hello: Hello = match wire::decode_hello(&hello) {
+        Ok(h) => h,
+        Err(e @ wire::WireError::Version { .. }) => {
+            warn!(%addr, "refusing a peer: {e}");
+            let _ = stream
+                .write_all(&reply(HandshakeStatus::VersionMismatch))
+                .await;
+            return Err(e.to_string());
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let status = if !shared.cfg.election.contains_key(&hello.sid) || hello.sid == me {
+        HandshakeStatus::UnknownServer
+    } else if hello.ensemble != shared.cfg.ensemble {
+        HandshakeStatus::WrongEnsemble
+    } else if hello.purpose != purpose
+        || (purpose == Purpose::Quorum && !shared.state.leading.load(Ordering::SeqCst))
+    {
+        HandshakeStatus::Refused
+    } else {
+        HandshakeStatus::Accepted
+    };
+    stream
+        .write_all(&reply(status))
+        .await
+        .map_err(|e| e.to_string())?;
+    if status != HandshakeStatus::Accepted {
+        return Err(format!("{status:?} for server {}", hello.sid));
+    }
+    let peer = hello.sid;
+    match purpose {
+        Purpose::Election => {
+            let span = info_span!("election-in", peer = %peer, %addr);
+            read_frames(stream, peer, Arc::clone(&shared), |from, frame| {
+                NetEvent::Election { from, frame }
+            })
+            .instrument(span)
+            .await;
+            Ok(())
+        }
+        Purpose::Quorum => {
+            let span = info_span!("quorum", peer = %peer, %addr, role = "leader");
+            run_quorum(stream, peer, shared, true)
+                .instrument(span)
+                .await;
+            Ok(())
+        }
+    }
+}
+
+/// Reads frames until the stream ends, turning each into an event.
+async fn read_frames<P>(
+    mut stream: TcpStream,
+    peer: ServerId,
+    shared: Arc<Shared<P>>,
+    event: impl Fn(ServerId, Frame<P>) -> NetEvent<P>,
+) where
+    P: PayloadCodec,
+{
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    loop {
+        loop {
+            match wire::take_frame(&mut buf) {
+                Ok(Some(body)) => match wire::decode_frame::<P>(&body) {
+                    Ok(frame) => {
+                        if shared.events.send(event(peer, frame)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        warn!("closing: undecodable frame: {e}");
+                        return;
+                    }
+                },
+                Ok(None) => break,
+                Err(e) => {
+                    warn!("closing: {e}");
+                    return;
+                }
+            }
+        }
+        match stream.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Runs an established quorum connection: registers it, then reads until it ends.
+async fn run_quorum<P>(stream: TcpStream, peer: ServerId, shared: Arc<Shared<P>>, leader_side: bool)
+where
+    P: PayloadCodec + Send + Sync + std::fmt::Debug + 'static,
+{
+    let generation = shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
+    let (mut reader, mut writer) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Frame<P>>();
+    let writer_task = tokio::spawn(async move {
+        let mut buf = BytesMut::new();
+        while let Some(frame) = rx.recv().await {
+            buf.clear();
+            wire::encode_frame(&frame, &mut buf);
+            while let Ok(next) = rx.try_recv() {
+                wire::encode_frame(&next, &mut buf);
+            }
+            if writer.write_all(&buf).await.is_err() {
+                return;
+            }
+        }
+    });
+    {
+        let mut slots = shared.slots();
+        if let Some((_, _, old)) = slots.insert(peer, (generation, tx, writer_task.abort_handle()))
+        {
+            old.abort();
+        }
+    }
+    let connected = if leader_side {
+        NetEvent::LearnerConnected { learner: peer }
+    } else {
+        NetEvent::Connected { leader: peer }
+    };
+    info!("quorum connection up");
+    if shared.events.send(connected).is_err() {
+        return;
+    }
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    'outer: loop {
+        loop {
+            match wire::take_frame(&mut buf) {
+                Ok(Some(body)) => match wire::decode_frame::<P>(&body) {
+                    Ok(frame) => {
+                        let current = shared
+                            .slots()
+                            .get(&peer)
+                            .is_some_and(|(g, _, _)| *g == generation);
+                        if !current
+                            || shared
+                                .events
+                                .send(NetEvent::Quorum { from: peer, frame })
+                                .is_err()
+                        {
+                            break 'outer;
+                        }
+                    }
+                    Err(e) => {
+                        warn!("closing: undecodable frame: {e}");
+                        break 'outer;
+                    }
+                },
+                Ok(None) => break,
+                Err(e) => {
+                    warn!("closing: {e}");
+                    break 'outer;
+                }
+            }
+        }
+        match reader.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    info!("quorum connection down");
+    writer_task.abort();
+    shared.quorum_closed(peer, generation);
+}
+
+async fn handshake(addr: SocketAddr, hello: Hello) -> Result<(TcpStream, Welcome), String> {
+    let mut stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let _ = stream.set_nodelay(true);
+    stream
+        .write_all(&wire::encode_hello(&hello))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut reply = [0u8; WELCOME_LEN];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut reply))
+        .await
+        .map_err(|_| "handshake timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let welcome = wire::decode_welcome(&reply).map_err(|e| e.to_string())?;
+    Ok((stream, welcome))
+}
+
+/// Keeps an outgoing election connection up and sends the queued notifications on it.
+async fn election_sender<P>(
+    addr: SocketAddr,
+    shared: Arc<Shared<P>>,
+    mut rx: mpsc::UnboundedReceiver<Frame<P>>,
+) where
+    P: PayloadCodec + Send + Sync + 'static,
+{
+    let hello = Hello {
+        purpose: Purpose::Election,
+        sid: shared.cfg.me,
+        ensemble: shared.cfg.ensemble,
+    };
+    let mut backoff = Duration::from_millis(50);
+    let mut pending: Option<Frame<P>> = None;
+    loop {
+        match handshake(addr, hello).await {
+            Ok((mut stream, w)) if w.status == HandshakeStatus::Accepted => {
+                backoff = Duration::from_millis(50);
+                let mut buf = BytesMut::new();
+                loop {
+                    let frame = match pending.take() {
+                        Some(f) => f,
+                        None => match rx.recv().await {
+                            Some(f) => f,
+                            None => return,
+                        },
+                    };
+                    buf.clear();
+                    wire::encode_frame(&frame, &mut buf);
+                    if stream.write_all(&buf).await.is_err() {
+                        pending = Some(frame);
+                        break;
+                    }
+                }
+            }
+            Ok((_, w)) => warn!("election peer refused us: {:?}", w.status),
+            Err(e) => debug!("election connect: {e}"),
+        }
+        // While down, only the latest notification matters.
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            f = rx.recv() => match f { Some(f) => { pending = Some(f); } None => return },
+        }
+        while let Ok(f) = rx.try_recv() {
+            pending = Some(f);
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Connects to the leader, retrying until it accepts; then runs the connection.
+async fn connect_to_leader<P>(leader: ServerId, addr: SocketAddr, shared: Arc<Shared<P>>)
+where
+    P: PayloadCodec + Send + Sync + std::fmt::Debug + 'static,
+{
+    let hello = Hello {
+        purpose: Purpose::Quorum,
+        sid: shared.cfg.me,
+        ensemble: shared.cfg.ensemble,
+    };
+    let mut backoff = Duration::from_millis(20);
+    loop {
+        match handshake(addr, hello).await {
+            Ok((stream, w)) if w.status == HandshakeStatus::Accepted => {
+                run_quorum(stream, leader, shared, false).await;
+                return;
+            }
+            Ok((_, w))
+                if w.status == HandshakeStatus::VersionMismatch
+                    || w.status == HandshakeStatus::WrongEnsemble =>
+            {
+                warn!("leader refused us for good: {:?}", w.status);
+            }
+            Ok((_, w)) => debug!("leader not ready: {:?}", w.status),
+            Err(e) => debug!("connect to leader: {e}"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_millis(500));
+    }
+}

@@ -1,0 +1,233 @@
+//! Assembling a running server from its configuration: storage recovery, the log writer, the
+//! replica thread, peer networking, the client port and the metrics endpoint.
+//!
+//! Start-up refuses, with a message naming the file and offset, a data directory whose log or
+//! snapshots are corrupt in the middle (a torn tail is cut with a warning); a storage error
+//! while running stops the server (exit code 2) rather than pretending.
+
+use crate::config::ServerConfig;
+use crate::core::{PeerConfig, TraceEvent};
+use crate::net::{self, NetConfig, NetState};
+use crate::runtime::{self, Event, Replica, Status};
+use crate::service::client::{self, ClientPortConfig};
+use crate::service::{ClientEvent, ServiceConfig, ZkService};
+use crate::storage::{LogWriter, StdFs, Storage, StorageConfig};
+use anyhow::Context as _;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{error, info, warn};
+use zab_spec::Zxid;
+use zab_zk::DataTree;
+
+/// Options beyond the ZooKeeper configuration.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Write a trace record (NDJSON) of every model action to this file.
+    pub trace_file: Option<PathBuf>,
+    /// The super user's digest (`super:<base64 sha1>`).
+    pub super_digest: Option<String>,
+    /// How often the leader looks for empty containers, ms (default 60 000).
+    pub container_check_ms: Option<i64>,
+}
+
+/// A trace event as one JSON line (the format `zab-refinement` reads).
+#[must_use]
+pub fn trace_json<P: std::fmt::Display>(ev: &TraceEvent<P>) -> String {
+    let s = &ev.summary;
+    let log: Vec<String> = s.log.iter().map(|z| format!("\"{z}\"")).collect();
+    let payload = ev
+        .payload
+        .as_ref()
+        .map_or_else(|| "null".to_string(), |p| format!("{:?}", p.to_string()));
+    format!(
+        "{{\"action\":\"{}\",\"i\":{},\"j\":{},\"payload\":{},\"state\":\"{:?}\",\"zab_state\":\"{:?}\",\"accepted_epoch\":{},\"current_epoch\":{},\"snapshot\":\"{}\",\"log\":[{}],\"persisted\":\"{}\",\"committed\":\"{}\"}}",
+        ev.action,
+        ev.i.0,
+        ev.j.map_or_else(|| "null".to_string(), |j| j.0.to_string()),
+        payload,
+        s.state,
+        s.zab_state,
+        s.accepted_epoch.0,
+        s.current_epoch.0,
+        s.snapshot,
+        log.join(","),
+        s.persisted,
+        s.committed
+    )
+}
+
+/// Runs a server until it is stopped (SIGINT/SIGTERM) or fails.
+pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
+    cfg.validate()?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
+    std::fs::create_dir_all(&cfg.data_log_dir)
+        .with_context(|| format!("cannot create {}", cfg.data_log_dir.display()))?;
+    let mut storage_cfg = StorageConfig::new(&cfg.data_dir, &cfg.data_log_dir);
+    storage_cfg.snap_retain_count = cfg.snap_retain_count;
+    let (storage, recovered) = Storage::open(Arc::new(StdFs), &storage_cfg)
+        .map_err(|e| anyhow::anyhow!("cannot start from {}: {e}", cfg.data_dir.display()))?;
+    let snapshot_zxid = recovered.snapshot_zxid();
+    let tree = match &recovered.snapshot {
+        Some(s) => DataTree::from_snapshot(&s.data).map_err(|e| {
+            anyhow::anyhow!(
+                "snapshot {} in {} is unreadable: {e}",
+                s.zxid,
+                cfg.data_dir.display()
+            )
+        })?,
+        None => DataTree::new(),
+    };
+    info!(
+        myid = cfg.myid.0,
+        snapshot = %snapshot_zxid,
+        txns = recovered.txns.len(),
+        accepted_epoch = recovered.accepted_epoch.0,
+        current_epoch = recovered.current_epoch.0,
+        "recovered"
+    );
+    let servers = cfg.server_ids();
+    let mut peer_cfg = PeerConfig::new(cfg.myid, servers.clone());
+    peer_cfg.tick_ms = cfg.tick_ms;
+    peer_cfg.init_limit = cfg.init_limit;
+    peer_cfg.sync_limit = cfg.sync_limit;
+    peer_cfg.trace = opts.trace_file.is_some();
+    let peer = runtime::recover_peer::<zab_zk::Txn>(peer_cfg, &recovered)
+        .map_err(|e| anyhow::anyhow!("cannot start from {}: {e}", cfg.data_dir.display()))?;
+
+    let (events_tx, events_rx) = std::sync::mpsc::channel::<Event<zab_zk::Txn, ClientEvent>>();
+    let writer_events = events_tx.clone();
+    let writer = Arc::new(
+        LogWriter::spawn(storage, move |ev| {
+            let _ = writer_events.send(Event::Writer(ev));
+        })
+        .map_err(|e| anyhow::anyhow!("cannot start the log writer: {e}"))?,
+    );
+
+    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("zab-io")
+        .enable_all()
+        .build()
+        .context("cannot start the I/O runtime")?;
+    let status = Arc::new(Status::default());
+    let net_state = Arc::new(NetState::default());
+    let net_tx = if servers.len() > 1 {
+        let net_cfg = NetConfig {
+            me: cfg.myid,
+            election: cfg
+                .members
+                .iter()
+                .map(|m| (m.id, m.election_addr))
+                .collect(),
+            quorum: cfg.members.iter().map(|m| (m.id, m.quorum_addr)).collect(),
+            ensemble: crate::wire::ensemble_fingerprint(&servers),
+        };
+        let net_events = events_tx.clone();
+        let (bridge_tx, bridge_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("zab-net-bridge".into())
+            .spawn(move || {
+                while let Ok(ev) = bridge_rx.recv() {
+                    if net_events.send(Event::Net(ev)).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        tokio_rt
+            .block_on(net::start(net_cfg, Arc::clone(&net_state), bridge_tx))
+            .context("cannot start peer networking")?
+    } else {
+        tokio::sync::mpsc::unbounded_channel().0
+    };
+
+    let client_listener = tokio_rt
+        .block_on(tokio::net::TcpListener::bind(cfg.client_addr))
+        .with_context(|| format!("cannot listen on the client port {}", cfg.client_addr))?;
+    info!(addr = %cfg.client_addr, "client port listening");
+    let port_cfg = ClientPortConfig {
+        max_frame: cfg.jute_max_buffer,
+        max_per_ip: cfg.max_client_cnxns,
+        four_letter_words: cfg.four_letter_words.clone(),
+        handshake_timeout: Duration::from_millis(
+            (cfg.tick_ms * u64::from(cfg.init_limit)).clamp(2000, 30_000),
+        ),
+    };
+    tokio_rt.spawn(client::serve(client_listener, events_tx.clone(), port_cfg));
+    if let Some(addr) = cfg.metrics_addr {
+        let st = Arc::clone(&status);
+        tokio_rt.spawn(async move {
+            if let Err(e) = crate::metrics::serve(addr, st).await {
+                error!("metrics endpoint stopped: {e}");
+            }
+        });
+    }
+    let stop_tx = events_tx.clone();
+    tokio_rt.spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                return;
+            };
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        info!("stopping");
+        let _ = stop_tx.send(Event::Shutdown);
+    });
+
+    let service = ZkService::new(
+        ServiceConfig {
+            super_digest: opts.super_digest.clone(),
+            session_secret: format!(
+                "zab-session-{:x}",
+                crate::wire::ensemble_fingerprint(&servers)
+            )
+            .into_bytes(),
+            container_check_ms: opts.container_check_ms.unwrap_or(60_000),
+            server: cfg.clone(),
+        },
+        tree,
+        snapshot_zxid.max(Zxid::ZERO),
+        runtime::wall_clock_ms(),
+    );
+    let mut replica = Replica::new(
+        peer,
+        service,
+        Arc::clone(&writer),
+        net_tx,
+        net_state,
+        events_tx,
+        Arc::clone(&status),
+        cfg.snap_count,
+    );
+    if let Some(path) = &opts.trace_file {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open the trace file {}", path.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        replica = replica.with_trace(Box::new(move |ev: &TraceEvent<zab_zk::Txn>| {
+            if writeln!(out, "{}", trace_json(ev))
+                .and_then(|()| out.flush())
+                .is_err()
+            {
+                warn!("cannot write the trace file");
+            }
+        }));
+    }
+    let result = replica.run(events_rx);
+    if let Err(e) = writer.shutdown() {
+        warn!("log writer shutdown: {e}");
+    }
+    tokio_rt.shutdown_timeout(Duration::from_secs(1));
+    result.map_err(|e| anyhow::anyhow!("storage failure, stopping: {e}"))
+}

@@ -1,0 +1,226 @@
+//! The client port: accepts connections, answers four-letter words, splits the stream into
+//! frames (refusing negative or oversized ones, like ZooKeeper: the connection is closed and
+//! nothing else is affected), and relays frames to the replica thread and its answers back.
+//!
+//! A connection task owns the socket: it reads frames and sends them on, in order, as
+//! [`ClientEvent`]s; a writer task writes what the replica thread sends ([`ClientOut`]). A client
+//! that does not finish its handshake within the limit is disconnected; a client that stalls
+//! after that is left alone until its session expires (the replica thread then closes it).
+
+use super::{ClientEvent, ClientOut, ConnId, fourlw};
+use crate::runtime::Event;
+use bytes::BytesMut;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tracing::{Instrument, debug, info, info_span, warn};
+use zab_zk::proto::{self, FrameDecoder};
+
+/// Client-port settings.
+#[derive(Clone, Debug)]
+pub struct ClientPortConfig {
+    /// `jute.maxbuffer`: the largest frame.
+    pub max_frame: usize,
+    /// Connections per client IP (0 = unlimited).
+    pub max_per_ip: u32,
+    /// Words answered.
+    pub four_letter_words: Vec<String>,
+    /// Time allowed for the handshake frame.
+    pub handshake_timeout: Duration,
+}
+
+type Sender = std::sync::mpsc::Sender<Event<zab_zk::Txn, ClientEvent>>;
+
+/// Accepts client connections on `listener` until the process ends.
+pub async fn serve(listener: TcpListener, events: Sender, cfg: ClientPortConfig) {
+    let next_id = Arc::new(AtomicU64::new(1));
+    let per_ip: Arc<Mutex<HashMap<IpAddr, u32>>> = Arc::default();
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                warn!("client accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let ip = remote.ip();
+        {
+            let mut map = per_ip
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let n = map.entry(ip).or_insert(0);
+            if cfg.max_per_ip > 0 && *n >= cfg.max_per_ip {
+                warn!(%remote, limit = cfg.max_per_ip, "too many connections from this address");
+                continue;
+            }
+            *n += 1;
+        }
+        let conn = next_id.fetch_add(1, Ordering::Relaxed);
+        let (events, cfg, per_ip) = (events.clone(), cfg.clone(), Arc::clone(&per_ip));
+        let span = info_span!("client", conn, %remote);
+        tokio::spawn(
+            async move {
+                handle(stream, remote, conn, events, &cfg).await;
+                let mut map = per_ip
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Some(n) = map.get_mut(&ip) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+            .instrument(span),
+        );
+    }
+}
+
+async fn handle(
+    mut stream: TcpStream,
+    remote: SocketAddr,
+    conn: ConnId,
+    events: Sender,
+    cfg: &ClientPortConfig,
+) {
+    let mut buf = BytesMut::with_capacity(4096);
+    // A four-letter word is only recognised as the first 4 bytes of a fresh connection.
+    let first = tokio::time::timeout(cfg.handshake_timeout, async {
+        while buf.len() < 4 {
+            match stream.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(_) => {}
+            }
+        }
+        true
+    })
+    .await;
+    if first != Ok(true) {
+        return;
+    }
+    if let Some(word) = proto::four_letter_word(&buf[..4]) {
+        let text = four_letter(word, &events, cfg).await;
+        let _ = stream.write_all(text.as_bytes()).await;
+        let _ = stream.shutdown().await;
+        return;
+    }
+    let decoder = FrameDecoder::new(cfg.max_frame);
+    let handshake = tokio::time::timeout(cfg.handshake_timeout, async {
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(frame)) => return Some(frame),
+                Ok(None) => {}
+                Err(e) => {
+                    debug!("bad handshake frame: {e}");
+                    return None;
+                }
+            }
+            match stream.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    let Ok(Some(frame)) = handshake else { return };
+    let request = match proto::decode_connect_request(&frame) {
+        Ok(r) => r,
+        Err(e) => {
+            debug!("undecodable handshake: {e}");
+            return;
+        }
+    };
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ClientOut>();
+    if events
+        .send(Event::Client(ClientEvent::Open {
+            conn,
+            remote,
+            request,
+            out: out_tx,
+        }))
+        .is_err()
+    {
+        return;
+    }
+    let (mut reader, mut writer) = stream.into_split();
+    let writer_task = tokio::spawn(async move {
+        let mut pending = BytesMut::new();
+        while let Some(first) = out_rx.recv().await {
+            let mut close = false;
+            for item in std::iter::once(first).chain(std::iter::from_fn(|| out_rx.try_recv().ok()))
+            {
+                match item {
+                    ClientOut::Frame(f) => pending.extend_from_slice(&f),
+                    ClientOut::Close => {
+                        close = true;
+                        break;
+                    }
+                }
+            }
+            if !pending.is_empty() && writer.write_all(&pending).await.is_err() {
+                return;
+            }
+            pending.clear();
+            if close {
+                let _ = writer.shutdown().await;
+                return;
+            }
+        }
+    });
+    let reader_events = events.clone();
+    let mut reader_task = tokio::spawn(async move {
+        loop {
+            loop {
+                match decoder.decode(&mut buf) {
+                    Ok(Some(payload)) => {
+                        if reader_events
+                            .send(Event::Client(ClientEvent::Request { conn, payload }))
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        info!("closing a client that sent a bad frame: {e}");
+                        return;
+                    }
+                }
+            }
+            match reader.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    });
+    let mut writer_task = writer_task;
+    tokio::select! {
+        _ = &mut reader_task => { writer_task.abort(); }
+        _ = &mut writer_task => { reader_task.abort(); }
+    }
+    let _ = events.send(Event::Client(ClientEvent::Closed { conn }));
+}
+
+async fn four_letter(word: &'static str, events: &Sender, cfg: &ClientPortConfig) -> String {
+    if !cfg.four_letter_words.iter().any(|w| w == word) {
+        return fourlw::not_whitelisted(word);
+    }
+    if word == "ruok" {
+        return "imok".to_string();
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if events
+        .send(Event::Client(ClientEvent::FourLetter { word, reply: tx }))
+        .is_err()
+    {
+        return fourlw::NOT_SERVING.to_string();
+    }
+    match tokio::time::timeout(Duration::from_secs(5), rx).await {
+        Ok(Ok(text)) => text,
+        _ => fourlw::NOT_SERVING.to_string(),
+    }
+}

@@ -1,0 +1,325 @@
+//! ZooKeeper's four-letter words, answered on the client port with ZooKeeper 3.8's formats
+//! (`../shared/reference/zk-3.8-fourlw/`), so that `zkServer.sh status`, Prometheus exporters
+//! reading `mntr` and other monitoring keep working.
+//!
+//! `ruok` is answered by the connection task itself (it must work even if the replica thread
+//! is busy); the others are rendered on the replica thread, which owns the state they report.
+
+use super::ZkService;
+use crate::runtime::AppCx;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use zab_spec::{ServerState, ZabState, Zxid};
+
+/// The version string reported (ZooKeeper's format; exporters parse the leading number).
+pub const VERSION: &str = concat!(
+    "3.8.0-zab-",
+    env!("CARGO_PKG_VERSION"),
+    ", built on 1970-01-01 00:00 UTC"
+);
+
+/// The answer of a word the whitelist does not allow.
+#[must_use]
+pub fn not_whitelisted(word: &str) -> String {
+    format!("{word} is not executed because it is not in the whitelist.\n")
+}
+
+/// What ZooKeeper answers to most words when it has no quorum.
+pub const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests\n";
+
+fn mode(cx: &AppCx<'_, zab_zk::Txn>, standalone: bool) -> &'static str {
+    match cx.role().state {
+        _ if standalone => "standalone",
+        ServerState::Leading => "leader",
+        ServerState::Following => "follower",
+        ServerState::Looking => "looking",
+    }
+}
+
+fn latency(l: (i64, i64, i64, u64)) -> String {
+    let avg = if l.3 == 0 {
+        0.0
+    } else {
+        l.2 as f64 / l.3 as f64
+    };
+    format!("{}/{:.4}/{}", l.0, avg, l.1)
+}
+
+fn dir_size(path: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Renders a word (other than `ruok`).
+pub fn render(word: &str, svc: &ZkService, cx: &AppCx<'_, zab_zk::Txn>) -> String {
+    let cfg = &svc.cfg.server;
+    if !cfg.four_letter_words.iter().any(|w| w == word) {
+        return not_whitelisted(word);
+    }
+    let standalone = cfg.members.len() <= 1;
+    let serving = cx.role().zab_state == ZabState::Broadcast;
+    let mut out = String::new();
+    let zxid = Zxid::from_u64(cx.status().last_zxid.load(Ordering::Relaxed));
+    let header = |out: &mut String, clients: bool| {
+        let _ = writeln!(out, "Zookeeper version: {VERSION}");
+        if clients {
+            let _ = writeln!(out, "Clients:");
+            for (remote, queued, session, _, st) in svc.conn_summaries() {
+                let _ = writeln!(
+                    out,
+                    " /{remote}[{}](queued={queued},recved={},sent={})",
+                    u8::from(session.is_some()),
+                    st.received,
+                    st.sent
+                );
+            }
+            let _ = writeln!(out);
+        }
+        let s = &svc.stats;
+        let _ = writeln!(out, "Latency min/avg/max: {}", latency(s.latency));
+        let _ = writeln!(out, "Received: {}", s.packets_received);
+        let _ = writeln!(out, "Sent: {}", s.packets_sent);
+        let _ = writeln!(out, "Connections: {}", svc.conns.len());
+        let _ = writeln!(
+            out,
+            "Outstanding: {}",
+            svc.conns.values().map(|c| c.queue.len()).sum::<usize>()
+        );
+        let _ = writeln!(out, "Zxid: {zxid}");
+        let _ = writeln!(out, "Mode: {}", mode(cx, standalone));
+        let _ = writeln!(out, "Node count: {}", svc.tree.node_count());
+        if cx.role().state == ServerState::Leading {
+            let p = s.proposal_sizes;
+            let _ = writeln!(out, "Proposal sizes last/min/max: {}/{}/{}", p.0, p.1, p.2);
+        }
+    };
+    match word {
+        "srvr" | "stat" | "mntr" | "cons" | "wchs" if !serving => return NOT_SERVING.to_string(),
+        "srvr" => header(&mut out, false),
+        "stat" => header(&mut out, true),
+        "isro" => out.push_str("rw"),
+        "wchs" => {
+            let sessions = svc.watches.sessions().len();
+            let _ = writeln!(
+                out,
+                "{sessions} connections watching {} paths",
+                svc.watches.path_count()
+            );
+            let _ = writeln!(out, "Total watches:{}", svc.watches.watch_count());
+        }
+        "cons" => {
+            for (remote, queued, session, timeout, st) in svc.conn_summaries() {
+                match session {
+                    Some(sid) => {
+                        let l = st.lat;
+                        let avg = if l.3 == 0 { 0 } else { l.2 / l.3 as i64 };
+                        let _ = writeln!(
+                            out,
+                            " /{remote}[1](queued={queued},recved={},sent={},sid=0x{:x},lop={},est={},to={timeout},lcxid=0x{:x},lzxid=0x{:x},lresp={},llat=0,minlat={},avglat={avg},maxlat={})",
+                            st.received,
+                            st.sent,
+                            sid.0,
+                            st.last_op,
+                            st.established_ms,
+                            st.last_cxid,
+                            st.last_zxid,
+                            cx.now_ms,
+                            l.0,
+                            l.1
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(
+                            out,
+                            " /{remote}[0](queued={queued},recved={},sent={})",
+                            st.received, st.sent
+                        );
+                    }
+                }
+            }
+            out.push('\n');
+        }
+        "conf" => {
+            let client_port = cfg.client_addr.port();
+            let _ = writeln!(out, "clientPort={client_port}\nsecureClientPort=-1");
+            let _ = writeln!(
+                out,
+                "dataDir={}\ndataDirSize={}",
+                cfg.data_dir.display(),
+                dir_size(&cfg.data_dir)
+            );
+            let _ = writeln!(
+                out,
+                "dataLogDir={}\ndataLogSize={}",
+                cfg.data_log_dir.display(),
+                dir_size(&cfg.data_log_dir)
+            );
+            let _ = writeln!(
+                out,
+                "tickTime={}\nmaxClientCnxns={}",
+                cfg.tick_ms, cfg.max_client_cnxns
+            );
+            let _ = writeln!(
+                out,
+                "minSessionTimeout={}\nmaxSessionTimeout={}",
+                cfg.min_session_timeout_ms, cfg.max_session_timeout_ms
+            );
+            let _ = writeln!(out, "clientPortListenBacklog=-1\nserverId={}", cfg.myid.0);
+            if !standalone {
+                let _ = writeln!(
+                    out,
+                    "initLimit={}\nsyncLimit={}\nelectionAlg=3",
+                    cfg.init_limit, cfg.sync_limit
+                );
+                if let Some(me) = cfg.me() {
+                    let _ = writeln!(
+                        out,
+                        "electionPort={}\nquorumPort={}",
+                        me.election_addr.port(),
+                        me.quorum_addr.port()
+                    );
+                }
+                let _ = writeln!(out, "peerType=0\nmembership: ");
+                for m in &cfg.members {
+                    let _ = writeln!(
+                        out,
+                        "server.{}={}:{}:{}:participant",
+                        m.id.0,
+                        m.quorum_addr.ip(),
+                        m.quorum_addr.port(),
+                        m.election_addr.port()
+                    );
+                }
+                let _ = writeln!(out, "version=0");
+            }
+        }
+        "dirs" => {
+            let _ = writeln!(
+                out,
+                "datadir_size: {}\nlogdir_size: {}",
+                dir_size(&cfg.data_dir),
+                dir_size(&cfg.data_log_dir)
+            );
+        }
+        "envi" => {
+            let _ = writeln!(out, "Environment:");
+            let _ = writeln!(out, "zookeeper.version={VERSION}");
+            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+            let _ = writeln!(out, "host.name={host}");
+            let _ = writeln!(out, "java.version=none (zab, Rust)\njava.vendor=zab");
+            let _ = writeln!(
+                out,
+                "os.name={}\nos.arch={}",
+                std::env::consts::OS,
+                std::env::consts::ARCH
+            );
+            let _ = writeln!(
+                out,
+                "user.name={}",
+                std::env::var("USER").unwrap_or_default()
+            );
+            let dir = std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default();
+            let _ = writeln!(out, "user.dir={dir}");
+        }
+        "mntr" => {
+            let s = &svc.stats;
+            let role = cx.role();
+            let state = match role.state {
+                _ if standalone => "standalone",
+                ServerState::Leading => "leader",
+                ServerState::Following => "follower",
+                ServerState::Looking => "looking",
+            };
+            let l = s.latency;
+            let avg = if l.3 == 0 {
+                0.0
+            } else {
+                l.2 as f64 / l.3 as f64
+            };
+            let st = cx.status();
+            let mut kv = vec![
+                ("zk_version", VERSION.to_string()),
+                ("zk_server_state", state.to_string()),
+                (
+                    "zk_peer_state",
+                    format!(
+                        "{} - {}",
+                        match role.state {
+                            ServerState::Leading => "leading",
+                            ServerState::Following => "following",
+                            ServerState::Looking => "looking",
+                        },
+                        format!("{:?}", role.zab_state).to_lowercase()
+                    ),
+                ),
+                ("zk_avg_latency", format!("{avg:.4}")),
+                ("zk_max_latency", l.1.to_string()),
+                ("zk_min_latency", l.0.to_string()),
+                ("zk_packets_received", s.packets_received.to_string()),
+                ("zk_packets_sent", s.packets_sent.to_string()),
+                ("zk_num_alive_connections", svc.conns.len().to_string()),
+                (
+                    "zk_outstanding_requests",
+                    svc.conns
+                        .values()
+                        .map(|c| c.queue.len())
+                        .sum::<usize>()
+                        .to_string(),
+                ),
+                ("zk_znode_count", svc.tree.node_count().to_string()),
+                ("zk_watch_count", svc.watches.watch_count().to_string()),
+                (
+                    "zk_ephemerals_count",
+                    svc.tree.ephemeral_count().to_string(),
+                ),
+                (
+                    "zk_approximate_data_size",
+                    svc.tree.approximate_data_size().to_string(),
+                ),
+                ("zk_global_sessions", svc.tree.sessions().len().to_string()),
+                ("zk_local_sessions", "0".into()),
+                ("zk_auth_failed_count", s.auth_failed.to_string()),
+                ("zk_uptime", (cx.now_ms - svc.started_ms).to_string()),
+                ("zk_quorum_size", cfg.server_ids().len().to_string()),
+                ("zk_last_zxid", format!("{zxid}")),
+                (
+                    "zk_commit_count",
+                    st.delivered.load(Ordering::Relaxed).to_string(),
+                ),
+                ("zk_fsync_count", st.fsync_micros.count().to_string()),
+            ];
+            if role.state == ServerState::Leading {
+                let synced = st.synced_followers.load(Ordering::Relaxed);
+                kv.push(("zk_learners", synced.to_string()));
+                kv.push(("zk_synced_followers", synced.to_string()));
+                kv.push(("zk_synced_non_voting_followers", "0".into()));
+                kv.push(("zk_synced_observers", "0".into()));
+                kv.push(("zk_pending_syncs", "0".into()));
+                kv.push((
+                    "zk_outstanding_proposals",
+                    st.outstanding.load(Ordering::Relaxed).to_string(),
+                ));
+                let p = s.proposal_sizes;
+                kv.push(("zk_last_proposal_size", p.0.to_string()));
+                kv.push(("zk_min_proposal_size", p.1.to_string()));
+                kv.push(("zk_max_proposal_size", p.2.to_string()));
+            }
+            for (k, v) in kv {
+                let _ = writeln!(out, "{k}\t{v}");
+            }
+        }
+        other => out = format!("Unknown command {other}\n"),
+    }
+    out
+}

@@ -1,0 +1,672 @@
+//! The DataTree: nodes with data, ACL and persisted stat; ephemerals by session; containers
+//! and TTL nodes; the sessions; [`DataTree::apply`] of a committed [`Txn`] with ZooKeeper's
+//! exact stat semantics (`DataTree.createNode/deleteNode/setData/setACL/killSession`); and
+//! snapshots ([`snapshot`]).
+//!
+//! Stat semantics (wire doc §0, §7): the *stored* `cversion` counts child creations (the
+//! sequential counter); clients see `2 * cversion - numChildren` (`DataNode.copyStat`);
+//! `pzxid` is the zxid of the last child create or delete; containers and TTL nodes show
+//! `ephemeralOwner = 0`. The initial tree holds `/`, `/zookeeper`, `/zookeeper/quota` and
+//! `/zookeeper/config` (ACL `world:anyone` READ, aversion -1).
+
+pub mod snapshot;
+
+pub use snapshot::SnapshotError;
+
+use crate::proto::{Acl, Stat, ids};
+use crate::txn::{CreateTxn, NodeKind, Txn, TxnBody};
+use bytes::Bytes;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use zab_spec::{ErrorCode, SessionId, Zxid};
+
+/// `/zookeeper`.
+pub const ZOOKEEPER: &str = "/zookeeper";
+/// `/zookeeper/quota`.
+pub const QUOTA: &str = "/zookeeper/quota";
+/// `/zookeeper/config`.
+pub const CONFIG: &str = "/zookeeper/config";
+
+/// Whether `path` is one of ZooKeeper's special nodes that may not be deleted
+/// (`DataTree.isSpecialPath`).
+#[must_use]
+pub fn is_special_path(path: &str) -> bool {
+    matches!(path, "/" | ZOOKEEPER | QUOTA | CONFIG)
+}
+
+/// The parent of a path and the child's name (`path.lastIndexOf('/')`; `""` is `/`).
+#[must_use]
+pub fn split_path(path: &str) -> Option<(&str, &str)> {
+    let k = path.rfind('/')?;
+    let parent = if k == 0 { "/" } else { path.get(..k)? };
+    Some((parent, path.get(k + 1..)?))
+}
+
+/// ZooKeeper's `StatPersisted`: what a node stores (no dataLength, no numChildren).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct StatPersisted {
+    /// zxid of the create.
+    pub czxid: i64,
+    /// zxid of the last setData.
+    pub mzxid: i64,
+    /// Create time, ms.
+    pub ctime: i64,
+    /// Last setData time, ms.
+    pub mtime: i64,
+    /// Data version.
+    pub version: i32,
+    /// Number of child creations (the sequential counter).
+    pub cversion: i32,
+    /// ACL version.
+    pub aversion: i32,
+    /// Stored owner: session, `CONTAINER_OWNER` or TTL marker.
+    pub ephemeral_owner: i64,
+    /// zxid of the last child create or delete.
+    pub pzxid: i64,
+}
+
+/// A node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// Data (null stays null).
+    pub data: Option<Bytes>,
+    /// ACL.
+    pub acl: Arc<Vec<Acl>>,
+    /// Persisted stat.
+    pub stat: StatPersisted,
+    /// Child names.
+    pub children: BTreeSet<String>,
+}
+
+impl Node {
+    fn new(data: Option<Bytes>, acl: Arc<Vec<Acl>>, stat: StatPersisted) -> Node {
+        Node {
+            data,
+            acl,
+            stat,
+            children: BTreeSet::new(),
+        }
+    }
+
+    /// The node kind its owner encodes.
+    #[must_use]
+    pub fn kind(&self) -> NodeKind {
+        NodeKind::from_ephemeral_owner(self.stat.ephemeral_owner)
+    }
+
+    /// Data length (0 for null).
+    #[must_use]
+    pub fn data_length(&self) -> i32 {
+        self.data
+            .as_ref()
+            .map_or(0, |d| i32::try_from(d.len()).unwrap_or(i32::MAX))
+    }
+
+    /// The stat clients see (`DataNode.copyStat`).
+    #[must_use]
+    pub fn stat(&self) -> Stat {
+        let num_children = i32::try_from(self.children.len()).unwrap_or(i32::MAX);
+        Stat {
+            czxid: self.stat.czxid,
+            mzxid: self.stat.mzxid,
+            ctime: self.stat.ctime,
+            mtime: self.stat.mtime,
+            version: self.stat.version,
+            cversion: self
+                .stat
+                .cversion
+                .wrapping_mul(2)
+                .wrapping_sub(num_children),
+            aversion: self.stat.aversion,
+            ephemeral_owner: self.kind().client_ephemeral_owner(),
+            data_length: self.data_length(),
+            num_children,
+            pzxid: self.stat.pzxid,
+        }
+    }
+}
+
+/// What a committed transaction did, for the client reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxnResult {
+    /// A session was created.
+    SessionCreated,
+    /// A session was closed.
+    SessionClosed,
+    /// A node was created.
+    Created {
+        /// Its path.
+        path: String,
+        /// Its stat.
+        stat: Stat,
+        /// Whether the reply carries the stat ([`CreateTxn::with_stat`]).
+        with_stat: bool,
+    },
+    /// A node was deleted.
+    Deleted {
+        /// Its path.
+        path: String,
+    },
+    /// Data was set.
+    DataSet {
+        /// The node.
+        path: String,
+        /// Its new stat.
+        stat: Stat,
+    },
+    /// An ACL was set.
+    AclSet {
+        /// The node.
+        path: String,
+        /// Its new stat.
+        stat: Stat,
+    },
+    /// A version check passed.
+    Checked {
+        /// The node.
+        path: String,
+    },
+    /// A multi's results, one per op.
+    Multi(Vec<TxnResult>),
+    /// The write failed with this code (an error transaction, or a transaction that did
+    /// not apply to this tree).
+    Error(ErrorCode),
+}
+
+/// A change that may fire watches (`DataTree` calls `triggerWatch` for these).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Trigger {
+    /// A node was created: NodeCreated on it, NodeChildrenChanged on its parent.
+    Created(String),
+    /// A node was deleted: NodeDeleted on it (data and child watches), NodeChildrenChanged
+    /// on its parent.
+    Deleted(String),
+    /// A node's data changed: NodeDataChanged on it.
+    DataChanged(String),
+}
+
+/// What [`DataTree::apply`] returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApplyOutcome {
+    /// For the client reply.
+    pub result: TxnResult,
+    /// The watch triggers, in order.
+    pub triggers: Vec<Trigger>,
+}
+
+/// The replicated ZNode tree and session table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataTree {
+    nodes: HashMap<String, Node>,
+    ephemerals: HashMap<SessionId, BTreeSet<String>>,
+    containers: BTreeSet<String>,
+    ttls: BTreeSet<String>,
+    sessions: BTreeMap<SessionId, i32>,
+    data_size: u64,
+    open_acl: Arc<Vec<Acl>>,
+}
+
+impl Default for DataTree {
+    fn default() -> DataTree {
+        DataTree::new()
+    }
+}
+
+fn node_size(path: &str, data: Option<&Bytes>) -> u64 {
+    (path.len() + data.map_or(0, Bytes::len)) as u64
+}
+
+impl DataTree {
+    /// The initial tree: `/`, `/zookeeper`, `/zookeeper/quota`, `/zookeeper/config`.
+    #[must_use]
+    pub fn new() -> DataTree {
+        let open = Arc::new(ids::open_acl_unsafe());
+        let mut t = DataTree {
+            nodes: HashMap::new(),
+            ephemerals: HashMap::new(),
+            containers: BTreeSet::new(),
+            ttls: BTreeSet::new(),
+            sessions: BTreeMap::new(),
+            data_size: 0,
+            open_acl: open.clone(),
+        };
+        let empty = || Some(Bytes::new());
+        let mut root = Node::new(empty(), open.clone(), StatPersisted::default());
+        root.children.insert("zookeeper".into());
+        let mut zk = Node::new(empty(), open.clone(), StatPersisted::default());
+        zk.children.insert("quota".into());
+        zk.children.insert("config".into());
+        let quota = Node::new(empty(), open, StatPersisted::default());
+        // addConfigNode: setACL(READ_ACL_UNSAFE, version -1) leaves aversion at -1.
+        let config = Node::new(
+            empty(),
+            Arc::new(ids::read_acl_unsafe()),
+            StatPersisted {
+                aversion: -1,
+                ..StatPersisted::default()
+            },
+        );
+        for (p, n) in [
+            ("/", root),
+            (ZOOKEEPER, zk),
+            (QUOTA, quota),
+            (CONFIG, config),
+        ] {
+            t.data_size += node_size(p, n.data.as_ref());
+            t.nodes.insert(p.to_owned(), n);
+        }
+        t
+    }
+
+    /// Sets `/zookeeper/config` the way a server does at start-up
+    /// (`ZKDatabase.initConfigInZKDatabase`: data version -1, mzxid = the config's version).
+    /// A local, unreplicated update: every server does it with the same configuration.
+    pub fn set_config(&mut self, data: Bytes, config_version: i64, time: i64) {
+        if let Some(n) = self.nodes.get_mut(CONFIG) {
+            self.data_size = self
+                .data_size
+                .saturating_sub(node_size(CONFIG, n.data.as_ref()))
+                + node_size(CONFIG, Some(&data));
+            n.data = Some(data);
+            n.stat.version = -1;
+            n.stat.mzxid = config_version;
+            n.stat.mtime = time;
+        }
+    }
+
+    /// The node at `path`.
+    #[must_use]
+    pub fn get(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+
+    /// Whether a node exists.
+    #[must_use]
+    pub fn contains(&self, path: &str) -> bool {
+        self.nodes.contains_key(path)
+    }
+
+    /// Number of nodes (including `/`).
+    #[must_use]
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Sum of path and data lengths (`zk_approximate_data_size`).
+    #[must_use]
+    pub fn approximate_data_size(&self) -> u64 {
+        self.data_size
+    }
+
+    /// Number of ephemeral nodes.
+    #[must_use]
+    pub fn ephemeral_count(&self) -> usize {
+        self.ephemerals.values().map(BTreeSet::len).sum()
+    }
+
+    /// The ephemerals of a session, sorted.
+    #[must_use]
+    pub fn ephemerals(&self, session: SessionId) -> Vec<String> {
+        self.ephemerals
+            .get(&session)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every session with ephemerals and their paths.
+    pub fn all_ephemerals(&self) -> impl Iterator<Item = (SessionId, &BTreeSet<String>)> {
+        self.ephemerals.iter().map(|(s, p)| (*s, p))
+    }
+
+    /// Open sessions and their timeouts.
+    #[must_use]
+    pub fn sessions(&self) -> &BTreeMap<SessionId, i32> {
+        &self.sessions
+    }
+
+    /// Whether a session is open (created and not closed).
+    #[must_use]
+    pub fn session_open(&self, session: SessionId) -> bool {
+        self.sessions.contains_key(&session)
+    }
+
+    /// Container paths.
+    #[must_use]
+    pub fn containers(&self) -> &BTreeSet<String> {
+        &self.containers
+    }
+
+    /// TTL node paths.
+    #[must_use]
+    pub fn ttls(&self) -> &BTreeSet<String> {
+        &self.ttls
+    }
+
+    /// Number of descendants of `path` (`getAllChildrenNumber`), 0 for a missing node.
+    #[must_use]
+    pub fn descendant_count(&self, path: &str) -> usize {
+        if path == "/" {
+            return self.nodes.len().saturating_sub(1);
+        }
+        let mut count = 0;
+        let mut stack = vec![path.to_owned()];
+        while let Some(p) = stack.pop() {
+            if let Some(n) = self.nodes.get(&p) {
+                for c in &n.children {
+                    count += 1;
+                    stack.push(format!("{p}/{c}"));
+                }
+            }
+        }
+        count
+    }
+
+    /// The containers and TTL nodes ZooKeeper's `ContainerManager.getCandidates` would delete
+    /// at `now` (ms): childless containers that had a child (stored cversion > 0) or, when
+    /// `max_never_used_ms` ≠ 0, unused for longer than that since their mtime; childless TTL
+    /// nodes whose `now - mtime > ttl`. Sorted; the leader submits a `deleteContainer` for
+    /// each.
+    #[must_use]
+    pub fn expired_containers(&self, now: i64, max_never_used_ms: i64) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in &self.containers {
+            if let Some(n) = self.nodes.get(p) {
+                if n.children.is_empty()
+                    && (n.stat.cversion > 0
+                        || (max_never_used_ms != 0
+                            && now.saturating_sub(n.stat.mtime) > max_never_used_ms))
+                {
+                    out.push(p.clone());
+                }
+            }
+        }
+        for p in &self.ttls {
+            if let Some(n) = self.nodes.get(p) {
+                if let NodeKind::Ttl(ttl) = n.kind() {
+                    if n.children.is_empty() && ttl != 0 && now.saturating_sub(n.stat.mtime) > ttl {
+                        out.push(p.clone());
+                    }
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Applies a committed transaction with its zxid (`DataTree.processTxn`). A transaction
+    /// that does not apply (which correct preparation never produces) leaves the tree as it
+    /// is and reports the error, as ZooKeeper does.
+    pub fn apply(&mut self, txn: &Txn, zxid: Zxid) -> ApplyOutcome {
+        let zxid = zxid.to_u64() as i64;
+        let mut triggers = Vec::new();
+        let result = self.apply_body(txn, &txn.body, zxid, &mut triggers);
+        ApplyOutcome { result, triggers }
+    }
+
+    fn apply_body(
+        &mut self,
+        txn: &Txn,
+        body: &TxnBody,
+        zxid: i64,
+        triggers: &mut Vec<Trigger>,
+    ) -> TxnResult {
+        let time = txn.header.time;
+        match body {
+            TxnBody::CreateSession { timeout } => {
+                self.sessions.insert(txn.header.session, *timeout);
+                TxnResult::SessionCreated
+            }
+            TxnBody::CloseSession { ephemerals } => {
+                self.kill_session(txn.header.session, ephemerals, zxid, triggers);
+                TxnResult::SessionClosed
+            }
+            TxnBody::Create(c) => match self.create_node(c, zxid, time) {
+                Ok(stat) => {
+                    triggers.push(Trigger::Created(c.path.clone()));
+                    TxnResult::Created {
+                        path: c.path.clone(),
+                        stat,
+                        with_stat: c.with_stat,
+                    }
+                }
+                Err(e) => TxnResult::Error(e),
+            },
+            TxnBody::Delete { path } | TxnBody::DeleteContainer { path } => {
+                match self.delete_node(path, zxid) {
+                    Ok(()) => {
+                        triggers.push(Trigger::Deleted(path.clone()));
+                        TxnResult::Deleted { path: path.clone() }
+                    }
+                    Err(e) => TxnResult::Error(e),
+                }
+            }
+            TxnBody::SetData {
+                path,
+                data,
+                version,
+            } => match self.nodes.get_mut(path) {
+                None => TxnResult::Error(ErrorCode::NoNode),
+                Some(n) => {
+                    self.data_size = self
+                        .data_size
+                        .saturating_sub(node_size(path, n.data.as_ref()))
+                        + node_size(path, data.as_ref());
+                    n.data = data.clone();
+                    n.stat.mtime = time;
+                    n.stat.mzxid = zxid;
+                    n.stat.version = *version;
+                    let stat = n.stat();
+                    triggers.push(Trigger::DataChanged(path.clone()));
+                    TxnResult::DataSet {
+                        path: path.clone(),
+                        stat,
+                    }
+                }
+            },
+            TxnBody::SetAcl { path, acl, version } => {
+                let acl = self.intern_acl(acl);
+                match self.nodes.get_mut(path) {
+                    None => TxnResult::Error(ErrorCode::NoNode),
+                    Some(n) => {
+                        n.stat.aversion = *version;
+                        n.acl = acl;
+                        TxnResult::AclSet {
+                            path: path.clone(),
+                            stat: n.stat(),
+                        }
+                    }
+                }
+            }
+            TxnBody::Check { path, .. } => TxnResult::Checked { path: path.clone() },
+            TxnBody::Multi(ops) => TxnResult::Multi(
+                ops.iter()
+                    .map(|o| match o {
+                        // A multi never nests; treat a nested one as an error op.
+                        TxnBody::Multi(_) => TxnResult::Error(ErrorCode::MarshallingError),
+                        o => self.apply_body(txn, o, zxid, triggers),
+                    })
+                    .collect(),
+            ),
+            TxnBody::Error(code) => TxnResult::Error(*code),
+        }
+    }
+
+    fn intern_acl(&self, acl: &[Acl]) -> Arc<Vec<Acl>> {
+        if acl == self.open_acl.as_slice() {
+            self.open_acl.clone()
+        } else {
+            Arc::new(acl.to_vec())
+        }
+    }
+
+    /// `DataTree.createNode`.
+    fn create_node(&mut self, c: &CreateTxn, zxid: i64, time: i64) -> Result<Stat, ErrorCode> {
+        let (parent_path, name) = split_path(&c.path).ok_or(ErrorCode::NoNode)?;
+        if c.path == "/" {
+            return Err(ErrorCode::NodeExists);
+        }
+        if name.is_empty() {
+            return Err(ErrorCode::BadArguments);
+        }
+        let acl = self.intern_acl(&c.acl);
+        let parent = self.nodes.get_mut(parent_path).ok_or(ErrorCode::NoNode)?;
+        if parent.children.contains(name) {
+            return Err(ErrorCode::NodeExists);
+        }
+        // The txn carries the parent's new cversion; a replayed older create does not lower it.
+        if c.parent_cversion > parent.stat.cversion {
+            parent.stat.cversion = c.parent_cversion;
+            parent.stat.pzxid = zxid;
+        }
+        parent.children.insert(name.to_owned());
+        let owner = c.kind.ephemeral_owner();
+        let node = Node::new(
+            c.data.clone(),
+            acl,
+            StatPersisted {
+                czxid: zxid,
+                mzxid: zxid,
+                ctime: time,
+                mtime: time,
+                version: 0,
+                cversion: 0,
+                aversion: 0,
+                ephemeral_owner: owner,
+                pzxid: zxid,
+            },
+        );
+        let stat = node.stat();
+        self.data_size += node_size(&c.path, c.data.as_ref());
+        self.nodes.insert(c.path.clone(), node);
+        match c.kind {
+            NodeKind::Container => {
+                self.containers.insert(c.path.clone());
+            }
+            NodeKind::Ttl(_) => {
+                self.ttls.insert(c.path.clone());
+            }
+            NodeKind::Ephemeral(s) => {
+                self.ephemerals.entry(s).or_default().insert(c.path.clone());
+            }
+            NodeKind::Persistent => {}
+        }
+        Ok(stat)
+    }
+
+    /// `DataTree.deleteNode` (refusing, unlike ZooKeeper, to orphan children).
+    fn delete_node(&mut self, path: &str, zxid: i64) -> Result<(), ErrorCode> {
+        if path == "/" {
+            return Err(ErrorCode::BadArguments);
+        }
+        let (parent_path, name) = split_path(path).ok_or(ErrorCode::NoNode)?;
+        let node = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;
+        if !node.children.is_empty() {
+            return Err(ErrorCode::NotEmpty);
+        }
+        let parent = self.nodes.get_mut(parent_path).ok_or(ErrorCode::NoNode)?;
+        parent.children.remove(name);
+        if zxid > parent.stat.pzxid {
+            parent.stat.pzxid = zxid;
+        }
+        let Some(node) = self.nodes.remove(path) else {
+            return Err(ErrorCode::NoNode);
+        };
+        self.data_size = self
+            .data_size
+            .saturating_sub(node_size(path, node.data.as_ref()));
+        match node.kind() {
+            NodeKind::Container => {
+                self.containers.remove(path);
+            }
+            NodeKind::Ttl(_) => {
+                self.ttls.remove(path);
+            }
+            NodeKind::Ephemeral(s) => {
+                if let Some(set) = self.ephemerals.get_mut(&s) {
+                    set.remove(path);
+                    if set.is_empty() {
+                        self.ephemerals.remove(&s);
+                    }
+                }
+            }
+            NodeKind::Persistent => {}
+        }
+        Ok(())
+    }
+
+    /// `DataTree.killSession`: deletes the listed paths that are still ephemerals of the
+    /// session, then any other ephemeral of it (sorted), and forgets the session.
+    fn kill_session(
+        &mut self,
+        session: SessionId,
+        listed: &[String],
+        zxid: i64,
+        triggers: &mut Vec<Trigger>,
+    ) {
+        self.sessions.remove(&session);
+        let mut paths: Vec<String> = listed.to_vec();
+        for p in self.ephemerals(session) {
+            if !paths.contains(&p) {
+                paths.push(p);
+            }
+        }
+        for p in paths {
+            let owned = self
+                .nodes
+                .get(&p)
+                .is_some_and(|n| n.kind() == NodeKind::Ephemeral(session));
+            if owned && self.delete_node(&p, zxid).is_ok() {
+                triggers.push(Trigger::Deleted(p));
+            }
+        }
+        self.ephemerals.remove(&session);
+    }
+
+    pub(crate) fn nodes_iter(&self) -> impl Iterator<Item = (&String, &Node)> {
+        self.nodes.iter()
+    }
+
+    /// Every node with its path, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
+        self.nodes.iter().map(|(p, n)| (p.as_str(), n))
+    }
+
+    pub(crate) fn from_parts(
+        nodes: HashMap<String, Node>,
+        sessions: BTreeMap<SessionId, i32>,
+    ) -> DataTree {
+        let open = Arc::new(ids::open_acl_unsafe());
+        let mut t = DataTree {
+            nodes: HashMap::with_capacity(nodes.len()),
+            ephemerals: HashMap::new(),
+            containers: BTreeSet::new(),
+            ttls: BTreeSet::new(),
+            sessions,
+            data_size: 0,
+            open_acl: open,
+        };
+        for (path, mut node) in nodes {
+            if node.acl.as_slice() == t.open_acl.as_slice() {
+                node.acl = t.open_acl.clone();
+            }
+            t.data_size += node_size(&path, node.data.as_ref());
+            match node.kind() {
+                NodeKind::Container => {
+                    t.containers.insert(path.clone());
+                }
+                NodeKind::Ttl(_) => {
+                    t.ttls.insert(path.clone());
+                }
+                NodeKind::Ephemeral(s) => {
+                    t.ephemerals.entry(s).or_default().insert(path.clone());
+                }
+                NodeKind::Persistent => {}
+            }
+            t.nodes.insert(path, node);
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests;
