@@ -2,7 +2,9 @@
 # ci/test.sh — the project's test command (README "Run the tests"); `.ci/run` calls it.
 #
 # Installs what it needs, then runs, in order: formatting, lints, every test of the
-# workspace, and the CI model check. Deep checks are behind flags (see `ci/test.sh --help`).
+# workspace, the client compatibility tests (ci/clients.sh), the CI model check and the TLA+
+# mirror check (ci/tla.sh), loom. Deep checks (long simulation sweeps, deep model checks) are
+# behind a flag (see `ci/test.sh --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +14,7 @@ for arg in "$@"; do
     --deep) deep=1 ;;
     -h|--help)
       sed -n '2,6p' "$0"
-      echo "  --deep   also run the deep model checks (minutes to hours, see README)"
+      echo "  --deep   also run the deep checks: simulation sweeps, larger TLC and model checks (hours)"
       exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 64 ;;
   esac
@@ -30,13 +32,28 @@ step() {
 step "rustfmt" cargo fmt --all --check
 step "clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "tests" cargo test --workspace --locked
+# ZooKeeper clients we did not write (kazoo's recipes, zkCli.sh) against zabd; installs Debian's
+# zookeeper and a kazoo venv itself, and reuses the zabd that `cargo test` just built.
+step "client compatibility (kazoo, zkCli.sh)" \
+  env ZABD="${CARGO_TARGET_DIR:-$PWD/target}/debug/zabd" ci/clients.sh
 step "build the model checker" cargo build --release --locked -p zab-model
 # The CI configuration: exhaustive, every invariant, every example reached (README has the figures).
 step "model check (CI configuration)" \
   ./target/release/zab-model check --servers 3 --txns 1 --crashes 1 --partitions 1 \
   --timeouts 1 --snapshots 1 --epochs 2 --threads 2
+# loom: every interleaving (up to 3 preemptions) of the log writer's hand-off.
+step "loom (log writer hand-off)" \
+  env RUSTFLAGS="--cfg zab_loom" CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/loom" \
+  cargo test --locked --release -p zab-server --lib loom
+# tla/Zab.tla mirrors the model: TLC (from PyPI) counts the same states and finds the same bugs.
+step "TLA+ mirror (TLC)" ci/tla.sh
 
 if [ "$deep" = 1 ]; then
+  step "deterministic simulation (200 seeds of 3 servers, 20 s each)" \
+    cargo run --locked --release -p zab-refinement --bin zab-sim -- sweep --from 0 --count 200
+  step "deterministic simulation (50 seeds of 5 servers)" \
+    cargo run --locked --release -p zab-refinement --bin zab-sim -- sweep --from 0 --count 50 --servers 5
+  step "TLA+ mirror (larger and deep configurations)" ci/tla.sh --full --deep --skip bug example
   step "model check (deep configuration, depth-first)" \
     ./target/release/zab-model check --servers 3 --txns 2 --crashes 1 --partitions 1 \
     --timeouts 1 --snapshots 1 --epochs 2 --threads 2 --dfs

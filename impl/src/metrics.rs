@@ -164,7 +164,7 @@ pub fn render(status: &Status) -> String {
     );
     status.fsync_micros.render(
         "zab_fsync_seconds",
-        "Latency of synchronous persistence (fsync).",
+        "Latency of fsync: the log's group commits and the synchronous writes (epochs, TRUNC, SNAP).",
         &mut out,
     );
     out

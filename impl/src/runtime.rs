@@ -14,7 +14,7 @@ use crate::core::{
     Action, Input, NotLeader, Peer, PeerConfig, Persist, RoleInfo, Timer, TraceEvent,
 };
 use crate::net::{NetCommand, NetEvent, NetState};
-use crate::storage::{LogWriter, Recovered, StorageError, WriterEvent};
+use crate::storage::{LogWriter, Recovered, SnapshotTicket, StorageError, WriterEvent};
 use crate::wire::{Frame, PayloadCodec};
 use bytes::{Bytes, BytesMut};
 use std::collections::BTreeMap;
@@ -25,6 +25,109 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{error, info, warn};
 use zab_spec::{Epoch, Payload, QuorumMessage, ServerId, ServerState, Txn, ZabState, Zxid};
+
+/// Where the replica's durable state goes: the group-commit [`LogWriter`] in `zabd`, a
+/// simulated disk driven step by step in `zab-refinement`'s deterministic simulation. Every
+/// method but `append` returns only once its effect is durable; `append` reports durability
+/// later, as a [`WriterEvent::Durable`] the runtime receives as [`Event::Writer`].
+pub trait LogBackend: Send + Sync + 'static {
+    /// Queues a record; durability is reported later.
+    fn append(&self, zxid: Zxid, payload: Bytes) -> Result<(), StorageError>;
+    /// Makes everything appended durable; returns the last durable zxid.
+    fn flush(&self) -> Result<Zxid, StorageError>;
+    /// Cuts the log after `zxid`, durably.
+    fn truncate_after(&self, zxid: Zxid) -> Result<(), StorageError>;
+    /// Replaces log and snapshots by a snapshot at `zxid`, durably.
+    fn install_snapshot(&self, zxid: Zxid, data: Bytes) -> Result<(), StorageError>;
+    /// Writes `acceptedEpoch`, durably.
+    fn set_accepted_epoch(&self, epoch: Epoch) -> Result<(), StorageError>;
+    /// Writes `currentEpoch`, durably.
+    fn set_current_epoch(&self, epoch: Epoch) -> Result<(), StorageError>;
+    /// The history generation (bumped by every TRUNC and SNAP).
+    fn generation(&self) -> u64;
+    /// A ticket for a snapshot of the state as of now.
+    fn snapshot_ticket(&self) -> SnapshotTicket;
+    /// Writes a snapshot taken with `ticket`; refuses a stale one.
+    fn save_snapshot(
+        &self,
+        ticket: SnapshotTicket,
+        zxid: Zxid,
+        data: &[u8],
+    ) -> Result<(), StorageError>;
+}
+
+impl LogBackend for LogWriter {
+    fn append(&self, zxid: Zxid, payload: Bytes) -> Result<(), StorageError> {
+        LogWriter::append(self, zxid, payload)
+    }
+    fn flush(&self) -> Result<Zxid, StorageError> {
+        LogWriter::flush(self)
+    }
+    fn truncate_after(&self, zxid: Zxid) -> Result<(), StorageError> {
+        LogWriter::truncate_after(self, zxid)
+    }
+    fn install_snapshot(&self, zxid: Zxid, data: Bytes) -> Result<(), StorageError> {
+        LogWriter::install_snapshot(self, zxid, data)
+    }
+    fn set_accepted_epoch(&self, epoch: Epoch) -> Result<(), StorageError> {
+        self.epochs().set_accepted_epoch(epoch)
+    }
+    fn set_current_epoch(&self, epoch: Epoch) -> Result<(), StorageError> {
+        self.epochs().set_current_epoch(epoch)
+    }
+    fn generation(&self) -> u64 {
+        self.snapshots().generation()
+    }
+    fn snapshot_ticket(&self) -> SnapshotTicket {
+        LogWriter::snapshot_ticket(self)
+    }
+    fn save_snapshot(
+        &self,
+        ticket: SnapshotTicket,
+        zxid: Zxid,
+        data: &[u8],
+    ) -> Result<(), StorageError> {
+        LogWriter::save_snapshot(self, ticket, zxid, data)
+    }
+}
+
+/// The replica's clocks: a monotonic one for timers and a wall clock for the application
+/// (znode times, session ids). Real in `zabd`, simulated in the deterministic simulation.
+pub trait Clock: Send {
+    /// Monotonic milliseconds (from an arbitrary origin).
+    fn monotonic_ms(&self) -> u64;
+    /// Milliseconds since the Unix epoch.
+    fn wall_ms(&self) -> i64;
+}
+
+/// The machine's clocks.
+#[derive(Debug)]
+pub struct SystemClock {
+    origin: Instant,
+}
+
+impl Default for SystemClock {
+    fn default() -> SystemClock {
+        SystemClock {
+            origin: Instant::now(),
+        }
+    }
+}
+
+impl Clock for SystemClock {
+    fn monotonic_ms(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+    fn wall_ms(&self) -> i64 {
+        wall_clock_ms()
+    }
+}
+
+/// Work the runtime hands to another thread (snapshot serialization and writing).
+pub type BackgroundJob = Box<dyn FnOnce() + Send>;
+
+/// Runs background jobs: on a new thread in `zabd`, when the simulation decides in tests.
+pub type Spawner = Box<dyn Fn(BackgroundJob) + Send>;
 
 /// The replicated application the runtime drives (the ZooKeeper service in `zabd`): its
 /// state machine, and its hooks into the replica thread.
@@ -180,22 +283,24 @@ impl Status {
 pub type TraceSink<P> = Box<dyn FnMut(&TraceEvent<P>) + Send>;
 
 /// Everything the runtime thread needs.
-pub struct Replica<P, A: Application<P>> {
+pub struct Replica<P, A: Application<P>, L: LogBackend = LogWriter> {
     peer: Peer<P>,
     sm: A,
-    writer: Arc<LogWriter>,
+    writer: Arc<L>,
     net: UnboundedSender<NetCommand<P>>,
     net_state: Arc<NetState>,
     events: Sender<Event<P, A::Client>>,
     status: Arc<Status>,
-    timers: BTreeMap<Timer, Instant>,
+    timers: BTreeMap<Timer, u64>,
+    next_app_tick: u64,
     generation: u64,
     snap_count: u64,
     delivered_since_snapshot: u64,
     snapshot_running: bool,
     trace_sink: Option<TraceSink<P>>,
-    tick: Duration,
-    clock: Box<dyn Fn() -> i64 + Send>,
+    tick_ms: u64,
+    clock: Box<dyn Clock>,
+    spawner: Spawner,
 }
 
 /// Builds the core and state machine from what storage recovered.
@@ -232,24 +337,25 @@ pub fn wall_clock_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-impl<P, A> Replica<P, A>
+impl<P, A, L> Replica<P, A, L>
 where
     P: Payload + PayloadCodec + std::fmt::Debug,
     A: Application<P>,
+    L: LogBackend,
 {
     /// A replica ready to run. `sm` must already hold the recovered snapshot.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         peer: Peer<P>,
         sm: A,
-        writer: Arc<LogWriter>,
+        writer: Arc<L>,
         net: UnboundedSender<NetCommand<P>>,
         net_state: Arc<NetState>,
         events: Sender<Event<P, A::Client>>,
         status: Arc<Status>,
         snap_count: u64,
-    ) -> Replica<P, A> {
-        let generation = writer.snapshots().generation();
+    ) -> Replica<P, A, L> {
+        let generation = writer.generation();
         Replica {
             sm,
             writer,
@@ -258,21 +364,46 @@ where
             events,
             status,
             timers: BTreeMap::new(),
+            next_app_tick: 0,
             generation,
             snap_count: snap_count.max(1),
             delivered_since_snapshot: 0,
             snapshot_running: false,
-            tick: Duration::from_millis((peer_tick_ms(&peer) / 2).max(1)),
+            tick_ms: (peer_tick_ms(&peer) / 2).max(1),
             peer,
             trace_sink: None,
-            clock: Box::new(wall_clock_ms),
+            clock: Box::new(SystemClock::default()),
+            spawner: Box::new(|job| {
+                if let Err(e) = std::thread::Builder::new()
+                    .name("zab-background".into())
+                    .spawn(job)
+                {
+                    error!("cannot start a background thread: {e}");
+                }
+            }),
         }
     }
 
-    /// Uses `clock` for the application's wall-clock time.
-    pub fn with_clock(mut self, clock: Box<dyn Fn() -> i64 + Send>) -> Self {
+    /// Uses `clock` for timers and the application's wall-clock time.
+    pub fn with_clock(mut self, clock: Box<dyn Clock>) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// Runs background jobs with `spawner` instead of on new threads.
+    pub fn with_spawner(mut self, spawner: Spawner) -> Self {
+        self.spawner = spawner;
+        self
+    }
+
+    /// The protocol core (read-only; for status and for tests).
+    pub fn peer(&self) -> &Peer<P> {
+        &self.peer
+    }
+
+    /// The application.
+    pub fn app(&self) -> &A {
+        &self.sm
     }
 
     /// Sends every trace event to `sink`.
@@ -281,37 +412,29 @@ where
         self
     }
 
-    /// Runs until `Event::Shutdown` or a fatal error.
-    pub fn run(mut self, rx: Receiver<Event<P, A::Client>>) -> Result<(), StorageError> {
-        self.step(Input::Start)?;
-        let mut next_app_tick = Instant::now() + self.tick;
-        loop {
-            let now = Instant::now();
-            if now >= next_app_tick {
-                next_app_tick = now + self.tick;
-                self.with_app(|app, cx| app.on_tick(cx))?;
-            }
-            let next = self
-                .timers
-                .values()
-                .min()
-                .copied()
-                .map_or(next_app_tick, |t| t.min(next_app_tick));
-            let wait = next.saturating_duration_since(now);
-            match rx.recv_timeout(wait) {
-                Ok(Event::Shutdown) => {
-                    info!("replica stopping");
-                    return Ok(());
-                }
-                Ok(ev) => self.handle(ev)?,
-                Err(RecvTimeoutError::Timeout) => self.fire_timers()?,
-                Err(RecvTimeoutError::Disconnected) => return Ok(()),
-            }
-        }
+    /// Starts the protocol (the first election).
+    pub fn start(&mut self) -> Result<(), StorageError> {
+        self.next_app_tick = self.clock.monotonic_ms() + self.tick_ms;
+        self.step(Input::Start)
     }
 
-    fn fire_timers(&mut self) -> Result<(), StorageError> {
-        let now = Instant::now();
+    /// When the next timer (or the application's tick) is due, on the monotonic clock.
+    #[must_use]
+    pub fn next_deadline(&self) -> u64 {
+        self.timers
+            .values()
+            .min()
+            .copied()
+            .map_or(self.next_app_tick, |t| t.min(self.next_app_tick))
+    }
+
+    /// Fires every timer that is due, and the application's tick if due.
+    pub fn fire_due(&mut self) -> Result<(), StorageError> {
+        let now = self.clock.monotonic_ms();
+        if now >= self.next_app_tick {
+            self.next_app_tick = now + self.tick_ms;
+            self.with_app(|app, cx| app.on_tick(cx))?;
+        }
         let due: Vec<Timer> = self
             .timers
             .iter()
@@ -319,17 +442,40 @@ where
             .map(|(t, _)| *t)
             .collect();
         for t in due {
-            self.timers.remove(&t);
-            self.step(Input::Timer(t))?;
+            // A timer may have been re-armed or cancelled by an earlier one.
+            if self.timers.get(&t).is_some_and(|at| *at <= now) {
+                self.timers.remove(&t);
+                self.step(Input::Timer(t))?;
+            }
         }
         Ok(())
+    }
+
+    /// Runs until `Event::Shutdown` or a fatal error.
+    pub fn run(mut self, rx: Receiver<Event<P, A::Client>>) -> Result<(), StorageError> {
+        self.start()?;
+        loop {
+            self.fire_due()?;
+            let wait = self
+                .next_deadline()
+                .saturating_sub(self.clock.monotonic_ms());
+            match rx.recv_timeout(Duration::from_millis(wait)) {
+                Ok(Event::Shutdown) => {
+                    info!("replica stopping");
+                    return Ok(());
+                }
+                Ok(ev) => self.handle(ev)?,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        }
     }
 
     /// Runs an application hook with a context, then executes the actions its proposals
     /// produced.
     fn with_app(&mut self, f: impl FnOnce(&mut A, &mut AppCx<'_, P>)) -> Result<(), StorageError> {
         let mut queued = Vec::new();
-        let now_ms = (self.clock)();
+        let now_ms = self.clock.wall_ms();
         {
             let mut cx = AppCx {
                 peer: &mut self.peer,
@@ -340,14 +486,13 @@ where
             };
             f(&mut self.sm, &mut cx);
         }
-        for a in queued {
-            self.execute(a)?;
-        }
+        self.execute_all(queued)?;
         self.publish();
         Ok(())
     }
 
-    fn handle(&mut self, ev: Event<P, A::Client>) -> Result<(), StorageError> {
+    /// Handles one event (everything but the timers).
+    pub fn handle(&mut self, ev: Event<P, A::Client>) -> Result<(), StorageError> {
         match ev {
             Event::Net(NetEvent::Election {
                 from,
@@ -367,7 +512,12 @@ where
                 }
                 Frame::Notification(_) => Ok(()),
             },
-            Event::Writer(WriterEvent::Durable { zxid, generation }) => {
+            Event::Writer(WriterEvent::Durable {
+                zxid,
+                generation,
+                fsync_micros,
+            }) => {
+                self.status.fsync_micros.record(fsync_micros);
                 if generation == self.generation {
                     self.step(Input::Durable { zxid })
                 } else {
@@ -398,9 +548,7 @@ where
     pub fn step(&mut self, input: Input<P>) -> Result<(), StorageError> {
         let mut actions = Vec::new();
         self.peer.step(input, &mut actions);
-        for a in actions {
-            self.execute(a)?;
-        }
+        self.execute_all(actions)?;
         self.publish();
         self.maybe_snapshot();
         Ok(())
@@ -417,6 +565,26 @@ where
             .fsync_micros
             .record(start.elapsed().as_micros() as u64);
         r
+    }
+
+    /// Executes one step's actions in order. The step's trace records are written first, so
+    /// that every record is timestamped before any message of its step leaves: merged by
+    /// time, the trace files of an ensemble then respect causality (a receive is never
+    /// before its send).
+    fn execute_all(&mut self, actions: Vec<Action<P>>) -> Result<(), StorageError> {
+        if let Some(sink) = &mut self.trace_sink {
+            for a in &actions {
+                if let Action::Trace(ev) = a {
+                    sink(ev);
+                }
+            }
+        }
+        for a in actions {
+            if !matches!(a, Action::Trace(_)) {
+                self.execute(a)?;
+            }
+        }
+        Ok(())
     }
 
     fn execute(&mut self, action: Action<P>) -> Result<(), StorageError> {
@@ -462,7 +630,7 @@ where
             Action::Persist(p) => self.persist(p)?,
             Action::SetTimer { timer, after_ms } => {
                 self.timers
-                    .insert(timer, Instant::now() + Duration::from_millis(after_ms));
+                    .insert(timer, self.clock.monotonic_ms() + after_ms);
             }
             Action::CancelTimer(timer) => {
                 self.timers.remove(&timer);
@@ -500,26 +668,22 @@ where
     }
 
     fn persist(&mut self, p: Persist<P>) -> Result<(), StorageError> {
+        let w = Arc::clone(&self.writer);
         match p {
             Persist::Append { txns, wait } => {
                 for t in txns {
                     let mut buf = BytesMut::new();
                     t.payload.encode(&mut buf);
-                    self.writer.append(t.zxid, buf.freeze())?;
+                    w.append(t.zxid, buf.freeze())?;
                 }
                 if wait {
-                    let w = Arc::clone(&self.writer);
                     self.timed(|| w.flush().map(|_| ()))?;
                 }
             }
-            Persist::Flush => {
-                let w = Arc::clone(&self.writer);
-                self.timed(|| w.flush().map(|_| ()))?;
-            }
+            Persist::Flush => self.timed(|| w.flush().map(|_| ()))?,
             Persist::Truncate { after } => {
-                let w = Arc::clone(&self.writer);
                 self.timed(|| w.truncate_after(after))?;
-                self.generation = self.writer.snapshots().generation();
+                self.generation = w.generation();
             }
             Persist::InstallSnapshot { last_zxid, data } => {
                 self.sm
@@ -529,22 +693,15 @@ where
                         offset: 0,
                         reason,
                     })?;
-                let w = Arc::clone(&self.writer);
                 self.timed(|| w.install_snapshot(last_zxid, data))?;
-                self.generation = self.writer.snapshots().generation();
+                self.generation = w.generation();
                 self.delivered_since_snapshot = 0;
             }
             Persist::AdoptSnapshot { .. } => {
                 // The snapshot was written durably by the background job; nothing more to do.
             }
-            Persist::AcceptedEpoch(e) => {
-                let w = Arc::clone(&self.writer);
-                self.timed(|| w.epochs().set_accepted_epoch(e))?;
-            }
-            Persist::CurrentEpoch(e) => {
-                let w = Arc::clone(&self.writer);
-                self.timed(|| w.epochs().set_current_epoch(e))?;
-            }
+            Persist::AcceptedEpoch(e) => self.timed(|| w.set_accepted_epoch(e))?,
+            Persist::CurrentEpoch(e) => self.timed(|| w.set_current_epoch(e))?,
         }
         Ok(())
     }
@@ -587,17 +744,11 @@ where
         let job = self.sm.snapshot_job();
         let writer = Arc::clone(&self.writer);
         let events = self.events.clone();
-        let spawned = std::thread::Builder::new()
-            .name("zab-snapshot".into())
-            .spawn(move || {
-                let data = job();
-                let result = writer.save_snapshot(ticket, zxid, &data).map(|()| zxid);
-                let _ = events.send(Event::SnapshotSaved(result));
-            });
-        if let Err(e) = spawned {
-            error!("cannot start the snapshot thread: {e}");
-            self.snapshot_running = false;
-        }
+        (self.spawner)(Box::new(move || {
+            let data = job();
+            let result = writer.save_snapshot(ticket, zxid, &data).map(|()| zxid);
+            let _ = events.send(Event::SnapshotSaved(result));
+        }));
     }
 }
 

@@ -12,6 +12,7 @@ use crate::runtime::{self, Event, Replica, Status};
 use crate::service::client::{self, ClientPortConfig};
 use crate::service::{ClientEvent, ServiceConfig, ZkService};
 use crate::storage::{LogWriter, StdFs, Storage, StorageConfig};
+use crate::wire::PayloadCodec;
 use anyhow::Context as _;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -32,30 +33,40 @@ pub struct RunOptions {
     pub container_check_ms: Option<i64>,
 }
 
-/// A trace event as one JSON line (the format `zab-refinement` reads).
+/// A trace event as one JSON line (the format `zab-refinement`'s `ndjson` module reads): the
+/// wall-clock time in nanoseconds (`t`, for merging the files of several servers), the action,
+/// the servers, the payload (base64 of its encoding), and the projection of the state.
 #[must_use]
-pub fn trace_json<P: std::fmt::Display>(ev: &TraceEvent<P>) -> String {
+pub fn trace_json<P: PayloadCodec>(ev: &TraceEvent<P>, t_nanos: u128) -> String {
+    use base64::Engine as _;
     let s = &ev.summary;
-    let log: Vec<String> = s.log.iter().map(|z| format!("\"{z}\"")).collect();
-    let payload = ev
-        .payload
-        .as_ref()
-        .map_or_else(|| "null".to_string(), |p| format!("{:?}", p.to_string()));
-    format!(
-        "{{\"action\":\"{}\",\"i\":{},\"j\":{},\"payload\":{},\"state\":\"{:?}\",\"zab_state\":\"{:?}\",\"accepted_epoch\":{},\"current_epoch\":{},\"snapshot\":\"{}\",\"log\":[{}],\"persisted\":\"{}\",\"committed\":\"{}\"}}",
-        ev.action,
-        ev.i.0,
-        ev.j.map_or_else(|| "null".to_string(), |j| j.0.to_string()),
-        payload,
-        s.state,
-        s.zab_state,
-        s.accepted_epoch.0,
-        s.current_epoch.0,
-        s.snapshot,
-        log.join(","),
-        s.persisted,
-        s.committed
-    )
+    let payload = ev.payload.as_ref().map(|p| {
+        let mut buf = bytes::BytesMut::new();
+        p.encode(&mut buf);
+        base64::engine::general_purpose::STANDARD.encode(&buf)
+    });
+    serde_json::json!({
+        "t": t_nanos.to_string(),
+        "action": ev.action,
+        "i": ev.i.0,
+        "j": ev.j.map(|j| j.0),
+        "payload": payload,
+        "state": format!("{:?}", s.state),
+        "zab_state": format!("{:?}", s.zab_state),
+        "accepted_epoch": s.accepted_epoch.0,
+        "current_epoch": s.current_epoch.0,
+        "snapshot": s.snapshot.to_string(),
+        "log": s.log.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "persisted": s.persisted.to_string(),
+        "committed": s.committed.to_string(),
+    })
+    .to_string()
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
 }
 
 /// Runs a server until it is stopped (SIGINT/SIGTERM) or fails.
@@ -151,9 +162,9 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         max_frame: cfg.jute_max_buffer,
         max_per_ip: cfg.max_client_cnxns,
         four_letter_words: cfg.four_letter_words.clone(),
-        handshake_timeout: Duration::from_millis(
-            (cfg.tick_ms * u64::from(cfg.init_limit)).clamp(2000, 30_000),
-        ),
+        // ZooKeeper drops a connection without a session after
+        // `zookeeper.nio.sessionlessCnxnTimeout` (10 s; checked by tests/bad_input.rs).
+        handshake_timeout: Duration::from_secs(10),
     };
     tokio_rt.spawn(client::serve(client_listener, events_tx.clone(), port_cfg));
     if let Some(addr) = cfg.metrics_addr {
@@ -215,8 +226,19 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
             .open(path)
             .with_context(|| format!("cannot open the trace file {}", path.display()))?;
         let mut out = std::io::BufWriter::new(file);
+        // The first record: this process starts from its durable state (`NodeRestart`).
+        let start: TraceEvent<zab_zk::Txn> = TraceEvent {
+            action: "NodeRestart",
+            i: cfg.myid,
+            j: None,
+            payload: None,
+            summary: replica.peer().summary(),
+        };
+        writeln!(out, "{}", trace_json(&start, now_nanos()))
+            .and_then(|()| out.flush())
+            .with_context(|| format!("cannot write the trace file {}", path.display()))?;
         replica = replica.with_trace(Box::new(move |ev: &TraceEvent<zab_zk::Txn>| {
-            if writeln!(out, "{}", trace_json(ev))
+            if writeln!(out, "{}", trace_json(ev, now_nanos()))
                 .and_then(|()| out.flush())
                 .is_err()
             {

@@ -256,7 +256,7 @@ fn truncation_installation_and_reads_are_ordered_with_queued_appends() {
     // Reports after the truncation carry the new history generation.
     let events: Vec<WriterEvent> = rx.try_iter().collect();
     assert!(events.iter().any(|e| matches!(e,
-        WriterEvent::Durable { zxid, generation: g } if *zxid == z(8) && *g > generation)));
+        WriterEvent::Durable { zxid, generation: g, .. } if *zxid == z(8) && *g > generation)));
     // SNAP replaces everything, in order.
     writer.append(z(9), payload(9)).unwrap();
     let leader = Zxid::new(2, 3);

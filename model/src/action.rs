@@ -5,7 +5,7 @@
 //! handler of a message) or the other end (for a partition). [`Action::tla_name`] is the
 //! TLA+/`spec/PROTOCOL.md` name; Rust handlers are the same name in snake_case.
 
-use crate::state::Sid;
+use crate::state::{Idx, Sid};
 use std::fmt;
 
 /// One step of the model.
@@ -142,10 +142,13 @@ pub enum Action<P> {
         /// The leader.
         j: Sid,
     },
-    /// `TakeSnapshot`: the server snapshots its committed, durable state.
+    /// `TakeSnapshot`: the server's snapshot of its state at `history[1..k]` becomes its
+    /// recovery point (snapshots are written in the background, so `k` may lag behind).
     TakeSnapshot {
         /// The server.
         i: Sid,
+        /// How many history items the snapshot covers.
+        k: Idx,
     },
     /// `PartitionStart`: the link between `i < j` is cut.
     PartitionStart {
@@ -239,6 +242,51 @@ impl<P> Action<P> {
         }
     }
 
+    /// The action a server's trace record names (`spec/PROTOCOL.md` names, as emitted by the
+    /// server core), or `None` for a name that is not a single model action. `j` is the peer
+    /// for two-server actions; `payload` the transaction of `LeaderProcessRequest`.
+    /// `TakeSnapshot` needs the snapshot's index in the model's history: the caller builds it.
+    #[must_use]
+    pub fn from_trace(name: &str, i: Sid, j: Option<Sid>, payload: Option<P>) -> Option<Action<P>> {
+        let one = |f: fn(Sid) -> Action<P>| Some(f(i));
+        let two = |f: fn(Sid, Sid) -> Action<P>| j.map(|j| f(i, j));
+        match name {
+            "ElectLeader" => one(|i| Action::ElectLeader { i }),
+            "FollowLeader" => two(|i, j| Action::FollowLeader { i, j }),
+            "LeaderTimeout" => one(|i| Action::LeaderTimeout { i }),
+            "LeaderProcessFOLLOWERINFO" => two(|i, j| Action::LeaderProcessFollowerInfo { i, j }),
+            "FollowerProcessLEADERINFO" => two(|i, j| Action::FollowerProcessLeaderInfo { i, j }),
+            "LeaderProcessACKEPOCH" => two(|i, j| Action::LeaderProcessAckEpoch { i, j }),
+            "LeaderSyncFollower" => two(|i, j| Action::LeaderSyncFollower { i, j }),
+            "FollowerProcessSyncMessage" => two(|i, j| Action::FollowerProcessSyncMessage { i, j }),
+            "FollowerProcessPROPOSALInSync" => {
+                two(|i, j| Action::FollowerProcessProposalInSync { i, j })
+            }
+            "FollowerProcessCOMMITInSync" => {
+                two(|i, j| Action::FollowerProcessCommitInSync { i, j })
+            }
+            "FollowerProcessNEWLEADER" => two(|i, j| Action::FollowerProcessNewLeader { i, j }),
+            "FollowerProcessNEWLEADERAfterCurrentEpochUpdated" => {
+                one(|i| Action::FollowerProcessNewLeaderAfterCurrentEpochUpdated { i })
+            }
+            "LeaderProcessACKLD" => two(|i, j| Action::LeaderProcessAckLd { i, j }),
+            "FollowerProcessUPTODATE" => two(|i, j| Action::FollowerProcessUpToDate { i, j }),
+            "LeaderProcessRequest" => {
+                payload.map(|payload| Action::LeaderProcessRequest { i, payload })
+            }
+            "LeaderBroadcastPROPOSAL" => one(|i| Action::LeaderBroadcastProposal { i }),
+            "SyncProcessorLogRequest" => one(|i| Action::SyncProcessorLogRequest { i }),
+            "FollowerProcessPROPOSAL" => two(|i, j| Action::FollowerProcessProposal { i, j }),
+            "LeaderProcessACK" => two(|i, j| Action::LeaderProcessAck { i, j }),
+            "FollowerProcessCOMMIT" => two(|i, j| Action::FollowerProcessCommit { i, j }),
+            "PartitionStart" => two(|i, j| Action::PartitionStart { i, j }),
+            "PartitionRecover" => two(|i, j| Action::PartitionRecover { i, j }),
+            "NodeCrash" => one(|i| Action::NodeCrash { i }),
+            "FilterNonexistentMessage" => two(|i, j| Action::FilterNonexistentMessage { i, j }),
+            _ => None,
+        }
+    }
+
     /// The acting server and, for two-server actions, the other one.
     #[must_use]
     pub fn servers(&self) -> (Sid, Option<Sid>) {
@@ -249,7 +297,7 @@ impl<P> Action<P> {
             | Action::LeaderProcessRequest { i, .. }
             | Action::LeaderBroadcastProposal { i }
             | Action::SyncProcessorLogRequest { i }
-            | Action::TakeSnapshot { i }
+            | Action::TakeSnapshot { i, .. }
             | Action::NodeCrash { i } => (i, None),
             Action::FollowLeader { i, j }
             | Action::LeaderProcessFollowerInfo { i, j }
@@ -281,6 +329,9 @@ impl<P: fmt::Display> fmt::Display for Action<P> {
         }
         if let Action::LeaderProcessRequest { payload, .. } = self {
             write!(f, ", {payload}")?;
+        }
+        if let Action::TakeSnapshot { k, .. } = self {
+            write!(f, ", {k}")?;
         }
         write!(f, ")")
     }
@@ -314,7 +365,7 @@ mod tests {
             Action::FollowerProcessProposal { i, j },
             Action::LeaderProcessAck { i, j },
             Action::FollowerProcessCommit { i, j },
-            Action::TakeSnapshot { i },
+            Action::TakeSnapshot { i, k: 1 },
             Action::PartitionStart { i, j },
             Action::PartitionRecover { i, j },
             Action::NodeCrash { i },
@@ -322,5 +373,18 @@ mod tests {
         ];
         let names: Vec<&str> = all.iter().map(Action::tla_name).collect();
         assert_eq!(names, TLA_NAMES);
+        for a in &all {
+            let (i, j) = a.servers();
+            let payload = matches!(a, Action::LeaderProcessRequest { .. }).then_some(());
+            let expected = (!matches!(a, Action::TakeSnapshot { .. })).then_some(a);
+            assert_eq!(
+                Action::from_trace(a.tla_name(), i, j, payload).as_ref(),
+                expected
+            );
+        }
+        assert_eq!(
+            Action::<()>::from_trace("NoSuchAction", 0, None, None),
+            None
+        );
     }
 }

@@ -1,89 +1,10 @@
-//! Model configuration: bounds ([`Config`]), the known-bug switches ([`Bug`]) and the
-//! client workload the leader turns into transactions ([`WorkloadKind`]).
+//! Model configuration: bounds ([`Config`]), the known-bug switch ([`Bug`], shared with the
+//! server through `zab-spec`) and the client workload the leader turns into transactions
+//! ([`WorkloadKind`]).
 
 use std::fmt;
 
-/// A known ZooKeeper bug the model can re-introduce, one at a time.
-///
-/// With a switch on, the checker finds a counterexample and names the invariant it breaks;
-/// `spec/PROTOCOL.md` (section "Known-bug switches") says which action changes and how.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
-pub enum Bug {
-    /// ZOOKEEPER-4646: a follower sends the ACK of NEWLEADER before the synced transactions
-    /// are on disk (they are handed to the asynchronous log thread); a crash then loses
-    /// committed transactions.
-    Zk4646,
-    /// ZOOKEEPER-4643: a follower persists the new currentEpoch before the synced
-    /// transactions; crashing in between lets it win an election with a short log and
-    /// truncate committed transactions elsewhere.
-    Zk4643,
-    /// ZOOKEEPER-4394: processing NEWLEADER drops the sync packets that are not yet
-    /// committed, so a COMMIT arriving before UPTODATE finds no pending transaction
-    /// (a NullPointerException in `Learner.syncWithLeader`).
-    Zk4394,
-    /// ZOOKEEPER-2845: a server that stops following keeps its in-memory database and reports
-    /// its last applied zxid instead of its last logged one, so a new leader DIFFs it from too
-    /// early a point and an uncommitted transaction survives in its log.
-    Zk2845,
-    /// Zab paper, problem 1 found by ZooKeeper's protocol spec: PROPOSE goes only to followers
-    /// whose ACK of NEWLEADER the leader processed, so a follower being synced misses a
-    /// proposal whose COMMIT it later receives.
-    PaperProposeRecipients,
-    /// Zab paper, problem 2: the leader logs a client request and broadcasts its PROPOSE in a
-    /// later step; a follower synced in between receives the transaction twice.
-    PaperRedundantPropose,
-    /// Zab paper, problem 3: COMMIT goes only to followers whose ACK of NEWLEADER the leader
-    /// processed and COMMIT-LD (UPTODATE) carries only the follower's own sync point, so a
-    /// transaction committed in between is never committed by that follower.
-    PaperCommitldZxid,
-}
-
-impl Bug {
-    /// All switches, in `--help` order.
-    pub const ALL: [Bug; 7] = [
-        Bug::Zk4646,
-        Bug::Zk4643,
-        Bug::Zk4394,
-        Bug::Zk2845,
-        Bug::PaperProposeRecipients,
-        Bug::PaperRedundantPropose,
-        Bug::PaperCommitldZxid,
-    ];
-
-    /// The CLI spelling (`--bug zk4646`).
-    #[must_use]
-    pub fn cli_name(self) -> &'static str {
-        match self {
-            Bug::Zk4646 => "zk4646",
-            Bug::Zk4643 => "zk4643",
-            Bug::Zk4394 => "zk4394",
-            Bug::Zk2845 => "zk2845",
-            Bug::PaperProposeRecipients => "paper-propose-recipients",
-            Bug::PaperRedundantPropose => "paper-redundant-propose",
-            Bug::PaperCommitldZxid => "paper-commitld-zxid",
-        }
-    }
-
-    /// The name of the constant in `tla/Zab.tla` (`Bug = "ZK4646"`).
-    #[must_use]
-    pub fn tla_name(self) -> &'static str {
-        match self {
-            Bug::Zk4646 => "ZK4646",
-            Bug::Zk4643 => "ZK4643",
-            Bug::Zk4394 => "ZK4394",
-            Bug::Zk2845 => "ZK2845",
-            Bug::PaperProposeRecipients => "PaperProposeRecipients",
-            Bug::PaperRedundantPropose => "PaperRedundantPropose",
-            Bug::PaperCommitldZxid => "PaperCommitldZxid",
-        }
-    }
-}
-
-impl fmt::Display for Bug {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.cli_name())
-    }
-}
+pub use zab_spec::Bug;
 
 /// Which scripted client workload the leader serves, in order (see [`crate::workload`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -163,8 +84,11 @@ impl Config {
 
     /// Checks the bounds, so that a bad CLI argument gets a clear error.
     pub fn validate(&self) -> Result<(), String> {
-        if self.servers == 0 || self.servers > Self::MAX_SERVERS {
-            return Err(format!("--servers must be 1..={}", Self::MAX_SERVERS));
+        if self.servers < 2 || self.servers > Self::MAX_SERVERS {
+            return Err(format!(
+                "--servers must be 2..={} (a single server needs no agreement)",
+                Self::MAX_SERVERS
+            ));
         }
         if self.epochs == Some(0) {
             return Err("--epochs must be at least 1".into());

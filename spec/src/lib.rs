@@ -12,12 +12,14 @@
 
 #![warn(missing_docs)]
 
+pub mod bug;
 pub mod ids;
 pub mod message;
 pub mod sync;
 pub mod txn;
 pub mod znode;
 
+pub use bug::Bug;
 pub use ids::{Epoch, ServerId, Zxid};
 pub use message::{QuorumMessage, ServerState, SyncMode, Vote, ZabState};
 pub use txn::{Payload, Txn};

@@ -57,7 +57,7 @@ impl AuthInfo {
         AuthInfo { remote_ip, ids }
     }
 
-    /// The ids, in the order they were added.
+    /// The ids, in ZooKeeper's iteration order (see [`java_set_bin`]).
     #[must_use]
     pub fn ids(&self) -> &[Id] {
         &self.ids
@@ -71,7 +71,15 @@ impl AuthInfo {
 
     fn add(&mut self, id: Id) {
         if !self.ids.contains(&id) {
-            self.ids.push(id);
+            // Kept in the order ZooKeeper iterates its set of auth ids (whoAmI, `auth` ACL
+            // expansion): by hash bin, then insertion order within a bin.
+            let bin = java_set_bin(&id);
+            let at = self
+                .ids
+                .iter()
+                .position(|i| java_set_bin(i) > bin)
+                .unwrap_or(self.ids.len());
+            self.ids.insert(at, id);
         }
     }
 
@@ -102,12 +110,11 @@ impl AuthInfo {
     }
 
     /// The `whoAmI` answer: one `ClientInfo` per id, the user being the digest's user name,
-    /// the ip address, or empty for `super`; sorted by scheme (ZooKeeper's set order put
-    /// `digest` before `ip` on the verified run).
+    /// the ip address, or empty for `super`; in ZooKeeper's set order (verified with the
+    /// differential test: `alice:secret` comes before `ip:127.0.0.1`, `alice:wrong` after).
     #[must_use]
     pub fn who_am_i(&self) -> Vec<ClientInfo> {
-        let mut out: Vec<ClientInfo> = self
-            .ids
+        self.ids
             .iter()
             .map(|id| ClientInfo {
                 auth_scheme: id.scheme.clone(),
@@ -117,10 +124,28 @@ impl AuthInfo {
                     _ => String::new(),
                 },
             })
-            .collect();
-        out.sort();
-        out
+            .collect()
     }
+}
+
+/// The bin of `id` in ZooKeeper's per-connection auth set (`ServerCnxn.authInfo`, a set
+/// backed by a `ConcurrentHashMap` of the default 16 bins): Java's `Id.hashCode` (jute:
+/// `37 * (37 * 17 + scheme.hashCode()) + id.hashCode()`), spread as `ConcurrentHashMap` does.
+/// The set iterates bin by bin, and in insertion order within a bin (a connection never
+/// holds the 13 ids that would make the map grow).
+#[must_use]
+pub fn java_set_bin(id: &Id) -> u32 {
+    fn string_hash(s: &str) -> i32 {
+        s.encode_utf16()
+            .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+    }
+    let h = 17i32
+        .wrapping_mul(37)
+        .wrapping_add(string_hash(&id.scheme))
+        .wrapping_mul(37)
+        .wrapping_add(string_hash(&id.id));
+    let h = h as u32;
+    ((h ^ (h >> 16)) & 0x7fff_ffff) & 15
 }
 
 #[cfg(test)]
@@ -171,6 +196,23 @@ mod tests {
             ]
         );
         assert!(!a.is_super());
+    }
+
+    /// ZooKeeper 3.8 answered whoAmI with `ip` before `digest:alice` after authenticating as
+    /// `alice:wrong` (and the other way round for `alice:secret`): its auth set's hash order.
+    #[test]
+    fn whoami_lists_ids_in_zookeepers_hash_set_order() {
+        let mut a = AuthInfo::new("127.0.0.1");
+        a.authenticate(&AuthConfig::default(), &packet("digest", "alice:wrong"))
+            .unwrap_or_default();
+        let schemes: Vec<String> = a.who_am_i().into_iter().map(|c| c.auth_scheme).collect();
+        assert_eq!(schemes, ["ip", "digest"]);
+        assert_eq!(java_set_bin(&Id::new("ip", "127.0.0.1")), 12);
+        assert_eq!(java_set_bin(&Id::new("super", "")), 7);
+        assert_eq!(
+            java_set_bin(&Id::new("digest", "bob:ikIaKsbtGweaHnb/jKn7OHqbunM=")),
+            0
+        );
     }
 
     #[test]

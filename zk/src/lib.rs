@@ -96,6 +96,6 @@ pub mod watch;
 mod testkit;
 
 pub use prep::{PrepConfig, PrepContext, Preparer};
-pub use tree::{ApplyOutcome, DataTree, Trigger, TxnResult};
+pub use tree::{ApplyOutcome, DataTree, Trigger, TriggerAcl, TxnResult};
 pub use txn::{Txn, TxnBody, TxnHeader};
 pub use watch::{Notification, WatchManager};

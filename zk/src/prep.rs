@@ -573,6 +573,14 @@ impl Preparer {
         let mut bodies = Vec::with_capacity(ops.len());
         for (i, o) in ops.iter().enumerate() {
             let r = match o {
+                // ZooKeeper turns the record into `Op.create`, whose opcode follows the flags:
+                // TTL flags make it a createTTL op without a TTL record, which
+                // PrepRequestProcessor fails to cast when it reaches the op — the whole multi
+                // becomes a marshalling error (verified on 3.8.0 by the differential test).
+                MultiOp::Create { req, .. } if matches!(req.flags, 5 | 6) => {
+                    view.local.clear();
+                    return TxnBody::Error(ErrorCode::MarshallingError);
+                }
                 MultiOp::Create { req, .. } => self.prep_create(
                     view,
                     ctx,
@@ -585,6 +593,8 @@ impl Preparer {
                         ttl: -1,
                     },
                 ),
+                // ZooKeeper's `Op.create(path, data, acl, flags, ttl)` keeps the TTL only for
+                // TTL flags; with others the op is a plain create.
                 MultiOp::CreateTtl(req) => self.prep_create(
                     view,
                     ctx,
@@ -594,7 +604,11 @@ impl Preparer {
                         data: &req.data,
                         acl: &req.acl,
                         flags: req.flags,
-                        ttl: req.ttl,
+                        ttl: if matches!(req.flags, 5 | 6) {
+                            req.ttl
+                        } else {
+                            -1
+                        },
                     },
                 ),
                 MultiOp::Delete(r) => self.prep_delete(view, ctx, &r.path, r.version),

@@ -12,6 +12,10 @@
 //!   ignored.
 //!
 //! Children are returned sorted (ZooKeeper returns HashSet order; clients do not rely on it).
+//!
+//! Reads do not validate paths: ZooKeeper looks them up as they are, and its tree holds the
+//! root under both `/` and the empty path, so `""` reads the root (and getAllChildrenNumber of
+//! `""` counts the root too: every key starts with `"" + "/"`). Found by the differential test.
 
 use crate::acl;
 use crate::proto::{
@@ -41,8 +45,13 @@ impl ReadOutcome {
     }
 }
 
+/// The node at `path` as ZooKeeper's `DataTree.getNode` finds it (`""` is the root).
+fn lookup<'t>(tree: &'t DataTree, path: &str) -> Option<&'t Node> {
+    tree.get(if path.is_empty() { "/" } else { path })
+}
+
 fn readable<'t>(tree: &'t DataTree, path: &str, auth: &[Id]) -> Result<&'t Node, ErrorCode> {
-    let n = tree.get(path).ok_or(ErrorCode::NoNode)?;
+    let n = lookup(tree, path).ok_or(ErrorCode::NoNode)?;
     acl::check(&n.acl, perms::READ, auth)?;
     Ok(n)
 }
@@ -67,14 +76,14 @@ pub fn exists(tree: &DataTree, path: &str) -> Result<ExistsResponse, ErrorCode> 
     if path.contains('\0') {
         return Err(ErrorCode::BadArguments);
     }
-    tree.get(path)
+    lookup(tree, path)
         .map(|n| ExistsResponse { stat: n.stat() })
         .ok_or(ErrorCode::NoNode)
 }
 
 /// `getACL`.
 pub fn get_acl(tree: &DataTree, path: &str, auth: &[Id]) -> Result<GetAclResponse, ErrorCode> {
-    let n = tree.get(path).ok_or(ErrorCode::NoNode)?;
+    let n = lookup(tree, path).ok_or(ErrorCode::NoNode)?;
     acl::check(&n.acl, perms::READ | perms::ADMIN, auth)?;
     let acl = if acl::check(&n.acl, perms::ADMIN, auth).is_ok() {
         n.acl.as_ref().clone()
@@ -146,7 +155,12 @@ pub fn serve(
         Request::GetAllChildrenNumber(r) => {
             ReadOutcome::plain(readable(tree, &r.path, auth).map(|_| {
                 Response::GetAllChildrenNumber(GetAllChildrenNumberResponse {
-                    total_number: i32::try_from(tree.descendant_count(&r.path)).unwrap_or(i32::MAX),
+                    total_number: i32::try_from(if r.path.is_empty() {
+                        tree.descendant_count("/") + 1
+                    } else {
+                        tree.descendant_count(&r.path)
+                    })
+                    .unwrap_or(i32::MAX),
                 })
             }))
         }

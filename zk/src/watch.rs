@@ -3,9 +3,10 @@
 //! triggers for which session, `checkWatches`/`removeWatches`, `setWatches`/`setWatches2` on
 //! reconnect, and dropping a session's watches.
 //!
-//! Like ZooKeeper's `DataTree` it keeps two tables, data watches and child watches. A
-//! persistent watch sits in both, a persistent-recursive one only in the data table (so it
-//! never sees NodeChildrenChanged). Per (session, path) a table keeps a set of modes, as
+//! Like ZooKeeper's `DataTree` it keeps two tables, data watches and child watches. As in
+//! ZooKeeper 3.8, `addWatch` puts a watch of either mode in both tables (so checkWatches /
+//! removeWatches of type Children or Data see it); a persistent-recursive watch never fires
+//! NodeChildrenChanged, from either table. Per (session, path) a table keeps a set of modes, as
 //! ZooKeeper 3.9 does (ZOOKEEPER-4466): a one-shot watch added on a path with a persistent
 //! watch does not replace it (3.8 overwrote the mode — a bug).
 //!
@@ -72,13 +73,6 @@ impl Table {
             .insert(path.to_owned());
     }
 
-    fn contains(&self, path: &str, session: SessionId, mask: u8) -> bool {
-        self.by_path
-            .get(path)
-            .and_then(|w| w.get(&session))
-            .is_some_and(|b| b & mask != 0)
-    }
-
     /// Clears `mask` bits of (session, path); whether any was set.
     fn remove(&mut self, path: &str, session: SessionId, mask: u8) -> bool {
         let Some(ws) = self.by_path.get_mut(path) else {
@@ -108,16 +102,21 @@ impl Table {
     }
 
     /// The sessions a trigger on `path` notifies; removes their one-shot watches on `path`.
-    fn trigger(&mut self, path: &str) -> BTreeSet<SessionId> {
+    /// For NodeChildrenChanged (`children_changed`) persistent-recursive watches do not fire
+    /// (ZooKeeper's `WatchManager.triggerWatch`).
+    fn trigger(&mut self, path: &str, children_changed: bool) -> BTreeSet<SessionId> {
         let mut fired = BTreeSet::new();
         if let Some(ws) = self.by_path.get(path) {
-            let sessions: Vec<SessionId> = ws.keys().copied().collect();
-            for s in sessions {
+            let sessions: Vec<(SessionId, u8)> = ws.iter().map(|(s, b)| (*s, *b)).collect();
+            for (s, bits) in sessions {
+                if children_changed && bits & (STANDARD | PERSISTENT) == 0 {
+                    continue;
+                }
                 fired.insert(s);
                 self.remove(path, s, STANDARD);
             }
         }
-        if self.recursive > 0 {
+        if self.recursive > 0 && !children_changed {
             let mut p = path;
             while let Some((parent, _)) = split_path(p) {
                 if parent == p {
@@ -214,7 +213,10 @@ impl WatchManager {
                 self.data.add(path, session, PERSISTENT);
                 self.child.add(path, session, PERSISTENT);
             }
-            add_watch_mode::PERSISTENT_RECURSIVE => self.data.add(path, session, RECURSIVE),
+            add_watch_mode::PERSISTENT_RECURSIVE => {
+                self.data.add(path, session, RECURSIVE);
+                self.child.add(path, session, RECURSIVE);
+            }
             _ => return Err(ErrorCode::MarshallingError),
         }
         Ok(())
@@ -226,33 +228,33 @@ impl WatchManager {
         let mut out = Vec::new();
         match trigger {
             Trigger::Created(path) => {
-                for s in self.data.trigger(path) {
+                for s in self.data.trigger(path, false) {
                     out.push(event(s, event_type::NODE_CREATED, path));
                 }
                 if let Some((parent, _)) = split_path(path) {
-                    for s in self.child.trigger(parent) {
+                    for s in self.child.trigger(parent, true) {
                         out.push(event(s, event_type::NODE_CHILDREN_CHANGED, parent));
                     }
                 }
             }
             Trigger::Deleted(path) => {
-                let processed = self.data.trigger(path);
+                let processed = self.data.trigger(path, false);
                 for s in &processed {
                     out.push(event(*s, event_type::NODE_DELETED, path));
                 }
-                for s in self.child.trigger(path) {
+                for s in self.child.trigger(path, false) {
                     if !processed.contains(&s) {
                         out.push(event(s, event_type::NODE_DELETED, path));
                     }
                 }
                 if let Some((parent, _)) = split_path(path) {
-                    for s in self.child.trigger(parent) {
+                    for s in self.child.trigger(parent, true) {
                         out.push(event(s, event_type::NODE_CHILDREN_CHANGED, parent));
                     }
                 }
             }
             Trigger::DataChanged(path) => {
-                for s in self.data.trigger(path) {
+                for s in self.data.trigger(path, false) {
                     out.push(event(s, event_type::NODE_DATA_CHANGED, path));
                 }
             }
@@ -266,27 +268,38 @@ impl WatchManager {
     }
 
     fn type_masks(watcher_type: i32) -> Result<(u8, u8), ErrorCode> {
-        // (data table mask, child table mask)
+        // (data table mask, child table mask). ZooKeeper 3.8 knows types 1-3 only
+        // (`WatcherType.fromInt`); 4 and 5 came with 3.9 and are a marshalling error here too.
+        const ALL: u8 = STANDARD | PERSISTENT | RECURSIVE;
         Ok(match watcher_type {
-            watcher_type::CHILDREN => (0, STANDARD),
-            watcher_type::DATA => (STANDARD, 0),
-            watcher_type::ANY => (STANDARD | PERSISTENT | RECURSIVE, STANDARD | PERSISTENT),
-            watcher_type::PERSISTENT => (PERSISTENT, PERSISTENT),
-            watcher_type::PERSISTENT_RECURSIVE => (RECURSIVE, 0),
+            watcher_type::CHILDREN => (0, ALL),
+            watcher_type::DATA => (ALL, 0),
+            watcher_type::ANY => (ALL, ALL),
             _ => return Err(ErrorCode::MarshallingError),
         })
     }
 
-    /// `checkWatches` (17): `Ok` if the session has a watch of that type on `path`, else
+    /// `checkWatches` (17): `Ok` if the table(s) of that type hold a watch on `path`, else
     /// `NoWatcher`; an unknown type is a marshalling error.
+    ///
+    /// Like ZooKeeper 3.8 (`WatchManager.containsWatcher` returns true when *any* watcher
+    /// watches the path; verified: a session is told it watches a path another session
+    /// watches), the watch need not be `session`'s own. removeWatches does check the owner.
     pub fn check_watches(
         &self,
         session: SessionId,
         path: &str,
         watcher_type: i32,
     ) -> Result<(), ErrorCode> {
+        let _ = session;
         let (d, c) = Self::type_masks(watcher_type)?;
-        if self.data.contains(path, session, d) || self.child.contains(path, session, c) {
+        let any = |t: &Table, mask: u8| {
+            mask != 0
+                && t.by_path
+                    .get(path)
+                    .is_some_and(|ws| ws.values().any(|b| b & mask != 0))
+        };
+        if any(&self.data, d) || any(&self.child, c) {
             Ok(())
         } else {
             Err(ErrorCode::NoWatcher)

@@ -52,7 +52,7 @@ impl<P: Payload> Peer<P> {
     pub(crate) fn own_vote(&self) -> Vote {
         Vote {
             peer_epoch: self.current_epoch,
-            zxid: self.log.last_zxid(),
+            zxid: self.reported_zxid(),
             leader: self.cfg.id,
         }
     }

@@ -3,7 +3,7 @@
 
 use super::{Action, Message, Peer, Persist, Role};
 use zab_spec::sync::is_next_zxid;
-use zab_spec::{Payload, QuorumMessage, ServerId, SyncMode, Txn, ZabState, Zxid};
+use zab_spec::{Bug, Payload, QuorumMessage, ServerId, SyncMode, Txn, ZabState, Zxid};
 
 /// Follower-only state (the model's `FollowerVars`).
 #[derive(Clone, Debug)]
@@ -13,6 +13,12 @@ pub(crate) struct Follower<P> {
     pub(crate) sync_mode: Option<SyncMode>,
     /// NEWLEADER processed and acknowledged.
     pub(crate) nl_done: bool,
+    /// `--bug zk4643` only: NEWLEADER's currentEpoch is written, its packets are not logged
+    /// yet (the model's `nlStage = EpochUpdated`); the next tick finishes it.
+    pub(crate) nl_epoch_updated: bool,
+    /// `--bug zk4643` only: leader messages that arrived between the two halves of NEWLEADER
+    /// (the learner thread handles them after the second half).
+    pub(crate) deferred: Vec<Message<P>>,
     /// PROPOSALs received in synchronization before NEWLEADER, not logged yet.
     pub(crate) packets: Vec<Txn<P>>,
     /// The leader's sync says everything up to here is committed.
@@ -28,6 +34,8 @@ impl<P> Follower<P> {
             zab_state: ZabState::Discovery,
             sync_mode: None,
             nl_done: false,
+            nl_epoch_updated: false,
+            deferred: Vec::new(),
             packets: Vec::new(),
             sync_committed: Zxid::ZERO,
             silent_ticks: 0,
@@ -53,6 +61,10 @@ impl<P: Payload> Peer<P> {
     pub(crate) fn follower_on_message(&mut self, msg: Message<P>, out: &mut Vec<Action<P>>) {
         let Some(f) = self.follower_mut() else { return };
         f.silent_ticks = 0;
+        if f.nl_epoch_updated {
+            f.deferred.push(msg);
+            return;
+        }
         let (leader, zab_state) = (f.leader, f.zab_state);
         match msg {
             QuorumMessage::LeaderInfo { new_epoch } => {
@@ -108,7 +120,7 @@ impl<P: Payload> Peer<P> {
                 to: leader,
                 msg: QuorumMessage::AckEpoch {
                     current_epoch: current,
-                    last_zxid: self.log.last_zxid(),
+                    last_zxid: self.reported_zxid(),
                 },
             });
             if let Some(f) = self.follower_mut() {
@@ -151,6 +163,11 @@ impl<P: Payload> Peer<P> {
                 // A DIFF or TRUNC that does not fit this log (the model flags it).
                 _ => None,
             };
+            if let Some((mode, _)) = outcome {
+                if mode != SyncMode::Diff {
+                    self.stale_last_processed = None;
+                }
+            }
             if let (Some((mode, point)), Some(f)) = (outcome, self.follower_mut()) {
                 f.sync_mode = Some(mode);
                 f.sync_committed = point;
@@ -186,13 +203,16 @@ impl<P: Payload> Peer<P> {
             |log: &super::log::ReplicaLog<P>, after: Zxid| log.next_after(after).map(|t| t.zxid);
         let Some(f) = self.follower() else { return };
         let leader = f.leader;
+        // ZOOKEEPER-4394: after NEWLEADER the pending packets were dropped, so the COMMIT
+        // finds nothing to commit.
+        let dropped = self.cfg.has(Bug::Zk4394) && f.nl_done;
         let next = next_logged(&self.log, f.sync_committed).or_else(|| {
             f.packets
                 .iter()
                 .find(|p| p.zxid > f.sync_committed)
                 .map(|p| p.zxid)
         });
-        if next == Some(zxid) {
+        if next == Some(zxid) && !dropped {
             if let Some(f) = self.follower_mut() {
                 f.sync_committed = zxid;
             }
@@ -203,14 +223,89 @@ impl<P: Payload> Peer<P> {
     /// TLA+: `FollowerProcessNEWLEADER(i, j)`, in the order that fixes ZOOKEEPER-4646 and
     /// 4643: (1) log the synced transactions and fsync, (2) then write the new currentEpoch,
     /// (3) then ACK NEWLEADER, then ACK every synced transaction not yet committed.
+    ///
+    /// `--bug zk4646` hands the packets to the log thread and acknowledges at once;
+    /// `--bug zk4643` writes the epoch now and logs the packets on the next tick
+    /// ([`Self::follower_process_new_leader_after_current_epoch_updated`]).
     fn follower_process_new_leader(&mut self, zxid: Zxid, out: &mut Vec<Action<P>>) {
         let accepted = self.accepted_epoch;
         let Some(f) = self.follower_mut() else { return };
         let leader = f.leader;
-        if f.zab_state != ZabState::Synchronization || f.nl_done {
+        if f.zab_state != ZabState::Synchronization || f.nl_done || f.nl_epoch_updated {
             self.trace("FollowerProcessNEWLEADER", Some(leader), None, out);
             return;
         }
+        if self.cfg.has(Bug::Zk4643) {
+            if let Some(f) = self.follower_mut() {
+                f.nl_epoch_updated = true;
+            }
+            self.persist_current_epoch(accepted, out);
+            self.trace("FollowerProcessNEWLEADER", Some(leader), None, out);
+            return;
+        }
+        if self.cfg.has(Bug::Zk4646) {
+            let Some(f) = self.follower_mut() else { return };
+            let packets = std::mem::take(&mut f.packets);
+            f.nl_done = true;
+            for t in &packets {
+                self.log.append(t.clone());
+            }
+            self.persist_current_epoch(accepted, out);
+            if !packets.is_empty() {
+                out.push(Action::Persist(Persist::Append {
+                    txns: packets,
+                    wait: false,
+                }));
+            }
+            out.push(Action::Send {
+                to: leader,
+                msg: QuorumMessage::AckNewLeader { zxid },
+            });
+            self.trace("FollowerProcessNEWLEADER", Some(leader), None, out);
+            return;
+        }
+        self.log_sync_packets_and_ack(zxid, true, out);
+        self.trace("FollowerProcessNEWLEADER", Some(leader), None, out);
+    }
+
+    /// TLA+: `FollowerProcessNEWLEADERAfterCurrentEpochUpdated(i)`: under `--bug zk4643`, the
+    /// second half of NEWLEADER, a tick after the first: the packets are logged and NEWLEADER
+    /// is acknowledged.
+    fn follower_process_new_leader_after_current_epoch_updated(
+        &mut self,
+        out: &mut Vec<Action<P>>,
+    ) {
+        let Some(f) = self.follower_mut() else { return };
+        if !f.nl_epoch_updated {
+            return;
+        }
+        f.nl_epoch_updated = false;
+        let deferred = std::mem::take(&mut f.deferred);
+        let zxid = Zxid::epoch_start(self.accepted_epoch);
+        self.log_sync_packets_and_ack(zxid, false, out);
+        self.trace(
+            "FollowerProcessNEWLEADERAfterCurrentEpochUpdated",
+            None,
+            None,
+            out,
+        );
+        for msg in deferred {
+            self.follower_on_message(msg, out);
+        }
+    }
+
+    /// Logs the sync packets durably (fsync before the next action), writes currentEpoch
+    /// (with `write_epoch`; `--bug zk4643` wrote it already), then ACKs NEWLEADER and every synced transaction beyond the
+    /// sync point.
+    fn log_sync_packets_and_ack(
+        &mut self,
+        zxid: Zxid,
+        write_epoch: bool,
+        out: &mut Vec<Action<P>>,
+    ) {
+        let accepted = self.accepted_epoch;
+        let Some(f) = self.follower_mut() else { return };
+        let leader = f.leader;
         let packets = std::mem::take(&mut f.packets);
         f.nl_done = true;
         let sync_committed = f.sync_committed;
@@ -225,7 +320,9 @@ impl<P: Payload> Peer<P> {
         }
         // Everything else in the log was durable already (this server was LOOKING).
         self.log.set_persisted(self.log.last_zxid());
-        self.persist_current_epoch(accepted, out);
+        if write_epoch {
+            self.persist_current_epoch(accepted, out);
+        }
         out.push(Action::Send {
             to: leader,
             msg: QuorumMessage::AckNewLeader { zxid },
@@ -236,7 +333,6 @@ impl<P: Payload> Peer<P> {
                 msg: QuorumMessage::Ack { zxid: t.zxid },
             });
         }
-        self.trace("FollowerProcessNEWLEADER", Some(leader), None, out);
     }
 
     /// TLA+: `FollowerProcessUPTODATE(i, j)`: deliver up to the sync point, start BROADCAST.
@@ -248,6 +344,7 @@ impl<P: Payload> Peer<P> {
             f.sync_committed,
         );
         if ok {
+            self.stale_last_processed = None;
             self.deliver_up_to(point, out);
             if let Some(f) = self.follower_mut() {
                 f.zab_state = ZabState::Broadcast;
@@ -288,6 +385,7 @@ impl<P: Payload> Peer<P> {
     /// gone (PartitionStart + PartitionRecover in the model).
     pub(crate) fn follower_tick(&mut self, out: &mut Vec<Action<P>>) {
         let (sync_limit, init_limit) = (self.cfg.sync_limit, self.cfg.init_limit);
+        self.follower_process_new_leader_after_current_epoch_updated(out);
         let Some(f) = self.follower_mut() else { return };
         f.silent_ticks += 1;
         let limit = if f.zab_state == ZabState::Broadcast {

@@ -4,7 +4,7 @@
 use super::{Action, Message, Peer, Persist, Role};
 use std::collections::{BTreeMap, BTreeSet};
 use zab_spec::sync::plan_sync;
-use zab_spec::{Epoch, Payload, QuorumMessage, ServerId, SyncMode, Txn, ZabState, Zxid};
+use zab_spec::{Bug, Epoch, Payload, QuorumMessage, ServerId, SyncMode, Txn, ZabState, Zxid};
 
 /// An ACKEPOCH record (ZooKeeper `electingFollowers`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +35,9 @@ pub(crate) struct Leader {
     pub(crate) silent_ticks: BTreeMap<ServerId, u32>,
     /// Ticks spent in the current phase (discovery or synchronization).
     pub(crate) phase_ticks: u32,
+    /// `--bug paper-redundant-propose` only: the last proposal broadcast (the model's
+    /// `sendCounter`); later ones leave on the next tick.
+    pub(crate) proposed_up_to: Zxid,
 }
 
 impl Leader {
@@ -56,6 +59,7 @@ impl Leader {
             ack_sets: BTreeMap::new(),
             silent_ticks: BTreeMap::new(),
             phase_ticks: 0,
+            proposed_up_to: Zxid::ZERO,
         }
     }
 
@@ -65,6 +69,27 @@ impl Leader {
 }
 
 impl<P: Payload> Peer<P> {
+    /// The broadcast set for PROPOSAL (`commit == false`) or COMMIT: the synced followers;
+    /// under `--bug paper-propose-recipients` / `paper-commitld-zxid` only those whose ACK of
+    /// NEWLEADER this leader processed on their current connection (the model's
+    /// `recipients`).
+    fn recipients(&self, commit: bool) -> Vec<ServerId> {
+        let Some(l) = self.leader() else {
+            return Vec::new();
+        };
+        let narrowed = if commit {
+            self.cfg.has(Bug::PaperCommitldZxid)
+        } else {
+            self.cfg.has(Bug::PaperProposeRecipients)
+        };
+        let me = self.cfg.id;
+        l.forwarding
+            .iter()
+            .filter(|s| **s != me && (!narrowed || l.ackld.get(s) == Some(&true)))
+            .copied()
+            .collect()
+    }
+
     fn leader(&self) -> Option<&Leader> {
         match &self.role {
             Role::Leading(l) => Some(l),
@@ -186,7 +211,7 @@ impl<P: Payload> Peer<P> {
         let finished =
             l.electing.get(&me).is_some_and(|e| e.in_quorum) && n_quorum(self, l.epoch_acks());
         let old_in_quorum = l.electing.get(&j).is_some_and(|e| e.in_quorum);
-        let leader_summary = (self.current_epoch, self.log.last_zxid());
+        let leader_summary = (self.current_epoch, self.reported_zxid());
         let record = |peer: &mut Self, in_quorum: bool| {
             if let Some(l) = peer.leader_mut() {
                 l.electing.insert(
@@ -323,6 +348,11 @@ impl<P: Payload> Peer<P> {
                 to: j,
                 msg: QuorumMessage::UpToDate,
             });
+            if self.cfg.has(Bug::PaperProposeRecipients) || self.cfg.has(Bug::PaperCommitldZxid) {
+                if let Some(l) = self.leader_mut() {
+                    l.ackld.insert(j, true);
+                }
+            }
             self.trace("LeaderProcessACKLD", Some(j), None, out);
             return;
         }
@@ -346,9 +376,11 @@ impl<P: Payload> Peer<P> {
         let last = self.log.last_zxid();
         self.deliver_up_to(last, out);
         let me = self.cfg.id;
+        self.stale_last_processed = None;
         let Some(l) = self.leader_mut() else { return };
         l.zab_state = ZabState::Broadcast;
         l.ack_sets.clear();
+        l.proposed_up_to = last;
         let live: Vec<ServerId> = l
             .ackld
             .iter()
@@ -375,26 +407,27 @@ impl<P: Payload> Peer<P> {
             return None;
         }
         let zxid = self.log.last_zxid().next_in(self.current_epoch);
-        let txn = Txn {
-            zxid,
-            payload: payload.clone(),
-        };
+        // The payload is copied for the trace record only when tracing is on.
+        let traced = self.cfg.trace.then(|| payload.clone());
+        let txn = Txn { zxid, payload };
         self.log.append(txn.clone());
         out.push(Action::Persist(Persist::Append {
             txns: vec![txn.clone()],
             wait: false,
         }));
-        let me = self.cfg.id;
-        let l = self.leader_mut()?;
-        l.ack_sets.insert(zxid, BTreeSet::new());
-        let to: Vec<ServerId> = l.forwarding.iter().filter(|s| **s != me).copied().collect();
+        self.leader_mut()?.ack_sets.insert(zxid, BTreeSet::new());
+        let to = if self.cfg.has(Bug::PaperRedundantPropose) {
+            Vec::new()
+        } else {
+            self.recipients(false)
+        };
         for k in to {
             out.push(Action::Send {
                 to: k,
                 msg: QuorumMessage::Proposal(txn.clone()),
             });
         }
-        self.trace("LeaderProcessRequest", None, Some(payload), out);
+        self.trace("LeaderProcessRequest", None, traced, out);
         Some(zxid)
     }
 
@@ -424,8 +457,7 @@ impl<P: Payload> Peer<P> {
         if next != Some(zxid) || !self.cfg.is_quorum(acks.len()) {
             return;
         }
-        let me = self.cfg.id;
-        let to: Vec<ServerId> = l.forwarding.iter().filter(|s| **s != me).copied().collect();
+        let to = self.recipients(true);
         if let Some(l) = self.leader_mut() {
             l.ack_sets.remove(&zxid);
         }
@@ -451,6 +483,31 @@ impl<P: Payload> Peer<P> {
             self.leader_try_to_commit(zxid, out);
         }
         self.trace("LeaderProcessACK", Some(j), None, out);
+    }
+
+    /// TLA+: `LeaderBroadcastPROPOSAL(i)`, once per proposal not broadcast yet: under
+    /// `--bug paper-redundant-propose` a PROPOSAL leaves a tick after the request, to whoever
+    /// is synced *then*.
+    fn leader_broadcast_proposals(&mut self, out: &mut Vec<Action<P>>) {
+        loop {
+            let Some(l) = self.leader() else { return };
+            if l.zab_state != ZabState::Broadcast {
+                return;
+            }
+            let Some(txn) = self.log.next_after(l.proposed_up_to).cloned() else {
+                return;
+            };
+            for k in self.recipients(false) {
+                out.push(Action::Send {
+                    to: k,
+                    msg: QuorumMessage::Proposal(txn.clone()),
+                });
+            }
+            if let Some(l) = self.leader_mut() {
+                l.proposed_up_to = txn.zxid;
+            }
+            self.trace("LeaderBroadcastPROPOSAL", None, None, out);
+        }
     }
 
     /// `RemoveLearner`: drop `j`; step down when the rest is no quorum.
@@ -499,6 +556,9 @@ impl<P: Payload> Peer<P> {
         let learners: Vec<ServerId> = l.learners.iter().filter(|s| **s != me).copied().collect();
         for s in learners {
             out.push(Action::SendHeartbeat { to: s });
+        }
+        if self.cfg.has(Bug::PaperRedundantPropose) {
+            self.leader_broadcast_proposals(out);
         }
         for s in silent {
             if self.leader().is_some_and(|l| l.learners.contains(&s)) {

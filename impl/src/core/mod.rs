@@ -26,7 +26,7 @@ use follower::Follower;
 use leader::Leader;
 use log::ReplicaLog;
 use zab_spec::message::Notification;
-use zab_spec::{Epoch, Payload, QuorumMessage, ServerId, ServerState, Txn, ZabState, Zxid};
+use zab_spec::{Bug, Epoch, Payload, QuorumMessage, ServerId, ServerState, Txn, ZabState, Zxid};
 
 /// A Zab message as the server sends and receives it: SNAP carries serialized state.
 pub type Message<P> = QuorumMessage<P, Bytes>;
@@ -52,9 +52,18 @@ pub struct PeerConfig {
     pub max_notification_interval_ms: u64,
     /// Emit a [`TraceEvent`] for every model action.
     pub trace: bool,
+    /// Re-introduce a known bug (`spec/PROTOCOL.md` §9): for the simulation tests that show
+    /// refinement finds it. Never set by `zabd`.
+    pub bug: Option<Bug>,
 }
 
 impl PeerConfig {
+    /// Whether `bug` is switched on.
+    #[must_use]
+    pub fn has(&self, bug: Bug) -> bool {
+        self.bug == Some(bug)
+    }
+
     /// ZooKeeper's defaults for an ensemble: tick 2000 ms, initLimit 10, syncLimit 5.
     #[must_use]
     pub fn new(id: ServerId, servers: Vec<ServerId>) -> PeerConfig {
@@ -67,6 +76,7 @@ impl PeerConfig {
             finalize_wait_ms: 200,
             max_notification_interval_ms: 60_000,
             trace: false,
+            bug: None,
         }
     }
 
@@ -326,6 +336,10 @@ pub struct Peer<P> {
     log: ReplicaLog<P>,
     role: Role<P>,
     fle: Fle,
+    /// `--bug zk2845` only: the last applied zxid the in-memory database kept when the
+    /// server went LOOKING, reported instead of the last logged one (the model's
+    /// `staleLastProcessed`). Always `None` without the bug.
+    stale_last_processed: Option<Zxid>,
 }
 
 impl<P: Payload> Peer<P> {
@@ -356,7 +370,15 @@ impl<P: Payload> Peer<P> {
                 ticks: 0,
             },
             fle,
+            stale_last_processed: None,
         }
+    }
+
+    /// The zxid this server reports in its vote and ACKEPOCH: its last logged zxid, or under
+    /// `--bug zk2845` the stale last applied one (the model's `reported_zxid`).
+    pub(crate) fn reported_zxid(&self) -> Zxid {
+        self.stale_last_processed
+            .unwrap_or_else(|| self.log.last_zxid())
     }
 
     /// The configuration.
@@ -530,6 +552,13 @@ impl<P: Payload> Peer<P> {
             out.push(Action::Persist(Persist::Flush));
             self.log.set_persisted(self.log.last_zxid());
         }
+        if self.cfg.has(Bug::Zk2845)
+            && self.log.committed() < self.log.last_zxid()
+            && self.stale_last_processed.is_none()
+        {
+            // ZOOKEEPER-2845: the in-memory database is not fast-forwarded from the log.
+            self.stale_last_processed = Some(self.log.committed());
+        }
         match std::mem::replace(
             &mut self.role,
             Role::Looking {
@@ -667,14 +696,11 @@ impl<P: Payload> Peer<P> {
         }
     }
 
-    /// TLA+: `TakeSnapshot(i)`: adopt a snapshot the runtime wrote, if the server is in
-    /// BROADCAST and the snapshot covers only committed, durable transactions.
+    /// TLA+: `TakeSnapshot(i, k)`: adopt a snapshot the runtime wrote, in any phase, if it
+    /// covers only committed, durable transactions that are still in this server's log.
     fn take_snapshot(&mut self, zxid: Zxid, out: &mut Vec<Action<P>>) {
         let point = self.log.committed().min(self.log.persisted());
-        if self.role().zab_state != ZabState::Broadcast
-            || zxid > point
-            || zxid <= self.log.snapshot()
-        {
+        if zxid > point || zxid <= self.log.snapshot() {
             return;
         }
         if !self.log.contains(zxid) {

@@ -803,3 +803,147 @@ fn proposals_are_refused_off_the_leader() {
     assert_eq!(p.can_propose(), Err(NotLeader::Follower(None)));
     let _ = ErrorCode::Ok;
 }
+
+// ----- the known-bug switches (tests only; the simulation shows refinement finds them) -------
+
+/// A syncing follower with the bug on that got DIFF and two proposals, before NEWLEADER.
+fn buggy_follower(bug: Bug) -> (Peer<P>, ServerId) {
+    let mut p = syncing_follower(1, 3, 2, vec![txn(1, 1)]);
+    p.cfg.bug = Some(bug);
+    let l = sid(3);
+    let mut out = vec![];
+    for msg in [
+        QuorumMessage::Diff { last_zxid: z(1, 1) },
+        QuorumMessage::Proposal(txn(1, 2)),
+        QuorumMessage::Proposal(txn(1, 3)),
+    ] {
+        p.step(Input::Message { from: l, msg }, &mut out);
+    }
+    (p, l)
+}
+
+#[test]
+fn zk4646_acks_newleader_before_the_packets_are_durable() {
+    let (mut p, l) = buggy_follower(Bug::Zk4646);
+    let mut out = vec![];
+    p.step(
+        Input::Message {
+            from: l,
+            msg: QuorumMessage::NewLeader { zxid: z(2, 0) },
+        },
+        &mut out,
+    );
+    assert_eq!(
+        non_trace(out),
+        vec![
+            Action::Persist(Persist::CurrentEpoch(Epoch(2))),
+            Action::Persist(Persist::Append {
+                txns: vec![txn(1, 2), txn(1, 3)],
+                wait: false
+            }),
+            Action::Send {
+                to: l,
+                msg: QuorumMessage::AckNewLeader { zxid: z(2, 0) }
+            },
+        ]
+    );
+    assert_eq!(
+        p.log().persisted(),
+        z(1, 1),
+        "the packets are not durable yet"
+    );
+}
+
+#[test]
+fn zk4643_writes_the_epoch_first_and_logs_the_packets_a_tick_later() {
+    let (mut p, l) = buggy_follower(Bug::Zk4643);
+    let mut out = vec![];
+    p.step(
+        Input::Message {
+            from: l,
+            msg: QuorumMessage::NewLeader { zxid: z(2, 0) },
+        },
+        &mut out,
+    );
+    assert_eq!(
+        non_trace(std::mem::take(&mut out)),
+        vec![Action::Persist(Persist::CurrentEpoch(Epoch(2)))]
+    );
+    // Messages in between wait for the second half.
+    p.step(
+        Input::Message {
+            from: l,
+            msg: QuorumMessage::UpToDate,
+        },
+        &mut out,
+    );
+    assert_eq!(non_trace(std::mem::take(&mut out)), vec![]);
+    p.step(Input::Timer(Timer::Tick), &mut out);
+    let actions: Vec<Action<P>> = non_trace(out)
+        .into_iter()
+        .filter(|a| !matches!(a, Action::SetTimer { .. } | Action::SendHeartbeat { .. }))
+        .collect();
+    assert_eq!(
+        actions[..4],
+        [
+            Action::Persist(Persist::Append {
+                txns: vec![txn(1, 2), txn(1, 3)],
+                wait: true
+            }),
+            Action::Send {
+                to: l,
+                msg: QuorumMessage::AckNewLeader { zxid: z(2, 0) }
+            },
+            Action::Send {
+                to: l,
+                msg: QuorumMessage::Ack { zxid: z(1, 2) }
+            },
+            Action::Send {
+                to: l,
+                msg: QuorumMessage::Ack { zxid: z(1, 3) }
+            },
+        ]
+    );
+    assert_eq!(
+        p.role().zab_state,
+        ZabState::Broadcast,
+        "the deferred UPTODATE ran"
+    );
+}
+
+#[test]
+fn zk4394_a_commit_after_newleader_finds_nothing_to_commit() {
+    for (bug, committed) in [(None, z(1, 2)), (Some(Bug::Zk4394), z(1, 1))] {
+        let (mut p, l) = buggy_follower(Bug::Zk4394);
+        p.cfg.bug = bug;
+        let mut out = vec![];
+        for msg in [
+            QuorumMessage::NewLeader { zxid: z(2, 0) },
+            QuorumMessage::Commit { zxid: z(1, 2) },
+            QuorumMessage::UpToDate,
+        ] {
+            p.step(Input::Message { from: l, msg }, &mut out);
+        }
+        assert_eq!(p.log().committed(), committed, "with {bug:?}");
+    }
+}
+
+#[test]
+fn zk2845_a_server_going_looking_reports_its_last_applied_zxid() {
+    // Nothing was applied since the start (no UPTODATE): the stale zxid is the recovery point.
+    for (bug, reported) in [(None, z(1, 3)), (Some(Bug::Zk2845), Zxid::ZERO)] {
+        let (mut p, l) = buggy_follower(Bug::Zk2845);
+        p.cfg.bug = bug;
+        let mut out = vec![];
+        p.step(
+            Input::Message {
+                from: l,
+                msg: QuorumMessage::NewLeader { zxid: z(2, 0) },
+            },
+            &mut out,
+        );
+        p.step(Input::Disconnected { peer: l }, &mut out);
+        assert_eq!(p.role().state, ServerState::Looking);
+        assert_eq!(p.own_vote().zxid, reported, "with {bug:?}");
+    }
+}

@@ -103,7 +103,7 @@ async fn handle(
         return;
     }
     if let Some(word) = proto::four_letter_word(&buf[..4]) {
-        let text = four_letter(word, &events, cfg).await;
+        let text = four_letter(word, remote, &events, cfg).await;
         let _ = stream.write_all(text.as_bytes()).await;
         let _ = stream.shutdown().await;
         return;
@@ -205,7 +205,12 @@ async fn handle(
     let _ = events.send(Event::Client(ClientEvent::Closed { conn }));
 }
 
-async fn four_letter(word: &'static str, events: &Sender, cfg: &ClientPortConfig) -> String {
+async fn four_letter(
+    word: &'static str,
+    remote: SocketAddr,
+    events: &Sender,
+    cfg: &ClientPortConfig,
+) -> String {
     if !cfg.four_letter_words.iter().any(|w| w == word) {
         return fourlw::not_whitelisted(word);
     }
@@ -214,7 +219,11 @@ async fn four_letter(word: &'static str, events: &Sender, cfg: &ClientPortConfig
     }
     let (tx, rx) = tokio::sync::oneshot::channel();
     if events
-        .send(Event::Client(ClientEvent::FourLetter { word, reply: tx }))
+        .send(Event::Client(ClientEvent::FourLetter {
+            word,
+            remote,
+            reply: tx,
+        }))
         .is_err()
     {
         return fourlw::NOT_SERVING.to_string();

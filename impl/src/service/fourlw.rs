@@ -36,13 +36,41 @@ fn mode(cx: &AppCx<'_, zab_zk::Txn>, standalone: bool) -> &'static str {
     }
 }
 
-fn latency(l: (i64, i64, i64, u64)) -> String {
+/// The average latency as ZooKeeper prints it: rounded to 4 decimals, then Java's
+/// `Double.toString` (`0.0`, `2.1618`, `3.5`).
+fn avg_latency(l: (i64, i64, i64, u64)) -> String {
     let avg = if l.3 == 0 {
         0.0
     } else {
         l.2 as f64 / l.3 as f64
     };
-    format!("{}/{:.4}/{}", l.0, avg, l.1)
+    java_double((avg * 10_000.0).round() / 10_000.0)
+}
+
+/// Java's `Double.toString` for the magnitudes printed here: the shortest representation,
+/// always with a fractional part.
+fn java_double(x: f64) -> String {
+    let s = format!("{x}");
+    if s.contains('.') { s } else { format!("{s}.0") }
+}
+
+fn latency(l: (i64, i64, i64, u64)) -> String {
+    format!("{}/{}/{}", l.0, avg_latency(l), l.1)
+}
+
+/// Open and maximum file descriptors (`zk_open_file_descriptor_count`,
+/// `zk_max_file_descriptor_count`), where the platform tells (Linux `/proc`).
+fn file_descriptors() -> Option<(usize, u64)> {
+    let open = std::fs::read_dir("/proc/self/fd").ok()?.count();
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let max = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()?;
+    Some((open, max))
 }
 
 fn dir_size(path: &std::path::Path) -> u64 {
@@ -59,8 +87,23 @@ fn dir_size(path: &std::path::Path) -> u64 {
         .sum()
 }
 
+/// ZooKeeper's node count: its `DataTree` holds the root under both `/` and `""`, so an
+/// empty tree counts 5 (checked by tests/four_letter_words.rs against ZooKeeper 3.8).
+fn znode_count(svc: &ZkService) -> usize {
+    svc.tree.node_count() + 1
+}
+
 /// Renders a word (other than `ruok`).
-pub fn render(word: &str, svc: &ZkService, cx: &AppCx<'_, zab_zk::Txn>) -> String {
+///
+/// Like ZooKeeper, the asking connection counts: it is among the connections (`[0]`, one
+/// packet received, none sent) in stat, cons, srvr's `Connections` and mntr's
+/// `zk_num_alive_connections`.
+pub fn render(
+    word: &str,
+    asking: std::net::SocketAddr,
+    svc: &ZkService,
+    cx: &AppCx<'_, zab_zk::Txn>,
+) -> String {
     let cfg = &svc.cfg.server;
     if !cfg.four_letter_words.iter().any(|w| w == word) {
         return not_whitelisted(word);
@@ -82,13 +125,14 @@ pub fn render(word: &str, svc: &ZkService, cx: &AppCx<'_, zab_zk::Txn>) -> Strin
                     st.sent
                 );
             }
+            let _ = writeln!(out, " /{asking}[0](queued=0,recved=1,sent=0)");
             let _ = writeln!(out);
         }
         let s = &svc.stats;
         let _ = writeln!(out, "Latency min/avg/max: {}", latency(s.latency));
         let _ = writeln!(out, "Received: {}", s.packets_received);
         let _ = writeln!(out, "Sent: {}", s.packets_sent);
-        let _ = writeln!(out, "Connections: {}", svc.conns.len());
+        let _ = writeln!(out, "Connections: {}", svc.conns.len() + 1);
         let _ = writeln!(
             out,
             "Outstanding: {}",
@@ -96,8 +140,8 @@ pub fn render(word: &str, svc: &ZkService, cx: &AppCx<'_, zab_zk::Txn>) -> Strin
         );
         let _ = writeln!(out, "Zxid: {zxid}");
         let _ = writeln!(out, "Mode: {}", mode(cx, standalone));
-        let _ = writeln!(out, "Node count: {}", svc.tree.node_count());
-        if cx.role().state == ServerState::Leading {
+        let _ = writeln!(out, "Node count: {}", znode_count(svc));
+        if !standalone && cx.role().state == ServerState::Leading {
             let p = s.proposal_sizes;
             let _ = writeln!(out, "Proposal sizes last/min/max: {}/{}/{}", p.0, p.1, p.2);
         }
@@ -146,6 +190,7 @@ pub fn render(word: &str, svc: &ZkService, cx: &AppCx<'_, zab_zk::Txn>) -> Strin
                     }
                 }
             }
+            let _ = writeln!(out, " /{asking}[0](queued=0,recved=1,sent=0)");
             out.push('\n');
         }
         "conf" => {
@@ -242,33 +287,19 @@ pub fn render(word: &str, svc: &ZkService, cx: &AppCx<'_, zab_zk::Txn>) -> Strin
                 ServerState::Looking => "looking",
             };
             let l = s.latency;
-            let avg = if l.3 == 0 {
-                0.0
-            } else {
-                l.2 as f64 / l.3 as f64
-            };
             let st = cx.status();
             let mut kv = vec![
                 ("zk_version", VERSION.to_string()),
                 ("zk_server_state", state.to_string()),
-                (
-                    "zk_peer_state",
-                    format!(
-                        "{} - {}",
-                        match role.state {
-                            ServerState::Leading => "leading",
-                            ServerState::Following => "following",
-                            ServerState::Looking => "looking",
-                        },
-                        format!("{:?}", role.zab_state).to_lowercase()
-                    ),
-                ),
-                ("zk_avg_latency", format!("{avg:.4}")),
+                ("zk_avg_latency", avg_latency(l)),
                 ("zk_max_latency", l.1.to_string()),
                 ("zk_min_latency", l.0.to_string()),
                 ("zk_packets_received", s.packets_received.to_string()),
                 ("zk_packets_sent", s.packets_sent.to_string()),
-                ("zk_num_alive_connections", svc.conns.len().to_string()),
+                (
+                    "zk_num_alive_connections",
+                    (svc.conns.len() + 1).to_string(),
+                ),
                 (
                     "zk_outstanding_requests",
                     svc.conns
@@ -277,7 +308,7 @@ pub fn render(word: &str, svc: &ZkService, cx: &AppCx<'_, zab_zk::Txn>) -> Strin
                         .sum::<usize>()
                         .to_string(),
                 ),
-                ("zk_znode_count", svc.tree.node_count().to_string()),
+                ("zk_znode_count", znode_count(svc).to_string()),
                 ("zk_watch_count", svc.watches.watch_count().to_string()),
                 (
                     "zk_ephemerals_count",
@@ -291,7 +322,6 @@ pub fn render(word: &str, svc: &ZkService, cx: &AppCx<'_, zab_zk::Txn>) -> Strin
                 ("zk_local_sessions", "0".into()),
                 ("zk_auth_failed_count", s.auth_failed.to_string()),
                 ("zk_uptime", (cx.now_ms - svc.started_ms).to_string()),
-                ("zk_quorum_size", cfg.server_ids().len().to_string()),
                 ("zk_last_zxid", format!("{zxid}")),
                 (
                     "zk_commit_count",
@@ -299,7 +329,27 @@ pub fn render(word: &str, svc: &ZkService, cx: &AppCx<'_, zab_zk::Txn>) -> Strin
                 ),
                 ("zk_fsync_count", st.fsync_micros.count().to_string()),
             ];
-            if role.state == ServerState::Leading {
+            if let Some((open, max)) = file_descriptors() {
+                kv.push(("zk_open_file_descriptor_count", open.to_string()));
+                kv.push(("zk_max_file_descriptor_count", max.to_string()));
+            }
+            // A standalone ZooKeeper prints neither its peer state nor quorum figures.
+            if !standalone {
+                kv.push((
+                    "zk_peer_state",
+                    format!(
+                        "{} - {}",
+                        match role.state {
+                            ServerState::Leading => "leading",
+                            ServerState::Following => "following",
+                            ServerState::Looking => "looking",
+                        },
+                        format!("{:?}", role.zab_state).to_lowercase()
+                    ),
+                ));
+                kv.push(("zk_quorum_size", cfg.server_ids().len().to_string()));
+            }
+            if !standalone && role.state == ServerState::Leading {
                 let synced = st.synced_followers.load(Ordering::Relaxed);
                 kv.push(("zk_learners", synced.to_string()));
                 kv.push(("zk_synced_followers", synced.to_string()));
@@ -322,4 +372,26 @@ pub fn render(word: &str, svc: &ZkService, cx: &AppCx<'_, zab_zk::Txn>) -> Strin
         other => out = format!("Unknown command {other}\n"),
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_print_like_java_doubles() {
+        assert_eq!(latency((0, 0, 0, 0)), "0/0.0/0");
+        assert_eq!(latency((0, 11, 21618, 10_000)), "0/2.1618/11");
+        assert_eq!(latency((1, 6, 7, 2)), "1/3.5/6");
+        assert_eq!(latency((1, 2, 2, 1)), "1/2.0/2");
+        assert_eq!(avg_latency((0, 9, 10, 3)), "3.3333");
+    }
+
+    #[test]
+    fn a_word_off_the_whitelist_gets_zookeepers_refusal() {
+        assert_eq!(
+            not_whitelisted("stat"),
+            "stat is not executed because it is not in the whitelist.\n"
+        );
+    }
 }

@@ -68,6 +68,9 @@ pub enum ClientEvent {
     FourLetter {
         /// The word.
         word: &'static str,
+        /// The asking connection's address (ZooKeeper lists it among stat's and cons's
+        /// connections).
+        remote: SocketAddr,
         /// Where the answer goes.
         reply: tokio::sync::oneshot::Sender<String>,
     },
@@ -591,13 +594,15 @@ impl ZkService {
         let request = match request {
             Ok(r) => r,
             Err(code) => {
-                // ZooKeeper answers an unknown operation with zxid -1.
-                let z = if code == ErrorCode::Unimplemented {
-                    -1
+                // ZooKeeper answers an unknown operation with zxid -1, then closes the
+                // connection (`UnimplementedRequestProcessor` calls `sendCloseSession`; the
+                // session lives on). Found by tests/bad_input.rs against ZooKeeper 3.8.
+                if code == ErrorCode::Unimplemented {
+                    self.reply(conn, xid, -1, code, None, (start_ms, now));
+                    self.close(conn);
                 } else {
-                    zxid
-                };
-                self.reply(conn, xid, z, code, None, (start_ms, now));
+                    self.reply(conn, xid, zxid, code, None, (start_ms, now));
+                }
                 return;
             }
         };
@@ -606,16 +611,20 @@ impl ZkService {
             Request::Ping => {
                 self.reply(conn, xid::PING, zxid, ErrorCode::Ok, None, (start_ms, now))
             }
+            // ZooKeeper echoes the request's xid: -4 from Java and kazoo, an ordinary xid from
+            // the Rust `zookeeper-client`, which matches the reply by it.
             Request::Auth(packet) => match c.auth.authenticate(&self.auth_config, &packet) {
-                Ok(()) => self.reply(conn, xid::AUTH, 0, ErrorCode::Ok, None, (start_ms, now)),
+                Ok(()) => self.reply(conn, xid, 0, ErrorCode::Ok, None, (start_ms, now)),
                 Err(code) => {
                     self.stats.auth_failed += 1;
-                    self.reply(conn, xid::AUTH, 0, code, None, (start_ms, now));
+                    self.reply(conn, xid, 0, code, None, (start_ms, now));
                     self.close(conn);
                 }
             },
-            Request::SetWatches(w) => self.set_watches(conn, session, &w.into(), start_ms, now),
-            Request::SetWatches2(w) => self.set_watches(conn, session, &w, start_ms, now),
+            Request::SetWatches(w) => {
+                self.set_watches(conn, session, xid, &w.into(), start_ms, now);
+            }
+            Request::SetWatches2(w) => self.set_watches(conn, session, xid, &w, start_ms, now),
             Request::AddWatch(r) => match self.watches.add_watch(session, &r.path, r.mode) {
                 Ok(()) => self.reply(
                     conn,
@@ -696,10 +705,14 @@ impl ZkService {
         }
     }
 
+    /// Re-registers watches after a reconnect. The reply echoes the request's xid, like
+    /// ZooKeeper's `FinalRequestProcessor`: the Java client's NIO socket gives SetWatches a
+    /// normal, sequential xid (not -8) and matches the reply against it.
     fn set_watches(
         &mut self,
         conn: ConnId,
         session: SessionId,
+        xid: i32,
         w: &proto::SetWatches2,
         start_ms: i64,
         now: i64,
@@ -708,14 +721,17 @@ impl ZkService {
             self.notify(n.session, &n.event);
         }
         let zxid = self.applied.to_u64() as i64;
-        self.reply(
-            conn,
-            xid::SET_WATCHES,
-            zxid,
-            ErrorCode::Ok,
-            None,
-            (start_ms, now),
-        );
+        self.reply(conn, xid, zxid, ErrorCode::Ok, None, (start_ms, now));
+    }
+
+    /// Whether the connection of `session` may READ a node with `acl`: ZooKeeper (with the
+    /// CVE-2024-23944 fix Debian's 3.8.0 carries) sends a watch notification only then; the
+    /// watch is consumed either way.
+    fn may_read(&self, session: SessionId, acl: &[proto::Acl]) -> bool {
+        self.by_session
+            .get(&session)
+            .and_then(|conn| self.conns.get(conn))
+            .is_some_and(|c| zab_zk::acl::check(acl, proto::perms::READ, c.auth.ids()).is_ok())
     }
 
     fn notify(&mut self, session: SessionId, event: &proto::WatcherEvent) {
@@ -826,8 +842,17 @@ impl ZkService {
                 _ => {}
             }
         }
-        for n in self.watches.trigger_all(&out.triggers) {
-            self.notify(n.session, &n.event);
+        for (t, acl) in out.triggers.iter().zip(&out.trigger_acls) {
+            for n in self.watches.trigger(t) {
+                let acl = if n.event.event_type == proto::event_type::NODE_CHILDREN_CHANGED {
+                    acl.parent.as_deref().map(Vec::as_slice)
+                } else {
+                    Some(acl.node.as_slice())
+                };
+                if self.may_read(n.session, acl.unwrap_or_default()) {
+                    self.notify(n.session, &n.event);
+                }
+            }
         }
         match &t.body {
             TxnBody::CreateSession { timeout } => {
@@ -931,8 +956,12 @@ impl Application<zab_zk::Txn> for ZkService {
             } => self.open(conn, remote, request, out, cx),
             ClientEvent::Request { conn, payload } => self.request(conn, payload, cx),
             ClientEvent::Closed { conn } => self.close(conn),
-            ClientEvent::FourLetter { word, reply } => {
-                let text = fourlw::render(word, self, cx);
+            ClientEvent::FourLetter {
+                word,
+                remote,
+                reply,
+            } => {
+                let text = fourlw::render(word, remote, self, cx);
                 let _ = reply.send(text);
             }
         }
@@ -1037,7 +1066,13 @@ impl Application<zab_zk::Txn> for ZkService {
 }
 
 /// Keeps the `/zookeeper/config` node like ZooKeeper: the ensemble's membership, set locally.
+/// A standalone server (no ensemble, or a single member: ZooKeeper then runs
+/// `ZooKeeperServerMain`) leaves the node as the tree created it — empty data, version 0
+/// (found by the differential test).
 fn set_config_node(tree: &mut DataTree, cfg: &crate::config::ServerConfig, now_ms: i64) {
+    if cfg.members.len() <= 1 {
+        return;
+    }
     let mut text = String::new();
     for m in &cfg.members {
         text.push_str(&format!(

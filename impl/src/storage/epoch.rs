@@ -207,7 +207,7 @@ impl EpochFiles {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(zab_loom)))]
 mod tests {
     use super::*;
 

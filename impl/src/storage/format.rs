@@ -299,7 +299,7 @@ pub(crate) fn check_snapshot(bytes: &[u8], expected: Zxid) -> Result<Range<usize
     Ok(data)
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(zab_loom)))]
 mod tests {
     use super::*;
 

@@ -143,7 +143,7 @@
 //!
 //! [`SimFs`] models what survives a crash (see its docs) and injects failing fsyncs and
 //! writes; the loom model of the writer's hand-off runs with
-//! `RUSTFLAGS="--cfg loom" cargo test -p zab-server --release storage`.
+//! `RUSTFLAGS="--cfg zab_loom" cargo test -p zab-server --release storage`.
 
 mod epoch;
 mod error;
@@ -156,7 +156,7 @@ mod store;
 mod sync;
 mod writer;
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(zab_loom)))]
 mod tests;
 
 pub use epoch::{ACCEPTED_EPOCH_FILE, CURRENT_EPOCH_FILE, EpochFiles};

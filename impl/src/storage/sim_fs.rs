@@ -514,7 +514,7 @@ impl FileSystem for SimFs {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(zab_loom)))]
 mod tests {
     use super::*;
 

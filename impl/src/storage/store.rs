@@ -396,7 +396,7 @@ impl Storage {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(zab_loom)))]
 mod tests {
     use super::*;
 

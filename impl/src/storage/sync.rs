@@ -1,5 +1,5 @@
 //! The synchronization primitives of the log writer's hand-off (`writer.rs`) and of the
-//! simulated disk (`sim_fs.rs`): `std`'s in normal builds, `loom`'s under `--cfg loom`, so that
+//! simulated disk (`sim_fs.rs`): `std`'s in normal builds, `loom`'s under `--cfg zab_loom`, so that
 //! loom can explore every interleaving of the protocol thread, the writer thread, the threads
 //! waiting for durability, and the disk operations they race with.
 //!
@@ -8,7 +8,7 @@
 //! outside a `loom::model` (the synchronous [`Storage`](super::Storage) API needs no model,
 //! given a real disk).
 
-#[cfg(loom)]
+#[cfg(zab_loom)]
 pub(crate) use loom::{
     sync::{
         Arc, Condvar, Mutex, MutexGuard,
@@ -17,7 +17,7 @@ pub(crate) use loom::{
     thread,
 };
 
-#[cfg(not(loom))]
+#[cfg(not(zab_loom))]
 pub(crate) use std::{
     sync::{
         Arc, Condvar, Mutex, MutexGuard,

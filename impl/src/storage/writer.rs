@@ -42,6 +42,8 @@ pub enum WriterEvent {
         /// and snapshot installation, so that a consumer can ignore reports about a history
         /// that was cut since.
         generation: u64,
+        /// How long the group commit's fsync took, in microseconds (for the metrics).
+        fsync_micros: u64,
     },
     /// The writer hit a storage error and stopped; every later request fails. The server must
     /// stop (never retry).
@@ -470,23 +472,26 @@ fn sync_and_report(
     let Some(done_seq) = pending else {
         return Ok(());
     };
+    let start = std::time::Instant::now();
     let zxid = storage.sync()?;
+    let fsync_micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
     shared.durable.store(zxid.to_u64(), Ordering::Release);
     // The event first: when `flush` returns, the report covering it was emitted.
     on_event(WriterEvent::Durable {
         zxid,
         generation: storage.snapshots().generation(),
+        fsync_micros,
     });
     publish(shared, done_seq, None, None);
     Ok(())
 }
 
-/// Loom models of the hand-off: `RUSTFLAGS="--cfg loom" cargo test -p zab-server --release
+/// Loom models of the hand-off: `RUSTFLAGS="--cfg zab_loom" cargo test -p zab-server --release
 /// storage`. Property: whoever observes durability (the event callback on the writer thread,
 /// `durable_zxid` on the protocol thread, `flush` on another thread) finds it on the simulated
 /// disk, i.e. no append is reported durable before the fsync that covers it, and nothing is
 /// reported after a failed fsync.
-#[cfg(loom)]
+#[cfg(zab_loom)]
 mod loom_tests {
     use std::path::PathBuf;
 

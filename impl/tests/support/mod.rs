@@ -4,6 +4,9 @@
 
 #![allow(dead_code, clippy::print_stderr)]
 
+pub mod standalone;
+pub mod wire;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -190,7 +193,8 @@ impl Ensemble {
                 .collect();
             let leaders: Vec<u64> = modes
                 .iter()
-                .filter(|(_, m)| m.as_deref() == Some("leader"))
+                // A one-server ensemble runs standalone: it is its own leader.
+                .filter(|(_, m)| matches!(m.as_deref(), Some("leader" | "standalone")))
                 .map(|(id, _)| *id)
                 .collect();
             let all_serving = modes.iter().all(|(_, m)| m.is_some());

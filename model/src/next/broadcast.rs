@@ -4,7 +4,7 @@
 
 use super::ZabModel;
 use crate::config::Bug;
-use crate::state::{ModelState, NewLeaderStage, Proposal, Sid, Violation};
+use crate::state::{Idx, ModelState, NewLeaderStage, Proposal, Sid, Violation};
 use zab_spec::sync::is_next_zxid;
 use zab_spec::{Payload, QuorumMessage, ServerState, Txn, ZabState};
 
@@ -233,19 +233,20 @@ impl<P: Payload> ZabModel<P> {
         Some(t)
     }
 
-    /// TLA+: `TakeSnapshot(i)`: a server in BROADCAST snapshots its committed and durable
-    /// prefix; its log before that point is compacted (bounded by `--snapshots`).
-    pub(crate) fn take_snapshot(&self, s: &ModelState<P>, i: Sid) -> Option<ModelState<P>> {
+    /// TLA+: `TakeSnapshot(i, k)`: a snapshot of the first `k` history items, all committed
+    /// and durable, becomes the server's recovery point; its log before that point is
+    /// compacted (bounded by `--snapshots`). The server writes snapshots in the background, in
+    /// any phase, so `k` may lie anywhere after the previous snapshot.
+    pub(crate) fn take_snapshot(&self, s: &ModelState<P>, i: Sid, k: Idx) -> Option<ModelState<P>> {
         let me = s.srv(i);
-        let point = me.last_committed.min(me.persisted);
-        if me.zab_state != ZabState::Broadcast || me.last_snapshot >= point {
+        if k <= me.last_snapshot || k > me.last_committed.min(me.persisted) {
             return None;
         }
         let mut t = s.clone();
         if !super::spend(self.cfg.snapshots, &mut t.ghost.snapshots) {
             return None;
         }
-        t.srv_mut(i).last_snapshot = point;
+        t.srv_mut(i).last_snapshot = k;
         Some(t)
     }
 }

@@ -292,7 +292,9 @@ impl<P: Payload> ZabModel<P> {
             if (srv.persisted as usize) < srv.history.len() {
                 out.push(Action::SyncProcessorLogRequest { i });
             }
-            out.push(Action::TakeSnapshot { i });
+            for k in srv.last_snapshot + 1..=srv.last_committed.min(srv.persisted) {
+                out.push(Action::TakeSnapshot { i, k });
+            }
             out.push(Action::NodeCrash { i });
             for j in i + 1..n {
                 out.push(Action::PartitionStart { i, j });
@@ -348,7 +350,7 @@ impl<P: Payload> ZabModel<P> {
             Action::FollowerProcessProposal { i, j } => self.follower_process_proposal(s, *i, *j),
             Action::LeaderProcessAck { i, j } => self.leader_process_ack(s, *i, *j),
             Action::FollowerProcessCommit { i, j } => self.follower_process_commit(s, *i, *j),
-            Action::TakeSnapshot { i } => self.take_snapshot(s, *i),
+            Action::TakeSnapshot { i, k } => self.take_snapshot(s, *i, *k),
             Action::PartitionStart { i, j } => self.partition_start(s, *i, *j),
             Action::PartitionRecover { i, j } => self.partition_recover(s, *i, *j),
             Action::NodeCrash { i } => self.node_crash(s, *i),

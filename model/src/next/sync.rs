@@ -168,6 +168,7 @@ impl<P: Payload> ZabModel<P> {
                 let len = snapshot.len();
                 srv.history = snapshot;
                 srv.persisted = len as Idx;
+                srv.last_committed = len as Idx;
                 srv.last_snapshot = len as Idx;
                 srv.stale_last_processed = None;
                 if lost {

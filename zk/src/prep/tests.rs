@@ -683,13 +683,21 @@ fn multi_ttl_and_expired_session() {
         s.tree.get("/t").map(Node::kind),
         Some(NodeKind::Ttl(60_000))
     );
-    // TTL flags in a plain create op of a multi: no TTL → BadArguments for that op.
-    let r = multi(&mut s, vec![m_create("/q", 0), m_create("/u", 5)]);
+    // TTL flags in a plain create op of a multi: ZooKeeper 3.8 fails the whole request with
+    // -5 once it reaches that op (verified by the differential test)...
+    let (code, resp) = s.write(
+        1,
+        &Request::Multi(vec![m_create("/q", 0), m_create("/u", 5)]),
+    );
+    assert_eq!((code, resp), (ErrorCode::MarshallingError, None));
+    assert!(s.tree.get("/q").is_none(), "nothing of it applies");
+    // ...but not when an earlier op failed (the later ops are not prepared).
+    let r = multi(&mut s, vec![m_create("/no/q", 0), m_create("/u", 5)]);
     assert_eq!(
         r,
         vec![
-            MultiResult::Error { err: 0 },
-            MultiResult::Error { err: -8 }
+            MultiResult::Error { err: -101 },
+            MultiResult::Error { err: -2 }
         ]
     );
     // An unknown session fails on the first op.
@@ -702,4 +710,26 @@ fn multi_ttl_and_expired_session() {
             MultiResult::Error { err: -2 }
         ]))
     );
+}
+
+/// ZooKeeper 3.8 (verified by the differential test): a createTTL op of a multi with non-TTL
+/// flags is a plain create (its TTL is dropped), not BadArguments.
+#[test]
+fn a_multi_create_ttl_op_with_plain_flags_is_a_plain_create() {
+    let mut s = Sim::with_config(PrepConfig { ttl_enabled: true });
+    s.open(1);
+    let op = |path: &str, flags| {
+        MultiOp::CreateTtl(crate::proto::CreateTtlRequest {
+            path: path.into(),
+            data: None,
+            acl: ids::open_acl_unsafe(),
+            flags,
+            ttl: 1000,
+        })
+    };
+    let r = multi(&mut s, vec![op("/p", 0), op("/c", 4)]);
+    assert_eq!(r[0], MultiResult::Create { path: "/p".into() });
+    assert!(matches!(&r[1], MultiResult::Create2 { path, .. } if path == "/c"));
+    assert_eq!(s.tree.get("/p").map(Node::kind), Some(NodeKind::Persistent));
+    assert_eq!(s.tree.get("/c").map(Node::kind), Some(NodeKind::Container));
 }

@@ -183,9 +183,9 @@ pub mod watcher_type {
     pub const DATA: i32 = 2;
     /// Any watch.
     pub const ANY: i32 = 3;
-    /// Persistent watches (ZooKeeper 3.9; accepted as an extension).
+    /// Persistent watches (ZooKeeper 3.9; 3.8 — and so zabd — answers it with -5).
     pub const PERSISTENT: i32 = 4;
-    /// Persistent recursive watches (ZooKeeper 3.9; accepted as an extension).
+    /// Persistent recursive watches (ZooKeeper 3.9; 3.8 — and so zabd — answers it with -5).
     pub const PERSISTENT_RECURSIVE: i32 = 5;
 }
 

@@ -272,3 +272,25 @@ fn non_reads_are_not_served() {
     assert!(serve(&s.tree, SessionId(1), &[], &delete("/probe", -1)).is_none());
     assert!(serve(&s.tree, SessionId(1), &[], &Request::WhoAmI).is_none());
 }
+
+/// ZooKeeper 3.8 (verified): reads take the path as it is, and the empty path is the root.
+#[test]
+fn the_empty_path_reads_the_root() {
+    let tree = DataTree::new();
+    let root = exists(&tree, "/").expect("root");
+    assert_eq!(exists(&tree, ""), Ok(root));
+    assert_eq!(
+        get_children(&tree, "", &[]).expect("children"),
+        get_children(&tree, "/", &[]).expect("children")
+    );
+    assert_eq!(exists(&tree, "/zookeeper/"), Err(ErrorCode::NoNode));
+    let count = |p: &str| {
+        let req = Request::GetAllChildrenNumber(GetAllChildrenNumberRequest { path: p.into() });
+        match serve(&tree, SessionId(1), &[], &req).map(|o| o.result) {
+            Some(Ok(Response::GetAllChildrenNumber(n))) => n.total_number,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(count("/"), 3);
+    assert_eq!(count(""), 4, "the root itself is counted");
+}

@@ -185,6 +185,19 @@ pub enum Trigger {
     DataChanged(String),
 }
 
+/// The ACLs a watch notification of a [`Trigger`] is checked against before it is sent:
+/// ZooKeeper 3.8 as Debian ships it (the CVE-2024-23944 fix, ZOOKEEPER-4799) sends an event
+/// only to a watcher whose connection may READ the node — the changed node for
+/// NodeCreated / NodeDeleted / NodeDataChanged, its parent for NodeChildrenChanged.
+/// Found by the differential test.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TriggerAcl {
+    /// The ACL of the node the trigger is about (as it was when deleted).
+    pub node: Arc<Vec<Acl>>,
+    /// The ACL of its parent (for NodeChildrenChanged), if it has one.
+    pub parent: Option<Arc<Vec<Acl>>>,
+}
+
 /// What [`DataTree::apply`] returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApplyOutcome {
@@ -192,6 +205,8 @@ pub struct ApplyOutcome {
     pub result: TxnResult,
     /// The watch triggers, in order.
     pub triggers: Vec<Trigger>,
+    /// The ACLs of each trigger (same length and order as `triggers`).
+    pub trigger_acls: Vec<TriggerAcl>,
 }
 
 /// The replicated ZNode tree and session table.
@@ -398,9 +413,23 @@ impl DataTree {
     /// is and reports the error, as ZooKeeper does.
     pub fn apply(&mut self, txn: &Txn, zxid: Zxid) -> ApplyOutcome {
         let zxid = zxid.to_u64() as i64;
-        let mut triggers = Vec::new();
-        let result = self.apply_body(txn, &txn.body, zxid, &mut triggers);
-        ApplyOutcome { result, triggers }
+        let mut fired = Vec::new();
+        let result = self.apply_body(txn, &txn.body, zxid, &mut fired);
+        let (triggers, trigger_acls) = fired.into_iter().unzip();
+        ApplyOutcome {
+            result,
+            triggers,
+            trigger_acls,
+        }
+    }
+
+    /// The ACLs of the node at `path` and of its parent, for its watch notifications.
+    fn trigger_acl(&self, path: &str) -> Option<TriggerAcl> {
+        let node = self.nodes.get(path)?.acl.clone();
+        let parent = split_path(path)
+            .and_then(|(p, _)| self.nodes.get(p))
+            .map(|n| n.acl.clone());
+        Some(TriggerAcl { node, parent })
     }
 
     fn apply_body(
@@ -408,7 +437,7 @@ impl DataTree {
         txn: &Txn,
         body: &TxnBody,
         zxid: i64,
-        triggers: &mut Vec<Trigger>,
+        triggers: &mut Vec<(Trigger, TriggerAcl)>,
     ) -> TxnResult {
         let time = txn.header.time;
         match body {
@@ -422,7 +451,9 @@ impl DataTree {
             }
             TxnBody::Create(c) => match self.create_node(c, zxid, time) {
                 Ok(stat) => {
-                    triggers.push(Trigger::Created(c.path.clone()));
+                    if let Some(acl) = self.trigger_acl(&c.path) {
+                        triggers.push((Trigger::Created(c.path.clone()), acl));
+                    }
                     TxnResult::Created {
                         path: c.path.clone(),
                         stat,
@@ -432,9 +463,12 @@ impl DataTree {
                 Err(e) => TxnResult::Error(e),
             },
             TxnBody::Delete { path } | TxnBody::DeleteContainer { path } => {
+                let acl = self.trigger_acl(path);
                 match self.delete_node(path, zxid) {
                     Ok(()) => {
-                        triggers.push(Trigger::Deleted(path.clone()));
+                        if let Some(acl) = acl {
+                            triggers.push((Trigger::Deleted(path.clone()), acl));
+                        }
                         TxnResult::Deleted { path: path.clone() }
                     }
                     Err(e) => TxnResult::Error(e),
@@ -456,7 +490,11 @@ impl DataTree {
                     n.stat.mzxid = zxid;
                     n.stat.version = *version;
                     let stat = n.stat();
-                    triggers.push(Trigger::DataChanged(path.clone()));
+                    let acl = TriggerAcl {
+                        node: n.acl.clone(),
+                        parent: None,
+                    };
+                    triggers.push((Trigger::DataChanged(path.clone()), acl));
                     TxnResult::DataSet {
                         path: path.clone(),
                         stat,
@@ -601,7 +639,7 @@ impl DataTree {
         session: SessionId,
         listed: &[String],
         zxid: i64,
-        triggers: &mut Vec<Trigger>,
+        triggers: &mut Vec<(Trigger, TriggerAcl)>,
     ) {
         self.sessions.remove(&session);
         let mut paths: Vec<String> = listed.to_vec();
@@ -615,8 +653,11 @@ impl DataTree {
                 .nodes
                 .get(&p)
                 .is_some_and(|n| n.kind() == NodeKind::Ephemeral(session));
+            let acl = self.trigger_acl(&p);
             if owned && self.delete_node(&p, zxid).is_ok() {
-                triggers.push(Trigger::Deleted(p));
+                if let Some(acl) = acl {
+                    triggers.push((Trigger::Deleted(p), acl));
+                }
             }
         }
         self.ephemerals.remove(&session);

@@ -320,15 +320,17 @@ fn one_shot_and_persistent_watches_on_the_same_path_coexist() {
         s.take_events(),
         vec![ev(2, CHANGED, "/a"), ev(2, CHANGED, "/a")]
     );
+    // The persistent watch is in the data table: checkWatches of type Data finds it.
     assert_eq!(
         s.watches
             .check_watches(SessionId(2), "/a", watcher_type::DATA),
-        Err(ErrorCode::NoWatcher)
+        Ok(())
     );
     assert_eq!(
         s.watches
             .check_watches(SessionId(2), "/a", watcher_type::PERSISTENT),
-        Ok(())
+        Err(ErrorCode::MarshallingError),
+        "type 4 is ZooKeeper 3.9's"
     );
 }
 
@@ -370,19 +372,31 @@ fn check_and_remove_watches() {
     assert_eq!(w.check_watches(s, "/a", watcher_type::ANY), Ok(()));
     assert_eq!(w.check_watches(s, "/b", watcher_type::CHILDREN), Ok(()));
     assert_eq!(w.check_watches(s, "/p", watcher_type::ANY), Ok(()));
+    // ZooKeeper 3.8 (verified): a recursive watch is in both tables, so type Children finds it.
+    assert_eq!(w.check_watches(s, "/r", watcher_type::CHILDREN), Ok(()));
     assert_eq!(
         w.check_watches(s, "/r", watcher_type::PERSISTENT_RECURSIVE),
-        Ok(())
+        Err(ErrorCode::MarshallingError)
     );
+    // ZooKeeper 3.8 (verified): checkWatches finds another session's watch on the path...
     assert_eq!(
         w.check_watches(SessionId(9), "/a", watcher_type::ANY),
+        Ok(())
+    );
+    // ...but removeWatches removes only the caller's own.
+    assert_eq!(
+        w.remove_watches(SessionId(9), "/a", watcher_type::ANY),
+        Err(ErrorCode::NoWatcher)
+    );
+    assert_eq!(
+        w.check_watches(SessionId(9), "/nothing", watcher_type::ANY),
         Err(ErrorCode::NoWatcher)
     );
     assert_eq!(
         w.check_watches(s, "/a", 9),
         Err(ErrorCode::MarshallingError)
     );
-    assert_eq!(w.watch_count(), 5, "persistent watches sit in both tables");
+    assert_eq!(w.watch_count(), 6, "addWatch watches sit in both tables");
     // verified: removeWatches 0, removeWatches again -121.
     assert_eq!(w.remove_watches(s, "/a", watcher_type::DATA), Ok(()));
     assert_eq!(
@@ -394,10 +408,9 @@ fn check_and_remove_watches() {
         Err(ErrorCode::NoWatcher)
     );
     assert_eq!(w.remove_watches(s, "/b", watcher_type::ANY), Ok(()));
-    assert_eq!(
-        w.remove_watches(s, "/p", watcher_type::DATA),
-        Err(ErrorCode::NoWatcher)
-    );
+    // Type Data removes the persistent watch's data-table half only.
+    assert_eq!(w.remove_watches(s, "/p", watcher_type::DATA), Ok(()));
+    assert_eq!(w.check_watches(s, "/p", watcher_type::ANY), Ok(()));
     assert_eq!(w.remove_watches(s, "/p", watcher_type::ANY), Ok(()));
     assert_eq!(w.remove_watches(s, "/r", watcher_type::ANY), Ok(()));
     assert_eq!(w.watch_count(), 0);
@@ -531,4 +544,22 @@ fn a_read_registers_only_with_the_watch_flag() {
         Err(ErrorCode::NoAuth)
     );
     assert_eq!(s.watches.watch_count(), 1);
+}
+
+/// ZooKeeper 3.8 (verified against 3.8.0): `addWatch` in recursive mode also enters the child
+/// table, so removing its data half leaves NodeDeleted of descendants firing (through the
+/// child table), while NodeChildrenChanged never fires for it.
+#[test]
+fn a_recursive_watch_is_in_both_tables_like_zookeeper_3_8() {
+    let mut w = WatchManager::new();
+    let s = SessionId(2);
+    w.add_watch(s, "/r", 1).ok();
+    assert_eq!(w.remove_watches(s, "/r", watcher_type::DATA), Ok(()));
+    assert_eq!(w.check_watches(s, "/r", watcher_type::CHILDREN), Ok(()));
+    assert!(w.trigger(&Trigger::Created("/r/x".into())).is_empty());
+    assert!(w.trigger(&Trigger::DataChanged("/r/x".into())).is_empty());
+    let n = w.trigger(&Trigger::Deleted("/r/x".into()));
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert_eq!(n[0].event.event_type, DELETED);
+    assert_eq!(n[0].event.path, "/r/x");
 }
