@@ -1,6 +1,6 @@
 //! The `acceptedEpoch` / `currentEpoch` files: durable atomic replacement (also when an fsync
 //! fails and power is lost), decimal text, garbage and missing files at startup.
-#![cfg(not(loom))]
+#![cfg(not(zab_loom))]
 
 use std::{path::PathBuf, sync::Arc};
 

@@ -1,7 +1,7 @@
 //! The transaction log through the public `Storage` API: append/sync/reopen round trips (on
 //! the simulated and the real filesystem), the zxid succession rule, durable truncation, what
 //! a simulated crash keeps, and failed writes and fsyncs.
-#![cfg(not(loom))]
+#![cfg(not(zab_loom))]
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! Snapshots through the public `Storage` API: state = snapshot + later log after reopen,
 //! retention and log pruning, fallback past a corrupt snapshot only when the log covers the
 //! gap, SNAP installation (also with a crash at each of its fsyncs), and stale tickets.
-#![cfg(not(loom))]
+#![cfg(not(zab_loom))]
 
 use std::{path::PathBuf, sync::Arc};
 

@@ -2,7 +2,7 @@
 //! (event, `durable_zxid`, `flush`) before the fsync that covers it; a failed fsync stops the
 //! writer and nothing after it is reported; truncation, installation and reads are ordered
 //! with queued appends; periodic snapshots do not block appends; shutdown drains.
-#![cfg(not(loom))]
+#![cfg(not(zab_loom))]
 
 use std::{
     sync::{

@@ -552,11 +552,14 @@ impl<P: Payload> Peer<P> {
             out.push(Action::Persist(Persist::Flush));
             self.log.set_persisted(self.log.last_zxid());
         }
+        let stops_serving = matches!(self.role, Role::Following(_) | Role::Leading(_));
         if self.cfg.has(Bug::Zk2845)
+            && stops_serving
             && self.log.committed() < self.log.last_zxid()
             && self.stale_last_processed.is_none()
         {
-            // ZOOKEEPER-2845: the in-memory database is not fast-forwarded from the log.
+            // ZOOKEEPER-2845: a server that stops following or leading keeps its in-memory
+            // database, which is not fast-forwarded from the log (a restart reloads it).
             self.stale_last_processed = Some(self.log.committed());
         }
         match std::mem::replace(

@@ -321,6 +321,8 @@ pub struct Sim {
     faulty: bool,
     report: Report,
     recent: VecDeque<String>,
+    /// How many records a failure shows (`ZAB_SIM_RECENT`, default 30).
+    recent_limit: usize,
     hasher: sha1::Sha1,
     /// Steps taken at the same simulated time (a livelock detector).
     spin: (u64, u64),
@@ -364,6 +366,10 @@ impl Sim {
             faulty: cfg.faults != Faults::NONE,
             report: Report::default(),
             recent: VecDeque::new(),
+            recent_limit: std::env::var("ZAB_SIM_RECENT")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(30),
             hasher: <sha1::Sha1 as sha1::Digest>::new(),
             spin: (0, 0),
             cfg,
@@ -586,7 +592,7 @@ impl Sim {
                 self.report.trace.push(text.clone());
             }
             self.recent.push_back(text);
-            if self.recent.len() > 30 {
+            if self.recent.len() > self.recent_limit {
                 self.recent.pop_front();
             }
             if ev.action == "NodeCrash" {

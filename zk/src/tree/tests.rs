@@ -576,3 +576,60 @@ fn the_canonical_history_replays_like_the_model_tree() {
         other => panic!("{other}"),
     }
 }
+
+/// Each trigger carries the ACLs its notifications are checked against (ZooKeeper 3.8 with
+/// the CVE-2024-23944 fix): the node's own — as it was, for a deleted node — and its
+/// parent's.
+#[test]
+fn triggers_carry_the_node_and_parent_acls() {
+    let mut t = DataTree::new();
+    let h = TxnHeader::default();
+    let secret = vec![Acl::new(perms::ALL, "digest", "alice:x")];
+    let create = |path: &str, acl: Vec<Acl>| {
+        TxnBody::Create(CreateTxn {
+            path: path.into(),
+            data: None,
+            acl,
+            kind: NodeKind::Persistent,
+            parent_cversion: 1,
+            sequential: false,
+            with_stat: false,
+        })
+    };
+    let out = t.apply(&Txn::new(h, create("/a", secret.clone())), Zxid::new(1, 1));
+    assert_eq!(out.triggers, [Trigger::Created("/a".into())]);
+    assert_eq!(out.trigger_acls.len(), 1);
+    assert_eq!(*out.trigger_acls[0].node, secret);
+    assert_eq!(
+        out.trigger_acls[0].parent.as_deref(),
+        Some(&ids::open_acl_unsafe())
+    );
+    let out = t.apply(
+        &Txn::new(
+            h,
+            TxnBody::Multi(vec![
+                create("/a/b", ids::open_acl_unsafe()),
+                TxnBody::SetData {
+                    path: "/a/b".into(),
+                    data: None,
+                    version: 1,
+                },
+                TxnBody::Delete {
+                    path: "/a/b".into(),
+                },
+            ]),
+        ),
+        Zxid::new(1, 2),
+    );
+    assert_eq!(out.triggers.len(), 3);
+    assert_eq!(out.trigger_acls.len(), 3);
+    for acl in &out.trigger_acls {
+        assert_eq!(*acl.node, ids::open_acl_unsafe());
+    }
+    assert_eq!(out.trigger_acls[0].parent.as_deref(), Some(&secret));
+    assert_eq!(
+        out.trigger_acls[1].parent, None,
+        "data changes need no parent"
+    );
+    assert_eq!(out.trigger_acls[2].parent.as_deref(), Some(&secret));
+}
