@@ -580,9 +580,7 @@ where
             }
         }
         for a in actions {
-            if !matches!(a, Action::Trace(_)) {
-                self.execute(a)?;
-            }
+            self.execute(a)?;
         }
         Ok(())
     }
@@ -658,11 +656,8 @@ where
                 }
                 self.with_app(|app, cx| app.on_role(info, cx))?;
             }
-            Action::Trace(ev) => {
-                if let Some(sink) = &mut self.trace_sink {
-                    sink(&ev);
-                }
-            }
+            // Written by `execute_all` before the step's other actions.
+            Action::Trace(_) => {}
         }
         Ok(())
     }
