@@ -3,11 +3,14 @@
 //! reading `mntr` and other monitoring keep working.
 //!
 //! `ruok` is answered by the connection task itself (it must work even if the replica thread
-//! is busy); the others are rendered on the replica thread, which owns the state they report.
+//! is busy); the others are rendered on the replica thread from the service's [`StatsView`]
+//! and the runtime's status, one function per word.
 
-use super::ZkService;
+use super::StatsView;
+use crate::config::ServerConfig;
 use crate::runtime::AppCx;
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use zab_spec::{ServerState, ZabState, Zxid};
 
@@ -87,10 +90,15 @@ fn dir_size(path: &std::path::Path) -> u64 {
         .sum()
 }
 
-/// ZooKeeper's node count: its `DataTree` holds the root under both `/` and `""`, so an
-/// empty tree counts 5 (checked by tests/four_letter_words.rs against ZooKeeper 3.8).
-fn znode_count(svc: &ZkService) -> usize {
-    svc.tree.node_count() + 1
+/// What a word's renderer reads: the configuration, the service's statistics and the
+/// runtime's status.
+struct Ctx<'a, 'c> {
+    cfg: &'a ServerConfig,
+    view: &'a StatsView,
+    cx: &'a AppCx<'c, zab_zk::Txn>,
+    asking: SocketAddr,
+    standalone: bool,
+    zxid: Zxid,
 }
 
 /// Renders a word (other than `ruok`).
@@ -100,153 +108,32 @@ fn znode_count(svc: &ZkService) -> usize {
 /// `zk_num_alive_connections`.
 pub fn render(
     word: &str,
-    asking: std::net::SocketAddr,
-    svc: &ZkService,
+    asking: SocketAddr,
+    cfg: &ServerConfig,
+    view: &StatsView,
     cx: &AppCx<'_, zab_zk::Txn>,
 ) -> String {
-    let cfg = &svc.cfg.server;
     if !cfg.four_letter_words.iter().any(|w| w == word) {
         return not_whitelisted(word);
     }
-    let standalone = cfg.members.len() <= 1;
     let serving = cx.role().zab_state == ZabState::Broadcast;
-    let mut out = String::new();
-    let zxid = Zxid::from_u64(cx.status().last_zxid.load(Ordering::Relaxed));
-    let header = |out: &mut String, clients: bool| {
-        let _ = writeln!(out, "Zookeeper version: {VERSION}");
-        if clients {
-            let _ = writeln!(out, "Clients:");
-            for (remote, queued, session, _, st) in svc.conn_summaries() {
-                let _ = writeln!(
-                    out,
-                    " /{remote}[{}](queued={queued},recved={},sent={})",
-                    u8::from(session.is_some()),
-                    st.received,
-                    st.sent
-                );
-            }
-            let _ = writeln!(out, " /{asking}[0](queued=0,recved=1,sent=0)");
-            let _ = writeln!(out);
-        }
-        let s = &svc.stats;
-        let _ = writeln!(out, "Latency min/avg/max: {}", latency(s.latency));
-        let _ = writeln!(out, "Received: {}", s.packets_received);
-        let _ = writeln!(out, "Sent: {}", s.packets_sent);
-        let _ = writeln!(out, "Connections: {}", svc.conns.len() + 1);
-        let _ = writeln!(
-            out,
-            "Outstanding: {}",
-            svc.conns.values().map(|c| c.queue.len()).sum::<usize>()
-        );
-        let _ = writeln!(out, "Zxid: {zxid}");
-        let _ = writeln!(out, "Mode: {}", mode(cx, standalone));
-        let _ = writeln!(out, "Node count: {}", znode_count(svc));
-        if !standalone && cx.role().state == ServerState::Leading {
-            let p = s.proposal_sizes;
-            let _ = writeln!(out, "Proposal sizes last/min/max: {}/{}/{}", p.0, p.1, p.2);
-        }
+    let c = Ctx {
+        cfg,
+        view,
+        cx,
+        asking,
+        standalone: cfg.members.len() <= 1,
+        zxid: Zxid::from_u64(cx.status().last_zxid.load(Ordering::Relaxed)),
     };
+    let mut out = String::new();
     match word {
         "srvr" | "stat" | "mntr" | "cons" | "wchs" if !serving => return NOT_SERVING.to_string(),
-        "srvr" => header(&mut out, false),
-        "stat" => header(&mut out, true),
+        "srvr" => header(&mut out, &c, false),
+        "stat" => header(&mut out, &c, true),
         "isro" => out.push_str("rw"),
-        "wchs" => {
-            let sessions = svc.watches.sessions().len();
-            let _ = writeln!(
-                out,
-                "{sessions} connections watching {} paths",
-                svc.watches.path_count()
-            );
-            let _ = writeln!(out, "Total watches:{}", svc.watches.watch_count());
-        }
-        "cons" => {
-            for (remote, queued, session, timeout, st) in svc.conn_summaries() {
-                match session {
-                    Some(sid) => {
-                        let l = st.lat;
-                        let avg = if l.3 == 0 { 0 } else { l.2 / l.3 as i64 };
-                        let _ = writeln!(
-                            out,
-                            " /{remote}[1](queued={queued},recved={},sent={},sid=0x{:x},lop={},est={},to={timeout},lcxid=0x{:x},lzxid=0x{:x},lresp={},llat=0,minlat={},avglat={avg},maxlat={})",
-                            st.received,
-                            st.sent,
-                            sid.0,
-                            st.last_op,
-                            st.established_ms,
-                            st.last_cxid,
-                            st.last_zxid,
-                            cx.now_ms,
-                            l.0,
-                            l.1
-                        );
-                    }
-                    None => {
-                        let _ = writeln!(
-                            out,
-                            " /{remote}[0](queued={queued},recved={},sent={})",
-                            st.received, st.sent
-                        );
-                    }
-                }
-            }
-            let _ = writeln!(out, " /{asking}[0](queued=0,recved=1,sent=0)");
-            out.push('\n');
-        }
-        "conf" => {
-            let client_port = cfg.client_addr.port();
-            let _ = writeln!(out, "clientPort={client_port}\nsecureClientPort=-1");
-            let _ = writeln!(
-                out,
-                "dataDir={}\ndataDirSize={}",
-                cfg.data_dir.display(),
-                dir_size(&cfg.data_dir)
-            );
-            let _ = writeln!(
-                out,
-                "dataLogDir={}\ndataLogSize={}",
-                cfg.data_log_dir.display(),
-                dir_size(&cfg.data_log_dir)
-            );
-            let _ = writeln!(
-                out,
-                "tickTime={}\nmaxClientCnxns={}",
-                cfg.tick_ms, cfg.max_client_cnxns
-            );
-            let _ = writeln!(
-                out,
-                "minSessionTimeout={}\nmaxSessionTimeout={}",
-                cfg.min_session_timeout_ms, cfg.max_session_timeout_ms
-            );
-            let _ = writeln!(out, "clientPortListenBacklog=-1\nserverId={}", cfg.myid.0);
-            if !standalone {
-                let _ = writeln!(
-                    out,
-                    "initLimit={}\nsyncLimit={}\nelectionAlg=3",
-                    cfg.init_limit, cfg.sync_limit
-                );
-                if let Some(me) = cfg.me() {
-                    let _ = writeln!(
-                        out,
-                        "electionPort={}\nquorumPort={}",
-                        me.election_addr.port(),
-                        me.quorum_addr.port()
-                    );
-                }
-                let _ = writeln!(out, "peerType=0\nmembership: ");
-                for m in &cfg.members {
-                    let _ = writeln!(
-                        out,
-                        "server.{}={}:{}:{}:participant",
-                        m.id.0,
-                        m.quorum_addr.ip(),
-                        m.quorum_addr.port(),
-                        m.election_addr.port()
-                    );
-                }
-                let _ = writeln!(out, "version=0");
-            }
-        }
+        "wchs" => wchs(&mut out, view),
+        "cons" => cons(&mut out, &c),
+        "conf" => conf(&mut out, cfg, c.standalone),
         "dirs" => {
             let _ = writeln!(
                 out,
@@ -255,123 +142,256 @@ pub fn render(
                 dir_size(&cfg.data_log_dir)
             );
         }
-        "envi" => {
-            let _ = writeln!(out, "Environment:");
-            let _ = writeln!(out, "zookeeper.version={VERSION}");
-            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
-            let _ = writeln!(out, "host.name={host}");
-            let _ = writeln!(out, "java.version=none (zab, Rust)\njava.vendor=zab");
-            let _ = writeln!(
-                out,
-                "os.name={}\nos.arch={}",
-                std::env::consts::OS,
-                std::env::consts::ARCH
-            );
-            let _ = writeln!(
-                out,
-                "user.name={}",
-                std::env::var("USER").unwrap_or_default()
-            );
-            let dir = std::env::current_dir()
-                .map(|d| d.display().to_string())
-                .unwrap_or_default();
-            let _ = writeln!(out, "user.dir={dir}");
-        }
+        "envi" => envi(&mut out),
         "mntr" => {
-            let s = &svc.stats;
-            let role = cx.role();
-            let state = match role.state {
-                _ if standalone => "standalone",
-                ServerState::Leading => "leader",
-                ServerState::Following => "follower",
-                ServerState::Looking => "looking",
-            };
-            let l = s.latency;
-            let st = cx.status();
-            let mut kv = vec![
-                ("zk_version", VERSION.to_string()),
-                ("zk_server_state", state.to_string()),
-                ("zk_avg_latency", avg_latency(l)),
-                ("zk_max_latency", l.1.to_string()),
-                ("zk_min_latency", l.0.to_string()),
-                ("zk_packets_received", s.packets_received.to_string()),
-                ("zk_packets_sent", s.packets_sent.to_string()),
-                (
-                    "zk_num_alive_connections",
-                    (svc.conns.len() + 1).to_string(),
-                ),
-                (
-                    "zk_outstanding_requests",
-                    svc.conns
-                        .values()
-                        .map(|c| c.queue.len())
-                        .sum::<usize>()
-                        .to_string(),
-                ),
-                ("zk_znode_count", znode_count(svc).to_string()),
-                ("zk_watch_count", svc.watches.watch_count().to_string()),
-                (
-                    "zk_ephemerals_count",
-                    svc.tree.ephemeral_count().to_string(),
-                ),
-                (
-                    "zk_approximate_data_size",
-                    svc.tree.approximate_data_size().to_string(),
-                ),
-                ("zk_global_sessions", svc.tree.sessions().len().to_string()),
-                ("zk_local_sessions", "0".into()),
-                ("zk_auth_failed_count", s.auth_failed.to_string()),
-                ("zk_uptime", (cx.now_ms - svc.started_ms).to_string()),
-                ("zk_last_zxid", format!("{zxid}")),
-                (
-                    "zk_commit_count",
-                    st.delivered.load(Ordering::Relaxed).to_string(),
-                ),
-                ("zk_fsync_count", st.fsync_micros.count().to_string()),
-            ];
-            if let Some((open, max)) = file_descriptors() {
-                kv.push(("zk_open_file_descriptor_count", open.to_string()));
-                kv.push(("zk_max_file_descriptor_count", max.to_string()));
-            }
-            // A standalone ZooKeeper prints neither its peer state nor quorum figures.
-            if !standalone {
-                kv.push((
-                    "zk_peer_state",
-                    format!(
-                        "{} - {}",
-                        match role.state {
-                            ServerState::Leading => "leading",
-                            ServerState::Following => "following",
-                            ServerState::Looking => "looking",
-                        },
-                        format!("{:?}", role.zab_state).to_lowercase()
-                    ),
-                ));
-                kv.push(("zk_quorum_size", cfg.server_ids().len().to_string()));
-            }
-            if !standalone && role.state == ServerState::Leading {
-                let synced = st.synced_followers.load(Ordering::Relaxed);
-                kv.push(("zk_learners", synced.to_string()));
-                kv.push(("zk_synced_followers", synced.to_string()));
-                kv.push(("zk_synced_non_voting_followers", "0".into()));
-                kv.push(("zk_synced_observers", "0".into()));
-                kv.push(("zk_pending_syncs", "0".into()));
-                kv.push((
-                    "zk_outstanding_proposals",
-                    st.outstanding.load(Ordering::Relaxed).to_string(),
-                ));
-                let p = s.proposal_sizes;
-                kv.push(("zk_last_proposal_size", p.0.to_string()));
-                kv.push(("zk_min_proposal_size", p.1.to_string()));
-                kv.push(("zk_max_proposal_size", p.2.to_string()));
-            }
-            for (k, v) in kv {
+            for (k, v) in mntr(&c) {
                 let _ = writeln!(out, "{k}\t{v}");
             }
         }
         other => out = format!("Unknown command {other}\n"),
     }
     out
+}
+
+/// `srvr`, and `stat` (with `clients`: the connections first).
+fn header(out: &mut String, c: &Ctx<'_, '_>, clients: bool) {
+    let view = c.view;
+    let _ = writeln!(out, "Zookeeper version: {VERSION}");
+    if clients {
+        let _ = writeln!(out, "Clients:");
+        for s in &view.conns {
+            let _ = writeln!(
+                out,
+                " /{}[{}](queued={},recved={},sent={})",
+                s.remote,
+                u8::from(s.session.is_some()),
+                s.queued,
+                s.stats.received,
+                s.stats.sent
+            );
+        }
+        let _ = writeln!(out, " /{}[0](queued=0,recved=1,sent=0)", c.asking);
+        let _ = writeln!(out);
+    }
+    let s = &view.stats;
+    let _ = writeln!(out, "Latency min/avg/max: {}", latency(s.latency));
+    let _ = writeln!(out, "Received: {}", s.packets_received);
+    let _ = writeln!(out, "Sent: {}", s.packets_sent);
+    let _ = writeln!(out, "Connections: {}", view.conns.len() + 1);
+    let _ = writeln!(out, "Outstanding: {}", view.outstanding());
+    let _ = writeln!(out, "Zxid: {}", c.zxid);
+    let _ = writeln!(out, "Mode: {}", mode(c.cx, c.standalone));
+    let _ = writeln!(out, "Node count: {}", view.znode_count);
+    if !c.standalone && c.cx.role().state == ServerState::Leading {
+        let p = s.proposal_sizes;
+        let _ = writeln!(out, "Proposal sizes last/min/max: {}/{}/{}", p.0, p.1, p.2);
+    }
+}
+
+/// `wchs`: watch totals.
+fn wchs(out: &mut String, view: &StatsView) {
+    let _ = writeln!(
+        out,
+        "{} connections watching {} paths",
+        view.watching_sessions, view.watched_paths
+    );
+    let _ = writeln!(out, "Total watches:{}", view.watch_count);
+}
+
+/// `cons`: every connection with its session and latencies.
+fn cons(out: &mut String, c: &Ctx<'_, '_>) {
+    for s in &c.view.conns {
+        let (remote, queued, st) = (s.remote, s.queued, &s.stats);
+        match s.session {
+            Some(sid) => {
+                let l = st.lat;
+                let avg = if l.3 == 0 { 0 } else { l.2 / l.3 as i64 };
+                let _ = writeln!(
+                    out,
+                    " /{remote}[1](queued={queued},recved={},sent={},sid=0x{:x},lop={},est={},to={},lcxid=0x{:x},lzxid=0x{:x},lresp={},llat=0,minlat={},avglat={avg},maxlat={})",
+                    st.received,
+                    st.sent,
+                    sid.0,
+                    st.last_op,
+                    st.established_ms,
+                    s.timeout,
+                    st.last_cxid,
+                    st.last_zxid,
+                    c.cx.now_ms,
+                    l.0,
+                    l.1
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    " /{remote}[0](queued={queued},recved={},sent={})",
+                    st.received, st.sent
+                );
+            }
+        }
+    }
+    let _ = writeln!(out, " /{}[0](queued=0,recved=1,sent=0)", c.asking);
+    out.push('\n');
+}
+
+/// `conf`: the configuration, ZooKeeper's keys.
+fn conf(out: &mut String, cfg: &ServerConfig, standalone: bool) {
+    let client_port = cfg.client_addr.port();
+    let _ = writeln!(out, "clientPort={client_port}\nsecureClientPort=-1");
+    let _ = writeln!(
+        out,
+        "dataDir={}\ndataDirSize={}",
+        cfg.data_dir.display(),
+        dir_size(&cfg.data_dir)
+    );
+    let _ = writeln!(
+        out,
+        "dataLogDir={}\ndataLogSize={}",
+        cfg.data_log_dir.display(),
+        dir_size(&cfg.data_log_dir)
+    );
+    let _ = writeln!(
+        out,
+        "tickTime={}\nmaxClientCnxns={}",
+        cfg.tick_ms, cfg.max_client_cnxns
+    );
+    let _ = writeln!(
+        out,
+        "minSessionTimeout={}\nmaxSessionTimeout={}",
+        cfg.min_session_timeout_ms, cfg.max_session_timeout_ms
+    );
+    let _ = writeln!(out, "clientPortListenBacklog=-1\nserverId={}", cfg.myid.0);
+    if !standalone {
+        conf_quorum(out, cfg);
+    }
+}
+
+/// `conf`'s quorum part (an ensemble only).
+fn conf_quorum(out: &mut String, cfg: &ServerConfig) {
+    let _ = writeln!(
+        out,
+        "initLimit={}\nsyncLimit={}\nelectionAlg=3",
+        cfg.init_limit, cfg.sync_limit
+    );
+    if let Some(me) = cfg.me() {
+        let _ = writeln!(
+            out,
+            "electionPort={}\nquorumPort={}",
+            me.election_addr.port(),
+            me.quorum_addr.port()
+        );
+    }
+    let _ = writeln!(out, "peerType=0\nmembership: ");
+    for m in &cfg.members {
+        let _ = writeln!(
+            out,
+            "server.{}={}:{}:{}:participant",
+            m.id.0,
+            m.quorum_addr.ip(),
+            m.quorum_addr.port(),
+            m.election_addr.port()
+        );
+    }
+    let _ = writeln!(out, "version=0");
+}
+
+/// `envi`: the process's environment, ZooKeeper's keys.
+fn envi(out: &mut String) {
+    let _ = writeln!(out, "Environment:");
+    let _ = writeln!(out, "zookeeper.version={VERSION}");
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+    let _ = writeln!(out, "host.name={host}");
+    let _ = writeln!(out, "java.version=none (zab, Rust)\njava.vendor=zab");
+    let _ = writeln!(
+        out,
+        "os.name={}\nos.arch={}",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    );
+    let _ = writeln!(
+        out,
+        "user.name={}",
+        std::env::var("USER").unwrap_or_default()
+    );
+    let dir = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    let _ = writeln!(out, "user.dir={dir}");
+}
+
+/// `mntr`'s keys and values, in ZooKeeper's order.
+fn mntr(c: &Ctx<'_, '_>) -> Vec<(&'static str, String)> {
+    let (view, s, st) = (c.view, &c.view.stats, c.cx.status());
+    let l = s.latency;
+    let mut kv = vec![
+        ("zk_version", VERSION.to_string()),
+        ("zk_server_state", mode(c.cx, c.standalone).to_string()),
+        ("zk_avg_latency", avg_latency(l)),
+        ("zk_max_latency", l.1.to_string()),
+        ("zk_min_latency", l.0.to_string()),
+        ("zk_packets_received", s.packets_received.to_string()),
+        ("zk_packets_sent", s.packets_sent.to_string()),
+        (
+            "zk_num_alive_connections",
+            (view.conns.len() + 1).to_string(),
+        ),
+        ("zk_outstanding_requests", view.outstanding().to_string()),
+        ("zk_znode_count", view.znode_count.to_string()),
+        ("zk_watch_count", view.watch_count.to_string()),
+        ("zk_ephemerals_count", view.ephemerals.to_string()),
+        (
+            "zk_approximate_data_size",
+            view.approximate_data_size.to_string(),
+        ),
+        ("zk_global_sessions", view.global_sessions.to_string()),
+        ("zk_local_sessions", "0".into()),
+        ("zk_auth_failed_count", s.auth_failed.to_string()),
+        ("zk_uptime", (c.cx.now_ms - view.started_ms).to_string()),
+        ("zk_last_zxid", format!("{}", c.zxid)),
+        (
+            "zk_commit_count",
+            st.delivered.load(Ordering::Relaxed).to_string(),
+        ),
+        ("zk_fsync_count", st.fsync_micros.count().to_string()),
+    ];
+    if let Some((open, max)) = file_descriptors() {
+        kv.push(("zk_open_file_descriptor_count", open.to_string()));
+        kv.push(("zk_max_file_descriptor_count", max.to_string()));
+    }
+    // A standalone ZooKeeper prints neither its peer state nor quorum figures.
+    if !c.standalone {
+        mntr_quorum(c, &mut kv);
+    }
+    kv
+}
+
+/// `mntr`'s quorum keys (an ensemble only), and the leader's.
+fn mntr_quorum(c: &Ctx<'_, '_>, kv: &mut Vec<(&'static str, String)>) {
+    let (role, st) = (c.cx.role(), c.cx.status());
+    let state = match role.state {
+        ServerState::Leading => "leading",
+        ServerState::Following => "following",
+        ServerState::Looking => "looking",
+    };
+    let phase = format!("{:?}", role.zab_state).to_lowercase();
+    kv.push(("zk_peer_state", format!("{state} - {phase}")));
+    kv.push(("zk_quorum_size", c.cfg.server_ids().len().to_string()));
+    if role.state != ServerState::Leading {
+        return;
+    }
+    let synced = st.synced_followers.load(Ordering::Relaxed);
+    kv.push(("zk_learners", synced.to_string()));
+    kv.push(("zk_synced_followers", synced.to_string()));
+    kv.push(("zk_synced_non_voting_followers", "0".into()));
+    kv.push(("zk_synced_observers", "0".into()));
+    kv.push(("zk_pending_syncs", "0".into()));
+    let outstanding = st.outstanding.load(Ordering::Relaxed);
+    kv.push(("zk_outstanding_proposals", outstanding.to_string()));
+    let p = c.view.stats.proposal_sizes;
+    kv.push(("zk_last_proposal_size", p.0.to_string()));
+    kv.push(("zk_min_proposal_size", p.1.to_string()));
+    kv.push(("zk_max_proposal_size", p.2.to_string()));
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The ZooKeeper client service, running on the replica thread as the replica's
-//! [`Application`]: sessions, the request pipeline, watches, and what the four-letter words
-//! report.
+//! [`Application`]: ZooKeeper's request processor chain, one file and one type per stage,
+//! wired here in the order a request passes them.
 //!
 //! A client talks to one server (the *origin*). Reads are served there; writes (and session
 //! creation, and `sync` barriers) go to the leader — directly if the origin leads, else
@@ -11,29 +11,47 @@
 //! session's writes in flight (ZooKeeper's FIFO client order), and watch notifications go out
 //! before the reply of the change that triggered them. A server that is not in BROADCAST
 //! serves no client: it closes their connections, as ZooKeeper does.
+//!
+//! | stage | file | type | ZooKeeper |
+//! |---|---|---|---|
+//! | 1 connection, handshake | `connections.rs` | `Connections` | `ServerCnxn`, `processConnectRequest` |
+//! | 2 per-session queue | `queue.rs` | `SessionQueue` | `CommitProcessor` (per-session order) |
+//! | 3 prep on the leader | `prep.rs` | `LeaderPrep` | `PrepRequestProcessor` |
+//! | 4 local reads, watches | `reads.rs` | `LocalReads` | `FinalRequestProcessor` (reads), `WatchManager` |
+//! | 5 final apply, reply | `apply.rs` | `FinalApply` | `FinalRequestProcessor`, `ZKDatabase` |
+//! | 6 expiry, containers | `expiry.rs` | `Expiry` | `SessionTrackerImpl`, `ContainerManager` |
+//!
+//! The four-letter words (`fourlw.rs`) read a [`StatsView`], built on request.
 
+mod apply;
 pub mod client;
+mod connections;
+mod expiry;
 pub mod fourlw;
 pub mod frames;
+mod prep;
+mod queue;
+mod reads;
 pub mod sessions;
 
 use crate::runtime::{AppCx, Application};
+use apply::FinalApply;
 use bytes::Bytes;
+pub use connections::ConnStats;
+use connections::{Connections, HandshakeLimits, Opened, Received};
+use expiry::Expiry;
 use frames::ServiceFrame;
-use sessions::SessionTracker;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use prep::LeaderPrep;
+use queue::Ready;
+use reads::{LocalReads, LocalRequest};
 use std::net::SocketAddr;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info, warn};
 use zab_spec::{ErrorCode, ServerId, ServerState, SessionId, Txn, ZabState, Zxid};
-use zab_zk::auth::{AuthConfig, AuthInfo};
-use zab_zk::proto::{
-    self, ConnectRequest, ConnectResponse, ErrorResponse, ReplyHeader, Request, Response,
-    SyncResponse, WhoAmIResponse, xid,
-};
-use zab_zk::tree::TxnResult;
+use zab_zk::auth::AuthConfig;
+use zab_zk::proto::{self, ConnectRequest, Request, Response, SyncResponse};
 use zab_zk::txn::TxnBody;
-use zab_zk::{DataTree, PrepConfig, PrepContext, Preparer, WatchManager, reply};
+use zab_zk::{DataTree, PrepConfig};
 
 /// A client connection's id on this server.
 pub type ConnId = u64;
@@ -98,59 +116,6 @@ pub struct ServiceConfig {
     pub container_check_ms: i64,
 }
 
-#[derive(Debug)]
-enum Waiting {
-    /// A write in flight (forwarded or proposed).
-    Write { xid: i32, start_ms: i64 },
-    /// A sync barrier: answered once `target` (from the leader) is delivered here.
-    Sync {
-        xid: i32,
-        path: String,
-        target: Option<Zxid>,
-        start_ms: i64,
-    },
-    /// A read or local request waiting behind earlier writes.
-    Local {
-        xid: i32,
-        op: i32,
-        request: Result<Request, ErrorCode>,
-        start_ms: i64,
-    },
-}
-
-/// Per-connection statistics (`cons`, `stat`).
-#[derive(Debug, Default, Clone)]
-pub struct ConnStats {
-    /// Requests received.
-    pub received: u64,
-    /// Frames sent.
-    pub sent: u64,
-    /// Last operation's name.
-    pub last_op: &'static str,
-    /// Last request xid.
-    pub last_cxid: i32,
-    /// Last zxid sent.
-    pub last_zxid: i64,
-    /// Latency, ms: min, max, total, count.
-    pub lat: (i64, i64, i64, u64),
-    /// When established, ms since the Unix epoch.
-    pub established_ms: i64,
-}
-
-#[derive(Debug)]
-struct Conn {
-    remote: SocketAddr,
-    out: UnboundedSender<ClientOut>,
-    session: Option<SessionId>,
-    timeout: i32,
-    read_only_byte: bool,
-    auth: AuthInfo,
-    /// Frames received before the session was established (clients pipeline them).
-    early: Vec<Bytes>,
-    queue: VecDeque<Waiting>,
-    stats: ConnStats,
-}
-
 /// Server-wide statistics (`srvr`, `mntr`).
 #[derive(Debug, Default, Clone)]
 pub struct ServiceStats {
@@ -166,81 +131,94 @@ pub struct ServiceStats {
     pub auth_failed: u64,
 }
 
-/// The ZooKeeper service state on one server.
-pub struct ZkService {
-    cfg: ServiceConfig,
-    auth_config: AuthConfig,
-    tree: DataTree,
-    applied: Zxid,
-    watches: WatchManager,
-    prep: Preparer,
-    tracker: SessionTracker,
-    serving: bool,
-    leading: bool,
-    leader: Option<ServerId>,
-    conns: BTreeMap<ConnId, Conn>,
-    by_session: HashMap<SessionId, ConnId>,
-    creating: HashMap<SessionId, ConnId>,
-    next_session: i64,
-    touched: BTreeSet<SessionId>,
-    containers_pending: BTreeSet<String>,
-    last_container_check: i64,
-    stats: ServiceStats,
-    started_ms: i64,
+/// One client connection as the four-letter words show it.
+#[derive(Debug, Clone)]
+pub struct ConnSummary {
+    /// The client's address.
+    pub remote: SocketAddr,
+    /// Requests waiting in its session's queue.
+    pub queued: usize,
+    /// Its session, once established.
+    pub session: Option<SessionId>,
+    /// The negotiated session timeout, ms.
+    pub timeout: i32,
+    /// Its counters.
+    pub stats: ConnStats,
 }
 
-fn op_name(op: i32) -> &'static str {
-    use proto::op;
-    match op {
-        op::CREATE | op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL => "CREA",
-        op::DELETE => "DELE",
-        op::EXISTS => "EXIS",
-        op::GET_DATA => "GETD",
-        op::SET_DATA => "SETD",
-        op::GET_ACL => "GETA",
-        op::SET_ACL => "SETA",
-        op::GET_CHILDREN | op::GET_CHILDREN2 => "GETC",
-        op::SYNC => "SYNC",
-        op::PING => "PING",
-        op::MULTI | op::MULTI_READ => "MULT",
-        op::CLOSE_SESSION => "CLOS",
-        op::AUTH => "AUTH",
-        op::SET_WATCHES | op::SET_WATCHES2 => "SETW",
-        _ => "MISC",
+/// What the service reports to the four-letter words: a copy, taken on the replica thread.
+#[derive(Debug, Clone)]
+pub struct StatsView {
+    /// Server-wide counters.
+    pub stats: ServiceStats,
+    /// Every client connection, in id order.
+    pub conns: Vec<ConnSummary>,
+    /// Nodes in the tree, ZooKeeper's way (its `DataTree` holds the root under both `/` and
+    /// `""`, so an empty tree counts 5; checked by tests/four_letter_words.rs).
+    pub znode_count: usize,
+    /// Watches registered.
+    pub watch_count: usize,
+    /// Sessions with a watch.
+    pub watching_sessions: usize,
+    /// Paths watched.
+    pub watched_paths: usize,
+    /// Ephemeral nodes.
+    pub ephemerals: usize,
+    /// ZooKeeper's approximate data size, bytes.
+    pub approximate_data_size: u64,
+    /// Open sessions (global: this server has no local sessions).
+    pub global_sessions: usize,
+    /// When the service started, ms since the Unix epoch.
+    pub started_ms: i64,
+}
+
+impl StatsView {
+    /// Requests waiting in every session's queue.
+    #[must_use]
+    pub fn outstanding(&self) -> usize {
+        self.conns.iter().map(|c| c.queued).sum()
     }
+}
+
+/// The ZooKeeper service on one server: the stages of the chain and the server's role.
+pub struct ZkService {
+    cfg: ServiceConfig,
+    /// Stage 1: connections and the handshake.
+    conns: Connections,
+    /// Stage 3: prep on the leader.
+    prep: LeaderPrep,
+    /// Stage 4: local reads and watches.
+    reads: LocalReads,
+    /// Stage 5: the tree, final apply and reply.
+    db: FinalApply,
+    /// Stage 6: session expiry and containers.
+    expiry: Expiry,
+    /// In BROADCAST: clients are served.
+    serving: bool,
+    /// The established leader.
+    leading: bool,
+    leader: Option<ServerId>,
+    started_ms: i64,
 }
 
 impl ZkService {
     /// A service over the recovered tree (the snapshot's state, at `applied`).
     #[must_use]
-    pub fn new(cfg: ServiceConfig, mut tree: DataTree, applied: Zxid, now_ms: i64) -> ZkService {
-        let myid = cfg.server.myid;
-        set_config_node(&mut tree, &cfg.server, now_ms);
-        let prep = Preparer::new(PrepConfig {
-            ttl_enabled: cfg.server.extended_types,
-        });
-        let auth_config = AuthConfig {
-            super_digest: cfg.super_digest.clone(),
-        };
-        let server_byte = u8::try_from(myid.0).unwrap_or(u8::MAX);
+    pub fn new(cfg: ServiceConfig, tree: DataTree, applied: Zxid, now_ms: i64) -> ZkService {
+        let server_byte = u8::try_from(cfg.server.myid.0).unwrap_or(u8::MAX);
         ZkService {
-            auth_config,
-            tree,
-            applied,
-            watches: WatchManager::new(),
-            prep,
-            tracker: SessionTracker::default(),
+            conns: Connections::new(server_byte, cfg.session_secret.clone(), now_ms),
+            prep: LeaderPrep::new(PrepConfig {
+                ttl_enabled: cfg.server.extended_types,
+            }),
+            reads: LocalReads::new(AuthConfig {
+                super_digest: cfg.super_digest.clone(),
+            }),
+            db: FinalApply::new(tree, applied, &cfg.server, now_ms),
+            expiry: Expiry::new(cfg.container_check_ms, cfg.server.tick_ms as i64, now_ms),
             serving: false,
             leading: false,
             leader: None,
-            conns: BTreeMap::new(),
-            by_session: HashMap::new(),
-            creating: HashMap::new(),
-            next_session: zab_zk::session::initial_session_id(server_byte, now_ms).0,
-            touched: BTreeSet::new(),
-            containers_pending: BTreeSet::new(),
-            last_container_check: now_ms,
-            stats: ServiceStats::default(),
             started_ms: now_ms,
             cfg,
         }
@@ -249,89 +227,46 @@ impl ZkService {
     /// The tree (for tests and tools).
     #[must_use]
     pub fn tree(&self) -> &DataTree {
-        &self.tree
+        &self.db.tree
     }
 
-    fn password(&self, session: SessionId) -> [u8; 16] {
-        zab_zk::session::keyed_password(session, &self.cfg.session_secret)
-    }
-
-    fn send(&mut self, conn: ConnId, frame: Bytes) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.stats.sent += 1;
-            self.stats.packets_sent += 1;
-            let _ = c.out.send(ClientOut::Frame(frame));
-        }
-    }
-
-    fn reply(
-        &mut self,
-        conn: ConnId,
-        xid: i32,
-        zxid: i64,
-        err: ErrorCode,
-        body: Option<Response>,
-        (start_ms, now_ms): (i64, i64),
-    ) {
-        let frame = proto::encode_reply(
-            &ReplyHeader {
-                xid,
-                zxid,
-                err: err.code(),
+    /// What the four-letter words report.
+    #[must_use]
+    pub fn stats_view(&self) -> StatsView {
+        let t = &self.conns.traffic;
+        let tree = &self.db.tree;
+        let watches = &self.reads.watches;
+        StatsView {
+            stats: ServiceStats {
+                packets_received: t.packets_received,
+                packets_sent: t.packets_sent,
+                latency: t.latency,
+                proposal_sizes: self.prep.proposal_sizes,
+                auth_failed: t.auth_failed,
             },
-            body.as_ref(),
-        );
-        let lat = (now_ms - start_ms).max(0);
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.stats.last_zxid = zxid;
-            let l = &mut c.stats.lat;
-            *l = (
-                if l.3 == 0 { lat } else { l.0.min(lat) },
-                l.1.max(lat),
-                l.2 + lat,
-                l.3 + 1,
-            );
-        }
-        let g = &mut self.stats.latency;
-        *g = (
-            if g.3 == 0 { lat } else { g.0.min(lat) },
-            g.1.max(lat),
-            g.2 + lat,
-            g.3 + 1,
-        );
-        self.send(conn, frame);
-    }
-
-    /// Closes a connection; its session lives on until it expires or is closed.
-    fn close(&mut self, conn: ConnId) {
-        if let Some(c) = self.conns.remove(&conn) {
-            let _ = c.out.send(ClientOut::Close);
-            if let Some(s) = c.session {
-                if self.by_session.get(&s) == Some(&conn) {
-                    self.by_session.remove(&s);
-                    self.watches.drop_session(s);
-                }
-            }
-            self.creating.retain(|_, c| *c != conn);
+            conns: self
+                .conns
+                .iter()
+                .map(|(_, c)| ConnSummary {
+                    remote: c.remote,
+                    queued: c.queue.len(),
+                    session: c.session,
+                    timeout: c.timeout,
+                    stats: c.stats.clone(),
+                })
+                .collect(),
+            znode_count: tree.node_count() + 1,
+            watch_count: watches.watch_count(),
+            watching_sessions: watches.sessions().len(),
+            watched_paths: watches.path_count(),
+            ephemerals: tree.ephemeral_count(),
+            approximate_data_size: tree.approximate_data_size(),
+            global_sessions: tree.sessions().len(),
+            started_ms: self.started_ms,
         }
     }
 
-    fn close_all(&mut self) {
-        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
-        for id in ids {
-            self.close(id);
-        }
-        self.creating.clear();
-    }
-
-    fn touch(&mut self, session: SessionId, cx: &AppCx<'_, zab_zk::Txn>) {
-        if self.leading {
-            self.tracker.touch(session, cx.me(), cx.now_ms);
-        } else {
-            self.touched.insert(session);
-        }
-    }
-
+    /// A write, session creation or sync goes to the leader (this server, or over the wire).
     fn route(&mut self, frame: ServiceFrame, cx: &mut AppCx<'_, zab_zk::Txn>) {
         match self.leader {
             Some(l) if !self.leading => {
@@ -343,89 +278,42 @@ impl ZkService {
         }
     }
 
-    fn propose(&mut self, txn: zab_zk::Txn, cx: &mut AppCx<'_, zab_zk::Txn>) {
-        let size = txn.encode().len() as i64;
-        let p = &mut self.stats.proposal_sizes;
-        *p = (
-            size,
-            if p.1 == 0 { size } else { p.1.min(size) },
-            p.2.max(size),
-        );
-        if cx.propose(txn).is_none() {
-            warn!("proposal refused: not an established leader");
-        }
-    }
-
-    // ----- the handshake ---------------------------------------------------------------
+    // ----- stage 1: the handshake --------------------------------------------------------
 
     fn open(
         &mut self,
-        conn: ConnId,
-        remote: SocketAddr,
-        req: ConnectRequest,
+        (conn, remote): (ConnId, SocketAddr),
+        req: &ConnectRequest,
         out: UnboundedSender<ClientOut>,
         cx: &mut AppCx<'_, zab_zk::Txn>,
     ) {
-        let read_only_byte = req.read_only.is_some();
-        let refuse = |out: &UnboundedSender<ClientOut>| {
-            let _ = out.send(ClientOut::Frame(proto::encode_connect_response(
-                &ConnectResponse::refused(read_only_byte),
-            )));
-            let _ = out.send(ClientOut::Close);
-        };
-        if !self.serving {
-            let _ = out.send(ClientOut::Close);
-            return;
-        }
-        if req.last_zxid_seen > self.applied.to_u64() as i64 {
-            // The client saw a newer state than ours: it must try another server.
-            info!(%remote, client = %Zxid::from_u64(req.last_zxid_seen as u64), ours = %self.applied, "refusing a client that is ahead of this server");
-            let _ = out.send(ClientOut::Close);
-            return;
-        }
         let s = &self.cfg.server;
-        let timeout = zab_zk::session::negotiate_timeout(
-            req.timeout,
-            s.min_session_timeout_ms as i32,
-            s.max_session_timeout_ms as i32,
-        );
-        let mut c = Conn {
-            remote,
-            out,
-            session: None,
-            timeout,
-            read_only_byte,
-            auth: AuthInfo::new(&remote.ip().to_string()),
-            early: Vec::new(),
-            queue: VecDeque::new(),
-            stats: ConnStats {
-                established_ms: cx.now_ms,
-                ..ConnStats::default()
-            },
+        let limits = HandshakeLimits {
+            min_timeout_ms: s.min_session_timeout_ms as i32,
+            max_timeout_ms: s.max_session_timeout_ms as i32,
+            serving: self.serving,
+            applied: self.db.applied,
         };
-        if req.session_id == 0 {
-            self.next_session += 1;
-            let session = SessionId(self.next_session);
-            self.conns.insert(conn, c);
-            self.creating.insert(session, conn);
-            self.route(ServiceFrame::CreateSession { session, timeout }, cx);
-            return;
+        let opened = self.conns.open(
+            conn,
+            remote,
+            req,
+            out,
+            &limits,
+            &self.db.tree,
+            &mut self.reads.watches,
+            cx.now_ms,
+        );
+        match opened {
+            Opened::Refused => {}
+            Opened::Create { session, timeout } => {
+                self.route(ServiceFrame::CreateSession { session, timeout }, cx);
+            }
+            Opened::Resume { session, timeout } => {
+                self.expiry.touch(session, self.leading, cx.me(), cx.now_ms);
+                self.accept(conn, session, timeout, cx);
+            }
         }
-        let session = SessionId(req.session_id);
-        let valid =
-            req.passwd.as_ref() == self.password(session) && self.tree.session_open(session);
-        if !valid {
-            refuse(&c.out);
-            return;
-        }
-        if let Some(old) = self.by_session.get(&session).copied() {
-            self.close(old);
-        }
-        c.session = Some(session);
-        self.conns.insert(conn, c);
-        self.by_session.insert(session, conn);
-        self.touch(session, cx);
-        self.accept(conn, session, timeout, cx);
     }
 
     /// Sends the handshake answer, then handles the frames the client pipelined after it.
@@ -436,65 +324,37 @@ impl ZkService {
         timeout: i32,
         cx: &mut AppCx<'_, zab_zk::Txn>,
     ) {
-        let passwd = Bytes::copy_from_slice(&self.password(session));
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        let resp = ConnectResponse {
-            protocol_version: 0,
-            timeout,
-            session_id: session.0,
-            passwd,
-            read_only: c.read_only_byte.then_some(false),
-        };
-        c.session = Some(session);
-        let early = std::mem::take(&mut c.early);
-        self.send(conn, proto::encode_connect_response(&resp));
-        debug!(conn, session = %session, "session established");
-        for payload in early {
+        for payload in self.conns.accept(conn, session, timeout) {
             self.request(conn, payload, cx);
         }
     }
 
-    // ----- requests ----------------------------------------------------------------------
+    // ----- stage 2: into the session's queue ---------------------------------------------
 
     fn request(&mut self, conn: ConnId, payload: Bytes, cx: &mut AppCx<'_, zab_zk::Txn>) {
         let max = self.cfg.server.jute_max_buffer;
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let Received::Request {
+            session,
+            header,
+            body,
+        } = self
+            .conns
+            .receive(conn, &payload, max, &mut self.reads.watches)
+        else {
             return;
         };
-        let Some(session) = c.session else {
-            c.early.push(payload);
-            return;
-        };
-        let (header, body) = match proto::decode_request(&payload, max) {
-            Ok(x) => x,
-            Err(e) => {
-                warn!(conn, "closing a client that sent an undecodable frame: {e}");
-                self.close(conn);
-                return;
-            }
-        };
-        c.stats.received += 1;
-        c.stats.last_cxid = header.xid;
-        c.stats.last_op = op_name(header.op);
-        self.stats.packets_received += 1;
-        self.touch(session, cx);
+        self.expiry.touch(session, self.leading, cx.me(), cx.now_ms);
         let now = cx.now_ms;
-        let body = body.map_err(|e| e.code());
         let is_write = match &body {
             Ok(r) => r.is_write() && !matches!(r, Request::Reconfig(_)),
             Err(_) => proto::op::is_write(header.op),
         };
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
         match body {
             _ if is_write => {
-                c.queue.push_back(Waiting::Write {
-                    xid: header.xid,
-                    start_ms: now,
-                });
+                c.queue.push_write(header.xid, now);
                 let auth = c.auth.ids().to_vec();
                 self.route(
                     ServiceFrame::Forward {
@@ -506,28 +366,11 @@ impl ZkService {
                 );
             }
             Ok(Request::Sync(r)) => {
-                c.queue.push_back(Waiting::Sync {
-                    xid: header.xid,
-                    path: r.path,
-                    target: None,
-                    start_ms: now,
-                });
-                self.route(
-                    ServiceFrame::Sync {
-                        session,
-                        xid: header.xid,
-                    },
-                    cx,
-                );
+                c.queue.push_sync(header.xid, r.path, now);
+                let xid = header.xid;
+                self.route(ServiceFrame::Sync { session, xid }, cx);
             }
-            request => {
-                c.queue.push_back(Waiting::Local {
-                    xid: header.xid,
-                    op: header.op,
-                    request,
-                    start_ms: now,
-                });
-            }
+            request => c.queue.push_local(header.xid, request, now),
         }
         self.drain(conn, cx);
     }
@@ -535,212 +378,46 @@ impl ZkService {
     /// Answers, in order, what heads the connection's queue and can be answered now.
     fn drain(&mut self, conn: ConnId, cx: &mut AppCx<'_, zab_zk::Txn>) {
         loop {
-            let Some(c) = self.conns.get_mut(&conn) else {
+            let applied = self.db.applied;
+            let Some(ready) = self
+                .conns
+                .get_mut(conn)
+                .and_then(|c| c.queue.pop_ready(applied))
+            else {
                 return;
             };
-            match c.queue.front() {
-                Some(Waiting::Local { .. }) => {
-                    if let Some(Waiting::Local {
-                        xid,
-                        op,
-                        request,
-                        start_ms,
-                    }) = c.queue.pop_front()
-                    {
-                        self.serve_local(conn, xid, op, request, start_ms, cx);
-                    }
-                }
-                Some(Waiting::Sync {
-                    target: Some(t), ..
-                }) if *t <= self.applied => {
-                    if let Some(Waiting::Sync {
-                        xid,
-                        path,
-                        start_ms,
-                        ..
-                    }) = c.queue.pop_front()
-                    {
-                        let zxid = self.applied.to_u64() as i64;
-                        self.reply(
-                            conn,
-                            xid,
-                            zxid,
-                            ErrorCode::Ok,
-                            Some(Response::Sync(SyncResponse { path })),
-                            (start_ms, cx.now_ms),
-                        );
-                    }
-                }
-                _ => return,
-            }
-        }
-    }
-
-    fn serve_local(
-        &mut self,
-        conn: ConnId,
-        xid: i32,
-        op: i32,
-        request: Result<Request, ErrorCode>,
-        start_ms: i64,
-        cx: &mut AppCx<'_, zab_zk::Txn>,
-    ) {
-        let now = cx.now_ms;
-        let zxid = self.applied.to_u64() as i64;
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        let Some(session) = c.session else { return };
-        let request = match request {
-            Ok(r) => r,
-            Err(code) => {
-                // ZooKeeper answers an unknown operation with zxid -1, then closes the
-                // connection (`UnimplementedRequestProcessor` calls `sendCloseSession`; the
-                // session lives on). Found by tests/bad_input.rs against ZooKeeper 3.8.
-                if code == ErrorCode::Unimplemented {
-                    self.reply(conn, xid, -1, code, None, (start_ms, now));
-                    self.close(conn);
-                } else {
-                    self.reply(conn, xid, zxid, code, None, (start_ms, now));
-                }
-                return;
-            }
-        };
-        let _ = op;
-        match request {
-            Request::Ping => {
-                self.reply(conn, xid::PING, zxid, ErrorCode::Ok, None, (start_ms, now))
-            }
-            // ZooKeeper echoes the request's xid: -4 from Java and kazoo, an ordinary xid from
-            // the Rust `zookeeper-client`, which matches the reply by it.
-            Request::Auth(packet) => match c.auth.authenticate(&self.auth_config, &packet) {
-                Ok(()) => self.reply(conn, xid, 0, ErrorCode::Ok, None, (start_ms, now)),
-                Err(code) => {
-                    self.stats.auth_failed += 1;
-                    self.reply(conn, xid, 0, code, None, (start_ms, now));
-                    self.close(conn);
-                }
-            },
-            Request::SetWatches(w) => {
-                self.set_watches(conn, session, xid, &w.into(), start_ms, now);
-            }
-            Request::SetWatches2(w) => self.set_watches(conn, session, xid, &w, start_ms, now),
-            Request::AddWatch(r) => match self.watches.add_watch(session, &r.path, r.mode) {
-                Ok(()) => self.reply(
-                    conn,
+            match ready {
+                Ready::Local {
                     xid,
-                    zxid,
-                    ErrorCode::Ok,
-                    Some(Response::AddWatch(ErrorResponse { err: 0 })),
-                    (start_ms, now),
-                ),
-                Err(code) => self.reply(conn, xid, zxid, code, None, (start_ms, now)),
-            },
-            Request::CheckWatches(r) => {
-                let code = self
-                    .watches
-                    .check_watches(session, &r.path, r.watcher_type)
-                    .err()
-                    .unwrap_or(ErrorCode::Ok);
-                self.reply(conn, xid, zxid, code, None, (start_ms, now));
-            }
-            Request::RemoveWatches(r) => {
-                let code = self
-                    .watches
-                    .remove_watches(session, &r.path, r.watcher_type)
-                    .err()
-                    .unwrap_or(ErrorCode::Ok);
-                self.reply(conn, xid, zxid, code, None, (start_ms, now));
-            }
-            Request::WhoAmI => {
-                let info = c.auth.who_am_i();
-                self.reply(
-                    conn,
-                    xid,
-                    zxid,
-                    ErrorCode::Ok,
-                    Some(Response::WhoAmI(WhoAmIResponse { client_info: info })),
-                    (start_ms, now),
-                );
-            }
-            Request::Sasl(_) => self.reply(
-                conn,
-                xid,
-                zxid,
-                ErrorCode::AuthFailed,
-                None,
-                (start_ms, now),
-            ),
-            Request::Reconfig(_) => self.reply(
-                conn,
-                xid,
-                zxid,
-                ErrorCode::ReconfigDisabled,
-                None,
-                (start_ms, now),
-            ),
-            request => {
-                let ids = c.auth.ids().to_vec();
-                match zab_zk::read::serve_and_watch(
-                    &self.tree,
-                    &mut self.watches,
-                    session,
-                    &ids,
-                    &request,
-                ) {
-                    Some(Ok(resp)) => {
-                        self.reply(conn, xid, zxid, ErrorCode::Ok, Some(resp), (start_ms, now))
-                    }
-                    Some(Err(code)) => self.reply(conn, xid, zxid, code, None, (start_ms, now)),
-                    None => self.reply(
+                    request,
+                    start_ms,
+                } => {
+                    let r = LocalRequest {
                         conn,
                         xid,
-                        -1,
-                        ErrorCode::Unimplemented,
-                        None,
-                        (start_ms, now),
-                    ),
+                        request,
+                        start_ms,
+                        now_ms: cx.now_ms,
+                    };
+                    self.reads
+                        .serve(&mut self.conns, &self.db.tree, self.db.applied, r);
+                }
+                Ready::Sync {
+                    xid,
+                    path,
+                    start_ms,
+                } => {
+                    let zxid = applied.to_u64() as i64;
+                    let body = Some(Response::Sync(SyncResponse { path }));
+                    let times = (start_ms, cx.now_ms);
+                    self.conns
+                        .reply(conn, xid, zxid, ErrorCode::Ok, body, times);
                 }
             }
         }
     }
 
-    /// Re-registers watches after a reconnect. The reply echoes the request's xid, like
-    /// ZooKeeper's `FinalRequestProcessor`: the Java client's NIO socket gives SetWatches a
-    /// normal, sequential xid (not -8) and matches the reply against it.
-    fn set_watches(
-        &mut self,
-        conn: ConnId,
-        session: SessionId,
-        xid: i32,
-        w: &proto::SetWatches2,
-        start_ms: i64,
-        now: i64,
-    ) {
-        for n in self.watches.set_watches(&self.tree, session, w) {
-            self.notify(n.session, &n.event);
-        }
-        let zxid = self.applied.to_u64() as i64;
-        self.reply(conn, xid, zxid, ErrorCode::Ok, None, (start_ms, now));
-    }
-
-    /// Whether the connection of `session` may READ a node with `acl`: ZooKeeper (with the
-    /// CVE-2024-23944 fix Debian's 3.8.0 carries) sends a watch notification only then; the
-    /// watch is consumed either way.
-    fn may_read(&self, session: SessionId, acl: &[proto::Acl]) -> bool {
-        self.by_session
-            .get(&session)
-            .and_then(|conn| self.conns.get(conn))
-            .is_some_and(|c| zab_zk::acl::check(acl, proto::perms::READ, c.auth.ids()).is_ok())
-    }
-
-    fn notify(&mut self, session: SessionId, event: &proto::WatcherEvent) {
-        if let Some(conn) = self.by_session.get(&session).copied() {
-            self.send(conn, proto::encode_notification(event));
-        }
-    }
-
-    // ----- frames between servers -----------------------------------------------------
+    // ----- frames between servers: stage 3 on the leader, sync barriers -------------------
 
     fn on_service_frame(
         &mut self,
@@ -748,45 +425,25 @@ impl ZkService {
         frame: ServiceFrame,
         cx: &mut AppCx<'_, zab_zk::Txn>,
     ) {
-        let now = cx.now_ms;
+        let tracker = &mut self.expiry.tracker;
         match frame {
             ServiceFrame::Forward {
                 session,
                 auth,
                 payload,
             } if self.leading => {
-                self.tracker.touch(session, from, now);
-                let moved = self.tracker.owner(session).is_some_and(|o| o != from);
-                let Ok(zxid) = cx.next_zxid() else { return };
                 let max = self.cfg.server.jute_max_buffer;
-                let Ok((header, body)) = proto::decode_request(&payload, max) else {
-                    warn!(%from, "dropping an undecodable forwarded request");
-                    return;
-                };
-                let ctx = PrepContext {
-                    session,
-                    cxid: header.xid,
-                    time: now,
-                    auth: &auth,
-                    session_moved: moved,
-                };
-                let txn = match body {
-                    Ok(req) => self.prep.prep(&self.tree, &ctx, zxid, &req),
-                    Err(e) => Some(Preparer::error_txn(&ctx, e.code())),
-                };
-                if let Some(txn) = txn {
-                    self.propose(txn, cx);
-                }
+                let write = (session, auth.as_slice(), &payload);
+                self.prep
+                    .forward(from, write, &self.db.tree, tracker, max, cx);
             }
             ServiceFrame::CreateSession { session, timeout } if self.leading => {
-                let Ok(zxid) = cx.next_zxid() else { return };
-                self.tracker.pre_own(session, from, timeout, now);
-                let txn = self.prep.create_session(session, timeout, now, zxid);
-                self.propose(txn, cx);
+                self.prep
+                    .create_session(from, (session, timeout), tracker, cx);
             }
             ServiceFrame::Touch { sessions } if self.leading => {
                 for s in sessions {
-                    self.tracker.touch(s, from, now);
+                    tracker.touch(s, from, cx.now_ms);
                 }
             }
             ServiceFrame::Sync { session, xid } if self.leading => {
@@ -803,16 +460,9 @@ impl ZkService {
                 }
             }
             ServiceFrame::SyncDone { session, xid, zxid } => {
-                if let Some(conn) = self.by_session.get(&session).copied() {
-                    if let Some(c) = self.conns.get_mut(&conn) {
-                        for w in &mut c.queue {
-                            if let Waiting::Sync { xid: x, target, .. } = w {
-                                if *x == xid && target.is_none() {
-                                    *target = Some(zxid);
-                                    break;
-                                }
-                            }
-                        }
+                if let Some(conn) = self.conns.of_session(session) {
+                    if let Some(c) = self.conns.get_mut(conn) {
+                        c.queue.set_sync_target(xid, zxid);
                     }
                     self.drain(conn, cx);
                 }
@@ -821,55 +471,37 @@ impl ZkService {
         }
     }
 
-    // ----- delivery ------------------------------------------------------------------------
+    // ----- stage 5: delivery -------------------------------------------------------------
 
     fn deliver_txn(&mut self, txn: &Txn<zab_zk::Txn>, cx: &mut AppCx<'_, zab_zk::Txn>) {
         let zxid = txn.zxid;
         let t = &txn.payload;
-        let out = self.tree.apply(t, zxid);
-        self.applied = zxid;
+        let out = self.db.apply(txn);
         let session = t.header.session;
         if self.leading {
             self.prep.committed(zxid);
-            match &t.body {
-                TxnBody::CreateSession { timeout } => {
-                    self.tracker.add(session, *timeout, None, cx.now_ms)
-                }
-                TxnBody::CloseSession { .. } => self.tracker.remove(session),
-                TxnBody::DeleteContainer { path } => {
-                    self.containers_pending.remove(path);
-                }
-                _ => {}
-            }
+            self.expiry.committed(session, &t.body, cx.now_ms);
         }
-        for (t, acl) in out.triggers.iter().zip(&out.trigger_acls) {
-            for n in self.watches.trigger(t) {
-                let acl = if n.event.event_type == proto::event_type::NODE_CHILDREN_CHANGED {
-                    acl.parent.as_deref().map(Vec::as_slice)
-                } else {
-                    Some(acl.node.as_slice())
-                };
-                if self.may_read(n.session, acl.unwrap_or_default()) {
-                    self.notify(n.session, &n.event);
-                }
-            }
-        }
+        self.reads.trigger(&mut self.conns, &out);
+        let watches = &mut self.reads.watches;
+        let (cxid, now) = (t.header.cxid, cx.now_ms);
         match &t.body {
             TxnBody::CreateSession { timeout } => {
-                if let Some(conn) = self.creating.remove(&session) {
-                    self.by_session.insert(session, conn);
+                if let Some(conn) = self.conns.created(session) {
                     self.accept(conn, session, *timeout, cx);
                 }
             }
             TxnBody::CloseSession { .. } => {
-                if let Some(conn) = self.by_session.get(&session).copied() {
-                    self.answer_write(conn, t.header.cxid, zxid, &out.result, cx);
-                    self.close(conn);
+                if let Some(conn) = self.conns.of_session(session) {
+                    let c = &mut self.conns;
+                    FinalApply::answer_write(c, watches, conn, cxid, zxid, &out.result, now);
+                    self.conns.close(conn, watches);
                 }
             }
             _ => {
-                if let Some(conn) = self.by_session.get(&session).copied() {
-                    self.answer_write(conn, t.header.cxid, zxid, &out.result, cx);
+                if let Some(conn) = self.conns.of_session(session) {
+                    let c = &mut self.conns;
+                    FinalApply::answer_write(c, watches, conn, cxid, zxid, &out.result, now);
                     self.drain(conn, cx);
                 }
             }
@@ -878,64 +510,12 @@ impl ZkService {
         let waiting: Vec<ConnId> = self
             .conns
             .iter()
-            .filter(|(_, c)| matches!(c.queue.front(), Some(Waiting::Sync { target: Some(t), .. }) if *t <= zxid))
+            .filter(|(_, c)| c.queue.sync_ready(zxid))
             .map(|(k, _)| *k)
             .collect();
         for conn in waiting {
             self.drain(conn, cx);
         }
-    }
-
-    fn answer_write(
-        &mut self,
-        conn: ConnId,
-        cxid: i32,
-        zxid: Zxid,
-        result: &TxnResult,
-        cx: &AppCx<'_, zab_zk::Txn>,
-    ) {
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        let matches = matches!(c.queue.front(), Some(Waiting::Write { xid, .. }) if *xid == cxid);
-        if !matches {
-            return;
-        }
-        let Some(Waiting::Write { xid, start_ms }) = c.queue.pop_front() else {
-            return;
-        };
-        let (err, body) = reply::write_reply(result);
-        if err == ErrorCode::SessionMoved {
-            // ZooKeeper closes a connection whose session moved, without replying.
-            self.close(conn);
-            return;
-        }
-        self.reply(
-            conn,
-            xid,
-            zxid.to_u64() as i64,
-            err,
-            body,
-            (start_ms, cx.now_ms),
-        );
-    }
-
-    // ----- statistics for the four-letter words --------------------------------------------
-
-    /// Connections with their remote address, queue length and stats.
-    fn conn_summaries(&self) -> Vec<(SocketAddr, usize, Option<SessionId>, i32, ConnStats)> {
-        self.conns
-            .values()
-            .map(|c| {
-                (
-                    c.remote,
-                    c.queue.len(),
-                    c.session,
-                    c.timeout,
-                    c.stats.clone(),
-                )
-            })
-            .collect()
     }
 }
 
@@ -953,15 +533,15 @@ impl Application<zab_zk::Txn> for ZkService {
                 remote,
                 request,
                 out,
-            } => self.open(conn, remote, request, out, cx),
+            } => self.open((conn, remote), &request, out, cx),
             ClientEvent::Request { conn, payload } => self.request(conn, payload, cx),
-            ClientEvent::Closed { conn } => self.close(conn),
+            ClientEvent::Closed { conn } => self.conns.close(conn, &mut self.reads.watches),
             ClientEvent::FourLetter {
                 word,
                 remote,
                 reply,
             } => {
-                let text = fourlw::render(word, remote, self, cx);
+                let text = fourlw::render(word, remote, &self.cfg.server, &self.stats_view(), cx);
                 let _ = reply.send(text);
             }
         }
@@ -979,17 +559,14 @@ impl Application<zab_zk::Txn> for ZkService {
         let leading = serving && role.state == ServerState::Leading;
         if leading && !self.leading {
             self.prep.reset();
-            let open: Vec<(SessionId, i32)> =
-                self.tree.sessions().iter().map(|(s, t)| (*s, *t)).collect();
-            self.tracker.reset(open, cx.now_ms);
-            self.containers_pending.clear();
+            self.expiry.start_leading(&self.db.tree, cx.now_ms);
         }
         if !leading {
-            self.tracker.clear();
+            self.expiry.not_leading();
         }
         if !serving && self.serving {
             info!("not serving clients until a quorum is back");
-            self.close_all();
+            self.conns.close_all(&mut self.reads.watches);
         }
         self.serving = serving;
         self.leading = leading;
@@ -997,92 +574,23 @@ impl Application<zab_zk::Txn> for ZkService {
     }
 
     fn on_tick(&mut self, cx: &mut AppCx<'_, zab_zk::Txn>) {
-        let now = cx.now_ms;
         if self.leading {
-            for session in self.tracker.expire(now, self.cfg.server.tick_ms as i64) {
-                let Ok(zxid) = cx.next_zxid() else { return };
-                info!(session = %session, "session expired");
-                let ctx = PrepContext {
-                    session,
-                    cxid: 0,
-                    time: now,
-                    auth: &[],
-                    session_moved: false,
-                };
-                if let Some(txn) = self
-                    .prep
-                    .prep(&self.tree, &ctx, zxid, &Request::CloseSession)
-                {
-                    self.propose(txn, cx);
-                }
-            }
-            if now - self.last_container_check >= self.cfg.container_check_ms {
-                self.last_container_check = now;
-                for path in self.tree.expired_containers(now, 0) {
-                    if !self.containers_pending.insert(path.clone()) {
-                        continue;
-                    }
-                    let Ok(zxid) = cx.next_zxid() else { return };
-                    let ctx = PrepContext {
-                        session: SessionId(0),
-                        cxid: 0,
-                        time: now,
-                        auth: &[],
-                        session_moved: false,
-                    };
-                    if let Some(txn) =
-                        self.prep
-                            .prep(&self.tree, &ctx, zxid, &Request::DeleteContainer { path })
-                    {
-                        self.propose(txn, cx);
-                    }
-                }
-            }
-        } else if self.serving && !self.touched.is_empty() {
-            if let Some(l) = self.leader {
-                let sessions = std::mem::take(&mut self.touched).into_iter().collect();
-                let (kind, data) = ServiceFrame::Touch { sessions }.encode();
-                cx.send_frame(l, kind, data);
-            }
+            self.expiry.leader_tick(&self.db.tree, &mut self.prep, cx);
+        } else if self.serving {
+            self.expiry.follower_tick(self.leader, cx);
         }
     }
 
     fn applied_zxid(&self) -> Zxid {
-        self.applied
+        self.db.applied
     }
 
     fn snapshot_job(&self) -> Box<dyn FnOnce() -> Bytes + Send> {
-        let tree = self.tree.clone();
-        Box::new(move || Bytes::from(tree.snapshot()))
+        self.db.snapshot_job()
     }
 
     fn restore(&mut self, zxid: Zxid, data: &[u8]) -> Result<(), String> {
-        let mut tree = DataTree::from_snapshot(data).map_err(|e| e.to_string())?;
-        set_config_node(&mut tree, &self.cfg.server, self.started_ms);
-        self.tree = tree;
-        self.applied = zxid;
-        Ok(())
+        self.db
+            .restore(zxid, data, &self.cfg.server, self.started_ms)
     }
-}
-
-/// Keeps the `/zookeeper/config` node like ZooKeeper: the ensemble's membership, set locally.
-/// A standalone server (no ensemble, or a single member: ZooKeeper then runs
-/// `ZooKeeperServerMain`) leaves the node as the tree created it — empty data, version 0
-/// (found by the differential test).
-fn set_config_node(tree: &mut DataTree, cfg: &crate::config::ServerConfig, now_ms: i64) {
-    if cfg.members.len() <= 1 {
-        return;
-    }
-    let mut text = String::new();
-    for m in &cfg.members {
-        text.push_str(&format!(
-            "server.{}={}:{}:{}:participant\n",
-            m.id.0,
-            m.quorum_addr.ip(),
-            m.quorum_addr.port(),
-            m.election_addr.port()
-        ));
-    }
-    text.push_str("version=0");
-    tree.set_config(Bytes::from(text), 0, now_ms);
 }

@@ -1,0 +1,111 @@
+//! Stage 5 of the chain, final apply and reply: every server applies every committed
+//! transaction to its tree in zxid order, and the server the client is connected to answers
+//! the write (ZooKeeper's `FinalRequestProcessor` with `ZKDatabase.processTxn`); it also
+//! holds the `/zookeeper/config` node and the snapshots of the tree.
+
+use super::ConnId;
+use super::connections::Connections;
+use bytes::Bytes;
+use zab_spec::{ErrorCode, Txn, Zxid};
+use zab_zk::tree::TxnResult;
+use zab_zk::{ApplyOutcome, DataTree, WatchManager, reply};
+
+/// The replicated tree and the zxid it is at.
+pub(super) struct FinalApply {
+    pub(super) tree: DataTree,
+    pub(super) applied: Zxid,
+}
+
+impl FinalApply {
+    /// The recovered tree (the snapshot's state, at `applied`), with its config node set.
+    pub(super) fn new(
+        mut tree: DataTree,
+        applied: Zxid,
+        cfg: &crate::config::ServerConfig,
+        now_ms: i64,
+    ) -> FinalApply {
+        set_config_node(&mut tree, cfg, now_ms);
+        FinalApply { tree, applied }
+    }
+
+    /// Applies the next committed transaction.
+    pub(super) fn apply(&mut self, txn: &Txn<zab_zk::Txn>) -> ApplyOutcome {
+        let out = self.tree.apply(&txn.payload, txn.zxid);
+        self.applied = txn.zxid;
+        out
+    }
+
+    /// Answers the write `cxid` of `conn` if it heads the connection's queue; a write whose
+    /// session moved closes the connection instead, as ZooKeeper does.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn answer_write(
+        conns: &mut Connections,
+        watches: &mut WatchManager,
+        conn: ConnId,
+        cxid: i32,
+        zxid: Zxid,
+        result: &TxnResult,
+        now_ms: i64,
+    ) {
+        let Some(start_ms) = conns.get_mut(conn).and_then(|c| c.queue.pop_write(cxid)) else {
+            return;
+        };
+        let (err, body) = reply::write_reply(result);
+        if err == ErrorCode::SessionMoved {
+            // ZooKeeper closes a connection whose session moved, without replying.
+            conns.close(conn, watches);
+            return;
+        }
+        conns.reply(
+            conn,
+            cxid,
+            zxid.to_u64() as i64,
+            err,
+            body,
+            (start_ms, now_ms),
+        );
+    }
+
+    /// A function serializing the tree as of now (it may run on another thread).
+    pub(super) fn snapshot_job(&self) -> Box<dyn FnOnce() -> Bytes + Send> {
+        let tree = self.tree.clone();
+        Box::new(move || Bytes::from(tree.snapshot()))
+    }
+
+    /// Replaces the tree by a serialized one (SNAP from the leader).
+    pub(super) fn restore(
+        &mut self,
+        zxid: Zxid,
+        data: &[u8],
+        cfg: &crate::config::ServerConfig,
+        started_ms: i64,
+    ) -> Result<(), String> {
+        let mut tree = DataTree::from_snapshot(data).map_err(|e| e.to_string())?;
+        set_config_node(&mut tree, cfg, started_ms);
+        self.tree = tree;
+        self.applied = zxid;
+        Ok(())
+    }
+}
+
+/// Keeps the `/zookeeper/config` node like ZooKeeper: the ensemble's membership, set locally.
+/// A standalone server (no ensemble, or a single member: ZooKeeper then runs
+/// `ZooKeeperServerMain`) leaves the node as the tree created it — empty data, version 0
+/// (found by the differential test).
+fn set_config_node(tree: &mut DataTree, cfg: &crate::config::ServerConfig, now_ms: i64) {
+    if cfg.members.len() <= 1 {
+        return;
+    }
+    let mut text = String::new();
+    for m in &cfg.members {
+        text.push_str(&format!(
+            "server.{}={}:{}:{}:participant\n",
+            m.id.0,
+            m.quorum_addr.ip(),
+            m.quorum_addr.port(),
+            m.election_addr.port()
+        ));
+    }
+    text.push_str("version=0");
+    tree.set_config(Bytes::from(text), 0, now_ms);
+}
