@@ -1,16 +1,18 @@
-//! Metrics: a lock-free latency histogram and the Prometheus text endpoint (`GET /metrics`)
-//! with role, epoch, last zxid, committed transactions, outstanding proposals, synced
-//! followers, elections and the synchronous-persistence (fsync) latency histogram.
+//! Metrics: the [`Status`] the runtime publishes, a lock-free latency histogram, and the
+//! Prometheus text endpoint (`GET /metrics`) with role, epoch, last zxid, committed
+//! transactions, outstanding proposals, synced followers, elections, ignored inputs and the
+//! synchronous-persistence (fsync) latency histogram.
 
-use crate::runtime::Status;
+use crate::core::RoleInfo;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
-use zab_spec::{ServerState, Zxid};
+use zab_spec::{Epoch, ServerState, ZabState, Zxid};
 
 /// Upper bounds of the histogram buckets, in microseconds.
 pub const BUCKETS_MICROS: [u64; 14] = [
@@ -65,6 +67,51 @@ impl Histogram {
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
         let _ = writeln!(out, "{name}_sum {}", self.sum_micros() as f64 / 1e6);
         let _ = writeln!(out, "{name}_count {}", self.count());
+    }
+}
+
+/// Counters and state the runtime publishes for `srvr`, `mntr` and the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct Status {
+    /// The role, updated on every change.
+    pub role: Mutex<Option<RoleInfo>>,
+    /// Last zxid in the log (`to_u64`).
+    pub last_zxid: AtomicU64,
+    /// Last delivered zxid.
+    pub committed_zxid: AtomicU64,
+    /// Transactions delivered since start.
+    pub delivered: AtomicU64,
+    /// Proposals this server made as leader.
+    pub proposals: AtomicU64,
+    /// Outstanding (uncommitted) proposals of this leader.
+    pub outstanding: AtomicU64,
+    /// Synced followers of this leader.
+    pub synced_followers: AtomicU64,
+    /// Elections won or joined.
+    pub elections: AtomicU64,
+    /// Time of the last role change, ms since the epoch of the process.
+    pub role_since: Mutex<Option<Instant>>,
+    /// Synchronous persistence latency, microseconds (histogram buckets).
+    pub fsync_micros: Histogram,
+    /// Learners this leader synchronized, by mode: DIFF, TRUNC, SNAP.
+    pub syncs: [AtomicU64; 3],
+}
+
+impl Status {
+    /// The current role, LOOKING before the first report.
+    #[must_use]
+    pub fn role(&self) -> RoleInfo {
+        self.role
+            .lock()
+            .map(|r| *r)
+            .ok()
+            .flatten()
+            .unwrap_or(RoleInfo {
+                state: ServerState::Looking,
+                zab_state: ZabState::Election,
+                leader: None,
+                epoch: Epoch(0),
+            })
     }
 }
 

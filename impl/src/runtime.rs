@@ -13,18 +13,19 @@
 use crate::core::{
     Action, Input, NotLeader, Peer, PeerConfig, Persist, RoleInfo, Timer, TraceEvent,
 };
+use crate::metrics::Status;
 use crate::net::{NetCommand, NetEvent, NetState};
 use crate::storage::{LogWriter, Recovered, SnapshotTicket, StorageError, WriterEvent};
 use crate::wire::{Frame, PayloadCodec};
 use bytes::{Bytes, BytesMut};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{error, info, warn};
-use zab_spec::{Epoch, Payload, QuorumMessage, ServerId, ServerState, Txn, ZabState, Zxid};
+use zab_spec::{Epoch, Payload, QuorumMessage, ServerId, ServerState, Txn, Zxid};
 
 /// Where the replica's durable state goes: the group-commit [`LogWriter`] in `zabd`, a
 /// simulated disk driven step by step in `zab-refinement`'s deterministic simulation. Every
@@ -228,55 +229,8 @@ pub enum Event<P, C> {
     SnapshotSaved(Result<Zxid, StorageError>),
     /// A client event for the application.
     Client(C),
-    /// A client write at the leader, already a transaction payload.
-    Propose(P),
     /// Stop the loop.
     Shutdown,
-}
-
-/// Counters and state the runtime publishes for `srvr`, `mntr` and the metrics endpoint.
-#[derive(Debug, Default)]
-pub struct Status {
-    /// The role, updated on every change.
-    pub role: Mutex<Option<RoleInfo>>,
-    /// Last zxid in the log (`to_u64`).
-    pub last_zxid: AtomicU64,
-    /// Last delivered zxid.
-    pub committed_zxid: AtomicU64,
-    /// Transactions delivered since start.
-    pub delivered: AtomicU64,
-    /// Proposals this server made as leader.
-    pub proposals: AtomicU64,
-    /// Outstanding (uncommitted) proposals of this leader.
-    pub outstanding: AtomicU64,
-    /// Synced followers of this leader.
-    pub synced_followers: AtomicU64,
-    /// Elections won or joined.
-    pub elections: AtomicU64,
-    /// Time of the last role change, ms since the epoch of the process.
-    pub role_since: Mutex<Option<Instant>>,
-    /// Synchronous persistence latency, microseconds (histogram buckets).
-    pub fsync_micros: crate::metrics::Histogram,
-    /// Learners this leader synchronized, by mode: DIFF, TRUNC, SNAP.
-    pub syncs: [AtomicU64; 3],
-}
-
-impl Status {
-    /// The current role, LOOKING before the first report.
-    #[must_use]
-    pub fn role(&self) -> RoleInfo {
-        self.role
-            .lock()
-            .map(|r| *r)
-            .ok()
-            .flatten()
-            .unwrap_or(RoleInfo {
-                state: ServerState::Looking,
-                zab_state: ZabState::Election,
-                leader: None,
-                epoch: Epoch(0),
-            })
-    }
 }
 
 /// Where trace events go (when tracing is on).
@@ -534,12 +488,6 @@ where
                 }
             }
             Event::Client(c) => self.with_app(|app, cx| app.on_client(c, cx)),
-            Event::Propose(payload) => {
-                if self.peer.can_propose().is_ok() {
-                    self.status.proposals.fetch_add(1, Ordering::Relaxed);
-                }
-                self.step(Input::Propose { payload })
-            }
             Event::Shutdown => Ok(()),
         }
     }
@@ -692,9 +640,6 @@ where
                 self.generation = w.generation();
                 self.delivered_since_snapshot = 0;
             }
-            Persist::AdoptSnapshot { .. } => {
-                // The snapshot was written durably by the background job; nothing more to do.
-            }
             Persist::AcceptedEpoch(e) => self.timed(|| w.set_accepted_epoch(e))?,
             Persist::CurrentEpoch(e) => self.timed(|| w.set_current_epoch(e))?,
         }
@@ -718,7 +663,7 @@ where
     }
 
     /// Every `snap_count` deliveries, snapshot the state in the background (serialization and
-    /// the write happen on another thread; the core adopts it when done, `TakeSnapshot`).
+    /// the write happen on another thread; the core adopts it when told, `TakeSnapshot`).
     fn maybe_snapshot(&mut self) {
         let log = self.peer.log();
         if self.snapshot_running

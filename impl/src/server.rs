@@ -7,8 +7,9 @@
 
 use crate::config::ServerConfig;
 use crate::core::{PeerConfig, TraceEvent};
+use crate::metrics::Status;
 use crate::net::{self, NetConfig, NetState};
-use crate::runtime::{self, Event, Replica, Status};
+use crate::runtime::{self, Event, Replica};
 use crate::service::client::{self, ClientPortConfig};
 use crate::service::{ClientEvent, ServiceConfig, ZkService};
 use crate::storage::{LogWriter, StdFs, Storage, StorageConfig};

@@ -11,87 +11,15 @@
 
 use crate::action::Action;
 use crate::config::Config;
-use crate::invariants::{Invariant, examples, invariants};
+use crate::instrument::Instrument;
 use crate::next::ZabModel;
 use crate::state::ModelState;
 use crate::workload::Workload;
 use stateright::{Checker, HasDiscoveries, Model, Path, Property, UniformChooser};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use zab_spec::{Payload, ZnodeTxn};
-
-/// The invariant and example tables a model evaluates by index.
-pub struct Tables<P> {
-    /// `always` properties.
-    pub invariants: Vec<Invariant<P>>,
-    /// `sometimes` properties.
-    pub examples: Vec<Invariant<P>>,
-}
-
-impl<P: Payload> Tables<P> {
-    /// Both tables.
-    #[must_use]
-    pub fn new() -> Tables<P> {
-        Tables {
-            invariants: invariants(),
-            examples: examples(),
-        }
-    }
-}
-
-impl<P: Payload> Default for Tables<P> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// Checker instrumentation shared with the model (properties are plain `fn`s, so state they
-/// need lives in the model).
-#[derive(Debug)]
-pub struct Instrument {
-    latched: Vec<AtomicBool>,
-    deadline: Option<Instant>,
-    expired: AtomicBool,
-    ticks: AtomicU64,
-}
-
-impl Instrument {
-    fn new(properties: usize, timeout: Option<Duration>) -> Instrument {
-        Instrument {
-            latched: (0..properties).map(|_| AtomicBool::new(false)).collect(),
-            deadline: timeout.map(|t| Instant::now() + t),
-            expired: AtomicBool::new(false),
-            ticks: AtomicU64::new(0),
-        }
-    }
-
-    /// Whether the deadline passed (the run is then incomplete).
-    #[must_use]
-    pub fn expired(&self) -> bool {
-        self.expired.load(Ordering::Relaxed)
-    }
-
-    fn within_deadline(&self) -> bool {
-        let Some(deadline) = self.deadline else {
-            return true;
-        };
-        if self.expired.load(Ordering::Relaxed) {
-            return false;
-        }
-        if self.ticks.fetch_add(1, Ordering::Relaxed) % 4096 == 0 && Instant::now() >= deadline {
-            self.expired.store(true, Ordering::Relaxed);
-            return false;
-        }
-        true
-    }
-
-    /// Reports `discovered` only the first time for property `k`.
-    fn first(&self, k: usize, discovered: bool) -> bool {
-        discovered && !self.latched[k].swap(true, Ordering::Relaxed)
-    }
-}
 
 impl<P: Payload> ZabModel<P> {
     fn invariant_holds(&self, k: usize, s: &ModelState<P>) -> bool {

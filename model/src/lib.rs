@@ -14,6 +14,7 @@
 pub mod action;
 pub mod checker;
 pub mod config;
+pub mod instrument;
 pub mod invariants;
 pub mod next;
 pub mod state;

@@ -125,12 +125,6 @@ pub enum Persist<P> {
         /// The serialized state.
         data: Bytes,
     },
-    /// Adopt the snapshot the runtime wrote at `zxid` as the recovery point and compact the
-    /// log up to it (TakeSnapshot).
-    AdoptSnapshot {
-        /// The snapshot's last zxid.
-        zxid: Zxid,
-    },
     /// Write `acceptedEpoch` (atomically, durably) before the next action.
     AcceptedEpoch(Epoch),
     /// Write `currentEpoch` (atomically, durably) before the next action.
@@ -709,7 +703,6 @@ impl<P: Payload> Peer<P> {
         if !self.log.contains(zxid) {
             return;
         }
-        out.push(Action::Persist(Persist::AdoptSnapshot { zxid }));
         self.log.compact_to(zxid);
         self.trace("TakeSnapshot", None, None, out);
     }

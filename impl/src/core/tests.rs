@@ -531,10 +531,6 @@ impl Cluster {
                                 })
                                 .collect();
                         }
-                        Persist::AdoptSnapshot { zxid } => {
-                            node.disk.snapshot = zxid;
-                            node.disk.log.retain(|t| t.zxid > zxid);
-                        }
                         Persist::AcceptedEpoch(e) => node.disk.accepted = e,
                         Persist::CurrentEpoch(e) => node.disk.current = e,
                     }

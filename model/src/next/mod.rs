@@ -41,10 +41,10 @@ pub struct ZabModel<P> {
     pub cfg: Config,
     /// Where `LeaderProcessRequest` gets its payloads.
     pub requests: Arc<dyn RequestSource<P>>,
-    /// Checker instrumentation (first-discovery latches, deadline); see [`crate::checker`].
-    pub instrument: Option<Arc<crate::checker::Instrument>>,
+    /// Checker instrumentation (first-discovery latches, deadline); see [`crate::instrument`].
+    pub instrument: Option<Arc<crate::instrument::Instrument>>,
     /// The invariants and examples, evaluated by index from the Stateright properties.
-    pub(crate) tables: Arc<crate::checker::Tables<P>>,
+    pub(crate) tables: Arc<crate::instrument::Tables<P>>,
 }
 
 impl<P> Clone for ZabModel<P> {
@@ -68,7 +68,7 @@ impl<P: Payload> ZabModel<P> {
             cfg,
             requests,
             instrument: None,
-            tables: Arc::new(crate::checker::Tables::new()),
+            tables: Arc::new(crate::instrument::Tables::new()),
         }
     }
 
