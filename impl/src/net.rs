@@ -113,10 +113,16 @@ type QuorumSlot<P> = (
     tokio::task::AbortHandle,
 );
 
+/// Where the network delivers its events, like the log writer's report closure: in `zabd`
+/// straight onto the replica thread's event channel (each wrapped as `runtime::Event::Net`),
+/// with no hand-off in between. It returns `false` once nobody listens any more (the replica
+/// stopped); the connection task that sent then ends.
+pub type NetSink<P> = Box<dyn Fn(NetEvent<P>) -> bool + Send + Sync>;
+
 struct Shared<P> {
     cfg: NetConfig,
     state: Arc<NetState>,
-    events: std::sync::mpsc::Sender<NetEvent<P>>,
+    events: NetSink<P>,
     generation: AtomicU64,
     /// The current quorum connection with each peer: generation, writer, task.
     quorum: std::sync::Mutex<BTreeMap<ServerId, QuorumSlot<P>>>,
@@ -136,16 +142,17 @@ impl<P> Shared<P> {
         if slots.get(&peer).is_some_and(|(g, _, _)| *g == generation) {
             slots.remove(&peer);
             drop(slots);
-            let _ = self.events.send(NetEvent::Disconnected { peer });
+            let _ = (self.events)(NetEvent::Disconnected { peer });
         }
     }
 }
 
-/// Starts the listeners and the election mesh; returns the command sender.
+/// Starts the listeners and the election mesh; returns the command sender. Every event goes
+/// to `events`.
 pub async fn start<P>(
     cfg: NetConfig,
     state: Arc<NetState>,
-    events: std::sync::mpsc::Sender<NetEvent<P>>,
+    events: NetSink<P>,
 ) -> std::io::Result<mpsc::UnboundedSender<NetCommand<P>>>
 where
     P: PayloadCodec + Send + Sync + std::fmt::Debug + 'static,
@@ -341,7 +348,7 @@ async fn read_frames<P>(
             match wire::take_frame(&mut buf) {
                 Ok(Some(body)) => match wire::decode_frame::<P>(&body) {
                     Ok(frame) => {
-                        if shared.events.send(event(peer, frame)).is_err() {
+                        if !(shared.events)(event(peer, frame)) {
                             return;
                         }
                     }
@@ -398,7 +405,7 @@ where
         NetEvent::Connected { leader: peer }
     };
     info!("quorum connection up");
-    if shared.events.send(connected).is_err() {
+    if !(shared.events)(connected) {
         return;
     }
     let mut buf = BytesMut::with_capacity(64 * 1024);
@@ -411,12 +418,7 @@ where
                             .slots()
                             .get(&peer)
                             .is_some_and(|(g, _, _)| *g == generation);
-                        if !current
-                            || shared
-                                .events
-                                .send(NetEvent::Quorum { from: peer, frame })
-                                .is_err()
-                        {
+                        if !current || !(shared.events)(NetEvent::Quorum { from: peer, frame }) {
                             break 'outer;
                         }
                     }

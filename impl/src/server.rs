@@ -137,19 +137,12 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
             quorum: cfg.members.iter().map(|m| (m.id, m.quorum_addr)).collect(),
             ensemble: crate::wire::ensemble_fingerprint(&servers),
         };
+        // Peer events go straight onto the replica thread's channel, like the log writer's.
         let net_events = events_tx.clone();
-        let (bridge_tx, bridge_rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("zab-net-bridge".into())
-            .spawn(move || {
-                while let Ok(ev) = bridge_rx.recv() {
-                    if net_events.send(Event::Net(ev)).is_err() {
-                        return;
-                    }
-                }
-            })?;
+        let sink: net::NetSink<zab_zk::Txn> =
+            Box::new(move |ev| net_events.send(Event::Net(ev)).is_ok());
         tokio_rt
-            .block_on(net::start(net_cfg, Arc::clone(&net_state), bridge_tx))
+            .block_on(net::start(net_cfg, Arc::clone(&net_state), sink))
             .context("cannot start peer networking")?
     } else {
         tokio::sync::mpsc::unbounded_channel().0
