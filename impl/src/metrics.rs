@@ -3,7 +3,7 @@
 //! transactions, outstanding proposals, synced followers, elections, ignored inputs and the
 //! synchronous-persistence (fsync) latency histogram.
 
-use crate::core::RoleInfo;
+use crate::core::{Ignored, RoleInfo};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -95,6 +95,8 @@ pub struct Status {
     pub fsync_micros: Histogram,
     /// Learners this leader synchronized, by mode: DIFF, TRUNC, SNAP.
     pub syncs: [AtomicU64; 3],
+    /// Inputs the core ignored, by `ignore_*` path (in [`Ignored::ALL`] order).
+    pub ignored: [AtomicU64; Ignored::ALL.len()],
 }
 
 impl Status {
@@ -135,6 +137,18 @@ pub fn render(status: &Status) -> String {
     for (k, mode) in ["diff", "trunc", "snap"].into_iter().enumerate() {
         let n = status.syncs[k].load(Ordering::Relaxed);
         let _ = writeln!(out, "zab_learner_syncs_total{{mode=\"{mode}\"}} {n}");
+    }
+    out.push_str(
+        "# HELP zab_ignored_inputs_total Inputs the protocol core ignored, by ignore_* path.\n\
+         # TYPE zab_ignored_inputs_total counter\n",
+    );
+    for (k, why) in Ignored::ALL.iter().enumerate() {
+        let n = status.ignored[k].load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "zab_ignored_inputs_total{{path=\"{}\"}} {n}",
+            why.name()
+        );
     }
     let _ = writeln!(
         out,

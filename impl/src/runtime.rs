@@ -660,6 +660,9 @@ where
         self.status
             .synced_followers
             .store(self.peer.synced_followers() as u64, Ordering::Relaxed);
+        for (k, (_, n)) in self.peer.ignored().iter().enumerate() {
+            self.status.ignored[k].store(n, Ordering::Relaxed);
+        }
     }
 
     /// Every `snap_count` deliveries, snapshot the state in the background (serialization and

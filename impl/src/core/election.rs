@@ -7,7 +7,7 @@
 //! (`termPredicate`) and no better vote arrives within `finalizeWait`, or when a quorum reports
 //! following a leader that itself reports LEADING (the out-of-election path).
 
-use super::{Action, Peer, Persist, Role, Timer};
+use super::{Action, Ignored, Peer, Persist, Role, Timer};
 use crate::core::leader::Leader;
 use std::collections::BTreeMap;
 use zab_spec::message::Notification;
@@ -122,6 +122,7 @@ impl<P: Payload> Peer<P> {
         out: &mut Vec<Action<P>>,
     ) {
         if !self.cfg.servers.contains(&from) {
+            self.ignore(Ignored::NotificationFromStranger, Some(from), None);
             return;
         }
         if !self.is_looking_free() {

@@ -1,9 +1,21 @@
 //! The follower's side of discovery, synchronization and broadcast (`spec/PROTOCOL.md` §4–§6),
 //! one handler per model action, with the persistence order that fixes ZOOKEEPER-4646/4643.
 
-use super::{Action, Message, Peer, Persist, Role};
+use super::{Action, Ignored, Message, Peer, Persist, Role};
 use zab_spec::sync::is_next_zxid;
 use zab_spec::{Bug, Payload, QuorumMessage, ServerId, SyncMode, Txn, ZabState, Zxid};
+
+/// Progress through NEWLEADER (the model's `NewLeaderStage`, TLA+ `connectInfo.nlRcv`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NewLeaderStage {
+    /// NEWLEADER not received yet.
+    Waiting,
+    /// Only under `--bug zk4643`: NEWLEADER's currentEpoch is written, its packets are not
+    /// logged yet; the next tick finishes it.
+    EpochUpdated,
+    /// NEWLEADER processed and acknowledged.
+    Done,
+}
 
 /// Follower-only state (the model's `FollowerVars`).
 #[derive(Clone, Debug)]
@@ -11,11 +23,8 @@ pub(crate) struct Follower<P> {
     pub(crate) leader: ServerId,
     pub(crate) zab_state: ZabState,
     pub(crate) sync_mode: Option<SyncMode>,
-    /// NEWLEADER processed and acknowledged.
-    pub(crate) nl_done: bool,
-    /// `--bug zk4643` only: NEWLEADER's currentEpoch is written, its packets are not logged
-    /// yet (the model's `nlStage = EpochUpdated`); the next tick finishes it.
-    pub(crate) nl_epoch_updated: bool,
+    /// Progress through NEWLEADER (the model's `nl_stage`).
+    pub(crate) nl_stage: NewLeaderStage,
     /// `--bug zk4643` only: leader messages that arrived between the two halves of NEWLEADER
     /// (the learner thread handles them after the second half).
     pub(crate) deferred: Vec<Message<P>>,
@@ -33,8 +42,7 @@ impl<P> Follower<P> {
             leader,
             zab_state: ZabState::Discovery,
             sync_mode: None,
-            nl_done: false,
-            nl_epoch_updated: false,
+            nl_stage: NewLeaderStage::Waiting,
             deferred: Vec::new(),
             packets: Vec::new(),
             sync_committed: Zxid::ZERO,
@@ -61,7 +69,7 @@ impl<P: Payload> Peer<P> {
     pub(crate) fn follower_on_message(&mut self, msg: Message<P>, out: &mut Vec<Action<P>>) {
         let Some(f) = self.follower_mut() else { return };
         f.silent_ticks = 0;
-        if f.nl_epoch_updated {
+        if f.nl_stage == NewLeaderStage::EpochUpdated {
             f.deferred.push(msg);
             return;
         }
@@ -89,7 +97,10 @@ impl<P: Payload> Peer<P> {
             }
             QuorumMessage::NewLeader { zxid } => self.follower_process_new_leader(zxid, out),
             QuorumMessage::UpToDate => self.follower_process_up_to_date(out),
-            _ => self.trace("FilterNonexistentMessage", Some(leader), None, out),
+            _ => {
+                self.ignore(Ignored::UnexpectedMessage, Some(leader), None);
+                self.trace("FilterNonexistentMessage", Some(leader), None, out);
+            }
         }
     }
 
@@ -127,6 +138,8 @@ impl<P: Payload> Peer<P> {
                 f.zab_state = ZabState::Synchronization;
             }
             self.role_changed(out);
+        } else {
+            self.ignore(Ignored::OutOfPhase, Some(leader), None);
         }
         self.trace("FollowerProcessLEADERINFO", Some(leader), None, out);
     }
@@ -168,10 +181,15 @@ impl<P: Payload> Peer<P> {
                     self.stale_last_processed = None;
                 }
             }
+            if outcome.is_none() {
+                self.ignore(Ignored::SyncMessageMisfit, Some(leader), None);
+            }
             if let (Some((mode, point)), Some(f)) = (outcome, self.follower_mut()) {
                 f.sync_mode = Some(mode);
                 f.sync_committed = point;
             }
+        } else {
+            self.ignore(Ignored::SyncMessageMisfit, Some(leader), None);
         }
         self.trace("FollowerProcessSyncMessage", Some(leader), None, out);
     }
@@ -182,16 +200,16 @@ impl<P: Payload> Peer<P> {
         let Some(f) = self.follower_mut() else { return };
         let leader = f.leader;
         let last = f.packets.last().map_or(last_logged, |p| p.zxid);
-        if is_next_zxid(last, txn.zxid) {
-            if f.nl_done {
-                self.log.append(txn.clone());
-                out.push(Action::Persist(Persist::Append {
-                    txns: vec![txn],
-                    wait: false,
-                }));
-            } else {
-                f.packets.push(txn);
-            }
+        if !is_next_zxid(last, txn.zxid) {
+            self.ignore(Ignored::OutOfOrderProposal, Some(leader), Some(txn.zxid));
+        } else if f.nl_stage == NewLeaderStage::Done {
+            self.log.append(txn.clone());
+            out.push(Action::Persist(Persist::Append {
+                txns: vec![txn],
+                wait: false,
+            }));
+        } else {
+            f.packets.push(txn);
         }
         self.trace("FollowerProcessPROPOSALInSync", Some(leader), None, out);
     }
@@ -205,7 +223,7 @@ impl<P: Payload> Peer<P> {
         let leader = f.leader;
         // ZOOKEEPER-4394: after NEWLEADER the pending packets were dropped, so the COMMIT
         // finds nothing to commit.
-        let dropped = self.cfg.has(Bug::Zk4394) && f.nl_done;
+        let dropped = self.cfg.has(Bug::Zk4394) && f.nl_stage == NewLeaderStage::Done;
         let next = next_logged(&self.log, f.sync_committed).or_else(|| {
             f.packets
                 .iter()
@@ -216,6 +234,8 @@ impl<P: Payload> Peer<P> {
             if let Some(f) = self.follower_mut() {
                 f.sync_committed = zxid;
             }
+        } else {
+            self.ignore(Ignored::CommitWrongZxid, Some(leader), Some(zxid));
         }
         self.trace("FollowerProcessCOMMITInSync", Some(leader), None, out);
     }
@@ -231,13 +251,14 @@ impl<P: Payload> Peer<P> {
         let accepted = self.accepted_epoch;
         let Some(f) = self.follower_mut() else { return };
         let leader = f.leader;
-        if f.zab_state != ZabState::Synchronization || f.nl_done || f.nl_epoch_updated {
+        if f.zab_state != ZabState::Synchronization || f.nl_stage != NewLeaderStage::Waiting {
+            self.ignore(Ignored::OutOfPhase, Some(leader), Some(zxid));
             self.trace("FollowerProcessNEWLEADER", Some(leader), None, out);
             return;
         }
         if self.cfg.has(Bug::Zk4643) {
             if let Some(f) = self.follower_mut() {
-                f.nl_epoch_updated = true;
+                f.nl_stage = NewLeaderStage::EpochUpdated;
             }
             self.persist_current_epoch(accepted, out);
             self.trace("FollowerProcessNEWLEADER", Some(leader), None, out);
@@ -246,7 +267,7 @@ impl<P: Payload> Peer<P> {
         if self.cfg.has(Bug::Zk4646) {
             let Some(f) = self.follower_mut() else { return };
             let packets = std::mem::take(&mut f.packets);
-            f.nl_done = true;
+            f.nl_stage = NewLeaderStage::Done;
             for t in &packets {
                 self.log.append(t.clone());
             }
@@ -276,10 +297,10 @@ impl<P: Payload> Peer<P> {
         out: &mut Vec<Action<P>>,
     ) {
         let Some(f) = self.follower_mut() else { return };
-        if !f.nl_epoch_updated {
+        if f.nl_stage != NewLeaderStage::EpochUpdated {
             return;
         }
-        f.nl_epoch_updated = false;
+        // `log_sync_packets_and_ack` moves the stage on to Done.
         let deferred = std::mem::take(&mut f.deferred);
         let zxid = Zxid::epoch_start(self.accepted_epoch);
         self.log_sync_packets_and_ack(zxid, false, out);
@@ -307,7 +328,7 @@ impl<P: Payload> Peer<P> {
         let Some(f) = self.follower_mut() else { return };
         let leader = f.leader;
         let packets = std::mem::take(&mut f.packets);
-        f.nl_done = true;
+        f.nl_stage = NewLeaderStage::Done;
         let sync_committed = f.sync_committed;
         if !packets.is_empty() {
             for t in &packets {
@@ -340,7 +361,7 @@ impl<P: Payload> Peer<P> {
         let Some(f) = self.follower() else { return };
         let (leader, ok, point) = (
             f.leader,
-            f.zab_state == ZabState::Synchronization && f.nl_done,
+            f.zab_state == ZabState::Synchronization && f.nl_stage == NewLeaderStage::Done,
             f.sync_committed,
         );
         if ok {
@@ -351,6 +372,8 @@ impl<P: Payload> Peer<P> {
                 f.sync_mode = None;
             }
             self.role_changed(out);
+        } else {
+            self.ignore(Ignored::OutOfPhase, Some(leader), None);
         }
         self.trace("FollowerProcessUPTODATE", Some(leader), None, out);
     }
@@ -360,12 +383,19 @@ impl<P: Payload> Peer<P> {
         let Some(leader) = self.follower().map(|f| f.leader) else {
             return;
         };
-        if is_next_zxid(self.log.last_zxid(), txn.zxid) {
+        let zxid = txn.zxid;
+        if is_next_zxid(self.log.last_zxid(), zxid) {
             self.log.append(txn.clone());
             out.push(Action::Persist(Persist::Append {
                 txns: vec![txn],
                 wait: false,
             }));
+            assert!(
+                self.log.last_zxid() == zxid,
+                "FollowerProcessPROPOSAL: the accepted proposal is the last logged"
+            );
+        } else {
+            self.ignore(Ignored::OutOfOrderProposal, Some(leader), Some(zxid));
         }
         self.trace("FollowerProcessPROPOSAL", Some(leader), None, out);
     }
@@ -377,6 +407,12 @@ impl<P: Payload> Peer<P> {
         };
         if self.log.next_after(self.log.committed()).map(|t| t.zxid) == Some(zxid) {
             self.deliver_up_to(zxid, out);
+            assert!(
+                self.log.committed() == zxid,
+                "FollowerProcessCOMMIT: a COMMIT delivers exactly up to its zxid"
+            );
+        } else {
+            self.ignore(Ignored::CommitWrongZxid, Some(leader), Some(zxid));
         }
         self.trace("FollowerProcessCOMMIT", Some(leader), None, out);
     }

@@ -1,7 +1,7 @@
 //! The leader's side of discovery, synchronization and broadcast (`spec/PROTOCOL.md` §4–§6),
 //! one handler per model action, and its liveness: heartbeats, silent learners, phase limits.
 
-use super::{Action, Message, Peer, Persist, Role};
+use super::{Action, Ignored, Message, Peer, Persist, Role};
 use std::collections::{BTreeMap, BTreeSet};
 use zab_spec::sync::plan_sync;
 use zab_spec::{Bug, Epoch, Payload, QuorumMessage, ServerId, SyncMode, Txn, ZabState, Zxid};
@@ -21,11 +21,17 @@ pub(crate) struct Leader {
     pub(crate) zab_state: ZabState,
     /// Connected servers, this one included.
     pub(crate) learners: BTreeSet<ServerId>,
-    /// FOLLOWERINFOs counted for the new epoch; `true` while the sender's connection lives.
-    pub(crate) connecting: BTreeMap<ServerId, bool>,
+    /// Servers whose FOLLOWERINFO was counted for the new epoch (`connecting`).
+    pub(crate) connecting: BTreeSet<ServerId>,
+    /// The subset of `connecting` whose connection is still the one that sent it: they get
+    /// LEADERINFO when the epoch is chosen (the model's `connecting_live`).
+    pub(crate) connecting_live: BTreeSet<ServerId>,
     pub(crate) electing: BTreeMap<ServerId, Electing>,
-    /// ACKs of NEWLEADER counted; `true` while the sender's connection lives.
-    pub(crate) ackld: BTreeMap<ServerId, bool>,
+    /// Servers whose ACK of NEWLEADER was counted (`ackldRecv`, the model's `ackld_recv`).
+    pub(crate) ackld_recv: BTreeSet<ServerId>,
+    /// The subset of `ackld_recv` still connected: they get UPTODATE on establishment (the
+    /// model's `ackld_live`).
+    pub(crate) ackld_live: BTreeSet<ServerId>,
     /// Synced followers: they receive every PROPOSAL and COMMIT.
     pub(crate) forwarding: BTreeSet<ServerId>,
     pub(crate) temp_max_epoch: Epoch,
@@ -35,9 +41,10 @@ pub(crate) struct Leader {
     pub(crate) silent_ticks: BTreeMap<ServerId, u32>,
     /// Ticks spent in the current phase (discovery or synchronization).
     pub(crate) phase_ticks: u32,
-    /// `--bug paper-redundant-propose` only: the last proposal broadcast (the model's
-    /// `sendCounter`); later ones leave on the next tick.
-    pub(crate) proposed_up_to: Zxid,
+    /// `--bug paper-redundant-propose` only: the last proposal broadcast (TLA+ and the
+    /// model's `sendCounter`, as a zxid rather than a count); later ones leave on the next
+    /// tick.
+    pub(crate) send_counter: Zxid,
 }
 
 impl Leader {
@@ -45,7 +52,8 @@ impl Leader {
         Leader {
             zab_state: ZabState::Discovery,
             learners: BTreeSet::from([me]),
-            connecting: BTreeMap::from([(me, true)]),
+            connecting: BTreeSet::from([me]),
+            connecting_live: BTreeSet::from([me]),
             electing: BTreeMap::from([(
                 me,
                 Electing {
@@ -53,13 +61,14 @@ impl Leader {
                     in_quorum: true,
                 },
             )]),
-            ackld: BTreeMap::from([(me, true)]),
+            ackld_recv: BTreeSet::from([me]),
+            ackld_live: BTreeSet::from([me]),
             forwarding: BTreeSet::new(),
             temp_max_epoch: accepted_epoch.next(),
             ack_sets: BTreeMap::new(),
             silent_ticks: BTreeMap::new(),
             phase_ticks: 0,
-            proposed_up_to: Zxid::ZERO,
+            send_counter: Zxid::ZERO,
         }
     }
 
@@ -85,7 +94,7 @@ impl<P: Payload> Peer<P> {
         let me = self.cfg.id;
         l.forwarding
             .iter()
-            .filter(|s| **s != me && (!narrowed || l.ackld.get(s) == Some(&true)))
+            .filter(|s| **s != me && (!narrowed || l.ackld_live.contains(s)))
             .copied()
             .collect()
     }
@@ -128,14 +137,17 @@ impl<P: Payload> Peer<P> {
             }
             QuorumMessage::AckNewLeader { zxid } => self.leader_process_ack_ld(from, zxid, out),
             QuorumMessage::Ack { zxid } => self.leader_process_ack(from, zxid, out),
-            _ => self.trace("FilterNonexistentMessage", Some(from), None, out),
+            _ => {
+                self.ignore(Ignored::UnexpectedMessage, Some(from), None);
+                self.trace("FilterNonexistentMessage", Some(from), None, out);
+            }
         }
     }
 
     /// Whether the FOLLOWERINFOs counted form a quorum that includes the leader (the epoch is
     /// decided; ZooKeeper's `waitingForNewEpoch` is false).
     fn epoch_decided(&self, l: &Leader) -> bool {
-        l.connecting.contains_key(&self.cfg.id) && self.cfg.is_quorum(l.connecting.len())
+        l.connecting.contains(&self.cfg.id) && self.cfg.is_quorum(l.connecting.len())
     }
 
     /// TLA+: `LeaderProcessFOLLOWERINFO(i, j)`.
@@ -158,7 +170,8 @@ impl<P: Payload> Peer<P> {
             if accepted >= l.temp_max_epoch {
                 l.temp_max_epoch = accepted.next();
             }
-            l.connecting.insert(j, true);
+            l.connecting.insert(j);
+            l.connecting_live.insert(j);
             self.leader_try_decide_epoch(out);
         }
         self.trace("LeaderProcessFOLLOWERINFO", Some(j), None, out);
@@ -173,10 +186,10 @@ impl<P: Payload> Peer<P> {
         }
         let epoch = l.temp_max_epoch;
         let live: Vec<ServerId> = l
-            .connecting
+            .connecting_live
             .iter()
-            .filter(|(s, live)| **live && **s != self.cfg.id)
-            .map(|(s, _)| *s)
+            .filter(|s| **s != self.cfg.id)
+            .copied()
             .collect();
         self.persist_accepted_epoch(epoch, out);
         for k in live {
@@ -342,7 +355,7 @@ impl<P: Payload> Peer<P> {
     fn leader_process_ack_ld(&mut self, j: ServerId, zxid: Zxid, out: &mut Vec<Action<P>>) {
         let me = self.cfg.id;
         let Some(l) = self.leader() else { return };
-        let formed = l.ackld.contains_key(&me) && self.cfg.is_quorum(l.ackld.len());
+        let formed = l.ackld_recv.contains(&me) && self.cfg.is_quorum(l.ackld_recv.len());
         if formed {
             out.push(Action::Send {
                 to: j,
@@ -350,7 +363,8 @@ impl<P: Payload> Peer<P> {
             });
             if self.cfg.has(Bug::PaperProposeRecipients) || self.cfg.has(Bug::PaperCommitldZxid) {
                 if let Some(l) = self.leader_mut() {
-                    l.ackld.insert(j, true);
+                    l.ackld_recv.insert(j);
+                    l.ackld_live.insert(j);
                 }
             }
             self.trace("LeaderProcessACKLD", Some(j), None, out);
@@ -358,14 +372,17 @@ impl<P: Payload> Peer<P> {
         }
         if zxid == Zxid::epoch_start(self.accepted_epoch) {
             if let Some(l) = self.leader_mut() {
-                l.ackld.insert(j, true);
+                l.ackld_recv.insert(j);
+                l.ackld_live.insert(j);
             }
             let now = self
                 .leader()
-                .is_some_and(|l| self.cfg.is_quorum(l.ackld.len()));
+                .is_some_and(|l| self.cfg.is_quorum(l.ackld_recv.len()));
             if now {
                 self.leader_turn_to_broadcast(out);
             }
+        } else {
+            self.ignore(Ignored::AckNewLeaderWrongZxid, Some(j), Some(zxid));
         }
         self.trace("LeaderProcessACKLD", Some(j), None, out);
     }
@@ -380,13 +397,8 @@ impl<P: Payload> Peer<P> {
         let Some(l) = self.leader_mut() else { return };
         l.zab_state = ZabState::Broadcast;
         l.ack_sets.clear();
-        l.proposed_up_to = last;
-        let live: Vec<ServerId> = l
-            .ackld
-            .iter()
-            .filter(|(s, live)| **live && **s != me)
-            .map(|(s, _)| *s)
-            .collect();
+        l.send_counter = last;
+        let live: Vec<ServerId> = l.ackld_live.iter().filter(|s| **s != me).copied().collect();
         for k in live {
             out.push(Action::Send {
                 to: k,
@@ -411,6 +423,10 @@ impl<P: Payload> Peer<P> {
         let traced = self.cfg.trace.then(|| payload.clone());
         let txn = Txn { zxid, payload };
         self.log.append(txn.clone());
+        assert!(
+            self.log.last_zxid() == zxid,
+            "LeaderProcessRequest: the new proposal is the last logged"
+        );
         out.push(Action::Persist(Persist::Append {
             txns: vec![txn.clone()],
             wait: false,
@@ -462,6 +478,10 @@ impl<P: Payload> Peer<P> {
             l.ack_sets.remove(&zxid);
         }
         self.deliver_up_to(zxid, out);
+        assert!(
+            self.log.committed() == zxid,
+            "tryToCommit: a commit delivers exactly up to its zxid"
+        );
         for k in to {
             out.push(Action::Send {
                 to: k,
@@ -478,9 +498,14 @@ impl<P: Payload> Peer<P> {
         } else {
             self.log.last_zxid()
         };
-        if zxid > committed && l.ack_sets.contains_key(&zxid) {
+        let outstanding = l.ack_sets.contains_key(&zxid);
+        if zxid > committed && outstanding {
             self.leader_count_ack(j, zxid, out);
             self.leader_try_to_commit(zxid, out);
+        } else if zxid <= committed {
+            self.ignore(Ignored::AckAlreadyCommitted, Some(j), Some(zxid));
+        } else {
+            self.ignore(Ignored::AckUnknownZxid, Some(j), Some(zxid));
         }
         self.trace("LeaderProcessACK", Some(j), None, out);
     }
@@ -494,7 +519,7 @@ impl<P: Payload> Peer<P> {
             if l.zab_state != ZabState::Broadcast {
                 return;
             }
-            let Some(txn) = self.log.next_after(l.proposed_up_to).cloned() else {
+            let Some(txn) = self.log.next_after(l.send_counter).cloned() else {
                 return;
             };
             for k in self.recipients(false) {
@@ -504,7 +529,7 @@ impl<P: Payload> Peer<P> {
                 });
             }
             if let Some(l) = self.leader_mut() {
-                l.proposed_up_to = txn.zxid;
+                l.send_counter = txn.zxid;
             }
             self.trace("LeaderBroadcastPROPOSAL", None, None, out);
         }
@@ -516,12 +541,8 @@ impl<P: Payload> Peer<P> {
         l.learners.remove(&j);
         l.forwarding.remove(&j);
         l.silent_ticks.remove(&j);
-        if let Some(live) = l.connecting.get_mut(&j) {
-            *live = false;
-        }
-        if let Some(live) = l.ackld.get_mut(&j) {
-            *live = false;
-        }
+        l.connecting_live.remove(&j);
+        l.ackld_live.remove(&j);
         if let Some(e) = l.electing.get_mut(&j) {
             e.peer_last_zxid = None;
         }

@@ -15,6 +15,7 @@
 
 mod election;
 mod follower;
+pub mod ignored;
 mod leader;
 pub mod log;
 #[cfg(test)]
@@ -22,7 +23,8 @@ mod tests;
 
 use bytes::Bytes;
 use election::Fle;
-use follower::Follower;
+use follower::{Follower, NewLeaderStage};
+pub use ignored::{Ignored, IgnoredCounts};
 use leader::Leader;
 use log::ReplicaLog;
 use zab_spec::message::Notification;
@@ -334,6 +336,8 @@ pub struct Peer<P> {
     /// server went LOOKING, reported instead of the last logged one (the model's
     /// `staleLastProcessed`). Always `None` without the bug.
     stale_last_processed: Option<Zxid>,
+    /// Inputs ignored so far, by reason.
+    ignored: IgnoredCounts,
 }
 
 impl<P: Payload> Peer<P> {
@@ -365,7 +369,26 @@ impl<P: Payload> Peer<P> {
             },
             fle,
             stale_last_processed: None,
+            ignored: IgnoredCounts::default(),
         }
+    }
+
+    /// Inputs ignored so far, by reason (for the metrics endpoint).
+    #[must_use]
+    pub fn ignored(&self) -> &IgnoredCounts {
+        &self.ignored
+    }
+
+    /// The `ignore_*` path every dropped input takes: a debug line and a counter.
+    fn ignore(&mut self, why: Ignored, from: Option<ServerId>, zxid: Option<Zxid>) {
+        self.ignored.count(why);
+        tracing::debug!(
+            server = self.cfg.id.0,
+            path = why.name(),
+            from = ?from.map(|s| s.0),
+            zxid = ?zxid.map(|z| z.to_string()),
+            "ignored input"
+        );
     }
 
     /// The zxid this server reports in its vote and ACKEPOCH: its last logged zxid, or under
@@ -464,8 +487,10 @@ impl<P: Payload> Peer<P> {
             Input::Timer(timer) => self.on_timer(timer, out),
             Input::Durable { zxid } => self.on_durable(zxid, out),
             Input::Propose { payload } => {
-                // Callers check `can_propose` first; a refused proposal is simply dropped here.
-                let _ = self.leader_process_request(payload, out);
+                // Callers check `can_propose` first.
+                if self.leader_process_request(payload, out).is_none() {
+                    self.ignore(Ignored::ProposalRefused, None, None);
+                }
             }
             Input::SnapshotWritten { zxid } => self.take_snapshot(zxid, out),
         }
@@ -517,7 +542,8 @@ impl<P: Payload> Peer<P> {
         out.push(Action::RoleChanged(self.role()));
     }
 
-    /// Per-peer invariants (`WellFormed`), checked after every step.
+    /// Per-peer invariants (`WellFormed`, and the role's), checked after every step, in
+    /// release builds too: each is a few comparisons on sets of at most a few servers.
     fn check_invariants(&self) {
         assert!(
             self.current_epoch <= self.accepted_epoch,
@@ -535,6 +561,37 @@ impl<P: Payload> Peer<P> {
             self.log.snapshot() <= self.log.persisted(),
             "WellFormed: lastSnapshot <= persisted"
         );
+        match &self.role {
+            Role::Leading(l) => {
+                assert!(
+                    l.ackld_live.is_subset(&l.ackld_recv),
+                    "ackld_live ⊆ ackld_recv: an ACK of NEWLEADER is live only while counted"
+                );
+                assert!(
+                    l.connecting_live.is_subset(&l.connecting),
+                    "connecting_live ⊆ connecting: a FOLLOWERINFO is live only while counted"
+                );
+                assert!(
+                    l.forwarding.is_subset(&l.learners),
+                    "forwarding ⊆ learners: only a connected learner is sent proposals"
+                );
+            }
+            Role::Following(f) => {
+                assert!(
+                    f.nl_stage != NewLeaderStage::EpochUpdated || self.cfg.has(Bug::Zk4643),
+                    "nl_stage EpochUpdated exists only under --bug zk4643 (NEWLEADER in two halves)"
+                );
+                assert!(
+                    f.deferred.is_empty() || f.nl_stage == NewLeaderStage::EpochUpdated,
+                    "messages are deferred only between the two halves of NEWLEADER"
+                );
+                assert!(
+                    f.packets.is_empty() || f.nl_stage != NewLeaderStage::Done,
+                    "after NEWLEADER, proposals are logged, never held as packets"
+                );
+            }
+            Role::Looking { .. } => {}
+        }
     }
 
     // ----- roles -------------------------------------------------------------------------
@@ -597,7 +654,7 @@ impl<P: Payload> Peer<P> {
                 // The leader we chose is not (or no longer) there: look again.
                 self.go_looking(out);
             }
-            _ => {}
+            _ => self.ignore(Ignored::DisconnectOfStranger, Some(peer), None),
         }
     }
 
@@ -609,22 +666,22 @@ impl<P: Payload> Peer<P> {
             Role::Following(f) if f.leader == from => self.follower_on_message(msg, out),
             // A message on a connection we no longer consider ours (it raced with a close):
             // TCP would not deliver it; the runtime closes such connections.
-            _ => {}
+            _ => self.ignore(Ignored::MessageFromStranger, Some(from), None),
         }
     }
 
     fn on_heartbeat(&mut self, from: ServerId, out: &mut Vec<Action<P>>) {
-        match &mut self.role {
-            Role::Leading(l) => {
-                if let Some(t) = l.silent_ticks.get_mut(&from) {
-                    *t = 0;
-                }
-            }
+        let heard = match &mut self.role {
+            Role::Leading(l) => l.silent_ticks.get_mut(&from).map(|t| *t = 0).is_some(),
             Role::Following(f) if f.leader == from => {
                 f.silent_ticks = 0;
                 out.push(Action::SendHeartbeat { to: from });
+                true
             }
-            _ => {}
+            _ => false,
+        };
+        if !heard {
+            self.ignore(Ignored::HeartbeatFromStranger, Some(from), None);
         }
     }
 
@@ -681,7 +738,7 @@ impl<P: Payload> Peer<P> {
                 }
                 self.trace("SyncProcessorLogRequest", None, None, out);
             }
-            Role::Following(f) if f.nl_done => {
+            Role::Following(f) if f.nl_stage == NewLeaderStage::Done => {
                 let leader = f.leader;
                 self.trace("SyncProcessorLogRequest", None, None, out);
                 out.push(Action::Send {
@@ -697,13 +754,15 @@ impl<P: Payload> Peer<P> {
     /// covers only committed, durable transactions that are still in this server's log.
     fn take_snapshot(&mut self, zxid: Zxid, out: &mut Vec<Action<P>>) {
         let point = self.log.committed().min(self.log.persisted());
-        if zxid > point || zxid <= self.log.snapshot() {
-            return;
-        }
-        if !self.log.contains(zxid) {
+        if zxid > point || zxid <= self.log.snapshot() || !self.log.contains(zxid) {
+            self.ignore(Ignored::SnapshotNotAdoptable, None, Some(zxid));
             return;
         }
         self.log.compact_to(zxid);
+        assert!(
+            self.log.snapshot() == zxid && zxid <= self.log.committed(),
+            "TakeSnapshot: the recovery point moves to a committed, durable zxid"
+        );
         self.trace("TakeSnapshot", None, None, out);
     }
 
@@ -712,6 +771,11 @@ impl<P: Payload> Peer<P> {
         if zxid <= from {
             return;
         }
+        assert!(
+            zxid <= self.log.last_zxid(),
+            "only logged transactions are delivered ({zxid} beyond {})",
+            self.log.last_zxid()
+        );
         for t in self.log.after(from).iter().take_while(|t| t.zxid <= zxid) {
             out.push(Action::Deliver(t.clone()));
         }

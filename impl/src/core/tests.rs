@@ -943,3 +943,95 @@ fn zk2845_a_server_going_looking_reports_its_last_applied_zxid() {
         assert_eq!(p.own_vote().zxid, reported, "with {bug:?}");
     }
 }
+
+// ----- what the core ignores ---------------------------------------------------------------
+
+#[test]
+fn ignored_inputs_take_their_ignore_path_and_keep_the_trace() {
+    // A follower in SYNCHRONIZATION: a gap in the proposals, a COMMIT of something else and
+    // a NEWLEADER twice; each is counted, and each still leaves its model action's record.
+    let mut p = syncing_follower(1, 3, 1, vec![]);
+    let msg = |m| Input::Message {
+        from: sid(3),
+        msg: m,
+    };
+    let mut out = vec![];
+    p.step(
+        msg(QuorumMessage::Diff {
+            last_zxid: Zxid::ZERO,
+        }),
+        &mut out,
+    );
+    p.step(msg(QuorumMessage::Proposal(txn(1, 2))), &mut out);
+    assert_eq!(
+        p.ignored().get(Ignored::OutOfOrderProposal),
+        1,
+        "1 is missing"
+    );
+    p.step(msg(QuorumMessage::Commit { zxid: z(1, 7) }), &mut out);
+    assert_eq!(p.ignored().get(Ignored::CommitWrongZxid), 1);
+    p.step(msg(QuorumMessage::Proposal(txn(1, 1))), &mut out);
+    p.step(msg(QuorumMessage::NewLeader { zxid: z(1, 0) }), &mut out);
+    assert_eq!(p.ignored().get(Ignored::OutOfPhase), 0);
+    p.step(msg(QuorumMessage::NewLeader { zxid: z(1, 0) }), &mut out);
+    assert_eq!(p.ignored().get(Ignored::OutOfPhase), 1, "NEWLEADER twice");
+    assert_eq!(
+        traces(&out),
+        vec![
+            "FollowerProcessSyncMessage",
+            "FollowerProcessPROPOSALInSync",
+            "FollowerProcessCOMMITInSync",
+            "FollowerProcessPROPOSALInSync",
+            "FollowerProcessNEWLEADER",
+            "FollowerProcessNEWLEADER",
+        ]
+    );
+    // A message from a server that is not the leader, and a heartbeat from one.
+    p.step(
+        Input::Message {
+            from: sid(2),
+            msg: QuorumMessage::UpToDate,
+        },
+        &mut out,
+    );
+    p.step(Input::Heartbeat { from: sid(2) }, &mut out);
+    assert_eq!(p.ignored().get(Ignored::MessageFromStranger), 1);
+    assert_eq!(p.ignored().get(Ignored::HeartbeatFromStranger), 1);
+    let total: u64 = p.ignored().iter().map(|(_, n)| n).sum();
+    assert_eq!(total, 5, "nothing else was ignored");
+}
+
+#[test]
+fn a_leader_ignores_acks_it_has_no_proposal_for() {
+    let mut c = Cluster::new(3);
+    c.run_until(|c| c.all_broadcasting());
+    let l = c.leader().expect("leader");
+    let f = if l == sid(1) { sid(2) } else { sid(1) };
+    let zx = c.propose(1);
+    c.run_until(|c| c.applied(l) == vec![zx]);
+    let peer = &mut c.nodes.get_mut(&l).expect("leader").peer;
+    let before = peer.ignored().get(Ignored::AckUnknownZxid);
+    let mut out = vec![];
+    let unknown = Zxid::new(zx.epoch.0, zx.counter + 5);
+    peer.step(
+        Input::Message {
+            from: f,
+            msg: QuorumMessage::Ack { zxid: unknown },
+        },
+        &mut out,
+    );
+    assert_eq!(peer.ignored().get(Ignored::AckUnknownZxid), before + 1);
+    assert_eq!(
+        traces(&out),
+        vec!["LeaderProcessACK"],
+        "the model action is still recorded"
+    );
+    peer.step(
+        Input::Message {
+            from: f,
+            msg: QuorumMessage::Ack { zxid: zx },
+        },
+        &mut out,
+    );
+    assert!(peer.ignored().get(Ignored::AckAlreadyCommitted) >= 1);
+}
