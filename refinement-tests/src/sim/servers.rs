@@ -1,0 +1,165 @@
+//! Simulated servers: their configuration, booting one from its simulated disk (the real
+//! storage recovery, replica runtime and service), and crashing one (unsynced writes lost or
+//! torn).
+
+use super::*;
+
+impl Sim {
+    pub(super) fn server_config(&self, k: usize) -> ServerConfig {
+        let mut c = ServerConfig::standalone_default();
+        c.myid = self.nodes[k].id;
+        c.members = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(n, node)| Member {
+                id: node.id,
+                quorum_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 12_000 + n as u16)),
+                election_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 13_000 + n as u16)),
+                client_addr: None,
+            })
+            .collect();
+        c.tick_ms = self.cfg.tick_ms;
+        c.data_dir = format!("/s{}/data", c.myid.0).into();
+        c.data_log_dir = format!("/s{}/log", c.myid.0).into();
+        c.snap_count = self.cfg.snap_count;
+        c.snap_retain_count = 2;
+        c.min_session_timeout_ms = 2 * self.cfg.tick_ms;
+        c.max_session_timeout_ms = 20 * self.cfg.tick_ms;
+        c
+    }
+
+    /// Starts (or restarts) server `k` from its disk.
+    pub(super) fn boot(&mut self, k: usize) -> Result<(), Box<Failure>> {
+        let server_cfg = self.server_config(k);
+        let mut storage_cfg = StorageConfig::new(&server_cfg.data_dir, &server_cfg.data_log_dir);
+        storage_cfg.snap_retain_count = server_cfg.snap_retain_count;
+        let fs: Arc<dyn zab_server::storage::FileSystem> = Arc::new(self.nodes[k].fs.clone());
+        let (storage, recovered) = Storage::open(fs, &storage_cfg)
+            .map_err(|e| self.fail("recovery", format!("s{} cannot start: {e}", k + 1)))?;
+        let tree = match &recovered.snapshot {
+            Some(s) => DataTree::from_snapshot(&s.data)
+                .map_err(|e| self.fail("recovery", format!("s{}'s snapshot: {e}", k + 1)))?,
+            None => DataTree::new(),
+        };
+        let ids: Vec<ServerId> = self.nodes.iter().map(|n| n.id).collect();
+        let mut pc = PeerConfig::new(self.nodes[k].id, ids);
+        pc.tick_ms = self.cfg.tick_ms;
+        pc.init_limit = 10;
+        pc.sync_limit = 5;
+        pc.finalize_wait_ms = 50;
+        pc.max_notification_interval_ms = 1_600;
+        pc.trace = true;
+        pc.bug = self.cfg.bug;
+        let peer = recover_peer::<Txn>(pc, &recovered)
+            .map_err(|e| self.fail("recovery", format!("s{}: {e}", k + 1)))?;
+        let restart = self.nodes[k].life > 0;
+        let summary: Summary = peer.summary();
+        let log = Arc::new(SimLog::new(storage));
+        let (net_tx, net_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (events_tx, events_rx): (Sender<_>, Receiver<_>) = std::sync::mpsc::channel();
+        let net_state = Arc::new(NetState::default());
+        let jobs: Arc<Mutex<VecDeque<BackgroundJob>>> = Arc::default();
+        let service = ZkService::new(
+            ServiceConfig {
+                server: server_cfg.clone(),
+                super_digest: None,
+                session_secret: b"zab-sim".to_vec(),
+                container_check_ms: 60_000,
+            },
+            tree,
+            recovered.snapshot_zxid(),
+            zab_server::runtime::Clock::wall_ms(&self.clock),
+        );
+        let trace = Arc::clone(&self.trace);
+        let queued = Arc::clone(&jobs);
+        let replica = Replica::new(
+            peer,
+            service,
+            Arc::clone(&log),
+            net_tx,
+            Arc::clone(&net_state),
+            events_tx,
+            Arc::new(Status::default()),
+            server_cfg.snap_count,
+        )
+        .with_clock(Box::new(self.clock.clone()))
+        .with_spawner(Box::new(move |job| {
+            queued
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push_back(job);
+        }))
+        .with_trace(Box::new(move |ev| {
+            trace
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(ev.clone());
+        }));
+        if restart {
+            self.push_trace(TraceEvent {
+                action: "NodeRestart",
+                i: self.nodes[k].id,
+                j: None,
+                payload: None,
+                summary,
+            });
+        }
+        self.nodes[k].up = Some(Up {
+            replica,
+            log,
+            net_rx,
+            events_rx,
+            net_state,
+            jobs,
+            fsync_scheduled: false,
+            background_scheduled: false,
+        });
+        self.on_node(k, |r| r.start())
+    }
+
+    /// Crashes server `k`: its volatile state is gone, its unsynced writes lost (or torn).
+    pub(super) fn crash(&mut self, k: usize) -> Result<(), Box<Failure>> {
+        if self.nodes[k].up.is_none() {
+            return Ok(());
+        }
+        let torn = self.cfg.faults.torn_tail && self.rng.random_bool(0.5);
+        let mode = if torn {
+            CrashMode::TornTail {
+                seed: self.rng.random(),
+            }
+        } else {
+            CrashMode::DropUnsynced
+        };
+        let id = self.nodes[k].id;
+        let summary = self.nodes[k]
+            .up
+            .as_ref()
+            .map(|u| u.replica.peer().summary());
+        self.nodes[k].up = None;
+        self.nodes[k].life += 1;
+        self.nodes[k].fs.crash(mode);
+        if let Some(summary) = summary {
+            self.push_trace(TraceEvent {
+                action: "NodeCrash",
+                i: id,
+                j: None,
+                payload: None,
+                summary,
+            });
+        }
+        self.refine()?;
+        for other in 0..self.nodes.len() {
+            if other != k {
+                self.break_conn(k, other)?;
+            }
+        }
+        self.close_clients_of(k);
+        *self
+            .report
+            .faults
+            .entry(if torn { "crash (torn tail)" } else { "crash" })
+            .or_default() += 1;
+        Ok(())
+    }
+}
