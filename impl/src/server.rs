@@ -8,7 +8,7 @@
 use crate::config::ServerConfig;
 use crate::core::{PeerConfig, TraceEvent};
 use crate::metrics::Status;
-use crate::net::{self, NetConfig, NetState};
+use crate::net::{self, NetCommand, NetConfig, NetState};
 use crate::runtime::{self, Event, Replica};
 use crate::service::client::{self, ClientPortConfig};
 use crate::service::{ClientEvent, ServiceConfig, ZkService};
@@ -126,27 +126,7 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         .context("cannot start the I/O runtime")?;
     let status = Arc::new(Status::default());
     let net_state = Arc::new(NetState::default());
-    let net_tx = if servers.len() > 1 {
-        let net_cfg = NetConfig {
-            me: cfg.myid,
-            election: cfg
-                .members
-                .iter()
-                .map(|m| (m.id, m.election_addr))
-                .collect(),
-            quorum: cfg.members.iter().map(|m| (m.id, m.quorum_addr)).collect(),
-            ensemble: crate::wire::ensemble_fingerprint(&servers),
-        };
-        // Peer events go straight onto the replica thread's channel, like the log writer's.
-        let net_events = events_tx.clone();
-        let sink: net::NetSink<zab_zk::Txn> =
-            Box::new(move |ev| net_events.send(Event::Net(ev)).is_ok());
-        tokio_rt
-            .block_on(net::start(net_cfg, Arc::clone(&net_state), sink))
-            .context("cannot start peer networking")?
-    } else {
-        tokio::sync::mpsc::unbounded_channel().0
-    };
+    let net_tx = start_network(&cfg, &tokio_rt, &net_state, &events_tx)?;
 
     let client_listener = tokio_rt
         .block_on(tokio::net::TcpListener::bind(cfg.client_addr))
@@ -214,31 +194,8 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         cfg.snap_count,
     );
     if let Some(path) = &opts.trace_file {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("cannot open the trace file {}", path.display()))?;
-        let mut out = std::io::BufWriter::new(file);
-        // The first record: this process starts from its durable state (`NodeRestart`).
-        let start: TraceEvent<zab_zk::Txn> = TraceEvent {
-            action: "NodeRestart",
-            i: cfg.myid,
-            j: None,
-            payload: None,
-            summary: replica.peer().summary(),
-        };
-        writeln!(out, "{}", trace_json(&start, now_nanos()))
-            .and_then(|()| out.flush())
-            .with_context(|| format!("cannot write the trace file {}", path.display()))?;
-        replica = replica.with_trace(Box::new(move |ev: &TraceEvent<zab_zk::Txn>| {
-            if writeln!(out, "{}", trace_json(ev, now_nanos()))
-                .and_then(|()| out.flush())
-                .is_err()
-            {
-                warn!("cannot write the trace file");
-            }
-        }));
+        let sink = trace_sink(path, &replica, cfg.myid)?;
+        replica = replica.with_trace(sink);
     }
     let result = replica.run(events_rx);
     if let Err(e) = writer.shutdown() {
@@ -246,4 +203,68 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
     }
     tokio_rt.shutdown_timeout(Duration::from_secs(1));
     result.map_err(|e| anyhow::anyhow!("storage failure, stopping: {e}"))
+}
+
+/// Starts peer networking (an ensemble only; a standalone server gets a command channel no
+/// one reads). Peer events go straight onto the replica thread's channel, like the log
+/// writer's reports.
+fn start_network(
+    cfg: &ServerConfig,
+    tokio_rt: &tokio::runtime::Runtime,
+    net_state: &Arc<NetState>,
+    events_tx: &std::sync::mpsc::Sender<Event<zab_zk::Txn, ClientEvent>>,
+) -> anyhow::Result<tokio::sync::mpsc::UnboundedSender<NetCommand<zab_zk::Txn>>> {
+    let servers = cfg.server_ids();
+    if servers.len() <= 1 {
+        return Ok(tokio::sync::mpsc::unbounded_channel().0);
+    }
+    let net_cfg = NetConfig {
+        me: cfg.myid,
+        election: cfg
+            .members
+            .iter()
+            .map(|m| (m.id, m.election_addr))
+            .collect(),
+        quorum: cfg.members.iter().map(|m| (m.id, m.quorum_addr)).collect(),
+        ensemble: crate::wire::ensemble_fingerprint(&servers),
+    };
+    let net_events = events_tx.clone();
+    let sink: net::NetSink<zab_zk::Txn> =
+        Box::new(move |ev| net_events.send(Event::Net(ev)).is_ok());
+    tokio_rt
+        .block_on(net::start(net_cfg, Arc::clone(net_state), sink))
+        .context("cannot start peer networking")
+}
+
+/// Opens the trace file, writes its first record (this process starts from its durable
+/// state: `NodeRestart`), and returns the sink that appends every later one.
+fn trace_sink(
+    path: &std::path::Path,
+    replica: &Replica<zab_zk::Txn, ZkService>,
+    myid: zab_spec::ServerId,
+) -> anyhow::Result<runtime::TraceSink<zab_zk::Txn>> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open the trace file {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    let start: TraceEvent<zab_zk::Txn> = TraceEvent {
+        action: "NodeRestart",
+        i: myid,
+        j: None,
+        payload: None,
+        summary: replica.peer().summary(),
+    };
+    writeln!(out, "{}", trace_json(&start, now_nanos()))
+        .and_then(|()| out.flush())
+        .with_context(|| format!("cannot write the trace file {}", path.display()))?;
+    Ok(Box::new(move |ev: &TraceEvent<zab_zk::Txn>| {
+        if writeln!(out, "{}", trace_json(ev, now_nanos()))
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            warn!("cannot write the trace file");
+        }
+    }))
 }

@@ -70,14 +70,46 @@ impl LocalReads {
                 return;
             }
         };
-        let ok = |conns: &mut Connections, body: Option<Response>| {
-            conns.reply(conn, xid, zxid, ErrorCode::Ok, body, times);
-        };
         match request {
             Request::Ping => conns.reply(conn, xid::PING, zxid, ErrorCode::Ok, None, times),
             // ZooKeeper echoes the request's xid: -4 from Java and kazoo, an ordinary xid from
             // the Rust `zookeeper-client`, which matches the reply by it.
             Request::Auth(packet) => self.authenticate(conns, conn, xid, &packet, times),
+            r @ (Request::SetWatches(_)
+            | Request::SetWatches2(_)
+            | Request::AddWatch(_)
+            | Request::CheckWatches(_)
+            | Request::RemoveWatches(_)) => {
+                self.watch_request(conns, tree, applied, (conn, xid, session), r, times);
+            }
+            Request::WhoAmI => {
+                let client_info = conns
+                    .get(conn)
+                    .map(|c| c.auth.who_am_i())
+                    .unwrap_or_default();
+                let body = Some(Response::WhoAmI(WhoAmIResponse { client_info }));
+                conns.reply(conn, xid, zxid, ErrorCode::Ok, body, times);
+            }
+            Request::Sasl(_) => conns.reply(conn, xid, zxid, ErrorCode::AuthFailed, None, times),
+            Request::Reconfig(_) => {
+                conns.reply(conn, xid, zxid, ErrorCode::ReconfigDisabled, None, times);
+            }
+            request => self.read(conns, tree, (conn, xid, zxid), session, &request, times),
+        }
+    }
+
+    /// The watch management requests: re-register after a reconnect, add, check, remove.
+    fn watch_request(
+        &mut self,
+        conns: &mut Connections,
+        tree: &DataTree,
+        applied: Zxid,
+        (conn, xid, session): (ConnId, i32, SessionId),
+        request: Request,
+        times: (i64, i64),
+    ) {
+        let zxid = applied.to_u64() as i64;
+        match request {
             Request::SetWatches(w) => {
                 self.set_watches(conns, tree, applied, session, (conn, xid), &w.into(), times);
             }
@@ -85,7 +117,10 @@ impl LocalReads {
                 self.set_watches(conns, tree, applied, session, (conn, xid), &w, times);
             }
             Request::AddWatch(r) => match self.watches.add_watch(session, &r.path, r.mode) {
-                Ok(()) => ok(conns, Some(Response::AddWatch(ErrorResponse { err: 0 }))),
+                Ok(()) => {
+                    let body = Some(Response::AddWatch(ErrorResponse { err: 0 }));
+                    conns.reply(conn, xid, zxid, ErrorCode::Ok, body, times);
+                }
                 Err(code) => conns.reply(conn, xid, zxid, code, None, times),
             },
             Request::CheckWatches(r) => {
@@ -104,21 +139,8 @@ impl LocalReads {
                     .unwrap_or(ErrorCode::Ok);
                 conns.reply(conn, xid, zxid, code, None, times);
             }
-            Request::WhoAmI => {
-                let client_info = conns
-                    .get(conn)
-                    .map(|c| c.auth.who_am_i())
-                    .unwrap_or_default();
-                ok(
-                    conns,
-                    Some(Response::WhoAmI(WhoAmIResponse { client_info })),
-                );
-            }
-            Request::Sasl(_) => conns.reply(conn, xid, zxid, ErrorCode::AuthFailed, None, times),
-            Request::Reconfig(_) => {
-                conns.reply(conn, xid, zxid, ErrorCode::ReconfigDisabled, None, times);
-            }
-            request => self.read(conns, tree, (conn, xid, zxid), session, &request, times),
+            // `serve` routes only the five above here.
+            _ => {}
         }
     }
 
