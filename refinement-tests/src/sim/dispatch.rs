@@ -135,86 +135,9 @@ impl Sim {
                     })?;
                 }
             }
-            Ev::ConnectAttempt { from, to } => {
-                if !self.wanting.contains(&(from, to)) || self.nodes[from].up.is_none() {
-                    return Ok(());
-                }
-                let accepts = self.linked(from, to)
-                    && self.nodes[to].up.as_ref().is_some_and(|u| {
-                        u.net_state
-                            .leading
-                            .load(std::sync::atomic::Ordering::SeqCst)
-                    });
-                if accepts {
-                    self.wanting.remove(&(from, to));
-                    let id = self.next_conn;
-                    self.next_conn += 1;
-                    let now = self.now();
-                    self.conns.insert(
-                        Self::conn_key(from, to),
-                        Conn {
-                            id,
-                            last: [now, now],
-                        },
-                    );
-                    let (learner, leader) = (self.nodes[from].id, self.nodes[to].id);
-                    self.on_node(to, |r| {
-                        r.handle(Event::Net(NetEvent::LearnerConnected { learner }))
-                    })?;
-                    self.on_node(from, |r| {
-                        r.handle(Event::Net(NetEvent::Connected { leader }))
-                    })?;
-                } else {
-                    let at = self.now() + 50 + self.delay();
-                    self.schedule(at, Ev::ConnectAttempt { from, to });
-                }
-            }
-            Ev::Fsync { node, life } => {
-                if life != self.nodes[node].life {
-                    return Ok(());
-                }
-                let Some(up) = self.nodes[node].up.as_mut() else {
-                    return Ok(());
-                };
-                up.fsync_scheduled = false;
-                let r = up.log.complete_fsync();
-                let (zxid, generation) =
-                    r.map_err(|e| self.fail("storage", format!("s{} fsync: {e}", node + 1)))?;
-                self.on_node(node, |r| {
-                    r.handle(Event::Writer(WriterEvent::Durable {
-                        zxid,
-                        generation,
-                        fsync_micros: 0,
-                    }))
-                })?;
-            }
-            Ev::Background { node, life } => {
-                if life != self.nodes[node].life {
-                    return Ok(());
-                }
-                let Some(up) = self.nodes[node].up.as_mut() else {
-                    return Ok(());
-                };
-                up.background_scheduled = false;
-                let jobs: Vec<BackgroundJob> = up
-                    .jobs
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .drain(..)
-                    .collect();
-                for job in jobs {
-                    job();
-                }
-                // Whatever the jobs reported is handled now, before anything else happens.
-                while let Some(Ok(ev)) = self.nodes[node]
-                    .up
-                    .as_mut()
-                    .map(|up| up.events_rx.try_recv())
-                {
-                    self.on_node(node, |r| r.handle(ev))?;
-                }
-                self.settle(node)?;
-            }
+            Ev::ConnectAttempt { from, to } => self.connect_attempt(from, to)?,
+            Ev::Fsync { node, life } => self.fsync_done(node, life)?,
+            Ev::Background { node, life } => self.background(node, life)?,
             Ev::ToServer { node, life, event } => {
                 if life == self.nodes[node].life {
                     self.on_node(node, |r| r.handle(Event::Client(event)))?;
@@ -228,6 +151,96 @@ impl Sim {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// A follower's connection attempt to the leader it chose: accepted while the other end
+    /// leads and the two are not partitioned, retried otherwise.
+    fn connect_attempt(&mut self, from: usize, to: usize) -> Result<(), Box<Failure>> {
+        if !self.wanting.contains(&(from, to)) || self.nodes[from].up.is_none() {
+            return Ok(());
+        }
+        let accepts = self.linked(from, to)
+            && self.nodes[to].up.as_ref().is_some_and(|u| {
+                u.net_state
+                    .leading
+                    .load(std::sync::atomic::Ordering::SeqCst)
+            });
+        if accepts {
+            self.wanting.remove(&(from, to));
+            let id = self.next_conn;
+            self.next_conn += 1;
+            let now = self.now();
+            self.conns.insert(
+                Self::conn_key(from, to),
+                Conn {
+                    id,
+                    last: [now, now],
+                },
+            );
+            let (learner, leader) = (self.nodes[from].id, self.nodes[to].id);
+            self.on_node(to, |r| {
+                r.handle(Event::Net(NetEvent::LearnerConnected { learner }))
+            })?;
+            self.on_node(from, |r| {
+                r.handle(Event::Net(NetEvent::Connected { leader }))
+            })?;
+        } else {
+            let at = self.now() + 50 + self.delay();
+            self.schedule(at, Ev::ConnectAttempt { from, to });
+        }
+        Ok(())
+    }
+
+    /// A simulated fsync completed: the log's durability report reaches the replica.
+    fn fsync_done(&mut self, node: usize, life: u64) -> Result<(), Box<Failure>> {
+        if life != self.nodes[node].life {
+            return Ok(());
+        }
+        let Some(up) = self.nodes[node].up.as_mut() else {
+            return Ok(());
+        };
+        up.fsync_scheduled = false;
+        let r = up.log.complete_fsync();
+        let (zxid, generation) =
+            r.map_err(|e| self.fail("storage", format!("s{} fsync: {e}", node + 1)))?;
+        self.on_node(node, |r| {
+            r.handle(Event::Writer(WriterEvent::Durable {
+                zxid,
+                generation,
+                fsync_micros: 0,
+            }))
+        })?;
+        Ok(())
+    }
+
+    /// The background jobs (snapshots) run now, and what they reported is handled at once.
+    fn background(&mut self, node: usize, life: u64) -> Result<(), Box<Failure>> {
+        if life != self.nodes[node].life {
+            return Ok(());
+        }
+        let Some(up) = self.nodes[node].up.as_mut() else {
+            return Ok(());
+        };
+        up.background_scheduled = false;
+        let jobs: Vec<BackgroundJob> = up
+            .jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain(..)
+            .collect();
+        for job in jobs {
+            job();
+        }
+        // Whatever the jobs reported is handled now, before anything else happens.
+        while let Some(Ok(ev)) = self.nodes[node]
+            .up
+            .as_mut()
+            .map(|up| up.events_rx.try_recv())
+        {
+            self.on_node(node, |r| r.handle(ev))?;
+        }
+        self.settle(node)?;
         Ok(())
     }
 
