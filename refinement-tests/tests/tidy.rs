@@ -180,7 +180,7 @@ fn use_tree(s: &str) -> (Vec<ModPath>, usize) {
 }
 
 /// Every module path `file` names through `crate::` or `super::`, made absolute.
-fn references(module: &ModPath, text: &str) -> Vec<ModPath> {
+fn references(module: &[String], text: &str) -> Vec<ModPath> {
     let text = strip_comments(text);
     // `super` of `a/b.rs` is `a`; of `a/mod.rs` and `a.rs` (module `a`) the crate root.
     let parent = module[..module.len().saturating_sub(1)].to_vec();
@@ -208,13 +208,13 @@ fn find_cycle(
     edges: &std::collections::BTreeMap<ModPath, std::collections::BTreeSet<ModPath>>,
 ) -> Option<Vec<ModPath>> {
     fn visit(
-        n: &ModPath,
+        n: &[String],
         edges: &std::collections::BTreeMap<ModPath, std::collections::BTreeSet<ModPath>>,
         state: &mut std::collections::BTreeMap<ModPath, u8>,
         stack: &mut Vec<ModPath>,
     ) -> Option<Vec<ModPath>> {
-        state.insert(n.clone(), 1);
-        stack.push(n.clone());
+        state.insert(n.to_vec(), 1);
+        stack.push(n.to_vec());
         for m in edges.get(n).into_iter().flatten() {
             match state.get(m) {
                 Some(1) => {
@@ -230,7 +230,7 @@ fn find_cycle(
             }
         }
         stack.pop();
-        state.insert(n.clone(), 2);
+        state.insert(n.to_vec(), 2);
         None
     }
     let mut state = std::collections::BTreeMap::new();
@@ -300,13 +300,8 @@ fn import_cycles(krate: &str) -> Vec<String> {
         .iter()
         .filter_map(find_cycle)
         .map(|c| {
-            format!(
-                "{krate}: {}",
-                c.iter()
-                    .map(|p| p.join("::"))
-                    .collect::<Vec<_>>()
-                    .join(" -> ")
-            )
+            let names: Vec<String> = c.iter().chain(c.first()).map(|p| p.join("::")).collect();
+            format!("{krate}: {}", names.join(" -> "))
         })
         .collect()
 }
@@ -323,13 +318,13 @@ fn the_module_import_graph_of_every_crate_is_acyclic() {
 #[test]
 fn the_import_cycle_check_finds_a_cycle() {
     // `a` names `b` in a grouped use, `b` names `a` in an expression: a cycle.
-    let a = references(&vec!["a".into()], "use crate::{b::X, c};\n// crate::d\n");
+    let a = references(&["a".into()], "use crate::{b::X, c};\n// crate::d\n");
     assert!(a.contains(&vec!["b".to_string(), "X".to_string()]));
     assert!(a.contains(&vec!["c".to_string()]));
     assert!(!a.iter().any(|p| p[0] == "d"), "comments do not count");
-    let b = references(&vec!["b".into()], "fn f() { crate::a::g() }");
+    let b = references(&["b".into()], "fn f() { crate::a::g() }");
     assert_eq!(b, vec![vec!["a".to_string(), "g".to_string()]]);
-    let nested = references(&vec!["s".into(), "q".into()], "use super::r::T;");
+    let nested = references(&["s".into(), "q".into()], "use super::r::T;");
     assert_eq!(
         nested,
         vec![vec!["s".to_string(), "r".to_string(), "T".to_string()]]
