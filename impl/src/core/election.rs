@@ -57,17 +57,13 @@ impl<P: Payload> Peer<P> {
         }
     }
 
+    /// This server's notification: its state and its vote (a follower or leader reports the
+    /// leader it settled on, which is the vote it decided).
     fn notification(&self) -> Notification {
-        let state = self.role().state;
-        let vote = match &self.role {
-            Role::Looking { .. } => self.fle.vote,
-            // A follower or leader reports the leader it settled on.
-            _ => self.fle.vote,
-        };
         Notification {
-            vote,
+            vote: self.fle.vote,
             election_epoch: self.fle.round,
-            state,
+            state: self.role().state,
         }
     }
 

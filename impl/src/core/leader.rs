@@ -448,12 +448,7 @@ impl<P: Payload> Peer<P> {
     }
 
     /// Adds `who` to the ack set of outstanding proposal `zxid`.
-    pub(crate) fn leader_count_ack(
-        &mut self,
-        who: ServerId,
-        zxid: Zxid,
-        _out: &mut Vec<Action<P>>,
-    ) {
+    pub(crate) fn leader_count_ack(&mut self, who: ServerId, zxid: Zxid) {
         if let Some(set) = self.leader_mut().and_then(|l| l.ack_sets.get_mut(&zxid)) {
             set.insert(who);
         }
@@ -500,7 +495,7 @@ impl<P: Payload> Peer<P> {
         };
         let outstanding = l.ack_sets.contains_key(&zxid);
         if zxid > committed && outstanding {
-            self.leader_count_ack(j, zxid, out);
+            self.leader_count_ack(j, zxid);
             self.leader_try_to_commit(zxid, out);
         } else if zxid <= committed {
             self.ignore(Ignored::AckAlreadyCommitted, Some(j), Some(zxid));

@@ -733,7 +733,7 @@ impl<P: Payload> Peer<P> {
         match &self.role {
             Role::Leading(l) if l.zab_state == ZabState::Broadcast => {
                 if zxid > self.log.committed() {
-                    self.leader_count_ack(self.cfg.id, zxid, out);
+                    self.leader_count_ack(self.cfg.id, zxid);
                     self.leader_try_to_commit(zxid, out);
                 }
                 self.trace("SyncProcessorLogRequest", None, None, out);
