@@ -1,5 +1,6 @@
-//! Repository hygiene: every Rust file says what it owns, and every action and invariant the
-//! model defines is documented in `spec/PROTOCOL.md` under the same name.
+//! Repository hygiene: every Rust file says what it owns, every action and invariant the
+//! model defines is documented in `spec/PROTOCOL.md` under the same name, no crate has an
+//! import cycle, and the server's protocol core names its role state as the model does.
 
 use std::path::{Path, PathBuf};
 
@@ -340,4 +341,49 @@ fn the_import_cycle_check_finds_a_cycle() {
     assert!(find_cycle(&edges).is_some());
     edges.remove(&vec!["b".to_string()]);
     assert!(find_cycle(&edges).is_none());
+}
+
+// ----- the server names its state as the model does ------------------------------------------
+
+/// The `pub` fields of `struct NAME` in a Rust source text.
+fn struct_fields(text: &str, decl: &str, vis: &str) -> Vec<String> {
+    let Some(start) = text.find(decl) else {
+        return Vec::new();
+    };
+    let body = &text[start..];
+    let end = body.find("\n}").unwrap_or(body.len());
+    body[..end]
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix(vis))
+        .filter_map(|l| l.split(':').next())
+        .map(|n| n.trim().to_string())
+        .filter(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        .collect()
+}
+
+#[test]
+fn the_cores_role_state_has_the_models_names() {
+    let read = |p: &str| std::fs::read_to_string(root().join(p)).expect(p);
+    let model = read("model/src/state.rs");
+    for (model_struct, core_file, core_struct) in [
+        (
+            "pub struct LeaderVars",
+            "impl/src/core/leader.rs",
+            "pub(crate) struct Leader",
+        ),
+        (
+            "pub struct FollowerVars",
+            "impl/src/core/follower.rs",
+            "pub(crate) struct Follower",
+        ),
+    ] {
+        let wanted = struct_fields(&model, model_struct, "pub ");
+        assert!(wanted.len() >= 5, "{model_struct}: {wanted:?}");
+        let core = struct_fields(&read(core_file), core_struct, "pub(crate) ");
+        let missing: Vec<_> = wanted.iter().filter(|f| !core.contains(f)).collect();
+        assert!(
+            missing.is_empty(),
+            "{core_file} `{core_struct}` lacks the model's {missing:?} (it has {core:?})"
+        );
+    }
 }
