@@ -24,7 +24,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 use zab_spec::{Epoch, Payload, QuorumMessage, ServerId, ServerState, Txn, Zxid};
 
 /// Where the replica's durable state goes: the group-commit [`LogWriter`] in `zabd`, a
@@ -452,7 +452,13 @@ where
                 from,
                 frame: Frame::Notification(notification),
             }) => self.step(Input::Notification { from, notification }),
-            Event::Net(NetEvent::Election { .. }) => Ok(()),
+            Event::Net(NetEvent::Election { from, .. }) => {
+                debug!(
+                    from = from.0,
+                    "ignoring a frame other than a notification on the election connection"
+                );
+                Ok(())
+            }
             Event::Net(NetEvent::Connected { leader }) => self.step(Input::Connected { leader }),
             Event::Net(NetEvent::LearnerConnected { learner }) => {
                 self.step(Input::LearnerConnected { learner })
@@ -464,7 +470,13 @@ where
                 Frame::App(kind, data) => {
                     self.with_app(|app, cx| app.on_frame(from, kind, data, cx))
                 }
-                Frame::Notification(_) => Ok(()),
+                Frame::Notification(_) => {
+                    debug!(
+                        from = from.0,
+                        "ignoring a notification on the quorum connection"
+                    );
+                    Ok(())
+                }
             },
             Event::Writer(WriterEvent::Durable {
                 zxid,
@@ -475,6 +487,7 @@ where
                 if generation == self.generation {
                     self.step(Input::Durable { zxid })
                 } else {
+                    debug!(%zxid, generation, current = self.generation, "ignoring a durability report of a history cut since");
                     Ok(())
                 }
             }
