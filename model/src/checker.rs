@@ -10,6 +10,8 @@
 //! deadline itself through `within_boundary`, which works with any number of threads.
 
 use crate::action::Action;
+use crate::chart::Chart;
+use crate::chart::report::Case;
 use crate::config::Config;
 use crate::invariants::{Invariant, examples, invariants};
 use crate::next::ZabModel;
@@ -166,6 +168,12 @@ impl<P: Payload> Model for ZabModel<P> {
 
     fn within_boundary(&self, _state: &ModelState<P>) -> bool {
         self.instrument.as_ref().is_none_or(|i| i.within_deadline())
+    }
+
+    /// The message sequence chart of the path (`crate::chart`): the Explorer shows it above
+    /// every state.
+    fn as_svg(&self, path: Path<ModelState<P>, Action<P>>) -> Option<String> {
+        Some(Chart::of_path(path, &self.tables.invariants).to_svg())
     }
 }
 
@@ -451,18 +459,53 @@ pub fn explore(cfg: &Config, addr: &str) {
     let _ = workload_model(cfg).checker().serve(addr);
 }
 
-/// A counterexample as a numbered list of steps, then the state that breaks the invariant
-/// and the Explorer link that re-opens it.
-#[must_use]
-pub fn format_discovery<P: Payload>(cfg: &Config, d: &Discovery<P>, explorer: &str) -> String {
+fn meaning_of<P: Payload>(cfg: &Config, id: &str) -> &'static str {
     let model: ZabModel<P> = ZabModel::new(cfg.clone(), Arc::new(crate::next::NoRequests));
-    let meaning = model
+    model
         .tables
         .invariants
         .iter()
         .chain(model.tables.examples.iter())
-        .find(|i| i.id == d.property)
-        .map_or("", |i| i.meaning);
+        .find(|i| i.id == id)
+        .map_or("", |i| i.meaning)
+}
+
+/// A counterexample as a section of an HTML report ([`crate::chart::report`]): the numbered
+/// steps, the chart, the final state and the Explorer link (`explorer` is `http://host:port`).
+#[must_use]
+pub fn discovery_case<P: Payload>(cfg: &Config, d: &Discovery<P>, explorer: &str) -> Case {
+    let (states, actions) = crate::chart::split_path(d.path.clone());
+    let chart = Chart::new(&states, &actions, 1, &invariants());
+    Case {
+        heading: format!("Counterexample for {}", d.property),
+        summary: format!(
+            "{}: {} ({} steps).",
+            d.property,
+            meaning_of::<P>(cfg, d.property),
+            actions.len()
+        ),
+        steps: actions
+            .iter()
+            .enumerate()
+            .map(|(k, a)| (k + 1, a.to_string()))
+            .collect(),
+        omitted: 0,
+        highlight: chart.broken.as_ref().and_then(|b| b.step),
+        chart: Some(chart),
+        final_state: d.path.last_state().to_string(),
+        links: vec![(
+            format!("Open this path in the Explorer ({explorer}, started as below)"),
+            format!("{explorer}/#/steps/{}", d.encoded),
+        )],
+        details: Vec::new(),
+    }
+}
+
+/// A counterexample as a numbered list of steps, then the state that breaks the invariant
+/// and the Explorer link that re-opens it.
+#[must_use]
+pub fn format_discovery<P: Payload>(cfg: &Config, d: &Discovery<P>, explorer: &str) -> String {
+    let meaning = meaning_of::<P>(cfg, d.property);
     let mut out = format!("{} ({meaning})\n", d.property);
     let steps = d.path.clone().into_vec();
     for (k, (_, action)) in steps.iter().enumerate() {

@@ -1,0 +1,3 @@
+//! Tests of the chart: lanes, arrows and the breaking step of real model paths.
+
+use super::*;
