@@ -231,17 +231,11 @@ fn role_text<P>(v: &ServerVars<P>) -> String {
     }
 }
 
-/// The zxids of `items`, the middle elided past four.
+/// The zxids of `items`; past three, the first and the last and how many.
 fn zxids<P>(items: &[Txn<P>]) -> String {
     let n = items.len();
-    if n > 4 {
-        return format!(
-            "{},{},... {} more ...,{}",
-            items[0].zxid,
-            items[1].zxid,
-            n - 3,
-            items[n - 1].zxid
-        );
+    if n > 3 {
+        return format!("{}..{} ({n} txns)", items[0].zxid, items[n - 1].zxid);
     }
     let z: Vec<String> = items.iter().map(|t| t.zxid.to_string()).collect();
     z.join(",")
