@@ -75,6 +75,18 @@ link=$(sed -n 's/^explorer: //p' "$out/zk4646-check.txt" | head -1)
 say "counterexample found; Explorer link $link"
 dom "file://$out/zk4646-report.html" "$out/zk4646-report.dom.html"
 shot "file://$out/zk4646-report.html" "$out/zk4646-report.png" 1400,3000
+# The chart alone, at its own size (README's docs/zk4646-chart.png is this, through pngquant).
+python3 - "$out" <<'PY'
+import re, sys
+out = sys.argv[1]
+page = open(f"{out}/zk4646-report.html", encoding="utf-8").read()
+svg = re.search(r"<svg.*?</svg>", page, re.S).group(0)
+w, h = (re.search(rf"{k}='(\d+)'", svg).group(1) for k in ("width", "height"))
+open(f"{out}/zk4646-chart.html", "w", encoding="utf-8").write(
+    f"<!DOCTYPE html><html><body style='margin:0'>{svg}</body></html>")
+open(f"{out}/zk4646-chart.size", "w").write(f"{w},{int(h) - 40}")
+PY
+shot "file://$out/zk4646-chart.html" "$out/zk4646-chart.png" "$(cat "$out/zk4646-chart.size")"
 
 # --- 2. the Explorer page of that path ----------------------------------------------------
 # shellcheck disable=SC2086

@@ -179,7 +179,8 @@ def main():
                      ("sim-report.dom.html", check_sim)]:
         print(f"{name}:")
         fn(Tree((out / name).read_text(encoding="utf-8")))
-    for png in ["zk4646-report.png", "zk4646-explorer.png", "sim-report.png"]:
+    for png in ["zk4646-report.png", "zk4646-chart.png", "zk4646-explorer.png",
+                "sim-report.png"]:
         p = out / png
         check(p.exists() and p.stat().st_size > 10_000, f"screenshot {png}")
     if failures:

@@ -13,8 +13,6 @@ use zab_spec::ServerState;
 
 const LANE_W: f64 = 280.0;
 const LINE_H: f64 = 15.0;
-const CHAR_W: f64 = 6.1;
-const BOLD_W: f64 = 7.2;
 const MONO_W: f64 = 7.3;
 const MAX_ACTION: usize = 46;
 const LEFT_PAD: f64 = 12.0;
@@ -34,6 +32,22 @@ pub fn esc(s: &str) -> String {
         }
     }
     out
+}
+
+/// The approximate width in pixels of `s` in the 11 px sans-serif face (for backings and
+/// pills; a few pixels off at worst).
+fn text_w(s: &str, bold: bool) -> f64 {
+    let w: f64 = s
+        .chars()
+        .map(|c| match c {
+            'A'..='Z' => 7.3,
+            ' ' | '/' | '.' | ',' | ':' | '(' | ')' | 'i' | 'l' | 'j' | 't' | 'f' | 'r' => 3.9,
+            'm' | 'w' => 9.0,
+            '0'..='9' => 7.0,
+            _ => 6.2,
+        })
+        .sum();
+    if bold { w * 1.1 } else { w }
 }
 
 fn clip(s: &str, n: usize) -> String {
@@ -87,6 +101,8 @@ fn category(kind: &str) -> &'static str {
 /// Vertical layout: the top of each slot and the height of the whole drawing.
 struct Layout {
     left: f64,
+    /// The slot of the breaking step.
+    broken: Option<usize>,
     /// Top of slot `k`; one more entry for the footer.
     top: Vec<f64>,
     width: f64,
@@ -115,11 +131,12 @@ impl Layout {
         let mut y = header;
         for l in &lines {
             top.push(y);
-            y += *l as f64 * LINE_H + 19.0;
+            y += *l as f64 * LINE_H + 23.0;
         }
         top.push(y);
         Layout {
             left,
+            broken: c.broken.as_ref().map(|b| b.slot),
             top,
             width: left + f64::from(c.servers) * LANE_W + 40.0,
         }
@@ -129,9 +146,20 @@ impl Layout {
         self.left + 20.0 + f64::from(s) * LANE_W
     }
 
+    /// The background of slot `k` (rows alternate; the breaking one is red).
+    fn bg(&self, k: usize) -> &'static str {
+        if self.broken == Some(k) {
+            "#ffe1e0"
+        } else if k > 0 && k % 2 == 0 && k + 1 < self.top.len() {
+            "#f3f5f7"
+        } else {
+            "#ffffff"
+        }
+    }
+
     /// The y of the event point of slot `k` (dot, arrow ends).
     fn y(&self, k: usize) -> f64 {
-        self.top[k] + 15.0
+        self.top[k] + 19.0
     }
 }
 
@@ -365,7 +393,7 @@ fn mark(o: &mut String, m: &Mark, step: usize, lay: &Layout, slot: usize, line: 
             | MarkKind::Partition
             | MarkKind::Heal
     );
-    let width = m.text.chars().count() as f64 * if bold { BOLD_W } else { CHAR_W } + 8.0;
+    let width = text_w(&m.text, bold) + 8.0;
     match m.kind {
         MarkKind::Crash => {
             let _ = write!(
@@ -422,10 +450,10 @@ fn mark(o: &mut String, m: &Mark, step: usize, lay: &Layout, slot: usize, line: 
         // A light backing so that arrows crossing the note do not strike it through.
         let _ = write!(
             o,
-            "<rect x='{:.1}' y='{:.1}' width='{width:.1}' height='14' fill='#ffffff' \
-             opacity='0.85'/>",
+            "<rect x='{:.1}' y='{:.1}' width='{width:.1}' height='14' fill='{}'/>",
             tx - 3.0,
-            y - 7.0
+            y - 7.0,
+            lay.bg(slot)
         );
     }
     let _ = write!(
@@ -500,7 +528,7 @@ fn arrow(o: &mut String, a: &Arrow, lay: &Layout, footer_top: f64) {
         _ => (ex + 4.0, "start"),
     };
     let text = format!("{}{suffix}", a.label);
-    let w = text.chars().count() as f64 * 6.4 + 6.0;
+    let w = text_w(&text, false) * 0.96 + 6.0;
     let bx = match anchor {
         "end" => lx - w + 3.0,
         "middle" => lx - w / 2.0,
@@ -508,11 +536,15 @@ fn arrow(o: &mut String, a: &Arrow, lay: &Layout, footer_top: f64) {
     };
     let _ = write!(
         o,
-        "<rect x='{bx:.1}' y='{:.1}' width='{w:.1}' height='13' fill='#ffffff' \
-         opacity='0.8'/><text class='zc-msg-label zc-t-{class}' x='{lx:.1}' y='{:.1}' \
+        "<rect x='{bx:.1}' y='{:.1}' width='{w:.1}' height='13' fill='{}' \
+         opacity='0.9'/><text class='zc-msg-label zc-t-{class}' x='{lx:.1}' y='{:.1}' \
          text-anchor='{anchor}'>{}</text></g>",
-        y1 - 16.0,
-        y1 - 6.0,
+        y1 - 19.0,
+        match a.end {
+            End::Delivered(k) | End::Lost(k) => lay.bg(k),
+            End::InFlight => "#ffffff",
+        },
+        y1 - 9.0,
         esc(&text)
     );
 }
