@@ -249,6 +249,18 @@ fn zxid_text(z: Zxid) -> String {
     }
 }
 
+/// The zxid of the `k`-th history item (1-based), in words; an index past the log (a state
+/// that breaks `WellFormed`) is said, not a panic.
+fn upto<P>(v: &ServerVars<P>, k: usize) -> String {
+    match k {
+        0 => zxid_text(Zxid::ZERO),
+        _ => v
+            .history
+            .get(k - 1)
+            .map_or_else(|| format!("index {k} past the log"), |t| t.zxid.to_string()),
+    }
+}
+
 /// How a server stands, in short lines: role, epochs, log (how much of it is durable),
 /// delivered prefix.
 fn standing<P>(v: &ServerVars<P>) -> Vec<String> {
@@ -264,11 +276,8 @@ fn standing<P>(v: &ServerVars<P>) -> Vec<String> {
             v.accepted_epoch, v.current_epoch
         ),
         format!("log [{log}]"),
-        format!("durable to {}", zxid_text(v.zxid_at(v.persisted as usize))),
-        format!(
-            "delivered to {}",
-            zxid_text(v.zxid_at(v.last_committed as usize))
-        ),
+        format!("durable to {}", upto(v, v.persisted as usize)),
+        format!("delivered to {}", upto(v, v.last_committed as usize)),
     ]
 }
 
@@ -299,7 +308,7 @@ fn server_marks<P: Payload>(
             MarkKind::Durable,
             format!(
                 "keeps log to {} (durable)",
-                zxid_text(new.zxid_at(new.persisted as usize))
+                upto(new, new.persisted as usize)
             ),
         );
     } else if role_text(old) != role_text(new) {
@@ -364,7 +373,7 @@ fn server_marks<P: Payload>(
             MarkKind::Durable,
             format!(
                 "log durable to {}",
-                new.zxid_at((new.persisted as usize).min(keep))
+                upto(new, (new.persisted as usize).min(keep))
             ),
         );
     }
@@ -380,19 +389,17 @@ fn server_marks<P: Payload>(
     if new.last_snapshot != old.last_snapshot && !crashed {
         mark(
             MarkKind::Snapshot,
-            format!(
-                "snapshot at {}",
-                zxid_text(new.zxid_at(new.last_snapshot as usize))
-            ),
+            format!("snapshot at {}", upto(new, new.last_snapshot as usize)),
         );
     }
     let delivered_before = (old.last_committed as usize).min(keep);
-    if (new.last_committed as usize) > delivered_before && !crashed {
+    let delivered_now = (new.last_committed as usize).min(new.history.len());
+    if delivered_now > delivered_before && !crashed {
         mark(
             MarkKind::Delivered,
             format!(
                 "delivers {}",
-                zxids(&new.history[delivered_before..new.last_committed as usize])
+                zxids(&new.history[delivered_before..delivered_now])
             ),
         );
     }

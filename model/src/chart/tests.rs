@@ -294,3 +294,18 @@ fn the_report_page_is_self_contained() {
         );
     }
 }
+
+#[test]
+fn an_index_past_the_log_is_said_not_a_panic() {
+    let mut v = crate::state::ServerVars::<ZnodeTxn>::initial();
+    v.persisted = 3;
+    let lines = standing(&v);
+    assert!(
+        lines.contains(&"durable to index 3 past the log".to_string()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&"delivered to nothing".to_string()),
+        "{lines:?}"
+    );
+}
