@@ -297,7 +297,7 @@ fn the_report_page_is_self_contained() {
 
 #[test]
 fn an_index_past_the_log_is_said_not_a_panic() {
-    let mut v = crate::state::ServerVars::<ZnodeTxn>::initial();
+    let mut v = ServerVars::<ZnodeTxn>::initial();
     v.persisted = 3;
     let lines = standing(&v);
     assert!(
