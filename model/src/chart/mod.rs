@@ -329,12 +329,46 @@ fn server_marks<P: Payload>(
             format!("currentEpoch={} on disk", new.current_epoch),
         );
     }
+    log_marks(old, new, &t.ghost.committed_log, crashed, &mut mark);
+    let (i, _) = a.servers();
+    if i == k && t.ghost.committed_log.len() > b.ghost.committed_log.len() {
+        mark(
+            MarkKind::QuorumCommit,
+            format!(
+                "quorum: {} committed",
+                zxids(&t.ghost.committed_log[b.ghost.committed_log.len()..])
+            ),
+        );
+    }
+    match *a {
+        Action::PartitionStart { i, j } if i == k || j == k => {
+            mark(
+                MarkKind::Partition,
+                format!("link s{}-s{} cut", i + 1, j + 1),
+            );
+        }
+        Action::PartitionRecover { i, j } if i == k || j == k => {
+            mark(MarkKind::Heal, format!("link s{}-s{} healed", i + 1, j + 1));
+        }
+        _ => {}
+    }
+}
+
+/// What happened to one server's log from `old` to `new`: entries lost (committed ones
+/// apart), added (durable or in memory), made durable, queued as sync packets, snapshotted,
+/// delivered.
+fn log_marks<P: Payload>(
+    old: &ServerVars<P>,
+    new: &ServerVars<P>,
+    committed_log: &[Txn<P>],
+    crashed: bool,
+    mark: &mut impl FnMut(MarkKind, String),
+) {
     let keep = common_prefix(&old.history, &new.history);
-    let removed = &old.history[keep..];
-    let (lost_committed, lost): (Vec<_>, Vec<_>) = removed
+    let (lost_committed, lost): (Vec<_>, Vec<_>) = old.history[keep..]
         .iter()
         .cloned()
-        .partition(|x| t.ghost.committed_log.contains(x));
+        .partition(|x| committed_log.contains(x));
     let how = if crashed {
         "lost in crash"
     } else {
@@ -366,27 +400,26 @@ fn server_marks<P: Payload>(
             format!("log +{} in memory, not durable", zxids(&added[durable..])),
         );
     }
-    let was_durable = (old.persisted as usize).min(keep);
     let now_durable = (new.persisted as usize).min(keep);
-    if now_durable > was_durable {
+    if now_durable > (old.persisted as usize).min(keep) {
         mark(
             MarkKind::Durable,
-            format!(
-                "log durable to {}",
-                upto(new, (new.persisted as usize).min(keep))
-            ),
+            format!("log durable to {}", upto(new, now_durable)),
         );
+    }
+    if crashed {
+        return;
     }
     let packets = |v: &ServerVars<P>| v.follower.as_ref().map_or(0, |f| f.packets.len());
     if let Some(f) = &new.follower {
-        if packets(new) > packets(old) && !crashed {
+        if packets(new) > packets(old) {
             mark(
                 MarkKind::Memory,
                 format!("sync packet {} queued", zxids(&f.packets[packets(old)..])),
             );
         }
     }
-    if new.last_snapshot != old.last_snapshot && !crashed {
+    if new.last_snapshot != old.last_snapshot {
         mark(
             MarkKind::Snapshot,
             format!("snapshot at {}", upto(new, new.last_snapshot as usize)),
@@ -394,7 +427,7 @@ fn server_marks<P: Payload>(
     }
     let delivered_before = (old.last_committed as usize).min(keep);
     let delivered_now = (new.last_committed as usize).min(new.history.len());
-    if delivered_now > delivered_before && !crashed {
+    if delivered_now > delivered_before {
         mark(
             MarkKind::Delivered,
             format!(
@@ -402,28 +435,6 @@ fn server_marks<P: Payload>(
                 zxids(&new.history[delivered_before..delivered_now])
             ),
         );
-    }
-    let (i, _) = a.servers();
-    if i == k && t.ghost.committed_log.len() > b.ghost.committed_log.len() {
-        mark(
-            MarkKind::QuorumCommit,
-            format!(
-                "quorum: {} committed",
-                zxids(&t.ghost.committed_log[b.ghost.committed_log.len()..])
-            ),
-        );
-    }
-    match *a {
-        Action::PartitionStart { i, j } if i == k => {
-            mark(
-                MarkKind::Partition,
-                format!("link s{}-s{} cut", i + 1, j + 1),
-            );
-        }
-        Action::PartitionRecover { i, j } if i == k => {
-            mark(MarkKind::Heal, format!("link s{}-s{} healed", i + 1, j + 1));
-        }
-        _ => {}
     }
 }
 

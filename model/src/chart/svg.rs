@@ -171,7 +171,7 @@ pub fn render(c: &Chart) -> String {
     let slots = c.rows.len() + 1;
     let footer_top = lay.top[slots];
     let footer_lines = c.last.iter().map(Vec::len).max().unwrap_or(1);
-    let height = footer_top + 24.0 + footer_lines as f64 * LINE_H + 30.0;
+    let height = footer_top + 36.0 + footer_lines as f64 * LINE_H + 30.0;
     let mut o = String::new();
     let _ = write!(
         o,
@@ -232,6 +232,7 @@ pub fn render(c: &Chart) -> String {
             "<circle cx='{:.1}' cy='{y:.1}' r='4.5' fill='#1f2328'/>",
             lay.x(r.actor)
         );
+        link(&mut o, r, &lay, y);
         for s in 0..c.servers {
             let marks: Vec<&Mark> = r.marks.iter().filter(|m| m.server == s).collect();
             for (line, m) in marks.iter().enumerate() {
@@ -244,6 +245,31 @@ pub fn render(c: &Chart) -> String {
     footer(&mut o, c, &lay, footer_top);
     o.push_str("</svg>");
     o
+}
+
+/// A cut (red) or healed (green) link: a dashed line between the two lanes.
+fn link(o: &mut String, r: &super::Row, lay: &Layout, y: f64) {
+    for (kind, color) in [
+        (MarkKind::Partition, "#d1242f"),
+        (MarkKind::Heal, "#1a7f37"),
+    ] {
+        let ends: Vec<u8> = r
+            .marks
+            .iter()
+            .filter(|m| m.kind == kind)
+            .map(|m| m.server)
+            .collect();
+        if let [a, b] = ends[..] {
+            let _ = write!(
+                o,
+                "<line class='zc-link zc-link-{}' x1='{:.1}' y1='{y:.1}' x2='{:.1}' \
+                 y2='{y:.1}' stroke='{color}' stroke-width='2.5' stroke-dasharray='7 4'/>",
+                kind.name(),
+                lay.x(a.min(b)),
+                lay.x(a.max(b))
+            );
+        }
+    }
 }
 
 fn backgrounds(o: &mut String, c: &Chart, lay: &Layout) {
@@ -474,7 +500,7 @@ fn arrow(o: &mut String, a: &Arrow, lay: &Layout, footer_top: f64) {
         End::InFlight => (
             "in-flight".to_string(),
             x0 + (xt - x0) * 0.45,
-            footer_top - 2.0,
+            footer_top + 8.0,
             true,
         ),
     };
@@ -527,6 +553,12 @@ fn arrow(o: &mut String, a: &Arrow, lay: &Layout, footer_top: f64) {
         _ if dir > 0.0 => (ex - 4.0, "end"),
         _ => (ex + 4.0, "start"),
     };
+    // An arrow still in flight is labelled below its end, in the gap above the footer.
+    let y1 = if a.end == End::InFlight {
+        y1 + 21.0
+    } else {
+        y1
+    };
     let text = format!("{}{suffix}", a.label);
     let w = text_w(&text, false) * 0.96 + 6.0;
     let bx = match anchor {
@@ -567,7 +599,7 @@ fn violation(o: &mut String, c: &Chart, lay: &Layout) {
 }
 
 fn footer(o: &mut String, c: &Chart, lay: &Layout, footer_top: f64) {
-    let y = footer_top + 22.0;
+    let y = footer_top + 34.0;
     let _ = write!(
         o,
         "<g class='zc-final'><text class='zc-mono' x='{:.1}' y='{y:.1}'>end</text>\

@@ -250,9 +250,20 @@ fn partitions_lose_messages_and_are_marked_on_both_ends() {
             .any(|m| m.kind == MarkKind::Role && m.text == "LOOKING")
     );
     assert!(marks_at(&c, 2, 0).iter().any(|m| m.kind == MarkKind::Heal));
+    for end in [0, 2] {
+        assert!(
+            marks_at(&c, 1, end)
+                .iter()
+                .any(|m| m.kind == MarkKind::Partition),
+            "both ends show the cut"
+        );
+    }
+    assert!(marks_at(&c, 1, 1).is_empty(), "s2 is not involved");
     let svg = c.to_svg();
     assert!(svg.contains("data-step='5' data-action='PartitionStart(s1, s3)'"));
     assert_eq!(count(&svg, "zc-msg zc-msg-lost"), 1);
+    assert_eq!(count(&svg, "class='zc-link zc-link-partition'"), 1);
+    assert_eq!(count(&svg, "class='zc-link zc-link-heal'"), 1);
 }
 
 #[test]
