@@ -17,7 +17,7 @@ use crate::invariants::{Invariant, examples, invariants};
 use crate::next::ZabModel;
 use crate::state::ModelState;
 use crate::workload::Workload;
-use stateright::{Checker, HasDiscoveries, Model, Path, Property, UniformChooser};
+use stateright::{Checker, Chooser, HasDiscoveries, Model, Path, Property};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -386,6 +386,44 @@ pub fn check_model<P: Payload>(
     report
 }
 
+/// The random walks' choice of the next action: only among enabled actions.
+///
+/// Stateright 0.31.0's simulation records the index of every action it tries, the disabled
+/// ones included, and indexes into a list it has shrunk with `swap_remove`; rebuilding a
+/// discovery's path from those indices then panics ("Unable to reconstruct a `Path`"). When
+/// the first choice is always enabled, each recorded index is the action's index in the full
+/// list and the path rebuilds. A random start, then the next enabled action in list order
+/// (a small bias towards actions that follow disabled ones); SplitMix64, so that a seed gives
+/// the same walks on every platform.
+#[derive(Clone)]
+struct EnabledChooser<P>(ZabModel<P>);
+
+impl<P: Payload> Chooser<ZabModel<P>> for EnabledChooser<P> {
+    type State = u64;
+
+    fn new_state(&self, seed: u64) -> u64 {
+        seed
+    }
+
+    fn choose_initial_state(&self, _rng: &mut u64, _initial: &[ModelState<P>]) -> usize {
+        0
+    }
+
+    fn choose_action(&self, rng: &mut u64, state: &ModelState<P>, actions: &[Action<P>]) -> usize {
+        *rng = rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = *rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        let n = actions.len();
+        let start = (z % n as u64) as usize;
+        (0..n)
+            .map(|k| (start + k) % n)
+            .find(|&k| self.0.step(state, &actions[k]).is_some())
+            .unwrap_or(start)
+    }
+}
+
 /// The outcome of a simulation run.
 pub struct SimulationReport<P> {
     /// States visited, revisits included.
@@ -424,7 +462,7 @@ pub fn simulate(
         .threads(threads.max(1))
         .finish_when(HasDiscoveries::AnyFailures)
         .target_state_count(states)
-        .spawn_simulation(seed, UniformChooser)
+        .spawn_simulation(seed, EnabledChooser(workload_model(cfg)))
         .join();
     let seconds = start.elapsed().as_secs_f64();
     let m = checker.model();
