@@ -232,7 +232,7 @@ fn write_html(
                 .join(", ")
         ),
         commands: vec![
-            ("Reproduce the check:".into(), reproduce.to_string()),
+            ("Reproduce it:".into(), reproduce.to_string()),
             (
                 "Open the Explorer (then follow the link of each counterexample):".into(),
                 format!("zab-model explore {} --addr {explorer}", args.cli_flags()),

@@ -304,13 +304,11 @@ fn server_marks<P: Payload>(
     let crashed = matches!(a, Action::NodeCrash { i } if *i == k);
     if crashed {
         mark(MarkKind::Crash, "CRASH, restarts LOOKING".into());
-        mark(
-            MarkKind::Durable,
-            format!(
-                "keeps log to {} (durable)",
-                upto(new, new.persisted as usize)
-            ),
-        );
+        let kept = match new.persisted {
+            0 => "keeps an empty log".to_string(),
+            p => format!("keeps log to {} (durable)", upto(new, p as usize)),
+        };
+        mark(MarkKind::Durable, kept);
     } else if role_text(old) != role_text(new) {
         mark(MarkKind::Role, role_text(new));
     }
