@@ -2,8 +2,9 @@
 # ci/test.sh — the project's test command (README "Run the tests"); `.ci/run` calls it.
 #
 # Installs what it needs, then runs, in order: formatting, lints, every test of the
-# workspace, the client compatibility tests (ci/clients.sh), the CI model check and the TLA+
-# mirror check (ci/tla.sh), loom. Deep checks (long simulation sweeps, deep model checks) are
+# workspace, the client compatibility tests (ci/clients.sh), the CI model check, the
+# counterexample charts in headless Chromium (ci/charts.sh), loom and the TLA+ mirror check
+# (ci/tla.sh). Deep checks (long simulation sweeps, deep model checks) are
 # behind a flag (see `ci/test.sh --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +42,10 @@ step "build the model checker" cargo build --release --locked -p zab-model
 step "model check (CI configuration)" \
   ./target/release/zab-model check --servers 3 --txns 1 --crashes 1 --partitions 1 \
   --timeouts 1 --snapshots 1 --epochs 2 --threads 2
+# Counterexamples as a person sees them: the HTML report and the Explorer page of
+# ZOOKEEPER-4646's counterexample and a failed simulation's report, rendered in headless
+# Chromium, checked by DOM assertions; screenshots kept in target/charts/.
+step "charts (report, Explorer, zab-sim report in Chromium)" ci/charts.sh
 # loom: every interleaving (up to 3 preemptions) of the log writer's hand-off.
 step "loom (log writer hand-off)" \
   env RUSTFLAGS="--cfg zab_loom" CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/loom" \

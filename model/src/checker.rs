@@ -10,12 +10,14 @@
 //! deadline itself through `within_boundary`, which works with any number of threads.
 
 use crate::action::Action;
+use crate::chart::Chart;
+use crate::chart::report::Case;
 use crate::config::Config;
 use crate::instrument::Instrument;
 use crate::next::ZabModel;
 use crate::state::ModelState;
 use crate::workload::Workload;
-use stateright::{Checker, HasDiscoveries, Model, Path, Property, UniformChooser};
+use stateright::{Checker, Chooser, HasDiscoveries, Model, Path, Property};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -94,6 +96,12 @@ impl<P: Payload> Model for ZabModel<P> {
 
     fn within_boundary(&self, _state: &ModelState<P>) -> bool {
         self.instrument.as_ref().is_none_or(|i| i.within_deadline())
+    }
+
+    /// The message sequence chart of the path (`crate::chart`): the Explorer shows it above
+    /// every state.
+    fn as_svg(&self, path: Path<ModelState<P>, Action<P>>) -> Option<String> {
+        Some(Chart::of_path(path, &self.tables.invariants).to_svg())
     }
 }
 
@@ -306,6 +314,44 @@ pub fn check_model<P: Payload>(
     report
 }
 
+/// The random walks' choice of the next action: only among enabled actions.
+///
+/// Stateright 0.31.0's simulation records the index of every action it tries, the disabled
+/// ones included, and indexes into a list it has shrunk with `swap_remove`; rebuilding a
+/// discovery's path from those indices then panics ("Unable to reconstruct a `Path`"). When
+/// the first choice is always enabled, each recorded index is the action's index in the full
+/// list and the path rebuilds. A random start, then the next enabled action in list order
+/// (a small bias towards actions that follow disabled ones); SplitMix64, so that a seed gives
+/// the same walks on every platform.
+#[derive(Clone)]
+struct EnabledChooser<P>(ZabModel<P>);
+
+impl<P: Payload> Chooser<ZabModel<P>> for EnabledChooser<P> {
+    type State = u64;
+
+    fn new_state(&self, seed: u64) -> u64 {
+        seed
+    }
+
+    fn choose_initial_state(&self, _rng: &mut u64, _initial: &[ModelState<P>]) -> usize {
+        0
+    }
+
+    fn choose_action(&self, rng: &mut u64, state: &ModelState<P>, actions: &[Action<P>]) -> usize {
+        *rng = rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = *rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        let n = actions.len();
+        let start = (z % n as u64) as usize;
+        (0..n)
+            .map(|k| (start + k) % n)
+            .find(|&k| self.0.step(state, &actions[k]).is_some())
+            .unwrap_or(start)
+    }
+}
+
 /// The outcome of a simulation run.
 pub struct SimulationReport<P> {
     /// States visited, revisits included.
@@ -344,7 +390,7 @@ pub fn simulate(
         .threads(threads.max(1))
         .finish_when(HasDiscoveries::AnyFailures)
         .target_state_count(states)
-        .spawn_simulation(seed, UniformChooser)
+        .spawn_simulation(seed, EnabledChooser(workload_model(cfg)))
         .join();
     let seconds = start.elapsed().as_secs_f64();
     let m = checker.model();
@@ -379,18 +425,53 @@ pub fn explore(cfg: &Config, addr: &str) {
     let _ = workload_model(cfg).checker().serve(addr);
 }
 
-/// A counterexample as a numbered list of steps, then the state that breaks the invariant
-/// and the Explorer link that re-opens it.
-#[must_use]
-pub fn format_discovery<P: Payload>(cfg: &Config, d: &Discovery<P>, explorer: &str) -> String {
+fn meaning_of<P: Payload>(cfg: &Config, id: &str) -> &'static str {
     let model: ZabModel<P> = ZabModel::new(cfg.clone(), Arc::new(crate::next::NoRequests));
-    let meaning = model
+    model
         .tables
         .invariants
         .iter()
         .chain(model.tables.examples.iter())
-        .find(|i| i.id == d.property)
-        .map_or("", |i| i.meaning);
+        .find(|i| i.id == id)
+        .map_or("", |i| i.meaning)
+}
+
+/// A counterexample as a section of an HTML report ([`crate::chart::report`]): the numbered
+/// steps, the chart, the final state and the Explorer link (`explorer` is `http://host:port`).
+#[must_use]
+pub fn discovery_case<P: Payload>(cfg: &Config, d: &Discovery<P>, explorer: &str) -> Case {
+    let (states, actions) = crate::chart::split_path(d.path.clone());
+    let chart = Chart::new(&states, &actions, 1, &invariants());
+    Case {
+        heading: format!("Counterexample for {}", d.property),
+        summary: format!(
+            "{}: {} ({} steps).",
+            d.property,
+            meaning_of::<P>(cfg, d.property),
+            actions.len()
+        ),
+        steps: actions
+            .iter()
+            .enumerate()
+            .map(|(k, a)| (k + 1, a.to_string()))
+            .collect(),
+        omitted: 0,
+        highlight: chart.broken.as_ref().and_then(|b| b.step),
+        chart: Some(chart),
+        final_state: d.path.last_state().to_string(),
+        links: vec![(
+            format!("Open this path in the Explorer ({explorer}, started as below)"),
+            format!("{explorer}/#/steps/{}", d.encoded),
+        )],
+        details: Vec::new(),
+    }
+}
+
+/// A counterexample as a numbered list of steps, then the state that breaks the invariant
+/// and the Explorer link that re-opens it.
+#[must_use]
+pub fn format_discovery<P: Payload>(cfg: &Config, d: &Discovery<P>, explorer: &str) -> String {
+    let meaning = meaning_of::<P>(cfg, d.property);
     let mut out = format!("{} ({meaning})\n", d.property);
     let steps = d.path.clone().into_vec();
     for (k, (_, action)) in steps.iter().enumerate() {

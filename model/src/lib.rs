@@ -12,6 +12,7 @@
 //! `spec/PROTOCOL.md` is the normative description of every action and invariant.
 
 pub mod action;
+pub mod chart;
 pub mod checker;
 pub mod config;
 pub mod instrument;

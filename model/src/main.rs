@@ -9,6 +9,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Args, Parser, Subcommand};
 use std::process::ExitCode;
 use std::time::Duration;
+use zab_model::chart::report::{self, Report};
 use zab_model::checker::{self, CheckOptions, CheckReport};
 use zab_model::{Bug, Config, InitKind, WorkloadKind};
 use zab_spec::ZnodeTxn;
@@ -43,6 +44,11 @@ enum Command {
         /// Address the printed Explorer links point at.
         #[arg(long, default_value = "127.0.0.1:3000")]
         explorer: String,
+        /// On a counterexample, also write a self-contained HTML report here: the command
+        /// that reproduces it, the bounds, the steps, the message sequence chart, the final
+        /// state and the Explorer link.
+        #[arg(long, value_name = "FILE.html")]
+        report: Option<std::path::PathBuf>,
     },
     /// Random walks through the state space, reproducible from `--seed`.
     Simulate {
@@ -60,6 +66,9 @@ enum Command {
         /// Address the printed Explorer links point at.
         #[arg(long, default_value = "127.0.0.1:3000")]
         explorer: String,
+        /// On a counterexample, also write a self-contained HTML report here.
+        #[arg(long, value_name = "FILE.html")]
+        report: Option<std::path::PathBuf>,
     },
     /// Serve the Stateright Explorer web UI for the configuration.
     Explore {
@@ -196,6 +205,51 @@ fn print_report(
     }
 }
 
+/// Writes the HTML report of `failures` to `path` (when asked for and there is a failure).
+fn write_html(
+    cfg: &Config,
+    args: &ModelArgs,
+    failures: &[checker::Discovery<ZnodeTxn>],
+    explorer: &str,
+    reproduce: &str,
+    path: Option<std::path::PathBuf>,
+) -> Result<(), String> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    if failures.is_empty() {
+        println!("no counterexample: no report written to {}", path.display());
+        return Ok(());
+    }
+    let url = format!("http://{explorer}");
+    let report = Report {
+        title: format!(
+            "zab-model: {} violated",
+            failures
+                .iter()
+                .map(|d| d.property)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        commands: vec![
+            ("Reproduce it:".into(), reproduce.to_string()),
+            (
+                "Open the Explorer (then follow the link of each counterexample):".into(),
+                format!("zab-model explore {} --addr {explorer}", args.cli_flags()),
+            ),
+        ],
+        bounds: report::pairs(&cfg.to_string()),
+        cases: failures
+            .iter()
+            .map(|d| checker::discovery_case(cfg, d, &url))
+            .collect(),
+    };
+    std::fs::write(&path, report.to_html())
+        .map_err(|e| format!("cannot write the report {}: {e}", path.display()))?;
+    println!("report: {}", path.display());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match &cli.command {
@@ -216,6 +270,7 @@ fn main() -> ExitCode {
             timeout,
             dfs,
             explorer,
+            report,
             ..
         } => {
             println!("zab-model check: {cfg} threads={}", args.threads);
@@ -228,13 +283,22 @@ fn main() -> ExitCode {
                 depth_first: dfs,
             };
             let r = checker::check(&cfg, &opts);
-            print_report(&cfg, &args, &r, &explorer)
+            let code = print_report(&cfg, &args, &r, &explorer);
+            let reproduce = format!("zab-model check {}", args.cli_flags());
+            match write_html(&cfg, &args, &r.failures, &explorer, &reproduce, report) {
+                Ok(()) => code,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(74)
+                }
+            }
         }
         Command::Simulate {
             seed,
             states,
             timeout,
             explorer,
+            report,
             ..
         } => {
             println!(
@@ -264,6 +328,11 @@ fn main() -> ExitCode {
                 );
             }
             println!("examples reached: {}", r.examples_found.join(", "));
+            let reproduce = format!("zab-model simulate {} --seed {seed}", args.cli_flags());
+            if let Err(e) = write_html(&cfg, &args, &r.failures, &explorer, &reproduce, report) {
+                eprintln!("error: {e}");
+                return ExitCode::from(74);
+            }
             if r.failures.is_empty() {
                 println!("verdict: no violation on the walks (seed {seed})");
                 ExitCode::SUCCESS

@@ -1,5 +1,6 @@
 //! A counterexample printed by `check` can be shared as an Explorer URL and re-opened: the
-//! Explorer serves the same path and shows the broken invariant on its last state.
+//! Explorer serves the same path and shows the broken invariant on its last state, with the
+//! path's message sequence chart.
 
 mod common;
 
@@ -64,6 +65,13 @@ fn a_counterexample_link_reopens_in_the_explorer() {
     assert!(
         body.contains(&step),
         "step {step} (index {last}) not offered: {body}"
+    );
+    // Each successor comes with its path's chart (`Model::as_svg`); the one that breaks the
+    // invariant is drawn with the breaking step highlighted.
+    assert!(body.contains("\"svg\":\"<svg xmlns='http://www.w3.org/2000/svg' class='zc'"));
+    assert!(
+        body.contains("data-invariants='ProcessConsistency'"),
+        "{body}"
     );
     // A path the model does not have is refused.
     let (status, _) = get(&addr, "/.states/0/99/99/99");

@@ -6,8 +6,10 @@
 //! | [`history`] | client histories: linearizability of writes, ZooKeeper's read guarantees |
 //! | [`sim`] | deterministic simulation of whole ensembles of the real server code with faults from a seed |
 //! | [`ndjson`] | reading the trace files `zabd --trace-file` writes |
+//! | [`report`] | the HTML report of a failure, with the model's message sequence chart |
 
 pub mod history;
 pub mod ndjson;
 pub mod refine;
+pub mod report;
 pub mod sim;

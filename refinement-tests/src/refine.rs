@@ -26,7 +26,7 @@
 //! another step and before the trace ends ([`Refiner::finish`]); steps of other servers are
 //! independent of it, so the reordered trace is an equivalent interleaving.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use zab_model::invariants::{Invariant, invariants};
 use zab_model::state::{Idx, ModelState, ServerVars, Sid};
@@ -125,6 +125,22 @@ fn show_record<P: fmt::Display>(ev: &TraceEvent<P>) -> String {
     )
 }
 
+/// How many model steps a [`Refiner`] keeps for the chart of a failure.
+pub const WINDOW: usize = 40;
+
+/// The last model steps of a refined trace: what `zab-sim --report` draws.
+#[derive(Clone, Debug)]
+pub struct ModelWindow<P> {
+    /// The number of the first action (1 = the trace's first model step).
+    pub first_step: usize,
+    /// The states, one more than the actions.
+    pub states: Vec<ModelState<P>>,
+    /// The model actions.
+    pub actions: Vec<Action<P>>,
+    /// For each action, the 0-based index of the trace record it came from.
+    pub records: Vec<usize>,
+}
+
 /// Replays trace records through the model.
 pub struct Refiner<P: Payload> {
     model: ZabModel<P>,
@@ -139,6 +155,12 @@ pub struct Refiner<P: Payload> {
     pub counts: BTreeMap<&'static str, usize>,
     /// How many `FollowLeader` records were commuted past later records.
     pub commuted: usize,
+    /// The last [`WINDOW`] model steps: the state before, the action, the record index.
+    recent: VecDeque<(ModelState<P>, Action<P>, usize)>,
+    /// Model steps taken so far.
+    model_steps: usize,
+    /// The state after a step that broke an invariant (its steps are in `recent`).
+    violating: Option<ModelState<P>>,
 }
 
 impl<P: Payload> Refiner<P> {
@@ -160,6 +182,34 @@ impl<P: Payload> Refiner<P> {
             held: None,
             counts: BTreeMap::new(),
             commuted: 0,
+            recent: VecDeque::new(),
+            model_steps: 0,
+            violating: None,
+        }
+    }
+
+    /// The last model steps (at most [`WINDOW`]), ending in the current state, or in the state
+    /// that broke an invariant.
+    #[must_use]
+    pub fn window(&self) -> ModelWindow<P> {
+        let end = self.violating.as_ref().unwrap_or(&self.state).clone();
+        let mut states: Vec<ModelState<P>> = self.recent.iter().map(|r| r.0.clone()).collect();
+        states.push(end);
+        ModelWindow {
+            first_step: self.model_steps - self.recent.len() + 1,
+            states,
+            actions: self.recent.iter().map(|r| r.1.clone()).collect(),
+            records: self.recent.iter().map(|r| r.2).collect(),
+        }
+    }
+
+    fn remember(&mut self, steps: Vec<(ModelState<P>, Action<P>)>, record: usize) {
+        for (s, a) in steps {
+            self.recent.push_back((s, a, record));
+            self.model_steps += 1;
+            if self.recent.len() > WINDOW {
+                self.recent.pop_front();
+            }
         }
     }
 
@@ -305,9 +355,10 @@ impl<P: Payload> Refiner<P> {
             },
         };
         let mut next = self.state.clone();
+        let mut steps = Vec::with_capacity(actions.len());
         for a in &actions {
             match self.model.step(&next, a) {
-                Some(t) => next = t,
+                Some(t) => steps.push((std::mem::replace(&mut next, t), a.clone())),
                 None => {
                     return Err(fail(self, format!("{a} is not enabled in the model"), None));
                 }
@@ -332,8 +383,11 @@ impl<P: Payload> Refiner<P> {
                 None,
             );
             d.model_state = next.to_string();
+            self.remember(steps, step);
+            self.violating = Some(next);
             return Err(d);
         }
+        self.remember(steps, step);
         self.state = next;
         Ok(())
     }

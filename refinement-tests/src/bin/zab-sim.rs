@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use zab_model::chart::report::Report;
 use zab_refinement::refine::Refiner;
 use zab_refinement::sim::{self, Faults, SimConfig};
 use zab_spec::{Bug, ServerId};
@@ -63,6 +64,10 @@ enum Cmd {
         /// Print the whole trace.
         #[arg(long)]
         print_trace: bool,
+        /// On a failure, also write a self-contained HTML report here (the last model steps
+        /// of the trace as a message sequence chart, the failure, the reproducing command).
+        #[arg(long, value_name = "FILE.html")]
+        report: Option<PathBuf>,
     },
     /// Runs seeds FROM..FROM+COUNT and stops at the first failure.
     Sweep {
@@ -74,6 +79,9 @@ enum Cmd {
         count: u64,
         #[command(flatten)]
         args: SimArgs,
+        /// On a failure, also write a self-contained HTML report here.
+        #[arg(long, value_name = "FILE.html")]
+        report: Option<PathBuf>,
     },
     /// Checks `zabd --trace-file` files of one ensemble (merged by time) against the model.
     Check {
@@ -82,7 +90,22 @@ enum Cmd {
         servers: Vec<u64>,
         /// The trace files.
         files: Vec<PathBuf>,
+        /// When the traces do not refine the model, also write an HTML report here.
+        #[arg(long, value_name = "FILE.html")]
+        report: Option<PathBuf>,
     },
+}
+
+/// Writes the report `make` builds to `path`, when one was asked for.
+#[allow(clippy::print_stdout)]
+fn write_report(path: Option<&std::path::Path>, make: impl FnOnce() -> Report) {
+    let Some(path) = path else {
+        return;
+    };
+    match zab_refinement::report::write(path, &make()) {
+        Ok(()) => println!("report: {}", path.display()),
+        Err(e) => println!("{e}"),
+    }
 }
 
 #[allow(clippy::print_stdout)]
@@ -92,10 +115,11 @@ fn main() -> ExitCode {
             seed,
             args,
             print_trace,
+            report,
         } => {
             let mut cfg = args.config(seed);
             cfg.keep_trace = print_trace;
-            match sim::run(cfg) {
+            match sim::run(cfg.clone()) {
                 Ok(r) => {
                     for line in &r.trace {
                         println!("{line}");
@@ -112,11 +136,19 @@ fn main() -> ExitCode {
                 }
                 Err(f) => {
                     println!("seed {seed}: {f}");
+                    write_report(report.as_deref(), || {
+                        zab_refinement::report::simulation(&cfg, &f)
+                    });
                     ExitCode::FAILURE
                 }
             }
         }
-        Cmd::Sweep { from, count, args } => {
+        Cmd::Sweep {
+            from,
+            count,
+            args,
+            report,
+        } => {
             let start = std::time::Instant::now();
             let mut records = 0usize;
             for seed in from..from.saturating_add(count) {
@@ -124,6 +156,9 @@ fn main() -> ExitCode {
                     Ok(r) => records += r.records,
                     Err(f) => {
                         println!("seed {seed}: {f}");
+                        write_report(report.as_deref(), || {
+                            zab_refinement::report::simulation(&args.config(seed), &f)
+                        });
                         return ExitCode::FAILURE;
                     }
                 }
@@ -141,7 +176,11 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Cmd::Check { servers, files } => {
+        Cmd::Check {
+            servers,
+            files,
+            report,
+        } => {
             let paths: Vec<&std::path::Path> = files.iter().map(PathBuf::as_path).collect();
             let trace = match zab_refinement::ndjson::merge(&paths) {
                 Ok(t) => t,
@@ -150,6 +189,19 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            let command = format!(
+                "zab-sim check --servers {} {}",
+                servers
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
             let ids: Vec<ServerId> = servers.into_iter().map(ServerId).collect();
             let mut refiner = Refiner::new(&ids, None);
             match refiner.replay(&trace) {
@@ -163,6 +215,9 @@ fn main() -> ExitCode {
                 }
                 Err(d) => {
                     println!("{d}");
+                    write_report(report.as_deref(), || {
+                        zab_refinement::report::divergence(&command, &d, &refiner.window())
+                    });
                     ExitCode::FAILURE
                 }
             }

@@ -199,6 +199,8 @@ pub struct Failure {
     pub repro: String,
     /// Simulated time, ms.
     pub at_ms: u64,
+    /// The last model steps of the refined trace, for the chart (`crate::report`).
+    pub window: crate::refine::ModelWindow<Txn>,
 }
 
 impl fmt::Display for Failure {
@@ -409,6 +411,7 @@ impl Sim {
             recent: self.recent.iter().cloned().collect(),
             repro: self.cfg.repro(),
             at_ms: self.now(),
+            window: self.refiner.window(),
         })
     }
 
