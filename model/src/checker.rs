@@ -14,6 +14,7 @@ use crate::chart::Chart;
 use crate::chart::report::Case;
 use crate::config::Config;
 use crate::instrument::Instrument;
+use crate::invariants::invariants;
 use crate::next::ZabModel;
 use crate::state::ModelState;
 use crate::workload::Workload;
