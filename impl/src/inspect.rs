@@ -287,3 +287,104 @@ pub fn snapshot(path: &Path, json: bool) -> std::io::Result<String> {
     );
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{StdFs, Storage, StorageConfig};
+    use std::sync::Arc;
+    use zab_spec::SessionId;
+    use zab_zk::TxnHeader;
+
+    fn txn(body: TxnBody) -> Vec<u8> {
+        Txn::new(
+            TxnHeader {
+                session: SessionId(0x42),
+                cxid: 3,
+                time: 1000,
+            },
+            body,
+        )
+        .encode()
+        .to_vec()
+    }
+
+    fn files() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = StorageConfig::new(dir.path(), dir.path());
+        let (mut s, _) = Storage::open(Arc::new(StdFs), &cfg).expect("open");
+        let bodies = [
+            TxnBody::CreateSession { timeout: 5000 },
+            TxnBody::Delete { path: "/a".into() },
+            TxnBody::SetData {
+                path: "/b".into(),
+                data: None,
+                version: 2,
+            },
+        ];
+        for (k, b) in bodies.into_iter().enumerate() {
+            s.append(Zxid::new(1, k as u32 + 1), &txn(b))
+                .expect("append");
+        }
+        s.sync().expect("sync");
+        let t = s.snapshot_ticket();
+        s.save_snapshot(t, Zxid::new(1, 3), &DataTree::new().snapshot())
+            .expect("snapshot");
+        let layout = dir.path().join(crate::storage::LAYOUT_DIR);
+        let log = layout.join("log.0000000100000001");
+        let snap = layout.join("snapshot.0000000100000003");
+        (dir, log, snap)
+    }
+
+    #[test]
+    fn a_log_segment_lists_its_records_and_reports_damage_by_offset() {
+        let (_dir, log, _) = files();
+        let doc: Value =
+            serde_json::from_str(&super::log(&log, true).expect("read")).expect("json");
+        assert_eq!(doc["summary"]["count"], 3);
+        assert_eq!(doc["records"][1]["type"], "delete");
+        assert_eq!(doc["records"][1]["paths"][0], "/a");
+        assert_eq!(doc["records"][2]["zxid"], "0x100000003");
+        assert_eq!(doc["records"][0]["session"], "0x42");
+        assert!(doc["summary"]["damage"].is_null());
+        let text = super::log(&log, false).expect("text");
+        assert!(text.contains("3 records"), "{text}");
+        // Damage in the middle record: corrupt (a valid record follows), with its offset.
+        let mut bytes = std::fs::read(&log).expect("read");
+        let second = doc["records"][1]["offset"].as_u64().expect("offset") as usize;
+        bytes[second + 20] ^= 1;
+        std::fs::write(&log, &bytes).expect("write");
+        let doc: Value =
+            serde_json::from_str(&super::log(&log, true).expect("read")).expect("json");
+        assert_eq!(doc["summary"]["count"], 1);
+        assert_eq!(doc["summary"]["damage"]["offset"], second);
+        assert_eq!(
+            doc["summary"]["damage"]["kind"],
+            "corrupt (valid records follow)"
+        );
+        // Garbage that is not a segment at all.
+        std::fs::write(&log, b"hello").expect("write");
+        let doc: Value =
+            serde_json::from_str(&super::log(&log, true).expect("read")).expect("json");
+        assert_eq!(doc["summary"]["count"], 0);
+    }
+
+    #[test]
+    fn a_snapshot_lists_its_nodes_and_sessions() {
+        let (_dir, _, snap) = files();
+        let doc: Value = serde_json::from_str(&snapshot(&snap, true).expect("read")).expect("json");
+        assert_eq!(doc["summary"]["nodes"], 4);
+        assert_eq!(doc["nodes"][0]["path"], "/");
+        let text = snapshot(&snap, false).expect("text");
+        assert!(text.contains("/zookeeper/quota"), "{text}");
+        let mut bytes = std::fs::read(&snap).expect("read");
+        let n = bytes.len();
+        bytes[n - 3] ^= 1;
+        std::fs::write(&snap, &bytes).expect("write");
+        let doc: Value = serde_json::from_str(&snapshot(&snap, true).expect("read")).expect("json");
+        assert!(
+            doc["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{doc}"
+        );
+    }
+}

@@ -192,3 +192,6 @@ mod tests {
         assert_eq!(zxid_from_name("log.", "log"), None);
     }
 }
+
+#[cfg(test)]
+mod roundtrip_tests;
