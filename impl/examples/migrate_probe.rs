@@ -5,12 +5,15 @@
 //!   a session closed), containers, TTL nodes, null/empty/binary data, ACL changes, a multi
 //!   that commits and one that fails, deletes, and enough writes to make ZooKeeper (with a
 //!   small `snapCount`) take several snapshots and roll its log. It leaves its last session
-//!   open: it prints that session's id and returns while the process sleeps `KEEP_S` seconds
-//!   (so that ZooKeeper is stopped with a live session and its ephemerals).
+//!   open: it prints that session's id and password and keeps it alive (so that ZooKeeper is
+//!   stopped with a live session and its ephemerals).
 //! - `migrate_probe dump HOST:PORT` prints every node, one JSON line each in path order:
 //!   getData (data, stat), getACL (ACL, stat) and getChildren2 (children sorted, stat), read
 //!   as the super user — the differential test's normalisation (children sorted) without its
 //!   renaming of zxids, times and sessions, because a migration must keep them exactly.
+//! - `migrate_probe resume HOST:PORT SESSION PASSWD [resumed|refused]` re-attaches to the
+//!   session `load` left open (as its client would after the migration): `resumed` checks that
+//!   its ephemeral is still there, `refused` that the server refuses ZooKeeper's password.
 //! - `migrate_probe continues HOST:PORT DUMP` creates a node and checks that its zxid comes
 //!   after every zxid in the dump (the ensemble continues the zxid sequence).
 
@@ -256,7 +259,11 @@ fn load(addr: SocketAddr, keep_s: u64) -> R<()> {
         // Keep session a alive meanwhile.
     }
     create(&mut a, "/done", Some(b"loaded"), 0)?;
-    println!("loaded; session {:#x} stays open", a.session_id);
+    println!(
+        "loaded; session {:#x} passwd {} stays open",
+        a.session_id,
+        hex(&a.passwd)
+    );
     // Keep `a` (and its ephemerals) alive until the server is stopped under us.
     let until = Instant::now() + Duration::from_secs(keep_s);
     while Instant::now() < until {
@@ -384,6 +391,41 @@ fn continues(addr: SocketAddr, dump_file: &str) -> R<()> {
     }
 }
 
+/// Re-attaches to a session opened on ZooKeeper before the migration with ZooKeeper's password
+/// (`expect`: `resumed`, then checks that its ephemeral is still its own, and leaves without
+/// closing it; or `refused`).
+fn resume(addr: SocketAddr, session: &str, passwd: &str, expect: &str) -> R<()> {
+    let id =
+        i64::from_str_radix(session.trim_start_matches("0x"), 16).map_err(|e| e.to_string())?;
+    let pw: Vec<u8> = (0..passwd.len() / 2)
+        .map(|k| u8::from_str_radix(&passwd[2 * k..2 * k + 2], 16).unwrap_or(0))
+        .collect();
+    let opts = ConnectOptions {
+        session_timeout_ms: 40_000,
+        session: Some((id, Bytes::from(pw))),
+        ..ConnectOptions::default()
+    };
+    let mut c = match (Client::connect(addr, &opts), expect) {
+        (Err(zab_zk::client::ClientError::SessionRefused), "refused") => {
+            println!("session {session} with ZooKeeper's password: refused, as expected");
+            return Ok(());
+        }
+        (Ok(_), "refused") => return Err(format!("session {session} was resumed")),
+        (Ok(c), _) => c,
+        (Err(e), _) => return Err(format!("resume {session}: {e}")),
+    };
+    if c.session_id != id {
+        return Err(format!("resumed as {:#x}, not {session}", c.session_id));
+    }
+    match c.exists("/app/eph-a", false).map_err(|e| e.to_string())? {
+        Ok(stat) if stat.ephemeral_owner == id => {
+            println!("session {session} resumed with its ephemerals");
+            Ok(())
+        }
+        other => Err(format!("/app/eph-a after resuming: {other:?}")),
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let addr = |k: usize| -> R<SocketAddr> {
@@ -398,6 +440,14 @@ fn main() -> std::process::ExitCode {
             for n in nodes {
                 println!("{n}");
             }
+        }),
+        Some("resume") => addr(2).and_then(|a| {
+            resume(
+                a,
+                args.get(3).map_or("", String::as_str),
+                args.get(4).map_or("", String::as_str),
+                args.get(5).map_or("resumed", String::as_str),
+            )
         }),
         Some("continues") => {
             addr(2).and_then(|a| continues(a, args.get(3).map_or("", String::as_str)))
