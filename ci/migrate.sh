@@ -37,12 +37,14 @@ if [ ! -f /usr/share/java/zookeeper.jar ]; then
 fi
 
 target=${CARGO_TARGET_DIR:-$PWD/target}
-if [ -z "${ZABD:-}" ] || [ -z "${PROBE:-}" ]; then
-  say "building zabd and migrate_probe"
-  cargo build --locked -q -p zab-server --bin zabd --example migrate_probe
-fi
 zabd=${ZABD:-$target/debug/zabd}
 probe=${PROBE:-$target/debug/examples/migrate_probe}
+if [ -z "${ZABD:-}" ] || [ -z "${PROBE:-}" ] || [ ! -x "$zabd" ] || [ ! -x "$probe" ]; then
+  say "building zabd and migrate_probe"
+  cargo build --locked -q -p zab-server --bin zabd --example migrate_probe
+  zabd=$target/debug/zabd
+  probe=$target/debug/examples/migrate_probe
+fi
 
 work=$(mktemp -d /tmp/zab-migrate.XXXXXX)
 pids=()

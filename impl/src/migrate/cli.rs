@@ -105,7 +105,7 @@ fn run(tools: Tools) -> anyhow::Result<()> {
             let zk_log = zookeeper_log_dir
                 .or_else(|| from_zookeeper.is_none().then(|| data_log_dir.clone()))
                 .unwrap_or_else(|| zk_data.clone());
-            let r = import::import(&zk_data, &zk_log, &data_dir)?;
+            let r = import::import(&zk_data, &zk_log, &data_dir, &data_log_dir)?;
             let mut text = String::new();
             for w in &r.restored.warnings {
                 text.push_str(&format!("warning: {w}\n"));

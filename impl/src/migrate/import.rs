@@ -258,19 +258,28 @@ pub struct Imported {
     pub copied_myid: bool,
 }
 
-/// Imports ZooKeeper's data directories into the zabd data directory `data_dir`, which must
-/// not hold zabd state yet.
+/// Imports ZooKeeper's data directories into the zabd data directory `data_dir` (whose
+/// log directory is `data_log_dir`), neither of which may hold zabd state yet.
 ///
 /// # Errors
 /// See the module documentation; nothing is left in `data_dir` on an error.
-pub fn import(zk_data: &Path, zk_log: &Path, data_dir: &Path) -> Result<Imported> {
+pub fn import(
+    zk_data: &Path,
+    zk_log: &Path,
+    data_dir: &Path,
+    data_log_dir: &Path,
+) -> Result<Imported> {
     let layout = data_dir.join(LAYOUT_DIR);
-    if layout.exists() {
-        return Err(MigrateError::Refused(format!(
-            "{} already holds zabd state; import only into a data directory without it \
-             (move it away first)",
-            layout.display()
-        )));
+    let log_layout = data_log_dir.join(LAYOUT_DIR);
+    let has_files = |d: &Path| std::fs::read_dir(d).is_ok_and(|mut e| e.next().is_some());
+    for dir in [&layout, &log_layout] {
+        if dir.exists() && (dir == &layout || has_files(dir)) {
+            return Err(MigrateError::Refused(format!(
+                "{} already holds zabd state; import only into data directories without it \
+                 (move it away first)",
+                dir.display()
+            )));
+        }
     }
     let restored = restore(zk_data, zk_log)?;
     for w in &restored.warnings {

@@ -283,6 +283,19 @@ fn bad_magic_version_length_and_type_are_refused_with_offsets() {
     let e = zk_log::parse(path, &unknown).expect_err("type");
     assert!(e.to_string().contains("unknown transaction type 99"), "{e}");
     assert_eq!(offset_of(&e).1, 16 + 12 + 32);
+    // A path ZooKeeper would never have logged.
+    let e = zk_log::parse(
+        path,
+        &log_file(&[entry(
+            1,
+            1,
+            opcode::CREATE,
+            &create_body("//a", b"", false, 1),
+            false,
+        )]),
+    )
+    .expect_err("path");
+    assert!(e.to_string().contains("invalid path"), "{e}");
     // Trailing garbage after a record's fields.
     let mut body = create_body("/x", b"", false, 1);
     body.extend_from_slice(&[1, 2, 3]);
@@ -421,13 +434,13 @@ fn import_and_export_are_atomic_and_round_trip() {
     let zk = zk_dir(&history());
     let out = tempfile::tempdir().expect("tempdir");
     let data = out.path().join("zab");
-    let imported = import::import(zk.path(), zk.path(), &data).expect("import");
+    let imported = import::import(zk.path(), zk.path(), &data, &data).expect("import");
     assert_eq!(imported.epochs, (0, 0));
     let state = export::recover(&data, &data).expect("recover");
     assert_eq!(state.tree.snapshot(), sample_tree().snapshot());
     assert_eq!(state.last_zxid, Zxid::new(0, 0x0c));
     // A second import into the same directory is refused and changes nothing.
-    let e = import::import(zk.path(), zk.path(), &data).expect_err("refused");
+    let e = import::import(zk.path(), zk.path(), &data, &data).expect_err("refused");
     assert!(e.to_string().contains("already holds zabd state"), "{e}");
     // A corrupt input leaves no zabd state behind.
     let bad = zk_dir(&history());
@@ -436,7 +449,7 @@ fn import_and_export_are_atomic_and_round_trip() {
     bytes[40] ^= 1;
     std::fs::write(&log, bytes).expect("write");
     let fresh = out.path().join("fresh");
-    assert!(import::import(bad.path(), bad.path(), &fresh).is_err());
+    assert!(import::import(bad.path(), bad.path(), &fresh, &fresh).is_err());
     assert!(!fresh.join(crate::storage::LAYOUT_DIR).exists());
     assert!(!fresh.join(".zab-import.tmp").exists());
     // Export, and the export reads back to the same tree.
@@ -474,4 +487,61 @@ fn an_empty_or_snapshotless_directory_is_refused() {
         r.warnings
     );
     let _ = Bytes::new();
+}
+
+#[test]
+fn epochs_come_from_zookeepers_files_and_the_last_zxid() {
+    // A quorum history across two epochs, with ZooKeeper's epoch files.
+    let s = 9;
+    let dir = zk_dir(&[
+        entry(s, 0x1_0000_0001, opcode::CREATE_SESSION, &c_i32(5000), true),
+        entry(
+            s,
+            0x1_0000_0002,
+            opcode::CREATE,
+            &create_body("/x", b"", false, 1),
+            true,
+        ),
+        entry(
+            s,
+            0x3_0000_0001,
+            opcode::SET_DATA,
+            &{
+                let mut w = Writer::new();
+                w.write_str("/x");
+                w.write_buffer(Some(b"y"));
+                w.write_i32(1);
+                w.into_vec()
+            },
+            true,
+        ),
+    ]);
+    let v2 = dir.path().join("version-2");
+    std::fs::write(v2.join("acceptedEpoch"), "4").expect("write");
+    std::fs::write(v2.join("currentEpoch"), "3").expect("write");
+    let out = tempfile::tempdir().expect("tempdir");
+    let data = out.path().join("d");
+    let logs = out.path().join("l");
+    let r = import::import(dir.path(), dir.path(), &data, &logs).expect("import");
+    assert_eq!(r.restored.last_zxid, Zxid::new(3, 1));
+    assert_eq!(r.epochs, (4, 3));
+    let st = export::recover(&data, &logs).expect("recover");
+    assert_eq!(st.epochs, (4, 3));
+    assert_eq!(st.tree.get("/x").map(|n| n.stat.mzxid), Some(0x3_0000_0001));
+    // Garbage in an epoch file is refused, naming it.
+    std::fs::write(v2.join("currentEpoch"), "three").expect("write");
+    let e =
+        import::import(dir.path(), dir.path(), &out.path().join("d2"), &logs).expect_err("epoch");
+    assert!(e.to_string().contains("currentEpoch"), "{e}");
+    // A log directory that already holds zabd files is refused too.
+    std::fs::write(v2.join("currentEpoch"), "3").expect("write");
+    std::fs::write(
+        logs.join(crate::storage::LAYOUT_DIR)
+            .join("log.0000000100000001"),
+        b"x",
+    )
+    .expect("write");
+    let e =
+        import::import(dir.path(), dir.path(), &out.path().join("d3"), &logs).expect_err("logs");
+    assert!(e.to_string().contains("already holds zabd state"), "{e}");
 }

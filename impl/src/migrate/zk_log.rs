@@ -237,6 +237,16 @@ pub fn parse_entry(file: &Path, offset: u64, base: u64, entry: &[u8]) -> Result<
             Err(BodyError::UnknownType) => unreachable_op(file, base + body_at as u64, op)?,
         },
     };
+    // ZooKeeper only logs valid paths; anything else would corrupt the tree.
+    for p in crate::inspect::describe(&body).1 {
+        if zab_spec::znode::validate_path(&p).is_err() {
+            return Err(corrupt(
+                file,
+                base + body_at as u64,
+                format!("invalid path {p:?} in a {} transaction", opcode::name(op)),
+            ));
+        }
+    }
     // An optional TxnDigest (int version, long digest) follows in 3.6+.
     match r.remaining() {
         0 => {}

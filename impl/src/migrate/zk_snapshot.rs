@@ -150,7 +150,7 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Result<ZkSnapshot> {
         };
         let path = if path.is_empty() {
             "/".to_owned()
-        } else if !path.starts_with('/') || path.ends_with('/') {
+        } else if zab_spec::znode::validate_path(&path).is_err() {
             return Err(corrupt(file, at, format!("bad node path {path:?}")));
         } else {
             let parent = match path.rfind('/') {
