@@ -107,6 +107,32 @@ pub fn restore(snap_dir: &Path, log_dir: &Path) -> Result<Restored> {
             )
         }));
     }
+    let (snap_zxid, snap_path, snap) = choose_snapshot(&snaps, &snap_v2, &mut warnings)?;
+    let mut tree = DataTree::from_nodes(snap.nodes, snap.sessions)
+        .map_err(|e| corrupt(&snap_path, 0, e.to_string()))?;
+    let (last, applied, read_logs) = replay(&mut tree, &logs, snap_zxid, &mut warnings)?;
+    let epochs = (
+        read_epoch_file(&snap_v2.join("acceptedEpoch"))?,
+        read_epoch_file(&snap_v2.join("currentEpoch"))?,
+    );
+    Ok(Restored {
+        tree,
+        snapshot: snap_path,
+        snapshot_zxid: snap_zxid,
+        logs: read_logs,
+        txns: applied,
+        last_zxid: last,
+        epochs,
+        warnings,
+    })
+}
+
+/// The snapshot ZooKeeper's `FileSnap.deserialize` would load: the newest that reads back.
+fn choose_snapshot(
+    snaps: &[(Zxid, PathBuf, Option<String>)],
+    snap_v2: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<(Zxid, PathBuf, zk_snapshot::ZkSnapshot)> {
     let mut chosen = None;
     let mut first_error = None;
     for (zxid, path, suffix) in snaps.iter().rev() {
@@ -143,14 +169,21 @@ pub fn restore(snap_dir: &Path, log_dir: &Path) -> Result<Restored> {
             }
         }
     }
-    let Some((snap_zxid, snap_path, snap)) = chosen else {
-        return Err(first_error.unwrap_or_else(|| {
+    chosen.ok_or_else(|| {
+        first_error.unwrap_or_else(|| {
             MigrateError::Refused(format!("no complete snapshot in {}", snap_v2.display()))
-        }));
-    };
-    let mut tree = DataTree::from_nodes(snap.nodes, snap.sessions)
-        .map_err(|e| corrupt(&snap_path, 0, e.to_string()))?;
+        })
+    })
+}
 
+/// Replays the logged transactions after `snap_zxid` (`FileTxnSnapLog.fastForwardFromEdits`);
+/// returns the last zxid, how many were applied, and the files read.
+fn replay(
+    tree: &mut DataTree,
+    logs: &[(Zxid, PathBuf, Option<String>)],
+    snap_zxid: Zxid,
+    warnings: &mut Vec<String>,
+) -> Result<(Zxid, usize, Vec<PathBuf>)> {
     // FileTxnLog.getLogFiles: the newest log starting at or before the snapshot, and all later.
     let start = logs
         .iter()
@@ -199,25 +232,12 @@ pub fn restore(snap_dir: &Path, log_dir: &Path) -> Result<Restored> {
                     ),
                 ));
             }
-            apply(&mut tree, &rec);
+            apply(tree, &rec);
             last = rec.zxid;
             applied += 1;
         }
     }
-    let epochs = (
-        read_epoch_file(&snap_v2.join("acceptedEpoch"))?,
-        read_epoch_file(&snap_v2.join("currentEpoch"))?,
-    );
-    Ok(Restored {
-        tree,
-        snapshot: snap_path,
-        snapshot_zxid: snap_zxid,
-        logs: read_logs,
-        txns: applied,
-        last_zxid: last,
-        epochs,
-        warnings,
-    })
+    Ok((last, applied, read_logs))
 }
 
 /// `DataTree.processTxn` of one logged transaction, with ZooKeeper's restore-time fix-ups.

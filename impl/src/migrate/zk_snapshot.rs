@@ -126,17 +126,51 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Result<ZkSnapshot> {
         }
     }
     let acl_lists = acls.len();
+    let nodes = read_nodes(file, &mut r, &acls)?;
+    check_seal(file, bytes, &mut r)?;
+    let digest = if r.is_empty() {
+        None
+    } else {
+        let zxid = r.read_i64().map_err(|e| j(&r, e))?;
+        let version = r.read_i32().map_err(|e| j(&r, e))?;
+        let digest = r.read_i64().map_err(|e| j(&r, e))?;
+        check_seal(file, bytes, &mut r)?;
+        Some((zxid, version, digest))
+    };
+    if !r.is_empty() {
+        return Err(corrupt(
+            file,
+            r.position() as u64,
+            format!("{} unexpected bytes after the snapshot", r.remaining()),
+        ));
+    }
+    Ok(ZkSnapshot {
+        sessions,
+        nodes,
+        acl_lists,
+        digest,
+    })
+}
+
+/// The node section: `(path, DataNode)` records until the `/` end marker, each node after its
+/// parent (pre-order), the root as `""`.
+fn read_nodes(
+    file: &Path,
+    r: &mut Reader<'_>,
+    acls: &HashMap<i64, Vec<Acl>>,
+) -> Result<Vec<NodeRecord>> {
+    let j = |r: &Reader<'_>, e: zab_zk::jute::JuteError| jute_err(file, 0, r.position(), &e);
     let mut nodes = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     loop {
         let at = r.position() as u64;
-        let path = r.read_string("path").map_err(|e| j(&r, e))?;
+        let path = r.read_string("path").map_err(|e| j(r, e))?;
         if path == "/" {
             break;
         }
-        let data = r.read_buffer().map_err(|e| j(&r, e))?;
-        let acl_id = r.read_i64().map_err(|e| j(&r, e))?;
-        let stat = read_stat(&mut r).map_err(|e| j(&r, e))?;
+        let data = r.read_buffer().map_err(|e| j(r, e))?;
+        let acl_id = r.read_i64().map_err(|e| j(r, e))?;
+        let stat = read_stat(r).map_err(|e| j(r, e))?;
         let acl = if acl_id == OPEN_UNSAFE_ACL_ID {
             ids::open_acl_unsafe()
         } else {
@@ -183,29 +217,7 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Result<ZkSnapshot> {
             "the snapshot has no root node",
         ));
     }
-    check_seal(file, bytes, &mut r)?;
-    let digest = if r.is_empty() {
-        None
-    } else {
-        let zxid = r.read_i64().map_err(|e| j(&r, e))?;
-        let version = r.read_i32().map_err(|e| j(&r, e))?;
-        let digest = r.read_i64().map_err(|e| j(&r, e))?;
-        check_seal(file, bytes, &mut r)?;
-        Some((zxid, version, digest))
-    };
-    if !r.is_empty() {
-        return Err(corrupt(
-            file,
-            r.position() as u64,
-            format!("{} unexpected bytes after the snapshot", r.remaining()),
-        ));
-    }
-    Ok(ZkSnapshot {
-        sessions,
-        nodes,
-        acl_lists,
-        digest,
-    })
+    Ok(nodes)
 }
 
 fn read_stat(r: &mut Reader<'_>) -> std::result::Result<StatPersisted, zab_zk::jute::JuteError> {
