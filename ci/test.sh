@@ -2,10 +2,10 @@
 # ci/test.sh — the project's test command (README "Run the tests"); `.ci/run` calls it.
 #
 # Installs what it needs, then runs, in order: formatting, lints, every test of the
-# workspace, the client compatibility tests (ci/clients.sh), the CI model check, the
-# counterexample charts in headless Chromium (ci/charts.sh), loom and the TLA+ mirror check
-# (ci/tla.sh). Deep checks (long simulation sweeps, deep model checks) are
-# behind a flag (see `ci/test.sh --help`).
+# workspace, the client compatibility tests (ci/clients.sh), the ZooKeeper migration round
+# trip (ci/migrate.sh), the CI model check, the counterexample charts in headless Chromium
+# (ci/charts.sh), loom and the TLA+ mirror check (ci/tla.sh). Deep checks (long simulation
+# sweeps, deep model checks) are behind a flag (see `ci/test.sh --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +14,7 @@ for arg in "$@"; do
   case "$arg" in
     --deep) deep=1 ;;
     -h|--help)
-      sed -n '2,6p' "$0"
+      sed -n '2,8p' "$0"
       echo "  --deep   also run the deep checks: simulation sweeps, larger TLC and model checks (hours)"
       exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 64 ;;
@@ -37,6 +37,11 @@ step "tests" cargo test --workspace --locked
 # zookeeper and a kazoo venv itself, and reuses the zabd that `cargo test` just built.
 step "client compatibility (kazoo, zkCli.sh)" \
   env ZABD="${CARGO_TARGET_DIR:-$PWD/target}/debug/zabd" ci/clients.sh
+# Moving a ZooKeeper 3.8 dataDir to zabd and back (README "Migrating from ZooKeeper"), against
+# the real ZooKeeper: import, serve every node identically, export, ZooKeeper serves it again.
+step "ZooKeeper migration round trip (import, export)" \
+  env ZABD="${CARGO_TARGET_DIR:-$PWD/target}/debug/zabd" \
+  PROBE="${CARGO_TARGET_DIR:-$PWD/target}/debug/examples/migrate_probe" ci/migrate.sh
 step "build the model checker" cargo build --release --locked -p zab-model
 # The CI configuration: exhaustive, every invariant, every example reached (README has the figures).
 step "model check (CI configuration)" \

@@ -11,7 +11,11 @@
 pub mod config;
 pub mod core;
 #[cfg(not(zab_loom))]
+pub mod inspect;
+#[cfg(not(zab_loom))]
 pub mod metrics;
+#[cfg(not(zab_loom))]
+pub mod migrate;
 #[cfg(not(zab_loom))]
 pub mod net;
 #[cfg(not(zab_loom))]

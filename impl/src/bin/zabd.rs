@@ -192,6 +192,16 @@ fn run_local_cluster(cli: &Cli, n: u64) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    // `zabd import|export|inspect ...`: the offline tools (src/migrate/cli.rs).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args
+        .get(1)
+        .and_then(|a| a.to_str())
+        .is_some_and(|a| zab_server::migrate::cli::SUBCOMMANDS.contains(&a))
+    {
+        init_logging(LogFormat::Text);
+        return zab_server::migrate::cli::main(args);
+    }
     let cli = Cli::parse();
     init_logging(cli.log_format);
     if let Some(n) = cli.cluster_local {

@@ -147,7 +147,7 @@
 
 mod epoch;
 mod error;
-mod format;
+pub(crate) mod format;
 mod fs;
 mod log;
 mod sim_fs;

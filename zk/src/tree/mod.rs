@@ -11,7 +11,7 @@
 
 pub mod snapshot;
 
-pub use snapshot::SnapshotError;
+pub use snapshot::{NodeRecord, SnapshotError};
 
 use crate::proto::{Acl, Stat, ids};
 use crate::txn::{CreateTxn, NodeKind, Txn, TxnBody};
@@ -661,6 +661,26 @@ impl DataTree {
             }
         }
         self.ephemerals.remove(&session);
+    }
+
+    /// ZooKeeper's `DataTree.setCversionPzxid`, which its restore applies when replaying a
+    /// `create` finds the node already there (a fuzzy snapshot): raises the parent's stored
+    /// cversion to `cversion` (`-1`: one above the current) and its pzxid to `zxid`. Returns
+    /// whether the node exists.
+    pub fn set_cversion_pzxid(&mut self, path: &str, cversion: i32, zxid: i64) -> bool {
+        let Some(n) = self.nodes.get_mut(path) else {
+            return false;
+        };
+        let cversion = if cversion == -1 {
+            n.stat.cversion.wrapping_add(1)
+        } else {
+            cversion
+        };
+        if cversion > n.stat.cversion {
+            n.stat.cversion = cversion;
+            n.stat.pzxid = zxid;
+        }
+        true
     }
 
     pub(crate) fn nodes_iter(&self) -> impl Iterator<Item = (&String, &Node)> {

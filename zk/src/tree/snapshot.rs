@@ -15,6 +15,19 @@ use std::sync::Arc;
 use thiserror::Error;
 use zab_spec::SessionId;
 
+/// One node as a snapshot stores it (the input of [`DataTree::from_nodes`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeRecord {
+    /// Absolute path (`/` for the root).
+    pub path: String,
+    /// Data (null stays null).
+    pub data: Option<bytes::Bytes>,
+    /// ACL.
+    pub acl: Vec<Acl>,
+    /// Persisted stat.
+    pub stat: StatPersisted,
+}
+
 /// `ZKSN`.
 pub const SNAPSHOT_MAGIC: u32 = 0x5a4b_534e;
 /// The format version written.
@@ -115,8 +128,7 @@ impl DataTree {
             }
         }
         let n_nodes = count(&mut r)?;
-        let mut nodes: HashMap<String, Node> = HashMap::with_capacity(n_nodes.min(1 << 20));
-        let mut acls: HashMap<Vec<Acl>, Arc<Vec<Acl>>> = HashMap::new();
+        let mut nodes = Vec::with_capacity(n_nodes.min(1 << 20));
         for _ in 0..n_nodes {
             let path = r.read_string("path")?;
             let data = r.read_buffer()?;
@@ -131,10 +143,6 @@ impl DataTree {
                     })
                 })?
                 .unwrap_or_default();
-            let acl = acls
-                .entry(acl)
-                .or_insert_with_key(|k| Arc::new(k.clone()))
-                .clone();
             let stat = StatPersisted {
                 czxid: r.read_i64()?,
                 mzxid: r.read_i64()?,
@@ -146,6 +154,46 @@ impl DataTree {
                 ephemeral_owner: r.read_i64()?,
                 pzxid: r.read_i64()?,
             };
+            nodes.push(NodeRecord {
+                path,
+                data,
+                acl,
+                stat,
+            });
+        }
+        if !r.is_empty() {
+            return Err(SnapshotError::Inconsistent(format!(
+                "{} trailing bytes",
+                r.remaining()
+            )));
+        }
+        DataTree::from_nodes(nodes, sessions)
+    }
+
+    /// Builds a tree from its nodes (any order) and sessions: what a snapshot in another format
+    /// (ZooKeeper's, for `zabd import`) decodes to. Children, ephemerals, containers and TTL
+    /// nodes are derived from the paths and owners.
+    ///
+    /// # Errors
+    /// [`SnapshotError::Inconsistent`] for a bad or duplicate path, a node without its parent,
+    /// or no root.
+    pub fn from_nodes(
+        records: Vec<NodeRecord>,
+        sessions: BTreeMap<SessionId, i32>,
+    ) -> Result<DataTree, SnapshotError> {
+        let mut nodes: HashMap<String, Node> = HashMap::with_capacity(records.len());
+        let mut acls: HashMap<Vec<Acl>, Arc<Vec<Acl>>> = HashMap::new();
+        for NodeRecord {
+            path,
+            data,
+            acl,
+            stat,
+        } in records
+        {
+            let acl = acls
+                .entry(acl)
+                .or_insert_with_key(|k| Arc::new(k.clone()))
+                .clone();
             if !path.starts_with('/') || (path.len() > 1 && path.ends_with('/')) {
                 return Err(SnapshotError::Inconsistent(format!("bad path {path:?}")));
             }
@@ -153,12 +201,6 @@ impl DataTree {
             if nodes.insert(path.clone(), node).is_some() {
                 return Err(SnapshotError::Inconsistent(format!("{path} twice")));
             }
-        }
-        if !r.is_empty() {
-            return Err(SnapshotError::Inconsistent(format!(
-                "{} trailing bytes",
-                r.remaining()
-            )));
         }
         if !nodes.contains_key("/") {
             return Err(SnapshotError::Inconsistent("no root".into()));
@@ -168,6 +210,9 @@ impl DataTree {
             let Some((parent, name)) = split_path(&p) else {
                 return Err(SnapshotError::Inconsistent(format!("bad path {p:?}")));
             };
+            if name.is_empty() {
+                return Err(SnapshotError::Inconsistent(format!("bad path {p:?}")));
+            }
             let name = name.to_owned();
             match nodes.get_mut(parent) {
                 Some(par) => {
