@@ -227,6 +227,8 @@ fn start_network(
             .collect(),
         quorum: cfg.members.iter().map(|m| (m.id, m.quorum_addr)).collect(),
         ensemble: crate::wire::ensemble_fingerprint(&servers),
+        jute_max_buffer: cfg.jute_max_buffer,
+        live_window: Duration::from_millis(cfg.tick_ms.saturating_mul(2)),
     };
     let net_events = events_tx.clone();
     let sink: net::NetSink<zab_zk::Txn> =

@@ -1109,3 +1109,37 @@ fn zk1277_a_leader_at_zxid_counter_rollover_gives_up_for_a_new_epoch() {
     assert_eq!(p.log().last_zxid(), z(1, u32::MAX - 1));
     assert_eq!(p.ignored().get(Ignored::ProposalRefused), 1);
 }
+
+#[test]
+fn a_bad_diff_or_trunc_drops_the_leader_and_goes_looking() {
+    for msg in [
+        // DIFF from a point this log does not have.
+        QuorumMessage::Diff { last_zxid: z(7, 9) },
+        // TRUNC below what this follower has committed... or to a point it never logged.
+        QuorumMessage::Trunc {
+            truncate_to: z(7, 9),
+        },
+    ] {
+        let mut p = syncing_follower(1, 3, 3, vec![txn(1, 1), txn(1, 2)]);
+        let mut out = vec![];
+        p.step(
+            Input::Message {
+                from: sid(3),
+                msg: msg.clone(),
+            },
+            &mut out,
+        );
+        assert_eq!(p.role().state, ServerState::Looking, "{msg}");
+        assert!(
+            out.contains(&Action::Disconnect { peer: sid(3) }),
+            "{msg}: the leader's connection is closed"
+        );
+        assert!(
+            !out.iter()
+                .any(|a| matches!(a, Action::Persist(Persist::Truncate { .. }))),
+            "{msg}: nothing of it is applied"
+        );
+        assert_eq!(p.log().last_zxid(), z(1, 2));
+        assert_eq!(p.ignored().get(Ignored::SyncMessageMisfit), 1);
+    }
+}
