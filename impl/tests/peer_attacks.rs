@@ -211,6 +211,10 @@ fn a_garbage_snap_from_a_rogue_leader_drops_it_and_the_follower_keeps_running() 
     let log = log_of(&e, 1);
     assert!(log.contains("leader=3"), "the error names the leader");
     assert!(!log.contains("storage failure"), "the server did not stop");
+    assert!(
+        log.contains("SECURITY: the quorum and election ports are PLAINTEXT"),
+        "a plaintext ensemble warns at start"
+    );
     // Still alive: once the real members are back, server 1 serves again.
     drop((stream, rogue, votes));
     e.start_node(2);
