@@ -50,13 +50,16 @@ impl FrameLimits {
         }
     }
 
-    /// What a follower accepts from its leader: a SNAP up to [`MAX_FRAME`], proposals and
-    /// application frames as from a learner.
+    /// What a follower accepts from the leader it chose: a SNAP, and proposals, up to
+    /// [`MAX_FRAME`]. A proposal is not bounded by `jute.maxbuffer`: the leader builds some
+    /// transactions itself (a `closeSession` lists every ephemeral of the session), and
+    /// refusing one would cut the follower off its leader for good. The buffer still grows only
+    /// with the bytes that arrive.
     #[must_use]
     pub fn from_leader(jute_max_buffer: usize) -> FrameLimits {
         FrameLimits {
             snapshot: MAX_FRAME - 9,
-            payload: payload_bound(jute_max_buffer),
+            payload: (MAX_FRAME - 9).max(payload_bound(jute_max_buffer)),
         }
     }
 
