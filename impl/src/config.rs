@@ -101,9 +101,13 @@ pub struct ServerConfig {
     pub max_session_timeout_ms: u64,
 }
 
-/// The four-letter words enabled by default (ZooKeeper enables only `srvr`; we enable the
-/// read-only monitoring ones).
-pub const DEFAULT_4LW: &[&str] = &[
+/// The four-letter words enabled when `4lw.commands.whitelist` is not set: ZooKeeper 3.8's
+/// default, `srvr` only (the others tell an anonymous client about sessions, addresses,
+/// configuration and the host's environment).
+pub const DEFAULT_4LW: &[&str] = &["srvr"];
+
+/// Every word this server answers: what `4lw.commands.whitelist=*` enables.
+pub const ALL_4LW: &[&str] = &[
     "ruok", "srvr", "stat", "mntr", "conf", "cons", "wchs", "envi", "dirs", "isro",
 ];
 
@@ -301,7 +305,7 @@ pub fn apply_properties(
             }
             "4lw.commands.whitelist" => {
                 base.four_letter_words = if value.trim() == "*" {
-                    DEFAULT_4LW.iter().map(|s| s.to_string()).collect()
+                    ALL_4LW.iter().map(|s| s.to_string()).collect()
                 } else {
                     value
                         .split(',')
@@ -452,6 +456,19 @@ mod tests {
                 .to_string()
                 .contains("myid 1 is not one of")
         );
+    }
+
+    #[test]
+    fn the_4lw_whitelist_defaults_to_srvr_only_like_zookeeper_3_8() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("zoo.cfg");
+        std::fs::write(&p, "dataDir=d\nclientPort=2181\n").expect("write");
+        let (cfg, _) = load_zoo_cfg(&p).expect("parses");
+        assert_eq!(cfg.four_letter_words, vec!["srvr".to_string()]);
+        std::fs::write(&p, "dataDir=d\n4lw.commands.whitelist=*\n").expect("write");
+        let (cfg, _) = load_zoo_cfg(&p).expect("parses");
+        assert_eq!(cfg.four_letter_words.len(), ALL_4LW.len());
+        assert!(cfg.four_letter_words.iter().any(|w| w == "mntr"));
     }
 
     #[test]

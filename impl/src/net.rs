@@ -98,6 +98,13 @@ pub struct NetConfig {
     pub quorum: BTreeMap<ServerId, SocketAddr>,
     /// The ensemble fingerprint ([`wire::ensemble_fingerprint`]).
     pub ensemble: u64,
+    /// `jute.maxbuffer`: bounds the requests and proposals a peer may send
+    /// ([`wire::FrameLimits`]).
+    pub jute_max_buffer: usize,
+    /// How recently a learner's quorum connection must have delivered a frame to count as
+    /// live (the leader heartbeats every tick, so two ticks): a second handshake for a learner
+    /// whose connection is live is refused instead of displacing it.
+    pub live_window: Duration,
 }
 
 /// Shared between the network tasks and the core thread.
@@ -107,10 +114,13 @@ pub struct NetState {
     pub leading: AtomicBool,
 }
 
+/// One quorum connection: generation, writer, writer task, and when it last delivered a frame
+/// (milliseconds since [`Shared::started`]).
 type QuorumSlot<P> = (
     u64,
     mpsc::UnboundedSender<Frame<P>>,
     tokio::task::AbortHandle,
+    Arc<AtomicU64>,
 );
 
 /// Where the network delivers its events, like the log writer's report closure: in `zabd`
@@ -124,8 +134,10 @@ struct Shared<P> {
     state: Arc<NetState>,
     events: NetSink<P>,
     generation: AtomicU64,
-    /// The current quorum connection with each peer: generation, writer, task.
+    /// The current quorum connection with each peer: generation, writer, task, last frame.
     quorum: std::sync::Mutex<BTreeMap<ServerId, QuorumSlot<P>>>,
+    /// The origin of the connections' last-frame clocks.
+    started: std::time::Instant,
 }
 
 impl<P> Shared<P> {
@@ -136,10 +148,30 @@ impl<P> Shared<P> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether `peer` has a quorum connection that delivered a frame within the live window.
+    fn has_live_quorum(
+        slots: &BTreeMap<ServerId, QuorumSlot<P>>,
+        peer: ServerId,
+        now: u64,
+        window: Duration,
+    ) -> bool {
+        slots.get(&peer).is_some_and(|(_, _, _, seen)| {
+            now.saturating_sub(seen.load(Ordering::Relaxed))
+                < u64::try_from(window.as_millis()).unwrap_or(u64::MAX)
+        })
+    }
+
     /// Reports a quorum connection's end, unless it was replaced or closed on purpose.
     fn quorum_closed(&self, peer: ServerId, generation: u64) {
         let mut slots = self.slots();
-        if slots.get(&peer).is_some_and(|(g, _, _)| *g == generation) {
+        if slots
+            .get(&peer)
+            .is_some_and(|(g, _, _, _)| *g == generation)
+        {
             slots.remove(&peer);
             drop(slots);
             let _ = (self.events)(NetEvent::Disconnected { peer });
@@ -165,6 +197,7 @@ where
         events,
         generation: AtomicU64::new(0),
         quorum: std::sync::Mutex::new(BTreeMap::new()),
+        started: std::time::Instant::now(),
     });
     let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<NetCommand<P>>();
     tokio::spawn(accept_loop(
@@ -198,7 +231,7 @@ where
                     }
                 }
                 NetCommand::Quorum { to, frame } => {
-                    if let Some((_, tx, _)) = shared.slots().get(&to) {
+                    if let Some((_, tx, _, _)) = shared.slots().get(&to) {
                         let _ = tx.send(frame);
                     }
                 }
@@ -226,7 +259,7 @@ where
                     {
                         t.abort();
                     }
-                    if let Some((_, _, task)) = shared.slots().remove(&peer) {
+                    if let Some((_, _, task, _)) = shared.slots().remove(&peer) {
                         task.abort();
                     }
                 }
@@ -302,6 +335,16 @@ where
         || (purpose == Purpose::Quorum && !shared.state.leading.load(Ordering::SeqCst))
     {
         HandshakeStatus::Refused
+    } else if purpose == Purpose::Quorum
+        && Shared::has_live_quorum(
+            &shared.slots(),
+            hello.sid,
+            shared.now_ms(),
+            shared.cfg.live_window,
+        )
+    {
+        warn!(%addr, peer = %hello.sid, "refusing a second quorum connection for a server whose connection is live");
+        HandshakeStatus::Refused
     } else {
         HandshakeStatus::Accepted
     };
@@ -342,10 +385,10 @@ async fn read_frames<P>(
 ) where
     P: PayloadCodec,
 {
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut buf = BytesMut::with_capacity(1024);
     loop {
         loop {
-            match wire::take_frame(&mut buf) {
+            match wire::take_frame(&mut buf, &wire::FrameLimits::ELECTION) {
                 Ok(Some(body)) => match wire::decode_frame::<P>(&body) {
                     Ok(frame) => {
                         if !(shared.events)(event(peer, frame)) {
@@ -392,10 +435,26 @@ where
             }
         }
     });
+    let seen = Arc::new(AtomicU64::new(shared.now_ms()));
     {
         let mut slots = shared.slots();
-        if let Some((_, _, old)) = slots.insert(peer, (generation, tx, writer_task.abort_handle()))
+        // Checked again under the lock: of two handshakes racing for one id, the second
+        // does not displace the first while it is live.
+        if leader_side
+            && Shared::has_live_quorum(&slots, peer, shared.now_ms(), shared.cfg.live_window)
         {
+            drop(slots);
+            warn!("closing a second quorum connection for a server whose connection is live");
+            writer_task.abort();
+            return;
+        }
+        let slot = (
+            generation,
+            tx,
+            writer_task.abort_handle(),
+            Arc::clone(&seen),
+        );
+        if let Some((_, _, old, _)) = slots.insert(peer, slot) {
             old.abort();
         }
     }
@@ -408,16 +467,22 @@ where
     if !(shared.events)(connected) {
         return;
     }
+    let limits = if leader_side {
+        wire::FrameLimits::from_learner(shared.cfg.jute_max_buffer)
+    } else {
+        wire::FrameLimits::from_leader(shared.cfg.jute_max_buffer)
+    };
     let mut buf = BytesMut::with_capacity(64 * 1024);
     'outer: loop {
         loop {
-            match wire::take_frame(&mut buf) {
+            match wire::take_frame(&mut buf, &limits) {
                 Ok(Some(body)) => match wire::decode_frame::<P>(&body) {
                     Ok(frame) => {
+                        seen.store(shared.now_ms(), Ordering::Relaxed);
                         let current = shared
                             .slots()
                             .get(&peer)
-                            .is_some_and(|(g, _, _)| *g == generation);
+                            .is_some_and(|(g, _, _, _)| *g == generation);
                         if !current || !(shared.events)(NetEvent::Quorum { from: peer, frame }) {
                             break 'outer;
                         }
@@ -542,5 +607,84 @@ where
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_millis(500));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zab_spec::ZnodeTxn;
+
+    fn free_addr() -> SocketAddr {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    }
+
+    /// A leader (server 1 of 3) whose network runs here; its events are counted.
+    async fn leader() -> (NetConfig, Arc<std::sync::atomic::AtomicUsize>) {
+        let ids = [ServerId(1), ServerId(2), ServerId(3)];
+        let cfg = NetConfig {
+            me: ServerId(1),
+            election: ids.iter().map(|s| (*s, free_addr())).collect(),
+            quorum: ids.iter().map(|s| (*s, free_addr())).collect(),
+            ensemble: wire::ensemble_fingerprint(&ids),
+            jute_max_buffer: 0xfffff,
+            live_window: Duration::from_millis(400),
+        };
+        let state = Arc::new(NetState::default());
+        state.leading.store(true, Ordering::SeqCst);
+        let connects = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = Arc::clone(&connects);
+        let sink: NetSink<ZnodeTxn> = Box::new(move |ev| {
+            if matches!(ev, NetEvent::LearnerConnected { .. }) {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+            true
+        });
+        // The command sender must outlive the test's connections.
+        let tx = start(cfg.clone(), state, sink).await.expect("start");
+        std::mem::forget(tx);
+        (cfg, connects)
+    }
+
+    fn hello_as(cfg: &NetConfig, sid: u64) -> Hello {
+        Hello {
+            purpose: Purpose::Quorum,
+            sid: ServerId(sid),
+            ensemble: cfg.ensemble,
+        }
+    }
+
+    async fn heartbeat(stream: &mut TcpStream) {
+        let mut buf = BytesMut::new();
+        wire::encode_frame::<ZnodeTxn>(&Frame::Heartbeat, &mut buf);
+        stream.write_all(&buf).await.expect("write");
+    }
+
+    /// The displacement attack: a second handshake with a connected learner's id, while that
+    /// connection is live, is refused; once the first connection is silent past the window (a
+    /// dead peer), a reconnect is accepted.
+    #[tokio::test]
+    async fn a_second_handshake_does_not_displace_a_live_learner() {
+        let (cfg, connects) = leader().await;
+        let addr = cfg.quorum[&ServerId(1)];
+        let (mut first, w) = handshake(addr, hello_as(&cfg, 2)).await.expect("first");
+        assert_eq!(w.status, HandshakeStatus::Accepted);
+        for _ in 0..3 {
+            heartbeat(&mut first).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let (_, w) = handshake(addr, hello_as(&cfg, 2)).await.expect("second");
+            assert_eq!(w.status, HandshakeStatus::Refused, "a live learner stays");
+        }
+        // The first connection still works: it is still the registered one.
+        heartbeat(&mut first).await;
+        assert_eq!(connects.load(Ordering::SeqCst), 1);
+        // Silent past the window: a reconnect (the learner restarted) replaces it.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let (_, w) = handshake(addr, hello_as(&cfg, 2)).await.expect("reconnect");
+        assert_eq!(w.status, HandshakeStatus::Accepted);
+        // Another learner is unaffected throughout.
+        let (_, w) = handshake(addr, hello_as(&cfg, 3)).await.expect("other");
+        assert_eq!(w.status, HandshakeStatus::Accepted);
     }
 }

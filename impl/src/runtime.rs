@@ -153,6 +153,9 @@ pub trait Application<P>: Send {
     fn snapshot_job(&self) -> Box<dyn FnOnce() -> Bytes + Send>;
     /// Replaces the state by a serialized one.
     fn restore(&mut self, zxid: Zxid, data: &[u8]) -> Result<(), String>;
+    /// Whether `data` would restore: checked when a SNAP arrives, before the core adopts it,
+    /// so that a leader's bad SNAP costs the connection to that leader, not the server.
+    fn check_snapshot(&self, data: &[u8]) -> Result<(), String>;
 }
 
 /// What an application may do from its hooks.
@@ -465,6 +468,11 @@ where
             }
             Event::Net(NetEvent::Disconnected { peer }) => self.step(Input::Disconnected { peer }),
             Event::Net(NetEvent::Quorum { from, frame }) => match frame {
+                Frame::Zab(QuorumMessage::Snap { snapshot, .. })
+                    if self.sm.check_snapshot(&snapshot).is_err() =>
+                {
+                    self.drop_bad_leader(from, &snapshot)
+                }
                 Frame::Zab(msg) => self.step(Input::Message { from, msg }),
                 Frame::Heartbeat => self.step(Input::Heartbeat { from }),
                 Frame::App(kind, data) => {
@@ -517,6 +525,20 @@ where
 
     fn send(&self, to: ServerId, frame: Frame<P>) {
         let _ = self.net.send(NetCommand::Quorum { to, frame });
+    }
+
+    /// A SNAP that would not restore: the leader that sent it is dropped (its connection
+    /// closed, the core told it is gone, so the follower goes back to LOOKING); nothing of it
+    /// is applied or written, and the server keeps running.
+    fn drop_bad_leader(&mut self, leader: ServerId, snapshot: &[u8]) -> Result<(), StorageError> {
+        let reason = self.sm.check_snapshot(snapshot).err().unwrap_or_default();
+        error!(
+            leader = leader.0,
+            bytes = snapshot.len(),
+            "bad SNAP from the leader ({reason}): dropping it and going back to LOOKING"
+        );
+        let _ = self.net.send(NetCommand::Disconnect { peer: leader });
+        self.step(Input::Disconnected { peer: leader })
     }
 
     fn timed<T>(&self, f: impl FnOnce() -> Result<T, StorageError>) -> Result<T, StorageError> {

@@ -218,6 +218,7 @@ fn start_network(
     if servers.len() <= 1 {
         return Ok(tokio::sync::mpsc::unbounded_channel().0);
     }
+    warn_plaintext_quorum(servers.len());
     let net_cfg = NetConfig {
         me: cfg.myid,
         election: cfg
@@ -227,6 +228,8 @@ fn start_network(
             .collect(),
         quorum: cfg.members.iter().map(|m| (m.id, m.quorum_addr)).collect(),
         ensemble: crate::wire::ensemble_fingerprint(&servers),
+        jute_max_buffer: cfg.jute_max_buffer,
+        live_window: Duration::from_millis(cfg.tick_ms.saturating_mul(2)),
     };
     let net_events = events_tx.clone();
     let sink: net::NetSink<zab_zk::Txn> =
@@ -234,6 +237,19 @@ fn start_network(
     tokio_rt
         .block_on(net::start(net_cfg, Arc::clone(net_state), sink))
         .context("cannot start peer networking")
+}
+
+/// The peer ports carry no authentication yet (quorum TLS is issue 11's next step): say loudly
+/// what anyone who reaches them can do, so that no one runs this on a shared network unaware.
+fn warn_plaintext_quorum(members: usize) {
+    warn!(
+        members,
+        "SECURITY: the quorum and election ports are PLAINTEXT and UNAUTHENTICATED. Any process \
+         that reaches them can pose as a member: vote itself leader and commit forged writes, \
+         acknowledge proposals for stopped followers (acknowledged writes can then be lost), \
+         or forward writes with super-user rights past every ACL. Bind them to a private \
+         network or loopback only; see README, Security."
+    );
 }
 
 /// Opens the trace file, writes its first record (this process starts from its durable

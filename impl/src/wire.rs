@@ -19,8 +19,73 @@ use zab_spec::{Epoch, QuorumMessage, ServerId, ServerState, Txn, Vote, Zxid};
 pub const MAGIC: &[u8; 4] = b"ZABP";
 /// The version of this format. A peer speaking another version is refused with a clear error.
 pub const VERSION: u16 = 1;
-/// The largest frame accepted (a SNAP of a big tree is one frame).
+/// The largest frame accepted on any connection: a SNAP of a big tree is one frame, and only a
+/// follower's connection to its leader accepts one ([`FrameLimits::from_leader`]).
 pub const MAX_FRAME: usize = 1 << 30;
+
+/// What a connection accepts, by frame type: every frame is bounded by what its message can
+/// be, checked on the length prefix and the type byte before any of the body is buffered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameLimits {
+    /// The largest SNAP body (0: SNAP is never accepted on this connection).
+    pub snapshot: usize,
+    /// The largest PROPOSAL payload or application frame body.
+    pub payload: usize,
+}
+
+impl FrameLimits {
+    /// An election connection: notifications only, every other frame at its smallest.
+    pub const ELECTION: FrameLimits = FrameLimits {
+        snapshot: 0,
+        payload: 0,
+    };
+
+    /// What a leader accepts from a learner: no SNAP (learners never send one); forwarded
+    /// requests and session traffic derived from client frames of at most `jute_max_buffer`.
+    #[must_use]
+    pub fn from_learner(jute_max_buffer: usize) -> FrameLimits {
+        FrameLimits {
+            snapshot: 0,
+            payload: payload_bound(jute_max_buffer),
+        }
+    }
+
+    /// What a follower accepts from the leader it chose: a SNAP, and proposals, up to
+    /// [`MAX_FRAME`]. A proposal is not bounded by `jute.maxbuffer`: the leader builds some
+    /// transactions itself (a `closeSession` lists every ephemeral of the session), and
+    /// refusing one would cut the follower off its leader for good. The buffer still grows only
+    /// with the bytes that arrive.
+    #[must_use]
+    pub fn from_leader(jute_max_buffer: usize) -> FrameLimits {
+        FrameLimits {
+            snapshot: MAX_FRAME - 9,
+            payload: (MAX_FRAME - 9).max(payload_bound(jute_max_buffer)),
+        }
+    }
+
+    /// The largest body (type byte included) a frame of type `t` may have here, or `None` for
+    /// an unknown type.
+    fn max_body(&self, t: u8) -> Option<usize> {
+        Some(match t {
+            tag::NOTIFICATION => 30,
+            tag::HEARTBEAT | tag::UPTODATE => 1,
+            tag::FOLLOWERINFO | tag::LEADERINFO => 5,
+            tag::ACKEPOCH => 14,
+            tag::DIFF | tag::TRUNC | tag::COMMIT | tag::NEWLEADER | tag::ACKLD | tag::ACK => 9,
+            tag::SNAP => 9 + self.snapshot,
+            tag::PROPOSAL => 9 + self.payload,
+            tag::APP => 2 + self.payload,
+            _ => return None,
+        })
+    }
+}
+
+/// A transaction or an application frame is derived from one client frame of at most
+/// `jute.maxbuffer` bytes; its encoding adds headers (paths, ACLs, session ids) but never
+/// doubles it. The 64 KiB keep the bound sane for a tiny `jute.maxbuffer`.
+fn payload_bound(jute_max_buffer: usize) -> usize {
+    jute_max_buffer.saturating_mul(2).saturating_add(64 * 1024)
+}
 
 /// Why a frame or handshake could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -47,8 +112,8 @@ pub enum WireError {
         /// The value.
         value: u8,
     },
-    /// A frame longer than [`MAX_FRAME`].
-    #[error("frame of {0} bytes exceeds the limit")]
+    /// A frame longer than its type allows on this connection ([`FrameLimits`]).
+    #[error("frame of {0} bytes exceeds the limit for its type")]
     TooLarge(usize),
     /// Bytes left over after a frame's body.
     #[error("{0} trailing bytes after frame")]
@@ -351,16 +416,34 @@ fn epoch(buf: &mut &[u8]) -> Result<Epoch, WireError> {
 }
 
 /// Splits one frame off the front of `buf`: `Ok(None)` when more bytes are needed.
-pub fn take_frame(buf: &mut BytesMut) -> Result<Option<Bytes>, WireError> {
+///
+/// The length is checked against what the frame's type may be on this connection (`limits`)
+/// as soon as the type byte is in, and the buffer grows with the bytes that actually arrive
+/// (at most 1 MiB ahead of them), so a length prefix alone never allocates.
+pub fn take_frame(buf: &mut BytesMut, limits: &FrameLimits) -> Result<Option<Bytes>, WireError> {
     if buf.len() < 4 {
         return Ok(None);
     }
     let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    if len == 0 {
+        return Err(WireError::Truncated("frame type"));
+    }
     if len > MAX_FRAME {
         return Err(WireError::TooLarge(len));
     }
+    if buf.len() < 5 {
+        return Ok(None);
+    }
+    let t = buf[4];
+    let max = limits.max_body(t).ok_or(WireError::Unknown {
+        what: "frame type",
+        value: t,
+    })?;
+    if len > max {
+        return Err(WireError::TooLarge(len));
+    }
     if buf.len() < 4 + len {
-        buf.reserve(4 + len - buf.len());
+        buf.reserve((4 + len - buf.len()).min(1 << 20));
         return Ok(None);
     }
     buf.advance(4);
@@ -631,7 +714,9 @@ mod tests {
     fn round_trip(f: Frame<ZnodeTxn>) {
         let mut buf = BytesMut::new();
         encode_frame(&f, &mut buf);
-        let body = take_frame(&mut buf).expect("valid").expect("whole");
+        let body = take_frame(&mut buf, &FrameLimits::from_leader(1 << 20))
+            .expect("valid")
+            .expect("whole");
         assert!(buf.is_empty());
         assert_eq!(decode_frame::<ZnodeTxn>(&body), Ok(f));
     }
@@ -728,12 +813,70 @@ mod tests {
 
     #[test]
     fn oversized_and_partial_frames() {
+        let big = FrameLimits::from_leader(1 << 20);
         let mut buf = BytesMut::from(&[0xffu8, 0xff, 0xff, 0xff][..]);
-        assert_eq!(take_frame(&mut buf), Err(WireError::TooLarge(0xffff_ffff)));
+        assert_eq!(
+            take_frame(&mut buf, &big),
+            Err(WireError::TooLarge(0xffff_ffff))
+        );
         let mut full = BytesMut::new();
         encode_frame::<ZnodeTxn>(&Frame::Heartbeat, &mut full);
         let mut part = BytesMut::from(&full[..3]);
-        assert_eq!(take_frame(&mut part), Ok(None));
+        assert_eq!(take_frame(&mut part, &big), Ok(None));
+        let mut empty = BytesMut::from(&[0u8, 0, 0, 0][..]);
+        assert!(take_frame(&mut empty, &big).is_err());
+    }
+
+    /// The 1 GiB frame attack: refused on the length prefix and type byte, before the body
+    /// is buffered, wherever the frame's type cannot be that long.
+    #[test]
+    fn frames_are_bounded_by_what_their_type_can_be() {
+        let gib = |t: u8| {
+            let mut b = BytesMut::new();
+            b.put_u32(1 << 30);
+            b.put_u8(t);
+            b
+        };
+        let learner = FrameLimits::from_learner(0xfffff);
+        let leader = FrameLimits::from_leader(0xfffff);
+        // A leader accepts no SNAP from a learner, and no huge request.
+        for t in [tag::SNAP, tag::APP, tag::PROPOSAL, tag::HEARTBEAT] {
+            let mut b = gib(t);
+            assert_eq!(
+                take_frame(&mut b, &learner),
+                Err(WireError::TooLarge(1 << 30))
+            );
+            assert!(b.capacity() < 1 << 20, "nothing reserved for the body");
+        }
+        let mut b = gib(tag::NOTIFICATION);
+        assert!(take_frame(&mut b, &FrameLimits::ELECTION).is_err());
+        // A notification one byte too long is refused on an election connection.
+        let mut b = BytesMut::new();
+        b.put_u32(31);
+        b.put_u8(tag::NOTIFICATION);
+        assert_eq!(
+            take_frame(&mut b, &FrameLimits::ELECTION),
+            Err(WireError::TooLarge(31))
+        );
+        // A follower accepts a large SNAP from its leader, but reserves only as bytes come.
+        let mut b = BytesMut::new();
+        b.put_u32(100 << 20);
+        b.put_u8(tag::SNAP);
+        assert_eq!(take_frame(&mut b, &leader), Ok(None));
+        assert!(b.capacity() <= (1 << 20) + 64);
+        // An unknown type is refused before its body arrives.
+        let mut b = BytesMut::new();
+        b.put_u32(10);
+        b.put_u8(0xee);
+        assert!(matches!(
+            take_frame(&mut b, &leader),
+            Err(WireError::Unknown { .. })
+        ));
+        // Requests up to jute.maxbuffer pass from a learner.
+        let f: Frame<ZnodeTxn> = Frame::App(1, Bytes::from(vec![7u8; 0xfffff]));
+        let mut b = BytesMut::new();
+        encode_frame(&f, &mut b);
+        assert!(take_frame(&mut b, &learner).expect("valid").is_some());
     }
 
     proptest! {
@@ -743,7 +886,7 @@ mod tests {
             let _ = decode_hello(&bytes);
             let _ = decode_welcome(&bytes);
             let mut b = BytesMut::from(&bytes[..]);
-            while let Ok(Some(body)) = take_frame(&mut b) {
+            while let Ok(Some(body)) = take_frame(&mut b, &FrameLimits::from_leader(1 << 20)) {
                 let _ = decode_frame::<ZnodeTxn>(&body);
             }
         }

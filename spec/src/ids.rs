@@ -35,6 +35,13 @@ impl Epoch {
     pub fn next(self) -> Epoch {
         Epoch(self.0.checked_add(1).expect("epoch overflow"))
     }
+
+    /// The epoch after this one, or `None` at the last one. For epochs that came from a
+    /// peer or the disk, which the server must not trust with a panic.
+    #[must_use]
+    pub fn checked_next(self) -> Option<Epoch> {
+        self.0.checked_add(1).map(Epoch)
+    }
 }
 
 /// A transaction id: `(epoch, counter)`, ordered lexicographically.
@@ -101,6 +108,19 @@ impl Zxid {
             Zxid { epoch, counter: 1 }
         }
     }
+
+    /// [`Zxid::next_in`], or `None` when the counter has rolled over: the leader must then
+    /// start a new epoch (ZooKeeper's `XidRolloverException`, ZOOKEEPER-1277).
+    #[must_use]
+    pub fn checked_next_in(self, epoch: Epoch) -> Option<Zxid> {
+        if self.epoch == epoch {
+            self.counter
+                .checked_add(1)
+                .map(|counter| Zxid { epoch, counter })
+        } else {
+            Some(Zxid { epoch, counter: 1 })
+        }
+    }
 }
 
 impl fmt::Display for Zxid {
@@ -142,5 +162,12 @@ mod tests {
         assert_eq!(Zxid::new(1, 3).next_in(Epoch(1)), Zxid::new(1, 4));
         assert_eq!(Zxid::new(1, 3).next_in(Epoch(2)), Zxid::new(2, 1));
         assert_eq!(Zxid::ZERO.next_in(Epoch(1)), Zxid::new(1, 1));
+        assert_eq!(Zxid::new(1, u32::MAX).checked_next_in(Epoch(1)), None);
+        assert_eq!(
+            Zxid::new(1, u32::MAX).checked_next_in(Epoch(2)),
+            Some(Zxid::new(2, 1))
+        );
+        assert_eq!(Epoch(u32::MAX).checked_next(), None);
+        assert_eq!(Epoch(4).checked_next(), Some(Epoch(5)));
     }
 }

@@ -182,7 +182,18 @@ impl<P: Payload> Peer<P> {
                 }
             }
             if outcome.is_none() {
+                // A leader that sends a DIFF or TRUNC this log cannot take is not one to
+                // follow: drop it and elect again (never apply it, never stop the server).
                 self.ignore(Ignored::SyncMessageMisfit, Some(leader), None);
+                tracing::error!(
+                    leader = leader.0,
+                    last_zxid = %self.log.last_zxid(),
+                    committed = %self.log.committed(),
+                    "bad DIFF or TRUNC from the leader: dropping it and going back to LOOKING"
+                );
+                self.go_looking(out);
+                self.trace("FollowerProcessSyncMessage", Some(leader), None, out);
+                return;
             }
             if let (Some((mode, point)), Some(f)) = (outcome, self.follower_mut()) {
                 f.sync_mode = Some(mode);

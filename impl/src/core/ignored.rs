@@ -40,11 +40,14 @@ pub enum Ignored {
     SnapshotNotAdoptable,
     /// A client write offered when this server cannot propose.
     ProposalRefused,
+    /// An epoch at the top of the 32-bit range (a FOLLOWERINFO whose successor epoch does
+    /// not exist, or a leader whose own epoch space is exhausted): refused, never a panic.
+    EpochOverflow,
 }
 
 impl Ignored {
     /// Every reason, in counter order.
-    pub const ALL: [Ignored; 14] = [
+    pub const ALL: [Ignored; 15] = [
         Ignored::OutOfOrderProposal,
         Ignored::CommitWrongZxid,
         Ignored::AckUnknownZxid,
@@ -59,6 +62,7 @@ impl Ignored {
         Ignored::NotificationFromStranger,
         Ignored::SnapshotNotAdoptable,
         Ignored::ProposalRefused,
+        Ignored::EpochOverflow,
     ];
 
     /// The path's name, as logs and metrics show it.
@@ -79,6 +83,7 @@ impl Ignored {
             Ignored::NotificationFromStranger => "ignore_notification_from_stranger",
             Ignored::SnapshotNotAdoptable => "ignore_snapshot_not_adoptable",
             Ignored::ProposalRefused => "ignore_proposal_refused",
+            Ignored::EpochOverflow => "ignore_epoch_overflow",
         }
     }
 
@@ -126,6 +131,6 @@ mod tests {
         }
         c.count(Ignored::AckUnknownZxid);
         assert_eq!(c.get(Ignored::AckUnknownZxid), 2);
-        assert_eq!(c.iter().map(|(_, n)| n).sum::<u64>(), 15);
+        assert_eq!(c.iter().map(|(_, n)| n).sum::<u64>(), 16);
     }
 }

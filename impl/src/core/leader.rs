@@ -64,7 +64,9 @@ impl Leader {
             ackld_recv: BTreeSet::from([me]),
             ackld_live: BTreeSet::from([me]),
             forwarding: BTreeSet::new(),
-            temp_max_epoch: accepted_epoch.next(),
+            // At the last epoch there is no next one: the epoch is then never decided
+            // (`leader_try_decide_epoch` refuses) and the leader times out to LOOKING.
+            temp_max_epoch: accepted_epoch.checked_next().unwrap_or(accepted_epoch),
             ack_sets: BTreeMap::new(),
             silent_ticks: BTreeMap::new(),
             phase_ticks: 0,
@@ -168,7 +170,12 @@ impl<P: Payload> Peer<P> {
         } else {
             let Some(l) = self.leader_mut() else { return };
             if accepted >= l.temp_max_epoch {
-                l.temp_max_epoch = accepted.next();
+                let Some(next) = accepted.checked_next() else {
+                    // A peer value: an epoch with no successor is refused, not counted.
+                    self.ignore(Ignored::EpochOverflow, Some(j), None);
+                    return;
+                };
+                l.temp_max_epoch = next;
             }
             l.connecting.insert(j);
             l.connecting_live.insert(j);
@@ -185,6 +192,12 @@ impl<P: Payload> Peer<P> {
             return;
         }
         let epoch = l.temp_max_epoch;
+        if epoch <= self.accepted_epoch {
+            // The epoch space is exhausted (accepted epoch u32::MAX): never lead with an
+            // epoch already accepted; the leader times out and goes back to LOOKING.
+            self.ignore(Ignored::EpochOverflow, None, None);
+            return;
+        }
         let live: Vec<ServerId> = l
             .connecting_live
             .iter()
@@ -418,7 +431,18 @@ impl<P: Payload> Peer<P> {
         if self.can_propose().is_err() {
             return None;
         }
-        let zxid = self.log.last_zxid().next_in(self.current_epoch);
+        let next = self.log.last_zxid().checked_next_in(self.current_epoch);
+        let Some(zxid) = next.filter(|z| z.counter != u32::MAX) else {
+            // ZOOKEEPER-1277 (`Leader.propose`'s XidRolloverException): the counter would
+            // reach 0xffffffff; the leader gives up so that the next election starts a new
+            // epoch, with the counter back at 1.
+            tracing::warn!(
+                last = %self.log.last_zxid(),
+                "zxid counter rolled over: leaving leadership to start a new epoch"
+            );
+            self.go_looking(out);
+            return None;
+        };
         // The payload is copied for the trace record only when tracing is on.
         let traced = self.cfg.trace.then(|| payload.clone());
         let txn = Txn { zxid, payload };

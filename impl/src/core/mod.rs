@@ -500,8 +500,11 @@ impl<P: Payload> Peer<P> {
     /// The zxid the next accepted `Propose` will get (the application prepares its
     /// transaction with it), or why a proposal would be refused.
     pub fn next_proposal_zxid(&self) -> Result<Zxid, NotLeader> {
-        self.can_propose()
-            .map(|()| self.log.last_zxid().next_in(self.current_epoch))
+        self.can_propose()?;
+        self.log
+            .last_zxid()
+            .checked_next_in(self.current_epoch)
+            .ok_or(NotLeader::NotReady)
     }
 
     /// The id of this server.

@@ -1035,3 +1035,111 @@ fn a_leader_ignores_acks_it_has_no_proposal_for() {
     );
     assert!(peer.ignored().get(Ignored::AckAlreadyCommitted) >= 1);
 }
+
+#[test]
+fn a_followerinfo_at_the_last_epoch_is_refused_not_a_panic() {
+    let mut p = fresh(3, 3);
+    let mut out = vec![];
+    p.role = Role::Leading(Leader::new(sid(3), Epoch(0)));
+    p.step(Input::LearnerConnected { learner: sid(1) }, &mut out);
+    let mut out = vec![];
+    p.step(
+        Input::Message {
+            from: sid(1),
+            msg: QuorumMessage::FollowerInfo {
+                accepted_epoch: Epoch(u32::MAX),
+            },
+        },
+        &mut out,
+    );
+    assert_eq!(p.ignored().get(Ignored::EpochOverflow), 1);
+    assert!(
+        !non_trace(out)
+            .iter()
+            .any(|a| matches!(a, Action::Send { .. } | Action::Persist(_))),
+        "nothing sent or persisted for an overflowing epoch"
+    );
+}
+
+#[test]
+fn a_leader_at_the_last_epoch_never_decides_an_epoch() {
+    let mut p = Peer::<P>::new(
+        cfg(3, 3),
+        Epoch(u32::MAX),
+        Epoch(u32::MAX),
+        ReplicaLog::recovered(Zxid::ZERO, vec![]),
+    );
+    p.role = Role::Leading(Leader::new(sid(3), Epoch(u32::MAX)));
+    let mut out = vec![];
+    p.step(Input::LearnerConnected { learner: sid(1) }, &mut out);
+    p.step(
+        Input::Message {
+            from: sid(1),
+            msg: QuorumMessage::FollowerInfo {
+                accepted_epoch: Epoch(3),
+            },
+        },
+        &mut out,
+    );
+    assert_eq!(p.role().zab_state, ZabState::Discovery);
+    assert!(p.ignored().get(Ignored::EpochOverflow) >= 1);
+}
+
+#[test]
+fn zk1277_a_leader_at_zxid_counter_rollover_gives_up_for_a_new_epoch() {
+    let mut p = Peer::<P>::new(
+        cfg(1, 1),
+        Epoch(1),
+        Epoch(1),
+        ReplicaLog::recovered(Zxid::ZERO, vec![txn(1, u32::MAX - 1)]),
+    );
+    let mut leader = Leader::new(sid(1), Epoch(1));
+    leader.zab_state = ZabState::Broadcast;
+    p.role = Role::Leading(leader);
+    // The next zxid would be 0x1ffffffff: refused, and the leader goes back to LOOKING.
+    assert_eq!(p.next_proposal_zxid(), Ok(z(1, u32::MAX)));
+    let mut out = vec![];
+    p.step(
+        Input::Propose {
+            payload: payload(1),
+        },
+        &mut out,
+    );
+    assert_eq!(p.role().state, ServerState::Looking);
+    assert_eq!(p.log().last_zxid(), z(1, u32::MAX - 1));
+    assert_eq!(p.ignored().get(Ignored::ProposalRefused), 1);
+}
+
+#[test]
+fn a_bad_diff_or_trunc_drops_the_leader_and_goes_looking() {
+    for msg in [
+        // DIFF from a point this log does not have.
+        QuorumMessage::Diff { last_zxid: z(7, 9) },
+        // TRUNC below what this follower has committed... or to a point it never logged.
+        QuorumMessage::Trunc {
+            truncate_to: z(7, 9),
+        },
+    ] {
+        let mut p = syncing_follower(1, 3, 3, vec![txn(1, 1), txn(1, 2)]);
+        let mut out = vec![];
+        p.step(
+            Input::Message {
+                from: sid(3),
+                msg: msg.clone(),
+            },
+            &mut out,
+        );
+        assert_eq!(p.role().state, ServerState::Looking, "{msg}");
+        assert!(
+            out.contains(&Action::Disconnect { peer: sid(3) }),
+            "{msg}: the leader's connection is closed"
+        );
+        assert!(
+            !out.iter()
+                .any(|a| matches!(a, Action::Persist(Persist::Truncate { .. }))),
+            "{msg}: nothing of it is applied"
+        );
+        assert_eq!(p.log().last_zxid(), z(1, 2));
+        assert_eq!(p.ignored().get(Ignored::SyncMessageMisfit), 1);
+    }
+}

@@ -108,12 +108,22 @@ impl Expiry {
             return;
         }
         if let Some(l) = leader {
-            let sessions = std::mem::take(&mut self.touched).into_iter().collect();
-            let (kind, data) = ServiceFrame::Touch { sessions }.encode();
-            cx.send_frame(l, kind, data);
+            let sessions: Vec<SessionId> = std::mem::take(&mut self.touched).into_iter().collect();
+            // In frames of at most TOUCH_BATCH sessions (512 KiB), well inside what a leader
+            // accepts from a learner (`wire::FrameLimits::from_learner`).
+            for batch in sessions.chunks(TOUCH_BATCH) {
+                let (kind, data) = ServiceFrame::Touch {
+                    sessions: batch.to_vec(),
+                }
+                .encode();
+                cx.send_frame(l, kind, data);
+            }
         }
     }
 }
+
+/// The most sessions one `Touch` frame reports.
+const TOUCH_BATCH: usize = 65_536;
 
 /// The context of a transaction the server itself issues.
 fn ctx(session: SessionId, now: i64) -> PrepContext<'static> {
@@ -123,5 +133,24 @@ fn ctx(session: SessionId, now: i64) -> PrepContext<'static> {
         time: now,
         auth: &[],
         session_moved: false,
+    }
+}
+
+#[cfg(test)]
+mod touch_tests {
+    use super::*;
+    use bytes::BytesMut;
+
+    /// A full batch of session touches fits what a leader accepts from a learner at the default
+    /// `jute.maxbuffer`, so a follower with many sessions is never cut off for reporting them.
+    #[test]
+    fn a_full_touch_batch_fits_the_learner_frame_limit() {
+        let sessions = (0..TOUCH_BATCH as i64).map(SessionId).collect();
+        let (kind, data) = ServiceFrame::Touch { sessions }.encode();
+        let mut buf = BytesMut::new();
+        crate::wire::encode_frame::<zab_zk::Txn>(&crate::wire::Frame::App(kind, data), &mut buf);
+        let limits = crate::wire::FrameLimits::from_learner(zab_zk::jute::DEFAULT_MAX_BUFFER);
+        let frame = crate::wire::take_frame(&mut buf, &limits).expect("within the limit");
+        assert!(frame.is_some());
     }
 }

@@ -70,7 +70,8 @@ impl Ensemble {
             std::fs::write(dir.join("myid"), format!("{id}\n")).expect("myid");
             let cfg = format!(
                 "tickTime={TICK_MS}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
-                 clientPortAddress=127.0.0.1\nmetricsProvider.httpPort={}\n{servers}{extra}\n",
+                 clientPortAddress=127.0.0.1\nmetricsProvider.httpPort={}\n\
+                 4lw.commands.whitelist=*\n{servers}{extra}\n",
                 dir.display(),
                 ports[4 * k],
                 ports[4 * k + 3]
