@@ -2,7 +2,8 @@
 # ci/test.sh — the project's test command (README "Run the tests"); `.ci/run` calls it.
 #
 # Installs what it needs, then runs, in order: formatting, lints, every test of the
-# workspace, the client compatibility tests (ci/clients.sh), the CI model check and the TLA+
+# workspace, the client compatibility tests (ci/clients.sh), a nemesis round (ci/nemesis.sh),
+# the CI model check and the TLA+
 # mirror check (ci/tla.sh), loom. Deep checks (long simulation sweeps, deep model checks) are
 # behind a flag (see `ci/test.sh --help`).
 set -euo pipefail
@@ -36,6 +37,10 @@ step "tests" cargo test --workspace --locked
 # zookeeper and a kazoo venv itself, and reuses the zabd that `cargo test` just built.
 step "client compatibility (kazoo, zkCli.sh)" \
   env ZABD="${CARGO_TARGET_DIR:-$PWD/target}/debug/zabd" ci/clients.sh
+# Jepsen-style faults against real zabd processes in network namespaces: every nemesis once,
+# seeded; installs iproute2 and iptables itself (README "The nemesis suite").
+step "nemesis round (kills, pauses, partitions, loss, storage damage)" \
+  env ZABD="${CARGO_TARGET_DIR:-$PWD/target}/debug/zabd" ci/nemesis.sh --seed 1
 step "build the model checker" cargo build --release --locked -p zab-model
 # The CI configuration: exhaustive, every invariant, every example reached (README has the figures).
 step "model check (CI configuration)" \

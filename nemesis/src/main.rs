@@ -294,10 +294,15 @@ fn eph_holder(hosts: &str, path: &str) -> i32 {
             if !created {
                 continue;
             }
-            println!("ready");
+            println!("ready session 0x{:x}", c.session_id().0);
+            let mut last = c.state();
             loop {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 let s = c.state();
+                if s != last {
+                    println!("state {s}");
+                    last = s;
+                }
                 if s.is_terminated() {
                     println!("ended {s}");
                     return 0;

@@ -302,7 +302,13 @@ pub fn heal(topo: &Topology, cluster: &mut Cluster, active: &Active) -> Result<V
         for (id, status) in cluster.reap() {
             if active.damaged.contains(&id) {
                 refused.push(id);
-                let tail = cluster::log_tail(&cluster.servers[(id - 1) as usize].log(), 3);
+                let log = cluster::log_tail(&cluster.servers[(id - 1) as usize].log(), 30);
+                let tail = log
+                    .lines()
+                    .rev()
+                    .find(|l| l.contains("ERROR") || l.contains("Exception"))
+                    .unwrap_or_else(|| log.lines().last().unwrap_or(""))
+                    .to_string();
                 notes.push(format!("s{id} refused to start after damage ({status}): {tail}"));
             } else {
                 cluster.record_crashes(vec![(id, status)]);

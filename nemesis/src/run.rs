@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -121,7 +121,7 @@ struct Holder {
 }
 
 impl Holder {
-    fn spawn(exe: &PathBuf, hosts: &str, path: &str) -> Result<Holder> {
+    fn spawn(exe: &PathBuf, hosts: &str, path: &str, out_file: PathBuf) -> Result<Holder> {
         let mut child = Command::new(exe)
             .args(["eph-holder", "--hosts", hosts, "--path", path])
             .stdin(Stdio::null())
@@ -133,7 +133,11 @@ impl Holder {
         if let Some(out) = child.stdout.take() {
             let l = Arc::clone(&lines);
             std::thread::spawn(move || {
+                let mut file = std::fs::File::create(out_file).ok();
                 for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                    if let Some(f) = &mut file {
+                        let _ = writeln!(f, "{line}");
+                    }
                     if let Ok(mut v) = l.lock() {
                         v.push(line);
                     }
@@ -267,8 +271,8 @@ fn drive(
         .map(|i| rt.spawn(workload::ephemeral_worker(Arc::clone(&ctx), i, opts.seed ^ (i as u64 + 21) << 32)))
         .collect();
     let mut holders = vec![
-        Holder::spawn(&opts.exe, &ctx.hosts, "/eph/holder-1")?,
-        Holder::spawn(&opts.exe, &ctx.hosts, "/eph/holder-2")?,
+        Holder::spawn(&opts.exe, &ctx.hosts, "/eph/holder-1", opts.dir.join("holder-1.out"))?,
+        Holder::spawn(&opts.exe, &ctx.hosts, "/eph/holder-2", opts.dir.join("holder-2.out"))?,
     ];
     tick(cluster, Duration::from_secs(2))?;
     let mut failures = Vec::new();
@@ -297,11 +301,12 @@ fn drive(
     let mut step_no = 0usize;
     for step in steps {
         step_no += 1;
-        let fault_at = hist.now_us();
         let mut active = nemesis::Active::default();
         for &k in &step.kinds {
             nemesis::start(k, topo, cluster, rng, &mut active)?;
         }
+        // The fault is in effect from here (rules installed, processes signalled).
+        let fault_at = hist.now_us();
         tracing::info!("[{:.1}s] {} : {}", secs(fault_at), step.name(), active.notes.join("; "));
         tick(cluster, step.duration)?;
         if !holder1_killed && step_no == 4 {
@@ -366,12 +371,13 @@ fn drive(
         }
     }
     let holder2_alive = !holders[1].said("ended");
-    if holder2_alive {
-        ctx.eph_expect
-            .lock()
-            .map(|mut m| m.insert(holders[1].path.clone(), EphExpect::Alive))
-            .ok();
-    }
+    ctx.eph_expect
+        .lock()
+        .map(|mut m| {
+            let e = if holder2_alive { EphExpect::Alive } else { EphExpect::Gone };
+            m.insert(holders[1].path.clone(), e)
+        })
+        .ok();
     // Final linearizable reads of every register key, into the history.
     rt.block_on(final_reads(&ctx));
 
@@ -433,14 +439,19 @@ fn drive(
     }
     drop(live_eph);
 
-    // A client crash at rest: holder 2 killed, its node must go within the session timeout
-    // (plus the server's expiry tick granularity).
+    // A client crash at rest: a fresh holder creates its node, is killed -9, and the node must
+    // go within the session timeout (plus the expiry tick granularity).
     let mut ephemeral_expiry = None;
-    if holder2_alive {
-        holders[1].kill();
+    let path = "/eph/holder-3".to_string();
+    let mut h3 = Holder::spawn(&opts.exe, &ctx.hosts, &path, opts.dir.join("holder-3.out"))?;
+    let ready_by = Instant::now() + Duration::from_secs(20);
+    while !h3.said("ready") && Instant::now() < ready_by {
+        tick(cluster, Duration::from_millis(100))?;
+    }
+    if h3.said("ready") {
+        h3.kill();
         let killed = Instant::now();
         let limit = SESSION_TIMEOUT * 2 + Duration::from_secs(2);
-        let path = holders[1].path.clone();
         while killed.elapsed() < limit + Duration::from_secs(5) {
             if rt.block_on(absent_everywhere(&ids, &path)) {
                 ephemeral_expiry = Some(killed.elapsed().as_secs_f64());
@@ -450,11 +461,16 @@ fn drive(
         }
         match ephemeral_expiry {
             Some(t) if t <= limit.as_secs_f64() => {}
-            Some(t) => failures.push(format!("{path} vanished {t:.1} s after its client died (limit {limit:?})")),
+            Some(t) => failures.push(format!(
+                "{path} vanished {t:.1} s after its client died (limit {limit:?})"
+            )),
             None => failures.push(format!("{path} still present {limit:?} after its client died")),
         }
     } else {
-        notes.push("holder-2's session ended during the schedule (no expiry measurement)".into());
+        failures.push(format!("{path}: no session and node within 20 s after heal"));
+    }
+    if !holder2_alive {
+        notes.push("holder-2's session expired during the schedule (its node was checked gone)".into());
     }
     drop(holders);
     hist.flush();
