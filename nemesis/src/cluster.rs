@@ -193,7 +193,13 @@ impl Cluster {
                 c.env("RUST_LOG", "info").env("NO_COLOR", "1");
             }
             System::Zookeeper => {
-                c.args(["java", "-Xmx192m", "-XX:+UseSerialGC", "-cp", &launcher.zk_classpath]);
+                c.args([
+                    "java",
+                    "-Xmx192m",
+                    "-XX:+UseSerialGC",
+                    "-cp",
+                    &launcher.zk_classpath,
+                ]);
                 c.arg(format!("-Dzookeeper.log.dir={}", s.dir.display()));
                 c.arg("-Dzookeeper.root.logger=INFO,CONSOLE");
                 c.arg("org.apache.zookeeper.server.quorum.QuorumPeerMain");
@@ -396,7 +402,10 @@ pub fn damage(data: &Path, kind: Damage, rng: &mut impl Rng) -> Result<String> {
             // The written part: ZooKeeper preallocates logs with zeros.
             let used = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
             if used < 32 {
-                return Ok(format!("{}: only {used} written bytes, left alone", p.display()));
+                return Ok(format!(
+                    "{}: only {used} written bytes, left alone",
+                    p.display()
+                ));
             }
             if kind == Damage::TruncateLog {
                 let cut = rng.random_range(1..=(used / 2).min(300));
@@ -419,7 +428,10 @@ pub fn damage(data: &Path, kind: Damage, rng: &mut impl Rng) -> Result<String> {
                 f.seek(SeekFrom::Start(off as u64))?;
                 f.write_all(&b[off..=off])?;
                 f.sync_all()?;
-                Ok(format!("flipped bit {bit} of byte {off} in {}", p.display()))
+                Ok(format!(
+                    "flipped bit {bit} of byte {off} in {}",
+                    p.display()
+                ))
             }
         }
     }
@@ -430,7 +442,10 @@ pub fn wait_serving(ids: &[u64], within: Duration) -> Result<()> {
     let deadline = Instant::now() + within;
     loop {
         let modes: Vec<Option<String>> = ids.iter().map(|&id| mode(id)).collect();
-        let leaders = modes.iter().filter(|m| m.as_deref() == Some("leader")).count();
+        let leaders = modes
+            .iter()
+            .filter(|m| m.as_deref() == Some("leader"))
+            .count();
         let serving = modes
             .iter()
             .filter(|m| matches!(m.as_deref(), Some("leader" | "follower")))

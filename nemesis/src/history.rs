@@ -120,7 +120,10 @@ impl History {
 
     /// Logs an invocation; returns its id.
     pub fn invoke(&self, client: &str, key: &str, call: Call) -> u64 {
-        let mut ops = self.ops.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut ops = self
+            .ops
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let op = Op {
             id: ops.len() as u64,
             client: client.to_string(),
@@ -136,7 +139,10 @@ impl History {
 
     /// Logs a completion.
     pub fn complete(&self, id: u64, status: Status, reply: Option<Reply>, text: String) {
-        let mut ops = self.ops.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut ops = self
+            .ops
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = self.now_us();
         if let Some(op) = ops.get_mut(id as usize) {
             op.done = Some((now, status, reply, text));

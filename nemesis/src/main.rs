@@ -21,7 +21,10 @@ const ZK_CLASSPATH: &str = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:\
 /usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar";
 
 #[derive(Parser)]
-#[command(name = "zab-nemesis", about = "Jepsen-style fault injection against zabd and ZooKeeper (root: network namespaces)")]
+#[command(
+    name = "zab-nemesis",
+    about = "Jepsen-style fault injection against zabd and ZooKeeper (root: network namespaces)"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -143,7 +146,11 @@ fn main() {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("zab-nemesis: {e:#}");
-                    if INTERRUPTED.load(Ordering::Relaxed) { 130 } else { 2 }
+                    if INTERRUPTED.load(Ordering::Relaxed) {
+                        130
+                    } else {
+                        2
+                    }
                 }
             }
         }
@@ -197,10 +204,7 @@ fn run_cmd(which: Which, a: &RunArgs) -> Result<i32> {
     println!("self-test: {} known histories judged right", lines.len());
     install_signal_thread()?;
     let exe = std::env::current_exe().context("current_exe")?;
-    let zabd = a
-        .zabd
-        .clone()
-        .unwrap_or_else(|| exe.with_file_name("zabd"));
+    let zabd = a.zabd.clone().unwrap_or_else(|| exe.with_file_name("zabd"));
     let systems: Vec<System> = match which {
         Which::Zabd => vec![System::Zabd],
         Which::Zookeeper => vec![System::Zookeeper],
@@ -229,10 +233,11 @@ fn run_cmd(which: Which, a: &RunArgs) -> Result<i32> {
             },
             fault: a.fault,
             quiet: a.quiet,
-            dir: std::path::absolute(
-                a.out
-                    .join(format!("{}-{kind}-seed{}-{stamp}", system.name(), a.seed)),
-            )?,
+            dir: std::path::absolute(a.out.join(format!(
+                "{}-{kind}-seed{}-{stamp}",
+                system.name(),
+                a.seed
+            )))?,
             prefix: a.prefix.clone(),
             exe: exe.clone(),
         };

@@ -268,7 +268,11 @@ pub fn start(
             topo.lossy(20)?;
             active.notes.push(format!(
                 "20% loss ({})",
-                if topo.has_netem() { "netem" } else { "iptables statistic" }
+                if topo.has_netem() {
+                    "netem"
+                } else {
+                    "iptables statistic"
+                }
             ));
         }
         Kind::StorageTruncate | Kind::StorageBitflip | Kind::StorageEpoch => {
@@ -289,6 +293,15 @@ pub fn heal(topo: &Topology, cluster: &mut Cluster, active: &Active) -> Result<V
     topo.heal()?;
     cluster.resume_all();
     let mut notes = Vec::new();
+    // Where each damaged server's log stands before it starts: its refusal comes after.
+    let offsets: Vec<(u64, u64)> = active
+        .damaged
+        .iter()
+        .map(|&id| {
+            let log = cluster.servers[(id - 1) as usize].log();
+            (id, std::fs::metadata(log).map_or(0, |m| m.len()))
+        })
+        .collect();
     for id in cluster.ids() {
         cluster.start(id)?;
     }
@@ -302,14 +315,22 @@ pub fn heal(topo: &Topology, cluster: &mut Cluster, active: &Active) -> Result<V
         for (id, status) in cluster.reap() {
             if active.damaged.contains(&id) {
                 refused.push(id);
-                let log = cluster::log_tail(&cluster.servers[(id - 1) as usize].log(), 30);
+                let from = offsets
+                    .iter()
+                    .find(|(i, _)| *i == id)
+                    .map_or(0, |(_, o)| *o);
+                let text =
+                    std::fs::read(cluster.servers[(id - 1) as usize].log()).unwrap_or_default();
+                let start = usize::try_from(from).unwrap_or(0).min(text.len());
+                let log = String::from_utf8_lossy(&text[start..]).into_owned();
                 let tail = log
                     .lines()
-                    .rev()
                     .find(|l| l.contains("ERROR") || l.contains("Exception"))
                     .unwrap_or_else(|| log.lines().last().unwrap_or(""))
                     .to_string();
-                notes.push(format!("s{id} refused to start after damage ({status}): {tail}"));
+                notes.push(format!(
+                    "s{id} refused to start after damage ({status}): {tail}"
+                ));
             } else {
                 cluster.record_crashes(vec![(id, status)]);
             }
@@ -321,7 +342,9 @@ pub fn heal(topo: &Topology, cluster: &mut Cluster, active: &Active) -> Result<V
             // The operator's way back: an empty data directory; the server resyncs.
             cluster.wipe(*id)?;
             cluster.start(*id)?;
-            notes.push(format!("s{id}: data wiped and restarted (operator recovery)"));
+            notes.push(format!(
+                "s{id}: data wiped and restarted (operator recovery)"
+            ));
         } else {
             notes.push(format!("s{id} started on its damaged data"));
         }

@@ -3,6 +3,7 @@
 
 use crate::check::linear::Verdict;
 use crate::run::Outcome;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 fn opt(v: Option<f64>) -> String {
@@ -80,6 +81,16 @@ pub fn table(o: &Outcome) -> String {
             e.notes.join("; ")
         );
     }
+    if o.events.len() > crate::nemesis::ALL.len() + 1 {
+        let _ = writeln!(
+            s,
+            "per fault kind: {:<32} {:>4} {:>9} {:>9}",
+            "", "n", "fault→w", "heal→w"
+        );
+        for (k, (n, f, h)) in by_kind(o) {
+            let _ = writeln!(s, "  {k:<46} {n:>4} {:>9} {:>9}", opt(f), opt(h));
+        }
+    }
     for c in &o.crashes {
         let _ = writeln!(s, "CRASH {c}");
     }
@@ -93,51 +104,73 @@ pub fn table(o: &Outcome) -> String {
     s
 }
 
-/// Availability of two runs with the same seed side by side, fault by fault.
+/// Per fault kind (a step's name): count, median seconds fault→write and heal→write.
+#[must_use]
+pub fn by_kind(o: &Outcome) -> BTreeMap<String, (usize, Option<f64>, Option<f64>)> {
+    let mut m: BTreeMap<String, (usize, Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    for e in &o.events {
+        let x = m.entry(e.name.clone()).or_default();
+        x.0 += 1;
+        x.1.extend(e.fault_to_write);
+        x.2.extend(e.heal_to_write);
+    }
+    m.into_iter()
+        .map(|(k, (n, f, h))| (k, (n, median(f), median(h))))
+        .collect()
+}
+
+/// Availability of two runs (same seed and schedule kind) side by side: per fault kind, the
+/// medians of seconds to the first acknowledged write after the fault and after its heal.
 #[must_use]
 pub fn side_by_side(a: &Outcome, b: &Outcome) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "== availability, seconds to the first acknowledged write (seed {})",
+        "== availability: median seconds to the first acknowledged write (seed {}; n = faults)",
         a.seed
     );
     let _ = writeln!(
         s,
-        "{:<40} {:>10} {:>10} {:>10} {:>10}",
+        "{:<40} {:>4} {:>10} {:>10} {:>4} {:>10} {:>10}",
         "fault",
+        "n",
         format!("{} f→w", a.system.name()),
         format!("{} h→w", a.system.name()),
+        "n",
         format!("{} f→w", b.system.name()),
         format!("{} h→w", b.system.name())
     );
-    for (x, y) in a.events.iter().zip(&b.events) {
-        let name = if x.name == y.name {
-            x.name.clone()
-        } else {
-            format!("{} / {}", x.name, y.name)
-        };
+    let ka = by_kind(a);
+    let kb = by_kind(b);
+    let names: std::collections::BTreeSet<&String> = ka.keys().chain(kb.keys()).collect();
+    for name in names {
+        let (na, fa, ha) = ka.get(name).copied().unwrap_or((0, None, None));
+        let (nb, fb, hb) = kb.get(name).copied().unwrap_or((0, None, None));
         let _ = writeln!(
             s,
-            "{:<40} {:>10} {:>10} {:>10} {:>10}",
+            "{:<40} {:>4} {:>10} {:>10} {:>4} {:>10} {:>10}",
             name,
-            opt(x.fault_to_write),
-            opt(x.heal_to_write),
-            opt(y.fault_to_write),
-            opt(y.heal_to_write)
+            na,
+            opt(fa),
+            opt(ha),
+            nb,
+            opt(fb),
+            opt(hb)
         );
     }
-    let med = |o: &Outcome, f: fn(&crate::run::Event) -> Option<f64>| {
+    let all = |o: &Outcome, f: fn(&crate::run::Event) -> Option<f64>| {
         opt(median(o.events.iter().filter_map(f).collect()))
     };
     let _ = writeln!(
         s,
-        "{:<40} {:>10} {:>10} {:>10} {:>10}",
-        "median",
-        med(a, |e| e.fault_to_write),
-        med(a, |e| e.heal_to_write),
-        med(b, |e| e.fault_to_write),
-        med(b, |e| e.heal_to_write)
+        "{:<40} {:>4} {:>10} {:>10} {:>4} {:>10} {:>10}",
+        "all faults",
+        a.events.len(),
+        all(a, |e| e.fault_to_write),
+        all(a, |e| e.heal_to_write),
+        b.events.len(),
+        all(b, |e| e.fault_to_write),
+        all(b, |e| e.heal_to_write)
     );
     s
 }

@@ -202,13 +202,8 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let mut cluster = Cluster::prepare(
-        &topo,
-        opts.servers,
-        &opts.dir,
-        opts.launcher.clone(),
-        start,
-    )?;
+    let mut cluster =
+        Cluster::prepare(&topo, opts.servers, &opts.dir, opts.launcher.clone(), start)?;
     for id in cluster.ids() {
         cluster.start(id)?;
     }
@@ -262,24 +257,51 @@ fn drive(
     // Workloads.
     let mut tasks = Vec::new();
     for i in 0..3 {
-        tasks.push(rt.spawn(workload::register_worker(Arc::clone(&ctx), i, opts.seed ^ (i as u64 + 1) << 32)));
+        tasks.push(rt.spawn(workload::register_worker(
+            Arc::clone(&ctx),
+            i,
+            opts.seed ^ (i as u64 + 1) << 32,
+        )));
     }
     for i in 0..2 {
-        tasks.push(rt.spawn(workload::set_worker(Arc::clone(&ctx), i, opts.seed ^ (i as u64 + 11) << 32)));
+        tasks.push(rt.spawn(workload::set_worker(
+            Arc::clone(&ctx),
+            i,
+            opts.seed ^ (i as u64 + 11) << 32,
+        )));
     }
     let eph_tasks: Vec<_> = (0..2)
-        .map(|i| rt.spawn(workload::ephemeral_worker(Arc::clone(&ctx), i, opts.seed ^ (i as u64 + 21) << 32)))
+        .map(|i| {
+            rt.spawn(workload::ephemeral_worker(
+                Arc::clone(&ctx),
+                i,
+                opts.seed ^ (i as u64 + 21) << 32,
+            ))
+        })
         .collect();
     let mut holders = vec![
-        Holder::spawn(&opts.exe, &ctx.hosts, "/eph/holder-1", opts.dir.join("holder-1.out"))?,
-        Holder::spawn(&opts.exe, &ctx.hosts, "/eph/holder-2", opts.dir.join("holder-2.out"))?,
+        Holder::spawn(
+            &opts.exe,
+            &ctx.hosts,
+            "/eph/holder-1",
+            opts.dir.join("holder-1.out"),
+        )?,
+        Holder::spawn(
+            &opts.exe,
+            &ctx.hosts,
+            "/eph/holder-2",
+            opts.dir.join("holder-2.out"),
+        )?,
     ];
     tick(cluster, Duration::from_secs(2))?;
     let mut failures = Vec::new();
     let mut notes = Vec::new();
     for h in &holders {
         if !h.said("ready") {
-            failures.push(format!("{} not created within 2 s of a healthy start", h.path));
+            failures.push(format!(
+                "{} not created within 2 s of a healthy start",
+                h.path
+            ));
         }
     }
 
@@ -307,7 +329,12 @@ fn drive(
         }
         // The fault is in effect from here (rules installed, processes signalled).
         let fault_at = hist.now_us();
-        tracing::info!("[{:.1}s] {} : {}", secs(fault_at), step.name(), active.notes.join("; "));
+        tracing::info!(
+            "[{:.1}s] {} : {}",
+            secs(fault_at),
+            step.name(),
+            active.notes.join("; ")
+        );
         tick(cluster, step.duration)?;
         if !holder1_killed && step_no == 4 {
             // A client crash: its session must expire and take its ephemeral node along.
@@ -335,7 +362,10 @@ fn drive(
         let fault_to_write = hist.first_ack_after(fault_at).map(|t| secs(t - fault_at));
         let heal_to_write = hist.first_ack_after(heal_at).map(|t| secs(t - heal_at));
         if heal_to_write.is_none() {
-            failures.push(format!("{}: no acknowledged write within 60 s of heal", step.name()));
+            failures.push(format!(
+                "{}: no acknowledged write within 60 s of heal",
+                step.name()
+            ));
         }
         events.push(Event {
             name: step.name(),
@@ -367,14 +397,20 @@ fn drive(
     for id in &ids {
         let ok = rt.block_on(probe(&ctx, *id));
         if !ok {
-            failures.push(format!("s{id} does not take a write through its own client port after heal"));
+            failures.push(format!(
+                "s{id} does not take a write through its own client port after heal"
+            ));
         }
     }
     let holder2_alive = !holders[1].said("ended");
     ctx.eph_expect
         .lock()
         .map(|mut m| {
-            let e = if holder2_alive { EphExpect::Alive } else { EphExpect::Gone };
+            let e = if holder2_alive {
+                EphExpect::Alive
+            } else {
+                EphExpect::Gone
+            };
             m.insert(holders[1].path.clone(), e)
         })
         .ok();
@@ -408,11 +444,17 @@ fn drive(
         tick(cluster, Duration::from_millis(500))?;
     }
     if dumps.len() != ids.len() {
-        failures.push(format!("final reads answered by {} of {} servers", dumps.len(), ids.len()));
+        failures.push(format!(
+            "final reads answered by {} of {} servers",
+            dumps.len(),
+            ids.len()
+        ));
     }
     let div = sets::diverged(&dumps);
     if !div.is_empty() {
-        failures.push(format!("replicas differ after heal: servers {div:?} differ from the first"));
+        failures.push(format!(
+            "replicas differ after heal: servers {div:?} differ from the first"
+        ));
         for (id, d) in &dumps {
             let _ = std::fs::write(opts.dir.join(format!("final-s{id}.txt")), d);
         }
@@ -464,13 +506,19 @@ fn drive(
             Some(t) => failures.push(format!(
                 "{path} vanished {t:.1} s after its client died (limit {limit:?})"
             )),
-            None => failures.push(format!("{path} still present {limit:?} after its client died")),
+            None => failures.push(format!(
+                "{path} still present {limit:?} after its client died"
+            )),
         }
     } else {
-        failures.push(format!("{path}: no session and node within 20 s after heal"));
+        failures.push(format!(
+            "{path}: no session and node within 20 s after heal"
+        ));
     }
     if !holder2_alive {
-        notes.push("holder-2's session expired during the schedule (its node was checked gone)".into());
+        notes.push(
+            "holder-2's session expired during the schedule (its node was checked gone)".into(),
+        );
     }
     drop(holders);
     hist.flush();
@@ -480,11 +528,16 @@ fn drive(
     match &verdict {
         Verdict::Linearizable => {}
         Verdict::NotLinearizable { key, ops } => {
-            failures.push(format!("register {key} not linearizable ({} ops)", ops.len()));
+            failures.push(format!(
+                "register {key} not linearizable ({} ops)",
+                ops.len()
+            ));
             let _ = std::fs::write(opts.dir.join("nonlinearizable.txt"), ops.join("\n"));
         }
         Verdict::Unknown { key, ops } => {
-            notes.push(format!("linearizability of {key} ({ops} ops) undecided within the search budget"));
+            notes.push(format!(
+                "linearizability of {key} ({ops} ops) undecided within the search budget"
+            ));
         }
     }
     let all = hist.ops();
@@ -496,7 +549,12 @@ fn drive(
     let crashes = cluster
         .crashes
         .iter()
-        .map(|c| format!("s{} at {:.1}s: {}\n{}", c.server, c.at_s, c.status, c.log_tail))
+        .map(|c| {
+            format!(
+                "s{} at {:.1}s: {}\n{}",
+                c.server, c.at_s, c.status, c.log_tail
+            )
+        })
         .collect();
     Ok(Outcome {
         system: opts.launcher.system,
@@ -569,14 +627,21 @@ async fn probe(ctx: &Ctx, id: u64) -> bool {
         if let Some(c) = workload::connect(&workload::hosts([id]), SESSION_TIMEOUT).await {
             n += 1;
             let path = format!("/probe/s{id}-{n}");
-            let op = ctx.hist.invoke(&format!("probe{id}"), &path, Call::Probe(id));
-            match tokio::time::timeout(Duration::from_secs(5), c.create(&path, b"", &PERSISTENT)).await {
+            let op = ctx
+                .hist
+                .invoke(&format!("probe{id}"), &path, Call::Probe(id));
+            match tokio::time::timeout(Duration::from_secs(5), c.create(&path, b"", &PERSISTENT))
+                .await
+            {
                 Ok(Ok(_)) => {
-                    ctx.hist.complete(op, Status::Ok, Some(Reply::Done), String::new());
+                    ctx.hist
+                        .complete(op, Status::Ok, Some(Reply::Done), String::new());
                     return true;
                 }
                 Ok(Err(e)) => ctx.hist.complete(op, Status::Info, None, e.to_string()),
-                Err(_) => ctx.hist.complete(op, Status::Info, None, "client timeout".into()),
+                Err(_) => ctx
+                    .hist
+                    .complete(op, Status::Info, None, "client timeout".into()),
             }
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -589,7 +654,8 @@ async fn final_reads(ctx: &Ctx) {
     let Some(c) = workload::connect(&ctx.hosts, SESSION_TIMEOUT).await else {
         return;
     };
-    let Ok(Ok(keys)) = tokio::time::timeout(Duration::from_secs(10), c.list_children("/reg")).await else {
+    let Ok(Ok(keys)) = tokio::time::timeout(Duration::from_secs(10), c.list_children("/reg")).await
+    else {
         return;
     };
     for k in keys {
@@ -603,7 +669,10 @@ async fn final_reads(ctx: &Ctx) {
         .await;
         match r {
             Ok(Ok((data, stat))) => {
-                let v = std::str::from_utf8(&data).ok().and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
+                let v = std::str::from_utf8(&data)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(u64::MAX);
                 ctx.hist.complete(
                     id,
                     Status::Ok,
@@ -611,7 +680,9 @@ async fn final_reads(ctx: &Ctx) {
                     String::new(),
                 );
             }
-            _ => ctx.hist.complete(id, Status::Info, None, "final read failed".into()),
+            _ => ctx
+                .hist
+                .complete(id, Status::Info, None, "final read failed".into()),
         }
     }
 }
@@ -628,7 +699,11 @@ async fn read_server(id: u64) -> Option<(String, BTreeSet<String>, BTreeSet<Stri
         let mut dump = String::new();
         for k in regs {
             let (d, s) = c.get_data(&format!("/reg/{k}")).await?;
-            dump.push_str(&format!("/reg/{k} = {} v{}\n", String::from_utf8_lossy(&d), s.version));
+            dump.push_str(&format!(
+                "/reg/{k} = {} v{}\n",
+                String::from_utf8_lossy(&d),
+                s.version
+            ));
         }
         for n in &set {
             dump.push_str(&format!("/set/{n}\n"));

@@ -70,19 +70,23 @@ impl Topology {
             ns_exec(
                 &hub,
                 &[
-                    "ip", "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
-                    ns,
+                    "ip", "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", ns,
                 ],
             )?;
             ns_exec(&hub, &["ip", "link", "set", &port, "master", "br0"])?;
             ns_exec(&hub, &["ip", "link", "set", &port, "up"])?;
-            ns_exec(ns, &["ip", "addr", "add", &format!("{addr}/24"), "dev", "eth0"])?;
+            ns_exec(
+                ns,
+                &["ip", "addr", "add", &format!("{addr}/24"), "dev", "eth0"],
+            )?;
             ns_exec(ns, &["ip", "link", "set", "eth0", "up"])?;
         }
         let s1 = t.server_ns(1);
         t.netem = ns_exec(
             &s1,
-            &["tc", "qdisc", "add", "dev", "eth0", "root", "netem", "loss", "0%"],
+            &[
+                "tc", "qdisc", "add", "dev", "eth0", "root", "netem", "loss", "0%",
+            ],
         )
         .is_ok();
         if t.netem {
@@ -160,7 +164,9 @@ impl Topology {
                 let p = format!("{percent}%");
                 ns_exec(
                     &ns,
-                    &["tc", "qdisc", "add", "dev", "eth0", "root", "netem", "loss", &p],
+                    &[
+                        "tc", "qdisc", "add", "dev", "eth0", "root", "netem", "loss", &p,
+                    ],
                 )?;
             } else {
                 let p = format!("{:.2}", f64::from(percent) / 100.0);
@@ -228,7 +234,10 @@ pub fn cleanup_prefix(prefix: &str) -> Result<()> {
         .filter(|n| n.starts_with(prefix))
     {
         let pids = cmd("ip", &["netns", "pids", name]).unwrap_or_default();
-        for pid in pids.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+        for pid in pids
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
             if pid as u32 != me {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid),

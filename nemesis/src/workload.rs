@@ -142,7 +142,8 @@ async fn logged<T>(
     let id = ctx.hist.invoke(client, key, call);
     match timeout(ctx.op_timeout, fut).await {
         Ok(Ok(v)) => {
-            ctx.hist.complete(id, Status::Ok, Some(ok(&v)), String::new());
+            ctx.hist
+                .complete(id, Status::Ok, Some(ok(&v)), String::new());
             Ok(v)
         }
         Ok(Err(e)) => {
@@ -290,7 +291,13 @@ pub async fn ephemeral_worker(ctx: Arc<Ctx>, idx: usize, seed: u64) -> Option<(C
                     client.sync("/eph").await?;
                     client.check_stat(&path).await
                 },
-                |s| if s.is_some() { Reply::Done } else { Reply::Absent },
+                |s| {
+                    if s.is_some() {
+                        Reply::Done
+                    } else {
+                        Reply::Absent
+                    }
+                },
             )
             .await;
             match check {

@@ -308,7 +308,10 @@ mod tests {
             let v = check(&h, 1_000_000);
             assert_eq!(v == Verdict::Linearizable, want, "{name}: {v:?}");
             if !want {
-                assert!(matches!(v, Verdict::NotLinearizable { .. }), "{name}: {v:?}");
+                assert!(
+                    matches!(v, Verdict::NotLinearizable { .. }),
+                    "{name}: {v:?}"
+                );
             }
         }
     }

@@ -13,24 +13,36 @@ pub fn self_test() -> Result<Vec<String>, String> {
         let v = linear::check(&h, 1_000_000);
         let got = v == linear::Verdict::Linearizable;
         if got != want || (!want && !matches!(v, linear::Verdict::NotLinearizable { .. })) {
-            return Err(format!("linearizability checker misjudged \"{name}\": {v:?}"));
+            return Err(format!(
+                "linearizability checker misjudged \"{name}\": {v:?}"
+            ));
         }
         out.push(format!(
             "linearizability: {name}: {}",
             if want { "accepted" } else { "rejected" }
         ));
     }
-    let set = |v: &[&str]| v.iter().map(ToString::to_string).collect::<BTreeSet<String>>();
+    let set = |v: &[&str]| {
+        v.iter()
+            .map(ToString::to_string)
+            .collect::<BTreeSet<String>>()
+    };
     let lossy = sets::check_set(
         &set(&["a", "b"]),
         &set(&["a", "b", "c"]),
         &BTreeMap::from([(1, set(&["a", "b"])), (2, set(&["a", "c"]))]),
     );
     if lossy.lost != vec![(2, "b".to_string())] {
-        return Err(format!("set checker missed a lost acknowledged create: {lossy:?}"));
+        return Err(format!(
+            "set checker missed a lost acknowledged create: {lossy:?}"
+        ));
     }
     out.push("unique creates: acknowledged create missing on one server: rejected".into());
-    let phantom = sets::check_set(&set(&[]), &set(&["a"]), &BTreeMap::from([(1, set(&["a", "x"]))]));
+    let phantom = sets::check_set(
+        &set(&[]),
+        &set(&["a"]),
+        &BTreeMap::from([(1, set(&["a", "x"]))]),
+    );
     if phantom.unexpected.len() != 1 {
         return Err(format!("set checker missed a phantom create: {phantom:?}"));
     }
