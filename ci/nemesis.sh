@@ -10,6 +10,8 @@
 #                                      the system(s) under test (both: zabd then ZooKeeper 3.8,
 #                                      same seed, availability side by side)
 #   ci/nemesis.sh --seed N             the seed (default 1; a failure prints its seed)
+#   ci/nemesis.sh --only A,B           only these nemeses, once each (names: zab-nemesis run
+#                                      --help); storage-epoch-quorum runs only this way
 #   ci/nemesis.sh --release            build zabd and the suite in release mode (soaks)
 #   ci/nemesis.sh --cleanup            only remove namespaces a killed run left behind
 #
@@ -25,6 +27,7 @@ cd "$(dirname "$0")/.."
 system=zabd
 seed=1
 soak=""
+only=""
 profile=debug
 cleanup_only=0
 while [ $# -gt 0 ]; do
@@ -32,9 +35,10 @@ while [ $# -gt 0 ]; do
     --system) system=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
     --soak) soak=$2; shift 2 ;;
+    --only) only=$2; shift 2 ;;
     --release) profile=release; shift ;;
     --cleanup) cleanup_only=1; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 64 ;;
   esac
 done
@@ -100,6 +104,7 @@ trap 'exit 130' INT TERM
 
 args=(run --system "$system" --seed "$seed" --zabd "$bin/zabd" --out "$PWD/target/nemesis")
 [ -n "$soak" ] && args+=(--soak "$soak")
+[ -n "$only" ] && args+=(--only "$only")
 # shellcheck disable=SC2206
 [ -n "${NEMESIS_ARGS:-}" ] && args+=(${NEMESIS_ARGS})
 echo "zab-nemesis ${args[*]}  (load average: $(cut -d' ' -f1-3 /proc/loadavg))"

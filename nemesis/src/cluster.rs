@@ -347,6 +347,8 @@ pub enum Damage {
     FlipBit,
     /// Delete `currentEpoch`.
     DeleteCurrentEpoch,
+    /// Remove everything in the data directory but `myid`.
+    Wipe,
 }
 
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -382,6 +384,25 @@ fn newest_log(data: &Path) -> Option<PathBuf> {
 /// Damages the (stopped) server's data; returns what was done.
 pub fn damage(data: &Path, kind: Damage, rng: &mut impl Rng) -> Result<String> {
     match kind {
+        Damage::Wipe => {
+            let mut removed = 0;
+            for e in std::fs::read_dir(data)?.flatten() {
+                let p = e.path();
+                if p.file_name().is_some_and(|n| n == "myid") {
+                    continue;
+                }
+                if p.is_dir() {
+                    std::fs::remove_dir_all(&p)?;
+                } else {
+                    std::fs::remove_file(&p)?;
+                }
+                removed += 1;
+            }
+            Ok(format!(
+                "wiped {} ({removed} entries; myid kept)",
+                data.display()
+            ))
+        }
         Damage::DeleteCurrentEpoch => {
             let mut files = Vec::new();
             files_under(data, &mut files);

@@ -50,6 +50,10 @@ enum Cmd {
         /// Soak for this many minutes of random faults instead of one round.
         #[arg(long)]
         soak: Option<f64>,
+        /// Run only these nemeses, once each, in order (comma-separated names, e.g.
+        /// `kill-leader,storage-epoch-quorum`); `storage-epoch-quorum` runs only this way.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
         /// Duration of each fault of the round, seconds.
         #[arg(long, default_value_t = 4.0)]
         fault_secs: f64,
@@ -123,6 +127,7 @@ fn main() {
             system,
             seed,
             soak,
+            only,
             fault_secs,
             quiet_secs,
             servers,
@@ -131,9 +136,20 @@ fn main() {
             zk_classpath,
             prefix,
         } => {
+            let mut kinds = Vec::new();
+            for name in &only {
+                match zab_nemesis::nemesis::Kind::parse(name) {
+                    Some(k) => kinds.push(k),
+                    None => {
+                        eprintln!("unknown nemesis {name:?}");
+                        std::process::exit(64);
+                    }
+                }
+            }
             let args = RunArgs {
                 seed,
                 soak,
+                only: kinds,
                 fault: Duration::from_secs_f64(fault_secs),
                 quiet: Duration::from_secs_f64(quiet_secs),
                 servers,
@@ -161,6 +177,7 @@ fn main() {
 struct RunArgs {
     seed: u64,
     soak: Option<f64>,
+    only: Vec<zab_nemesis::nemesis::Kind>,
     fault: Duration,
     quiet: Duration,
     servers: u64,
@@ -218,7 +235,13 @@ fn run_cmd(which: Which, a: &RunArgs) -> Result<i32> {
         if system == System::Zabd && !zabd.exists() {
             anyhow::bail!("no zabd at {} (build it or pass --zabd)", zabd.display());
         }
-        let kind = if a.soak.is_some() { "soak" } else { "round" };
+        let kind = if a.soak.is_some() {
+            "soak"
+        } else if a.only.is_empty() {
+            "round"
+        } else {
+            "only"
+        };
         let opts = Options {
             launcher: Launcher {
                 system,
@@ -229,7 +252,8 @@ fn run_cmd(which: Which, a: &RunArgs) -> Result<i32> {
             seed: a.seed,
             schedule: match a.soak {
                 Some(m) => Schedule::Soak(Duration::from_secs_f64(m * 60.0)),
-                None => Schedule::Round,
+                None if a.only.is_empty() => Schedule::Round,
+                None => Schedule::Only(a.only.clone()),
             },
             fault: a.fault,
             quiet: a.quiet,
@@ -254,7 +278,11 @@ fn run_cmd(which: Which, a: &RunArgs) -> Result<i32> {
     }
     let failed: Vec<_> = outcomes.iter().filter(|o| !o.passed()).collect();
     for o in &failed {
-        let soak = a.soak.map(|m| format!(" --soak {m}")).unwrap_or_default();
+        let mut soak = a.soak.map(|m| format!(" --soak {m}")).unwrap_or_default();
+        if !a.only.is_empty() {
+            let names: Vec<&str> = a.only.iter().map(|k| k.name()).collect();
+            soak.push_str(&format!(" --only {}", names.join(",")));
+        }
         println!(
             "FAILED: {} seed {}; reproduce with: ci/nemesis.sh --system {} --seed {}{soak} \
              (fault {} s)   [history and logs: {}]",

@@ -35,10 +35,16 @@ pub enum Kind {
     StorageBitflip,
     /// A stopped server loses `currentEpoch`.
     StorageEpoch,
+    /// A stopped server loses its whole data directory (`myid` kept).
+    StorageWipe,
+    /// Issue 13's operator's bad day (not in [`ALL`]; `--only` runs it): a follower C is
+    /// stopped, writes go on, the other two A, B are killed, B loses `currentEpoch`, B and C
+    /// start without A; A starts at heal.
+    EpochQuorum,
 }
 
 /// Every kind, in the order of the CI round.
-pub const ALL: [Kind; 12] = [
+pub const ALL: [Kind; 13] = [
     Kind::KillRandom,
     Kind::KillLeader,
     Kind::PauseLeader,
@@ -50,6 +56,7 @@ pub const ALL: [Kind; 12] = [
     Kind::StorageTruncate,
     Kind::StorageBitflip,
     Kind::StorageEpoch,
+    Kind::StorageWipe,
     Kind::KillAll,
 ];
 
@@ -80,13 +87,18 @@ impl Kind {
             Kind::StorageTruncate => "storage-truncate",
             Kind::StorageBitflip => "storage-bitflip",
             Kind::StorageEpoch => "storage-epoch",
+            Kind::StorageWipe => "storage-wipe",
+            Kind::EpochQuorum => "storage-epoch-quorum",
         }
     }
 
     /// Parses a name.
     #[must_use]
     pub fn parse(s: &str) -> Option<Kind> {
-        ALL.iter().copied().find(|k| k.name() == s)
+        ALL.iter()
+            .copied()
+            .chain([Kind::EpochQuorum])
+            .find(|k| k.name() == s)
     }
 
     fn storage(self) -> Option<Damage> {
@@ -94,6 +106,7 @@ impl Kind {
             Kind::StorageTruncate => Some(Damage::TruncateLog),
             Kind::StorageBitflip => Some(Damage::FlipBit),
             Kind::StorageEpoch => Some(Damage::DeleteCurrentEpoch),
+            Kind::StorageWipe => Some(Damage::Wipe),
             _ => None,
         }
     }
@@ -123,15 +136,21 @@ impl Step {
 /// Every kind once (the CI round), `fault` long each (pauses outlast the session timeout),
 /// then one random combination.
 pub fn round(rng: &mut impl Rng, fault: Duration) -> Vec<Step> {
-    let mut steps: Vec<Step> = ALL
+    let mut steps = only(&ALL, fault);
+    steps.push(combination(rng, fault));
+    steps
+}
+
+/// The given kinds once each, in order.
+#[must_use]
+pub fn only(kinds: &[Kind], fault: Duration) -> Vec<Step> {
+    kinds
         .iter()
         .map(|&k| Step {
             kinds: vec![k],
             duration: duration_of(k, fault),
         })
-        .collect();
-    steps.push(combination(rng, fault));
-    steps
+        .collect()
 }
 
 fn duration_of(k: Kind, fault: Duration) -> Duration {
@@ -214,6 +233,7 @@ pub fn start(
             }
             active.notes.push("killed all".into());
         }
+        Kind::EpochQuorum => epoch_quorum(&ids, leader, cluster, rng, active)?,
         Kind::PauseLeader => {
             let id = leader_or_random(rng);
             cluster.pause(id);
@@ -275,7 +295,7 @@ pub fn start(
                 }
             ));
         }
-        Kind::StorageTruncate | Kind::StorageBitflip | Kind::StorageEpoch => {
+        Kind::StorageTruncate | Kind::StorageBitflip | Kind::StorageEpoch | Kind::StorageWipe => {
             let id = pick(rng, &ids);
             cluster.kill9(id);
             let data = cluster.servers[(id - 1) as usize].data_dir();
@@ -283,6 +303,45 @@ pub fn start(
             active.notes.push(format!("s{id} stopped; {what}"));
             active.damaged.push(id);
         }
+    }
+    Ok(())
+}
+
+fn epoch_quorum(
+    ids: &[u64],
+    leader: Option<u64>,
+    cluster: &mut Cluster,
+    rng: &mut impl Rng,
+    active: &mut Active,
+) -> Result<()> {
+    let a = leader.unwrap_or_else(|| pick(rng, ids));
+    let others: Vec<u64> = ids.iter().copied().filter(|&i| i != a).collect();
+    let (c, b) = (others[0], others[1]);
+    cluster.kill9(c);
+    // Writes acknowledged by A and B alone.
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.kill9(a);
+    cluster.kill9(b);
+    let data = cluster.servers[(b - 1) as usize].data_dir();
+    let what = cluster::damage(&data, Damage::DeleteCurrentEpoch, rng)?;
+    cluster.start(b)?;
+    cluster.start(c)?;
+    active.notes.push(format!(
+        "s{c} stopped; 2 s later s{a} (leader) and s{b} killed; s{b}: {what}; s{b} and s{c} started without s{a}"
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(4);
+    while std::time::Instant::now() < deadline {
+        for (id, status) in cluster.reap() {
+            if id == b {
+                active
+                    .notes
+                    .push(format!("s{b} refused to start ({status})"));
+                active.damaged.push(b);
+            } else {
+                cluster.record_crashes(vec![(id, status)]);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
     Ok(())
 }

@@ -28,6 +28,8 @@ pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 pub enum Schedule {
     /// Every nemesis once, then a random combination.
     Round,
+    /// The given nemeses once each.
+    Only(Vec<nemesis::Kind>),
     /// Random steps for this long.
     Soak(Duration),
 }
@@ -309,6 +311,7 @@ fn drive(
     let schedule_start = Instant::now();
     let steps: Box<dyn Iterator<Item = Step>> = match &opts.schedule {
         Schedule::Round => Box::new(nemesis::round(rng, opts.fault).into_iter()),
+        Schedule::Only(kinds) => Box::new(nemesis::only(kinds, opts.fault).into_iter()),
         Schedule::Soak(d) => {
             let mut r2 = ChaCha8Rng::seed_from_u64(opts.seed.wrapping_add(1));
             let d = *d;
