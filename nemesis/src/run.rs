@@ -474,6 +474,16 @@ fn drive(
             set_report.unexpected.iter().take(5).collect::<Vec<_>>()
         ));
     }
+    // Names are never reused, so `NodeExists` on a unique create means a phantom.
+    let phantom = ops
+        .iter()
+        .filter(|o| matches!(o.call, Call::Add(_)) && matches!(o.done, Some((_, Status::Fail, ..))))
+        .count();
+    if phantom > 0 {
+        failures.push(format!(
+            "{phantom} unique create(s) of never-sent names answered NodeExists"
+        ));
+    }
     for v in sets::check_ephemerals(&expect, &finals_eph) {
         failures.push(format!("ephemeral: {v}"));
     }
