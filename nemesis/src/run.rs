@@ -309,73 +309,23 @@ fn drive(
 
     // The schedule.
     let schedule_start = Instant::now();
-    let steps: Box<dyn Iterator<Item = Step>> = match &opts.schedule {
-        Schedule::Round => Box::new(nemesis::round(rng, opts.fault).into_iter()),
-        Schedule::Only(kinds) => Box::new(nemesis::only(kinds, opts.fault).into_iter()),
-        Schedule::Soak(d) => {
-            let mut r2 = ChaCha8Rng::seed_from_u64(opts.seed.wrapping_add(1));
-            let d = *d;
-            Box::new(
-                std::iter::from_fn(move || Some(nemesis::random_step(&mut r2)))
-                    .take_while(move |_| schedule_start.elapsed() < d),
-            )
-        }
-    };
     let mut events = Vec::new();
-    let mut holder1_killed = false;
-    let mut step_no = 0usize;
-    for step in steps {
-        step_no += 1;
-        let mut active = nemesis::Active::default();
-        for &k in &step.kinds {
-            nemesis::start(k, topo, cluster, rng, &mut active)?;
-        }
-        // The fault is in effect from here (rules installed, processes signalled).
-        let fault_at = hist.now_us();
-        tracing::info!(
-            "[{:.1}s] {} : {}",
-            secs(fault_at),
-            step.name(),
-            active.notes.join("; ")
-        );
-        tick(cluster, step.duration)?;
-        if !holder1_killed && step_no == 4 {
+    for (step_no, step) in steps(opts, rng, schedule_start).enumerate() {
+        if step_no == 3 {
             // A client crash: its session must expire and take its ephemeral node along.
             holders[0].kill();
-            holder1_killed = true;
             ctx.eph_expect
                 .lock()
                 .map(|mut m| m.insert(holders[0].path.clone(), EphExpect::Gone))
                 .ok();
         }
-        let heal_at = hist.now_us();
-        let heal_notes = nemesis::heal(topo, cluster, &active)?;
-        for n in &heal_notes {
-            tracing::info!("  {n}");
-            if n.contains("refused") {
-                notes.push(format!("{}: {n}", step.name()));
-            }
-        }
-        active.notes.extend(heal_notes);
-        // Recovery: the first acknowledged write after heal (at most 60 s).
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while hist.first_ack_after(heal_at).is_none() && Instant::now() < deadline {
-            tick(cluster, Duration::from_millis(100))?;
-        }
-        let fault_to_write = hist.first_ack_after(fault_at).map(|t| secs(t - fault_at));
-        let heal_to_write = hist.first_ack_after(heal_at).map(|t| secs(t - heal_at));
-        if heal_to_write.is_none() {
-            failures.push(format!(
-                "{}: no acknowledged write within 60 s of heal",
-                step.name()
-            ));
-        }
-        events.push(Event {
-            name: step.name(),
-            notes: active.notes,
-            fault_to_write,
-            heal_to_write,
-        });
+        let mut world = World {
+            topo,
+            cluster: &mut *cluster,
+            hist: &hist,
+            rng: &mut *rng,
+        };
+        events.push(run_step(&mut world, &step, &mut failures, &mut notes)?);
         tick(cluster, opts.quiet)?;
     }
     let seconds = schedule_start.elapsed().as_secs_f64();
@@ -494,40 +444,8 @@ fn drive(
     }
     drop(live_eph);
 
-    // A client crash at rest: a fresh holder creates its node, is killed -9, and the node must
-    // go within the session timeout (plus the expiry tick granularity).
-    let mut ephemeral_expiry = None;
-    let path = "/eph/holder-3".to_string();
-    let mut h3 = Holder::spawn(&opts.exe, &ctx.hosts, &path, opts.dir.join("holder-3.out"))?;
-    let ready_by = Instant::now() + Duration::from_secs(20);
-    while !h3.said("ready") && Instant::now() < ready_by {
-        tick(cluster, Duration::from_millis(100))?;
-    }
-    if h3.said("ready") {
-        h3.kill();
-        let killed = Instant::now();
-        let limit = SESSION_TIMEOUT * 2 + Duration::from_secs(2);
-        while killed.elapsed() < limit + Duration::from_secs(5) {
-            if rt.block_on(absent_everywhere(&ids, &path)) {
-                ephemeral_expiry = Some(killed.elapsed().as_secs_f64());
-                break;
-            }
-            tick(cluster, Duration::from_millis(100))?;
-        }
-        match ephemeral_expiry {
-            Some(t) if t <= limit.as_secs_f64() => {}
-            Some(t) => failures.push(format!(
-                "{path} vanished {t:.1} s after its client died (limit {limit:?})"
-            )),
-            None => failures.push(format!(
-                "{path} still present {limit:?} after its client died"
-            )),
-        }
-    } else {
-        failures.push(format!(
-            "{path}: no session and node within 20 s after heal"
-        ));
-    }
+    // A client crash at rest: a fresh holder's node must go within the session timeout.
+    let ephemeral_expiry = expiry_at_rest(opts, &ctx.hosts, cluster, rt, &ids, &mut failures)?;
     if !holder2_alive {
         notes.push(
             "holder-2's session expired during the schedule (its node was checked gone)".into(),
@@ -589,6 +507,130 @@ fn drive(
         ephemeral_expiry,
         failures,
         notes,
+    })
+}
+
+/// A client crash at rest: a fresh holder creates its node and is killed -9; the node must go
+/// within twice the session timeout (plus the expiry tick granularity). Returns the seconds.
+fn expiry_at_rest(
+    opts: &Options,
+    hosts: &str,
+    cluster: &mut Cluster,
+    rt: &tokio::runtime::Runtime,
+    ids: &[u64],
+    failures: &mut Vec<String>,
+) -> Result<Option<f64>> {
+    let mut ephemeral_expiry = None;
+    let path = "/eph/holder-3".to_string();
+    let mut h3 = Holder::spawn(&opts.exe, hosts, &path, opts.dir.join("holder-3.out"))?;
+    let ready_by = Instant::now() + Duration::from_secs(20);
+    while !h3.said("ready") && Instant::now() < ready_by {
+        tick(cluster, Duration::from_millis(100))?;
+    }
+    if h3.said("ready") {
+        h3.kill();
+        let killed = Instant::now();
+        let limit = SESSION_TIMEOUT * 2 + Duration::from_secs(2);
+        while killed.elapsed() < limit + Duration::from_secs(5) {
+            if rt.block_on(absent_everywhere(ids, &path)) {
+                ephemeral_expiry = Some(killed.elapsed().as_secs_f64());
+                break;
+            }
+            tick(cluster, Duration::from_millis(100))?;
+        }
+        match ephemeral_expiry {
+            Some(t) if t <= limit.as_secs_f64() => {}
+            Some(t) => failures.push(format!(
+                "{path} vanished {t:.1} s after its client died (limit {limit:?})"
+            )),
+            None => failures.push(format!(
+                "{path} still present {limit:?} after its client died"
+            )),
+        }
+    } else {
+        failures.push(format!(
+            "{path}: no session and node within 20 s after heal"
+        ));
+    }
+    Ok(ephemeral_expiry)
+}
+
+/// What a step acts on.
+struct World<'a> {
+    topo: &'a Topology,
+    cluster: &'a mut Cluster,
+    hist: &'a History,
+    rng: &'a mut ChaCha8Rng,
+}
+
+/// The steps of the schedule (a soak's: random, until its time is up).
+fn steps(
+    opts: &Options,
+    rng: &mut ChaCha8Rng,
+    schedule_start: Instant,
+) -> Box<dyn Iterator<Item = Step>> {
+    match &opts.schedule {
+        Schedule::Round => Box::new(nemesis::round(rng, opts.fault).into_iter()),
+        Schedule::Only(kinds) => Box::new(nemesis::only(kinds, opts.fault).into_iter()),
+        Schedule::Soak(d) => {
+            // Its own generator: the same seed gives the same steps whatever the victims.
+            let mut r2 = ChaCha8Rng::seed_from_u64(opts.seed.wrapping_add(1));
+            let d = *d;
+            Box::new(
+                std::iter::from_fn(move || Some(nemesis::random_step(&mut r2)))
+                    .take_while(move |_| schedule_start.elapsed() < d),
+            )
+        }
+    }
+}
+
+/// One step: start its faults, hold them, heal, wait for the first acknowledged write.
+fn run_step(
+    w: &mut World<'_>,
+    step: &Step,
+    failures: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) -> Result<Event> {
+    let mut active = nemesis::Active::default();
+    for &k in &step.kinds {
+        nemesis::start(k, w.topo, w.cluster, w.rng, &mut active)?;
+    }
+    // The fault is in effect from here (rules installed, processes signalled).
+    let fault_at = w.hist.now_us();
+    tracing::info!(
+        "[{:.1}s] {} : {}",
+        secs(fault_at),
+        step.name(),
+        active.notes.join("; ")
+    );
+    tick(w.cluster, step.duration)?;
+    let heal_at = w.hist.now_us();
+    let heal_notes = nemesis::heal(w.topo, w.cluster, &active)?;
+    for n in &heal_notes {
+        tracing::info!("  {n}");
+        if n.contains("refused") {
+            notes.push(format!("{}: {n}", step.name()));
+        }
+    }
+    active.notes.extend(heal_notes);
+    // Recovery: the first acknowledged write after heal (at most 60 s).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while w.hist.first_ack_after(heal_at).is_none() && Instant::now() < deadline {
+        tick(w.cluster, Duration::from_millis(100))?;
+    }
+    let fault_to_write = w.hist.first_ack_after(fault_at).map(|t| secs(t - fault_at));
+    let heal_to_write = w.hist.first_ack_after(heal_at).map(|t| secs(t - heal_at));
+    if heal_to_write.is_none() {
+        failures.push(format!(
+            "{}: no acknowledged write within 60 s of heal",
+            step.name()
+        ));
+    }
+    Ok(Event {
+        name: step.name(),
+        notes: active.notes,
+        fault_to_write,
+        heal_to_write,
     })
 }
 
