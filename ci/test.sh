@@ -3,9 +3,10 @@
 #
 # Installs what it needs, then runs, in order: formatting, lints, every test of the
 # workspace, the client compatibility tests (ci/clients.sh), the ZooKeeper migration round
-# trip (ci/migrate.sh), the CI model check, the counterexample charts in headless Chromium
-# (ci/charts.sh), loom and the TLA+ mirror check (ci/tla.sh). Deep checks (long simulation
-# sweeps, deep model checks) are behind a flag (see `ci/test.sh --help`).
+# trip (ci/migrate.sh), a nemesis round (ci/nemesis.sh), the CI model check, the
+# counterexample charts in headless Chromium (ci/charts.sh), loom and the TLA+ mirror check
+# (ci/tla.sh). Deep checks (long simulation sweeps, deep model checks) are behind a flag
+# (see `ci/test.sh --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +15,7 @@ for arg in "$@"; do
   case "$arg" in
     --deep) deep=1 ;;
     -h|--help)
-      sed -n '2,8p' "$0"
+      sed -n '2,9p' "$0"
       echo "  --deep   also run the deep checks: simulation sweeps, larger TLC and model checks (hours)"
       exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 64 ;;
@@ -42,6 +43,10 @@ step "client compatibility (kazoo, zkCli.sh)" \
 step "ZooKeeper migration round trip (import, export)" \
   env ZABD="${CARGO_TARGET_DIR:-$PWD/target}/debug/zabd" \
   PROBE="${CARGO_TARGET_DIR:-$PWD/target}/debug/examples/migrate_probe" ci/migrate.sh
+# Jepsen-style faults against real zabd processes in network namespaces: every nemesis once,
+# seeded; installs iproute2 and iptables itself (README "The nemesis suite").
+step "nemesis round (kills, pauses, partitions, loss, storage damage)" \
+  env ZABD="${CARGO_TARGET_DIR:-$PWD/target}/debug/zabd" ci/nemesis.sh --seed 1
 step "build the model checker" cargo build --release --locked -p zab-model
 # The CI configuration: exhaustive, every invariant, every example reached (README has the figures).
 step "model check (CI configuration)" \
