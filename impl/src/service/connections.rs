@@ -157,9 +157,15 @@ impl Connections {
         }
     }
 
-    /// The password of `session` (keyed with the ensemble's secret).
-    fn password(&self, session: SessionId) -> [u8; 16] {
-        zab_zk::session::keyed_password(session, &self.session_secret)
+    /// The password of `session`: keyed with the ensemble's secret, or ZooKeeper's id-derived
+    /// one for a session that came from a ZooKeeper import (so its client can resume it after
+    /// the migration; `DataTree::session_imported`).
+    fn password(&self, session: SessionId, imported: bool) -> [u8; 16] {
+        if imported {
+            zab_zk::session::zookeeper_password(session)
+        } else {
+            zab_zk::session::keyed_password(session, &self.session_secret)
+        }
     }
 
     pub(super) fn get(&self, conn: ConnId) -> Option<&Conn> {
@@ -298,7 +304,9 @@ impl Connections {
             return Opened::Create { session, timeout };
         }
         let session = SessionId(req.session_id);
-        let valid = req.passwd.as_ref() == self.password(session) && tree.session_open(session);
+        let imported = tree.session_imported(session);
+        let valid =
+            tree.session_open(session) && req.passwd.as_ref() == self.password(session, imported);
         if !valid {
             let _ = c.out.send(ClientOut::Frame(proto::encode_connect_response(
                 &ConnectResponse::refused(read_only_byte),
@@ -317,8 +325,14 @@ impl Connections {
 
     /// Sends the handshake answer; returns the frames the client pipelined after it, to be
     /// handled next, in order.
-    pub(super) fn accept(&mut self, conn: ConnId, session: SessionId, timeout: i32) -> Vec<Bytes> {
-        let passwd = Bytes::copy_from_slice(&self.password(session));
+    pub(super) fn accept(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        timeout: i32,
+        imported: bool,
+    ) -> Vec<Bytes> {
+        let passwd = Bytes::copy_from_slice(&self.password(session, imported));
         let Some(c) = self.conns.get_mut(&conn) else {
             return Vec::new();
         };

@@ -324,7 +324,8 @@ impl ZkService {
         timeout: i32,
         cx: &mut AppCx<'_, zab_zk::Txn>,
     ) {
-        for payload in self.conns.accept(conn, session, timeout) {
+        let imported = self.db.tree.session_imported(session);
+        for payload in self.conns.accept(conn, session, timeout, imported) {
             self.request(conn, payload, cx);
         }
     }
