@@ -5,8 +5,9 @@
 //! `dataDir`, `dataLogDir`, `clientPort`, `clientPortAddress`, `tickTime`, `initLimit`,
 //! `syncLimit`, `maxClientCnxns`, `snapCount`, `autopurge.snapRetainCount`,
 //! `4lw.commands.whitelist`, `jute.maxbuffer`, `extendedTypesEnabled`,
-//! `metricsProvider.httpPort`, `minSessionTimeout`, `maxSessionTimeout`. Others are ignored
-//! with a warning. The server id comes from `dataDir/myid`, as in ZooKeeper.
+//! `metricsProvider.className`, `metricsProvider.httpPort`, `metricsProvider.httpHost`,
+//! `admin.enableServer`, `admin.serverAddress`, `admin.serverPort`, `admin.commandURL`,
+//! `minSessionTimeout`, `maxSessionTimeout`. Others are ignored with a warning. The server id comes from `dataDir/myid`, as in ZooKeeper.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -95,10 +96,28 @@ pub struct ServerConfig {
     pub extended_types: bool,
     /// Prometheus metrics endpoint, if any.
     pub metrics_addr: Option<SocketAddr>,
+    /// Whether `/metrics` also exports ZooKeeper's metric names (`metricsProvider.className`
+    /// is ZooKeeper's [`PROMETHEUS_PROVIDER`]).
+    pub zookeeper_metrics: bool,
+    /// ZooKeeper's AdminServer (`admin.*`), if enabled.
+    pub admin: Option<AdminConfig>,
     /// Session timeout bounds, ms (ZooKeeper: 2 and 20 ticks by default).
     pub min_session_timeout_ms: u64,
     /// Upper session timeout bound, ms.
     pub max_session_timeout_ms: u64,
+}
+
+/// `metricsProvider.className` of ZooKeeper's Prometheus provider.
+pub const PROMETHEUS_PROVIDER: &str =
+    "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+
+/// ZooKeeper's AdminServer settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// `admin.serverAddress:admin.serverPort` (ZooKeeper: `0.0.0.0:8080`).
+    pub addr: SocketAddr,
+    /// `admin.commandURL` (ZooKeeper: `/commands`).
+    pub command_url: String,
 }
 
 /// The four-letter words enabled by default (ZooKeeper enables only `srvr`; we enable the
@@ -127,6 +146,8 @@ impl ServerConfig {
             jute_max_buffer: 0xfffff,
             extended_types: false,
             metrics_addr: None,
+            zookeeper_metrics: false,
+            admin: None,
             min_session_timeout_ms: 4000,
             max_session_timeout_ms: 40_000,
         }
@@ -276,6 +297,12 @@ pub fn apply_properties(
     let mut members = Vec::new();
     let mut min_timeout = None;
     let mut max_timeout = None;
+    let (mut metrics_port, mut metrics_host) = (None, None);
+    // ZooKeeper's AdminServer defaults: enabled, 0.0.0.0:8080, /commands.
+    let mut admin_enabled = true;
+    let mut admin_host = "0.0.0.0".to_string();
+    let mut admin_port: u16 = 8080;
+    let mut admin_url = "/commands".to_string();
     for (key, value) in props {
         match key.as_str() {
             "dataDir" => base.data_dir = dir.join(value),
@@ -310,18 +337,29 @@ pub fn apply_properties(
                         .collect()
                 };
             }
-            "metricsProvider.httpPort" => {
-                let port: u16 = parse_num(key, value)?;
-                base.metrics_addr = Some(SocketAddr::from(([127, 0, 0, 1], port)));
+            "metricsProvider.httpPort" => metrics_port = Some(parse_num::<u16>(key, value)?),
+            "metricsProvider.httpHost" => metrics_host = Some(value.clone()),
+            "metricsProvider.className" => {
+                base.zookeeper_metrics = value == PROMETHEUS_PROVIDER;
+            }
+            "admin.enableServer" => admin_enabled = value.eq_ignore_ascii_case("true"),
+            "admin.serverAddress" => admin_host = value.clone(),
+            "admin.serverPort" => admin_port = parse_num(key, value)?,
+            "admin.commandURL" => {
+                if !value.starts_with('/') {
+                    return Err(ConfigError::Value {
+                        key: key.clone(),
+                        value: value.clone(),
+                        message: "expected a path starting with /".into(),
+                    });
+                }
+                admin_url = value.trim_end_matches('/').to_string();
             }
             k if k.starts_with("server.") => {
                 let id: u64 = parse_num(key, &k["server.".len()..])?;
                 members.push(parse_member(key, id, value)?);
             }
-            "admin.enableServer"
-            | "admin.serverPort"
-            | "metricsProvider.className"
-            | "standaloneEnabled"
+            "standaloneEnabled"
             | "reconfigEnabled"
             | "autopurge.purgeInterval"
             | "quorumListenOnAllIPs"
@@ -332,6 +370,27 @@ pub fn apply_properties(
     if !log_dir_set {
         base.data_log_dir = base.data_dir.clone();
     }
+    if let Some(port) = metrics_port {
+        // zabd's default host is loopback (ZooKeeper's is 0.0.0.0): say httpHost to widen it.
+        let host = metrics_host.as_deref().unwrap_or("127.0.0.1");
+        base.metrics_addr = Some(resolve(
+            "metricsProvider.httpHost",
+            host,
+            &port.to_string(),
+        )?);
+    }
+    base.admin = if admin_enabled {
+        Some(AdminConfig {
+            addr: resolve("admin.serverAddress", &admin_host, &admin_port.to_string())?,
+            command_url: if admin_url.is_empty() {
+                "/".into()
+            } else {
+                admin_url
+            },
+        })
+    } else {
+        None
+    };
     if let Some(port) = client_port {
         let host = client_host.as_deref().unwrap_or("0.0.0.0");
         base.client_addr = resolve("clientPort", host, &port.to_string())?;
@@ -426,6 +485,57 @@ mod tests {
         );
         assert_eq!(unknown, vec!["something.unknown".to_string()]);
         cfg.validate().expect("valid");
+        // ZooKeeper's AdminServer defaults; no metrics endpoint unless a port is given.
+        let admin = cfg
+            .admin
+            .as_ref()
+            .expect("enabled by default, as in ZooKeeper");
+        assert_eq!(admin.addr, SocketAddr::from(([0, 0, 0, 0], 8080)));
+        assert_eq!(admin.command_url, "/commands");
+        assert_eq!((cfg.metrics_addr, cfg.zookeeper_metrics), (None, false));
+    }
+
+    #[test]
+    fn metrics_and_admin_keys_are_read() {
+        let mut cfg = ServerConfig::standalone_default();
+        let props = parse_properties(
+            "zoo.cfg",
+            &format!(
+                "metricsProvider.className={PROMETHEUS_PROVIDER}
+metricsProvider.httpPort=7001
+                 metricsProvider.httpHost=127.0.0.2
+admin.serverAddress=127.0.0.1
+                 admin.serverPort=9099
+admin.commandURL=/cmds/
+"
+            ),
+        )
+        .expect("props");
+        let unknown = apply_properties(&mut cfg, &props, Path::new(".")).expect("applies");
+        assert!(unknown.is_empty(), "{unknown:?}");
+        assert!(cfg.zookeeper_metrics);
+        assert_eq!(
+            cfg.metrics_addr,
+            Some(SocketAddr::from(([127, 0, 0, 2], 7001)))
+        );
+        let admin = cfg.admin.clone().expect("admin");
+        assert_eq!(admin.addr, SocketAddr::from(([127, 0, 0, 1], 9099)));
+        assert_eq!(admin.command_url, "/cmds");
+        let props = parse_properties(
+            "zoo.cfg",
+            "admin.enableServer=false
+",
+        )
+        .expect("props");
+        apply_properties(&mut cfg, &props, Path::new(".")).expect("applies");
+        assert_eq!(cfg.admin, None);
+        let props = parse_properties(
+            "zoo.cfg",
+            "admin.commandURL=cmds
+",
+        )
+        .expect("props");
+        assert!(apply_properties(&mut cfg, &props, Path::new(".")).is_err());
     }
 
     #[test]

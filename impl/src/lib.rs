@@ -11,6 +11,8 @@
 pub mod config;
 pub mod core;
 #[cfg(not(zab_loom))]
+pub mod http;
+#[cfg(not(zab_loom))]
 pub mod inspect;
 #[cfg(not(zab_loom))]
 pub mod metrics;

@@ -5,6 +5,7 @@
 
 use super::queue::SessionQueue;
 use super::{ClientOut, ConnId};
+use crate::metrics::Histogram;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -35,13 +36,33 @@ pub struct ConnStats {
 }
 
 /// Server-wide traffic counters of the client port.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub(super) struct Traffic {
     pub(super) packets_received: u64,
     pub(super) packets_sent: u64,
     /// Latency, ms: min, max, total, count.
     pub(super) latency: (i64, i64, i64, u64),
     pub(super) auth_failed: u64,
+    /// Latency of answered reads, microseconds (ZooKeeper's `readlatency`, at ms resolution).
+    pub(super) read_latency: Histogram,
+    /// Latency of answered writes, microseconds (`updatelatency`, at ms resolution).
+    pub(super) update_latency: Histogram,
+}
+
+impl Traffic {
+    /// Records a read's latency (`start_ms` to `now_ms`).
+    pub(super) fn read_answered(&self, (start_ms, now_ms): (i64, i64)) {
+        self.read_latency.record(ms_to_micros(now_ms - start_ms));
+    }
+
+    /// Records a write's latency (`start_ms` to `now_ms`).
+    pub(super) fn update_answered(&self, (start_ms, now_ms): (i64, i64)) {
+        self.update_latency.record(ms_to_micros(now_ms - start_ms));
+    }
+}
+
+fn ms_to_micros(ms: i64) -> u64 {
+    u64::try_from(ms).unwrap_or(0).saturating_mul(1000)
 }
 
 /// One client connection.

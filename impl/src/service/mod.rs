@@ -21,7 +21,8 @@
 //! | 5 final apply, reply | `apply.rs` | `FinalApply` | `FinalRequestProcessor`, `ZKDatabase` |
 //! | 6 expiry, containers | `expiry.rs` | `Expiry` | `SessionTrackerImpl`, `ContainerManager` |
 //!
-//! The four-letter words (`fourlw.rs`) read a [`StatsView`], built on request.
+//! The four-letter words (`fourlw.rs`) and ZooKeeper's metric names on `/metrics`
+//! (`zkmetrics.rs`) read a [`StatsView`], built on request.
 
 mod apply;
 pub mod client;
@@ -33,6 +34,7 @@ mod prep;
 mod queue;
 mod reads;
 pub mod sessions;
+pub mod zkmetrics;
 
 use crate::runtime::{AppCx, Application};
 use apply::FinalApply;
@@ -90,6 +92,11 @@ pub enum ClientEvent {
         /// connections).
         remote: SocketAddr,
         /// Where the answer goes.
+        reply: tokio::sync::oneshot::Sender<String>,
+    },
+    /// ZooKeeper's metric names for `/metrics` (Prometheus text).
+    Metrics {
+        /// Where the text goes.
         reply: tokio::sync::oneshot::Sender<String>,
     },
 }
@@ -543,6 +550,15 @@ impl Application<zab_zk::Txn> for ZkService {
                 reply,
             } => {
                 let text = fourlw::render(word, remote, &self.cfg.server, &self.stats_view(), cx);
+                let _ = reply.send(text);
+            }
+            ClientEvent::Metrics { reply } => {
+                let t = &self.conns.traffic;
+                let lat = zkmetrics::Latencies {
+                    read: &t.read_latency,
+                    update: &t.update_latency,
+                };
+                let text = zkmetrics::render(&self.stats_view(), &lat, &self.cfg.server, cx);
                 let _ = reply.send(text);
             }
         }

@@ -70,7 +70,8 @@ impl Ensemble {
             std::fs::write(dir.join("myid"), format!("{id}\n")).expect("myid");
             let cfg = format!(
                 "tickTime={TICK_MS}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
-                 clientPortAddress=127.0.0.1\nmetricsProvider.httpPort={}\n{servers}{extra}\n",
+                 clientPortAddress=127.0.0.1\nmetricsProvider.httpPort={}\n\
+                 admin.enableServer=false\n{servers}{extra}\n",
                 dir.display(),
                 ports[4 * k],
                 ports[4 * k + 3]
@@ -245,6 +246,11 @@ impl Ensemble {
             .and_then(|v| v.trim().parse().ok())
     }
 
+    /// The whole text of server `id`'s metrics endpoint.
+    pub fn metrics_text(&self, id: u64) -> String {
+        http_get(self.node(id).metrics).unwrap_or_default()
+    }
+
     /// Prints the last lines of every server's log (on failure).
     pub fn dump_logs(&self) {
         for n in &self.nodes {
@@ -282,16 +288,20 @@ pub fn client_options() -> ConnectOptions {
 }
 
 fn http_get(addr: SocketAddr) -> std::io::Result<String> {
+    http_get_path(addr, "/metrics").map(|(_, body)| body)
+}
+
+/// `GET path` on `addr`: the status line and the body.
+pub fn http_get_path(addr: SocketAddr, path: &str) -> std::io::Result<(String, String)> {
     use std::io::{Read as _, Write as _};
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
-    Ok(out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default())
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let status = head.lines().next().unwrap_or("").to_string();
+    Ok((status, body.to_string()))
 }
 
 /// Retries `f` on connection errors (a server died or is not serving), cycling through the
