@@ -157,6 +157,20 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
             }
         });
     }
+    if let Some(admin) = cfg.admin.clone() {
+        let events = events_tx.clone();
+        let query: crate::admin::AdminQuery = Arc::new(move |command, reply| {
+            events
+                .send(Event::Client(ClientEvent::Admin { command, reply }))
+                .is_ok()
+        });
+        tokio_rt.spawn(async move {
+            // Like ZooKeeper, a server whose AdminServer cannot start keeps serving.
+            if let Err(e) = crate::admin::serve(admin.addr, admin.command_url, query).await {
+                warn!("AdminServer not started: {e}");
+            }
+        });
+    }
     let stop_tx = events_tx.clone();
     tokio_rt.spawn(async move {
         #[cfg(unix)]

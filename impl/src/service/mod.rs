@@ -24,6 +24,7 @@
 //! The four-letter words (`fourlw.rs`) and ZooKeeper's metric names on `/metrics`
 //! (`zkmetrics.rs`) read a [`StatsView`], built on request.
 
+pub mod admin;
 mod apply;
 pub mod client;
 mod connections;
@@ -93,6 +94,13 @@ pub enum ClientEvent {
         remote: SocketAddr,
         /// Where the answer goes.
         reply: tokio::sync::oneshot::Sender<String>,
+    },
+    /// An AdminServer command (`/commands/<name>`), answered as JSON.
+    Admin {
+        /// The command name or alias, as requested.
+        command: String,
+        /// Where the answer goes.
+        reply: tokio::sync::oneshot::Sender<serde_json::Value>,
     },
     /// ZooKeeper's metric names for `/metrics` (Prometheus text).
     Metrics {
@@ -551,6 +559,21 @@ impl Application<zab_zk::Txn> for ZkService {
             } => {
                 let text = fourlw::render(word, remote, &self.cfg.server, &self.stats_view(), cx);
                 let _ = reply.send(text);
+            }
+            ClientEvent::Admin { command, reply } => {
+                let view = self.stats_view();
+                let a = admin::AdminCx {
+                    cfg: &self.cfg.server,
+                    view: &view,
+                    tree: &self.db.tree,
+                    watches: &self.reads.watches,
+                    deadlines: self
+                        .expiry
+                        .tracker
+                        .deadlines(self.cfg.server.tick_ms as i64),
+                    cx,
+                };
+                let _ = reply.send(admin::answer(&command, &a));
             }
             ClientEvent::Metrics { reply } => {
                 let t = &self.conns.traffic;

@@ -118,21 +118,6 @@ fn summary(out: &mut String, name: &str, h: &Histogram) {
     let _ = writeln!(out, "{name}_sum {}", h.sum_micros() as f64 / 1000.0);
 }
 
-/// Open and maximum file descriptors of this process (Linux `/proc`), as ZooKeeper's
-/// `OSMXBean` reports them; `None` where `/proc` cannot tell.
-fn file_descriptors() -> Option<(u64, u64)> {
-    let open = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    let max = line
-        .trim_start_matches("Max open files")
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    Some((open, max))
-}
-
 /// The latency histograms of the client port (reads and writes answered).
 pub struct Latencies<'a> {
     /// Reads.
@@ -163,7 +148,7 @@ pub fn render(
     value(o, "global_sessions", view.global_sessions);
     // zabd has no local sessions (every session is global).
     value(o, "local_sessions", 0);
-    if let Some((open, max_fd)) = file_descriptors() {
+    if let Some((open, max_fd)) = super::fourlw::file_descriptors() {
         value(o, "max_file_descriptor_count", max_fd);
         value(o, "open_file_descriptor_count", open);
     }

@@ -33,7 +33,7 @@ pub struct Ensemble {
     _tmp: tempfile::TempDir,
 }
 
-fn free_ports(n: usize) -> Vec<u16> {
+pub fn free_ports(n: usize) -> Vec<u16> {
     let listeners: Vec<TcpListener> = (0..n)
         .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
         .collect();
@@ -51,6 +51,11 @@ fn signal(pid: u32, sig: nix::sys::signal::Signal) {
 impl Ensemble {
     /// Starts `n` servers with `extra` appended to every `zoo.cfg`.
     pub fn start(n: usize, extra: &str) -> Ensemble {
+        Ensemble::start_each(n, |_| extra.to_string())
+    }
+
+    /// Starts `n` servers with `extra(id)` appended to server `id`'s `zoo.cfg`.
+    pub fn start_each(n: usize, extra: impl Fn(u64) -> String) -> Ensemble {
         let tmp = tempfile::tempdir().expect("tempdir");
         let ports = free_ports(4 * n);
         let mut servers = String::new();
@@ -68,6 +73,7 @@ impl Ensemble {
             let dir = tmp.path().join(format!("node{id}"));
             std::fs::create_dir_all(&dir).expect("mkdir");
             std::fs::write(dir.join("myid"), format!("{id}\n")).expect("myid");
+            let extra = extra(id);
             let cfg = format!(
                 "tickTime={TICK_MS}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
                  clientPortAddress=127.0.0.1\nmetricsProvider.httpPort={}\n\
