@@ -5,13 +5,36 @@
 # ensemble, each with a client session holding an ephemeral node and watches (so `dump`,
 # `watches` and `connections` have entries). Keys that are data (session ids, paths, server
 # ids, expiry times) are recorded as `*`, array elements as `[]`; impl/tests/admin_server.rs
-# compares zabd's answers with these key sets.   ci/admin-keys.sh   (about 30 s)
+# compares zabd's answers with these key sets.
+#   ci/admin-keys.sh           re-record the fixture (about 15 s)
+#   ci/admin-keys.sh --check   record into a temporary file and fail if the fixture differs
+#                              (the CI step: the live ZooKeeper still answers what the test
+#                              compares zabd with)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-out=${1:-$root/impl/tests/fixtures/zookeeper-3.8-admin-keys.json}
+fixture=$root/impl/tests/fixtures/zookeeper-3.8-admin-keys.json
+check=0
+if [ "${1:-}" = "--check" ]; then check=1; fi
 work=$(mktemp -d /tmp/zab-admin-keys.XXXXXX)
+out=$fixture
+if [ "$check" = 1 ]; then out=$work/recorded.json; fi
+# Debian's ZooKeeper 3.8 and the servlet API its Jetty AdminServer needs (another process may
+# hold the dpkg lock: retry).
+if [ ! -f /usr/share/java/zookeeper.jar ] || [ ! -f /usr/share/java/servlet-api.jar ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  for attempt in $(seq 1 60); do
+    if apt-get install -y zookeeper libservlet-api-java >"$work/apt.log" 2>&1; then break; fi
+    if [ "$attempt" = 1 ]; then apt-get update >/dev/null 2>&1 || true; fi
+    if [ "$attempt" = 60 ]; then cat "$work/apt.log" >&2; exit 1; fi
+    sleep 5
+  done
+fi
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
 cp=/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/servlet-api.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar
 free() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
@@ -146,3 +169,10 @@ with open(out, "w") as f:
     f.write("\n")
 print(f"recorded {sum(len(v) for v in record.values())} answers to {out}")
 PY
+if [ "$check" = 1 ]; then
+  if ! diff -u "$fixture" "$out"; then
+    echo "ZooKeeper's AdminServer keys differ from $fixture (re-record: ci/admin-keys.sh)" >&2
+    exit 1
+  fi
+  echo "ZooKeeper 3.8's AdminServer keys match $fixture"
+fi
