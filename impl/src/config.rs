@@ -283,6 +283,78 @@ pub fn parse_properties(file: &str, text: &str) -> Result<BTreeMap<String, Strin
     Ok(out)
 }
 
+/// The `metricsProvider.*` and `admin.*` keys, applied once every key is read.
+struct Monitoring {
+    metrics_port: Option<u16>,
+    metrics_host: Option<String>,
+    class_name: Option<String>,
+    admin_enabled: bool,
+    admin_host: String,
+    admin_port: u16,
+    admin_url: String,
+}
+
+impl Default for Monitoring {
+    /// ZooKeeper's AdminServer defaults: enabled, 0.0.0.0:8080, `/commands`.
+    fn default() -> Monitoring {
+        Monitoring {
+            metrics_port: None,
+            metrics_host: None,
+            class_name: None,
+            admin_enabled: true,
+            admin_host: "0.0.0.0".into(),
+            admin_port: 8080,
+            admin_url: "/commands".into(),
+        }
+    }
+}
+
+impl Monitoring {
+    /// Takes `key` if it is one of these; `Ok(false)` for any other key.
+    fn apply(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
+        match key {
+            "metricsProvider.httpPort" => self.metrics_port = Some(parse_num(key, value)?),
+            "metricsProvider.httpHost" => self.metrics_host = Some(value.into()),
+            "metricsProvider.className" => self.class_name = Some(value.into()),
+            "admin.enableServer" => self.admin_enabled = value.eq_ignore_ascii_case("true"),
+            "admin.serverAddress" => self.admin_host = value.into(),
+            "admin.serverPort" => self.admin_port = parse_num(key, value)?,
+            "admin.commandURL" => {
+                if !value.starts_with('/') {
+                    return Err(value_err(key, value, "expected a path starting with /"));
+                }
+                self.admin_url = value.trim_end_matches('/').to_string();
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn finish(self, base: &mut ServerConfig) -> Result<(), ConfigError> {
+        base.zookeeper_metrics = self.class_name.as_deref() == Some(PROMETHEUS_PROVIDER);
+        if let Some(port) = self.metrics_port {
+            // zabd's default host is loopback (ZooKeeper's is 0.0.0.0): httpHost widens it.
+            let host = self.metrics_host.as_deref().unwrap_or("127.0.0.1");
+            let addr = resolve("metricsProvider.httpHost", host, &port.to_string())?;
+            base.metrics_addr = Some(addr);
+        }
+        base.admin = if self.admin_enabled {
+            let port = self.admin_port.to_string();
+            Some(AdminConfig {
+                addr: resolve("admin.serverAddress", &self.admin_host, &port)?,
+                command_url: if self.admin_url.is_empty() {
+                    "/".into()
+                } else {
+                    self.admin_url
+                },
+            })
+        } else {
+            None
+        };
+        Ok(())
+    }
+}
+
 /// Applies `zoo.cfg` properties on top of `base`. `dataDir` is taken relative to `dir` (the
 /// directory of the file). Returns the unknown keys, for a warning.
 pub fn apply_properties(
@@ -297,13 +369,11 @@ pub fn apply_properties(
     let mut members = Vec::new();
     let mut min_timeout = None;
     let mut max_timeout = None;
-    let (mut metrics_port, mut metrics_host) = (None, None);
-    // ZooKeeper's AdminServer defaults: enabled, 0.0.0.0:8080, /commands.
-    let mut admin_enabled = true;
-    let mut admin_host = "0.0.0.0".to_string();
-    let mut admin_port: u16 = 8080;
-    let mut admin_url = "/commands".to_string();
+    let mut monitoring = Monitoring::default();
     for (key, value) in props {
+        if monitoring.apply(key, value)? {
+            continue;
+        }
         match key.as_str() {
             "dataDir" => base.data_dir = dir.join(value),
             "dataLogDir" => {
@@ -337,24 +407,6 @@ pub fn apply_properties(
                         .collect()
                 };
             }
-            "metricsProvider.httpPort" => metrics_port = Some(parse_num::<u16>(key, value)?),
-            "metricsProvider.httpHost" => metrics_host = Some(value.clone()),
-            "metricsProvider.className" => {
-                base.zookeeper_metrics = value == PROMETHEUS_PROVIDER;
-            }
-            "admin.enableServer" => admin_enabled = value.eq_ignore_ascii_case("true"),
-            "admin.serverAddress" => admin_host = value.clone(),
-            "admin.serverPort" => admin_port = parse_num(key, value)?,
-            "admin.commandURL" => {
-                if !value.starts_with('/') {
-                    return Err(ConfigError::Value {
-                        key: key.clone(),
-                        value: value.clone(),
-                        message: "expected a path starting with /".into(),
-                    });
-                }
-                admin_url = value.trim_end_matches('/').to_string();
-            }
             k if k.starts_with("server.") => {
                 let id: u64 = parse_num(key, &k["server.".len()..])?;
                 members.push(parse_member(key, id, value)?);
@@ -370,27 +422,7 @@ pub fn apply_properties(
     if !log_dir_set {
         base.data_log_dir = base.data_dir.clone();
     }
-    if let Some(port) = metrics_port {
-        // zabd's default host is loopback (ZooKeeper's is 0.0.0.0): say httpHost to widen it.
-        let host = metrics_host.as_deref().unwrap_or("127.0.0.1");
-        base.metrics_addr = Some(resolve(
-            "metricsProvider.httpHost",
-            host,
-            &port.to_string(),
-        )?);
-    }
-    base.admin = if admin_enabled {
-        Some(AdminConfig {
-            addr: resolve("admin.serverAddress", &admin_host, &admin_port.to_string())?,
-            command_url: if admin_url.is_empty() {
-                "/".into()
-            } else {
-                admin_url
-            },
-        })
-    } else {
-        None
-    };
+    monitoring.finish(base)?;
     if let Some(port) = client_port {
         let host = client_host.as_deref().unwrap_or("0.0.0.0");
         base.client_addr = resolve("clientPort", host, &port.to_string())?;
