@@ -16,9 +16,14 @@ classes=(
   org.apache.zookeeper.server.quorum.LeaderZooKeeperServer
   org.apache.zookeeper.server.quorum.FollowerZooKeeperServer
 )
-# A class outside this list that talks to a MetricsContext would be missed: refuse then.
-users=$(unzip -Z1 "$jar" | grep '\.class$' | while read -r c; do :; done; true)
-: "$users"
+# Every class of the jar that calls a MetricsContext must be in the list above.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+(cd "$tmp" && unzip -q "$jar" 'org/apache/zookeeper/*')
+for f in $(grep -rl 'MetricsContext' "$tmp" --include='*.class' | grep -v '/metrics/'); do
+  c=${f#"$tmp"/}; c=${c%.class}; c=${c//\//.}
+  case " ${classes[*]} " in *" $c "*) ;; *) echo "$c uses a MetricsContext: add it" >&2; exit 1 ;; esac
+done
 for c in "${classes[@]}"; do javap -c -p -classpath "$jar" "$c"; done | python3 -c '
 import re, sys
 kinds = {
