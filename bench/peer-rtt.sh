@@ -47,7 +47,7 @@ start() { # zabd
     {
       echo "tickTime=2000"; echo "initLimit=10"; echo "syncLimit=5"
       echo "dataDir=$d/data"; echo "clientPort=$((BASE+i))"; echo "clientPortAddress=127.0.0.1"
-      echo "maxClientCnxns=0"; echo "4lw.commands.whitelist=*"
+      echo "maxClientCnxns=0"; echo "4lw.commands.whitelist=*"; echo "admin.enableServer=false"
       for j in 1 2 3; do echo "server.$j=127.0.0.1:$((BASE+100+j)):$((BASE+200+j))"; done
     } > "$d/zoo.cfg"
     RUST_LOG=warn nohup "$1" --config "$d/zoo.cfg" > "$d/console.out" 2>&1 < /dev/null &

@@ -173,6 +173,7 @@ dataDir=$dir
 clientPort=$client_port
 clientPortAddress=127.0.0.1
 4lw.commands.whitelist=*
+admin.enableServer=false
 $servers
 CFG
   RUST_LOG=${RUST_LOG:-info} NO_COLOR=1 "$zabd" --config "$dir/zoo.cfg" >"$dir/zabd.log" 2>&1 </dev/null &

@@ -10,7 +10,7 @@
 #  2. ZooKeeper is stopped with a session still open, `zabd import --config zoo.cfg` imports its
 #     dataDir in place, zabd is started with the same zoo.cfg, and must serve every node exactly
 #     as ZooKeeper did (data, every Stat field, ACLs, children, ephemeral owners); the session
-#     left open cannot be resumed with ZooKeeper's password (README says why); a new write must
+#     left open is resumed with ZooKeeper's password (imported sessions keep it); a new write must
 #     get a zxid after every migrated one;
 #  3. zabd is stopped, `zabd export --to-zookeeper` writes a ZooKeeper dataDir, ZooKeeper 3.8 is
 #     started on it and must serve every node exactly as zabd did, and continue the zxids;
@@ -151,9 +151,10 @@ compare "$work/zk.dump" "$work/zabd.dump" "zabd after import serves what ZooKeep
 "$probe" continues "127.0.0.1:$port" "$work/zk.dump"
 "$probe" dump "127.0.0.1:$port" >"$work/zabd2.dump"
 read -r session passwd < <(sed -n 's/.*session \(0x[0-9a-f]*\) passwd \([0-9a-f]*\).*/\1 \2/p' "$work/load.out")
-# zabd's session passwords are keyed by an ensemble secret, ZooKeeper's derive from the id:
-# a client of the old session gets a new one (README); the old one expires after its timeout.
-"$probe" resume "127.0.0.1:$port" "$session" "$passwd" refused
+# A session imported from ZooKeeper keeps ZooKeeper's id-derived password (zabd's own sessions
+# use a password keyed by the ensemble's secret): the client of the session left open resumes
+# it, its ephemeral still its own.
+"$probe" resume "127.0.0.1:$port" "$session" "$passwd" resumed
 
 # --- 3. stop zabd, export, start ZooKeeper on the export ------------------------------------
 stop "$zabd_pid"

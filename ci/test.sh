@@ -47,6 +47,9 @@ step "ZooKeeper migration round trip (import, export)" \
 # seeded; installs iproute2 and iptables itself (README "The nemesis suite").
 step "nemesis round (kills, pauses, partitions, loss, storage damage)" \
   env ZABD="${CARGO_TARGET_DIR:-$PWD/target}/debug/zabd" ci/nemesis.sh --seed 1
+# The AdminServer key sets impl/tests/admin_server.rs compares zabd with, re-recorded from a
+# live Debian ZooKeeper 3.8 (standalone and a 3-server ensemble) and diffed with the fixture.
+step "ZooKeeper AdminServer keys (live ZooKeeper vs fixture)" ci/admin-keys.sh --check
 step "build the model checker" cargo build --release --locked -p zab-model
 # The CI configuration: exhaustive, every invariant, every example reached (README has the figures).
 step "model check (CI configuration)" \

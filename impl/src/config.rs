@@ -5,8 +5,9 @@
 //! `dataDir`, `dataLogDir`, `clientPort`, `clientPortAddress`, `tickTime`, `initLimit`,
 //! `syncLimit`, `maxClientCnxns`, `snapCount`, `autopurge.snapRetainCount`,
 //! `4lw.commands.whitelist`, `jute.maxbuffer`, `extendedTypesEnabled`,
-//! `metricsProvider.httpPort`, `minSessionTimeout`, `maxSessionTimeout`. Others are ignored
-//! with a warning. The server id comes from `dataDir/myid`, as in ZooKeeper.
+//! `metricsProvider.className`, `metricsProvider.httpPort`, `metricsProvider.httpHost`,
+//! `admin.enableServer`, `admin.serverAddress`, `admin.serverPort`, `admin.commandURL`,
+//! `minSessionTimeout`, `maxSessionTimeout`. Others are ignored with a warning. The server id comes from `dataDir/myid`, as in ZooKeeper.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -95,10 +96,28 @@ pub struct ServerConfig {
     pub extended_types: bool,
     /// Prometheus metrics endpoint, if any.
     pub metrics_addr: Option<SocketAddr>,
+    /// Whether `/metrics` also exports ZooKeeper's metric names (`metricsProvider.className`
+    /// is ZooKeeper's [`PROMETHEUS_PROVIDER`]).
+    pub zookeeper_metrics: bool,
+    /// ZooKeeper's AdminServer (`admin.*`), if enabled.
+    pub admin: Option<AdminConfig>,
     /// Session timeout bounds, ms (ZooKeeper: 2 and 20 ticks by default).
     pub min_session_timeout_ms: u64,
     /// Upper session timeout bound, ms.
     pub max_session_timeout_ms: u64,
+}
+
+/// `metricsProvider.className` of ZooKeeper's Prometheus provider.
+pub const PROMETHEUS_PROVIDER: &str =
+    "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+
+/// ZooKeeper's AdminServer settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// `admin.serverAddress:admin.serverPort` (ZooKeeper: `0.0.0.0:8080`).
+    pub addr: SocketAddr,
+    /// `admin.commandURL` (ZooKeeper: `/commands`).
+    pub command_url: String,
 }
 
 /// The four-letter words enabled when `4lw.commands.whitelist` is not set: ZooKeeper 3.8's
@@ -131,6 +150,8 @@ impl ServerConfig {
             jute_max_buffer: 0xfffff,
             extended_types: false,
             metrics_addr: None,
+            zookeeper_metrics: false,
+            admin: None,
             min_session_timeout_ms: 4000,
             max_session_timeout_ms: 40_000,
         }
@@ -266,6 +287,78 @@ pub fn parse_properties(file: &str, text: &str) -> Result<BTreeMap<String, Strin
     Ok(out)
 }
 
+/// The `metricsProvider.*` and `admin.*` keys, applied once every key is read.
+struct Monitoring {
+    metrics_port: Option<u16>,
+    metrics_host: Option<String>,
+    class_name: Option<String>,
+    admin_enabled: bool,
+    admin_host: String,
+    admin_port: u16,
+    admin_url: String,
+}
+
+impl Default for Monitoring {
+    /// ZooKeeper's AdminServer defaults: enabled, 0.0.0.0:8080, `/commands`.
+    fn default() -> Monitoring {
+        Monitoring {
+            metrics_port: None,
+            metrics_host: None,
+            class_name: None,
+            admin_enabled: true,
+            admin_host: "0.0.0.0".into(),
+            admin_port: 8080,
+            admin_url: "/commands".into(),
+        }
+    }
+}
+
+impl Monitoring {
+    /// Takes `key` if it is one of these; `Ok(false)` for any other key.
+    fn apply(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
+        match key {
+            "metricsProvider.httpPort" => self.metrics_port = Some(parse_num(key, value)?),
+            "metricsProvider.httpHost" => self.metrics_host = Some(value.into()),
+            "metricsProvider.className" => self.class_name = Some(value.into()),
+            "admin.enableServer" => self.admin_enabled = value.eq_ignore_ascii_case("true"),
+            "admin.serverAddress" => self.admin_host = value.into(),
+            "admin.serverPort" => self.admin_port = parse_num(key, value)?,
+            "admin.commandURL" => {
+                if !value.starts_with('/') {
+                    return Err(value_err(key, value, "expected a path starting with /"));
+                }
+                self.admin_url = value.trim_end_matches('/').to_string();
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn finish(self, base: &mut ServerConfig) -> Result<(), ConfigError> {
+        base.zookeeper_metrics = self.class_name.as_deref() == Some(PROMETHEUS_PROVIDER);
+        if let Some(port) = self.metrics_port {
+            // zabd's default host is loopback (ZooKeeper's is 0.0.0.0): httpHost widens it.
+            let host = self.metrics_host.as_deref().unwrap_or("127.0.0.1");
+            let addr = resolve("metricsProvider.httpHost", host, &port.to_string())?;
+            base.metrics_addr = Some(addr);
+        }
+        base.admin = if self.admin_enabled {
+            let port = self.admin_port.to_string();
+            Some(AdminConfig {
+                addr: resolve("admin.serverAddress", &self.admin_host, &port)?,
+                command_url: if self.admin_url.is_empty() {
+                    "/".into()
+                } else {
+                    self.admin_url
+                },
+            })
+        } else {
+            None
+        };
+        Ok(())
+    }
+}
+
 /// Applies `zoo.cfg` properties on top of `base`. `dataDir` is taken relative to `dir` (the
 /// directory of the file). Returns the unknown keys, for a warning.
 pub fn apply_properties(
@@ -280,7 +373,11 @@ pub fn apply_properties(
     let mut members = Vec::new();
     let mut min_timeout = None;
     let mut max_timeout = None;
+    let mut monitoring = Monitoring::default();
     for (key, value) in props {
+        if monitoring.apply(key, value)? {
+            continue;
+        }
         match key.as_str() {
             "dataDir" => base.data_dir = dir.join(value),
             "dataLogDir" => {
@@ -314,18 +411,11 @@ pub fn apply_properties(
                         .collect()
                 };
             }
-            "metricsProvider.httpPort" => {
-                let port: u16 = parse_num(key, value)?;
-                base.metrics_addr = Some(SocketAddr::from(([127, 0, 0, 1], port)));
-            }
             k if k.starts_with("server.") => {
                 let id: u64 = parse_num(key, &k["server.".len()..])?;
                 members.push(parse_member(key, id, value)?);
             }
-            "admin.enableServer"
-            | "admin.serverPort"
-            | "metricsProvider.className"
-            | "standaloneEnabled"
+            "standaloneEnabled"
             | "reconfigEnabled"
             | "autopurge.purgeInterval"
             | "quorumListenOnAllIPs"
@@ -336,6 +426,7 @@ pub fn apply_properties(
     if !log_dir_set {
         base.data_log_dir = base.data_dir.clone();
     }
+    monitoring.finish(base)?;
     if let Some(port) = client_port {
         let host = client_host.as_deref().unwrap_or("0.0.0.0");
         base.client_addr = resolve("clientPort", host, &port.to_string())?;
@@ -430,6 +521,57 @@ mod tests {
         );
         assert_eq!(unknown, vec!["something.unknown".to_string()]);
         cfg.validate().expect("valid");
+        // ZooKeeper's AdminServer defaults; no metrics endpoint unless a port is given.
+        let admin = cfg
+            .admin
+            .as_ref()
+            .expect("enabled by default, as in ZooKeeper");
+        assert_eq!(admin.addr, SocketAddr::from(([0, 0, 0, 0], 8080)));
+        assert_eq!(admin.command_url, "/commands");
+        assert_eq!((cfg.metrics_addr, cfg.zookeeper_metrics), (None, false));
+    }
+
+    #[test]
+    fn metrics_and_admin_keys_are_read() {
+        let mut cfg = ServerConfig::standalone_default();
+        let props = parse_properties(
+            "zoo.cfg",
+            &format!(
+                "metricsProvider.className={PROMETHEUS_PROVIDER}
+metricsProvider.httpPort=7001
+                 metricsProvider.httpHost=127.0.0.2
+admin.serverAddress=127.0.0.1
+                 admin.serverPort=9099
+admin.commandURL=/cmds/
+"
+            ),
+        )
+        .expect("props");
+        let unknown = apply_properties(&mut cfg, &props, Path::new(".")).expect("applies");
+        assert!(unknown.is_empty(), "{unknown:?}");
+        assert!(cfg.zookeeper_metrics);
+        assert_eq!(
+            cfg.metrics_addr,
+            Some(SocketAddr::from(([127, 0, 0, 2], 7001)))
+        );
+        let admin = cfg.admin.clone().expect("admin");
+        assert_eq!(admin.addr, SocketAddr::from(([127, 0, 0, 1], 9099)));
+        assert_eq!(admin.command_url, "/cmds");
+        let props = parse_properties(
+            "zoo.cfg",
+            "admin.enableServer=false
+",
+        )
+        .expect("props");
+        apply_properties(&mut cfg, &props, Path::new(".")).expect("applies");
+        assert_eq!(cfg.admin, None);
+        let props = parse_properties(
+            "zoo.cfg",
+            "admin.commandURL=cmds
+",
+        )
+        .expect("props");
+        assert!(apply_properties(&mut cfg, &props, Path::new(".")).is_err());
     }
 
     #[test]

@@ -8,8 +8,12 @@
 //! loom`. (Our own cfg name: the common `--cfg loom` would also switch tokio and other
 //! dependencies into their own loom modes.)
 
+#[cfg(not(zab_loom))]
+pub mod admin;
 pub mod config;
 pub mod core;
+#[cfg(not(zab_loom))]
+pub mod http;
 #[cfg(not(zab_loom))]
 pub mod inspect;
 #[cfg(not(zab_loom))]

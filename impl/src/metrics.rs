@@ -9,9 +9,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tracing::{info, warn};
+use tracing::warn;
 use zab_spec::{Epoch, ServerState, ZabState, Zxid};
 
 /// Upper bounds of the histogram buckets, in microseconds.
@@ -50,6 +48,36 @@ impl Histogram {
     #[must_use]
     pub fn sum_micros(&self) -> u64 {
         self.sum.load(Ordering::Relaxed)
+    }
+
+    /// An estimate of quantile `q` (0..=1) in microseconds at bucket resolution: the bucket
+    /// holding the `q`-th observation, interpolated linearly inside it (the last finite bound
+    /// for the overflow bucket); `None` before the first observation.
+    #[must_use]
+    pub fn quantile_micros(&self, q: f64) -> Option<f64> {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = (q.clamp(0.0, 1.0) * total as f64).max(1.0);
+        let mut below = 0u64;
+        for (k, n) in counts.iter().enumerate() {
+            if *n > 0 && (below + n) as f64 >= rank {
+                let Some(hi) = BUCKETS_MICROS.get(k) else {
+                    return Some(BUCKETS_MICROS[BUCKETS_MICROS.len() - 1] as f64);
+                };
+                let lo = if k == 0 { 0 } else { BUCKETS_MICROS[k - 1] };
+                let within = (rank - below as f64) / *n as f64;
+                return Some(lo as f64 + within * (*hi - lo) as f64);
+            }
+            below += n;
+        }
+        Some(BUCKETS_MICROS[BUCKETS_MICROS.len() - 1] as f64)
     }
 
     fn render(&self, name: &str, help: &str, out: &mut String) {
@@ -231,40 +259,45 @@ pub fn render(status: &Status) -> String {
     out
 }
 
-/// Serves `GET /metrics` on `addr` until the process ends.
-pub async fn serve(addr: SocketAddr, status: Arc<Status>) -> std::io::Result<()> {
-    let listener = TcpListener::bind(addr).await?;
-    info!(%addr, "metrics endpoint listening");
-    loop {
-        let (mut stream, _) = listener.accept().await?;
+/// Asks the service for ZooKeeper's metric names (the Prometheus text); `false` when the
+/// service is gone.
+pub type ZkQuery = Arc<dyn Fn(tokio::sync::oneshot::Sender<String>) -> bool + Send + Sync>;
+
+/// How long `/metrics` waits for the service's part.
+const ZK_QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Serves `GET /metrics` (and `/`) on `addr` until the process ends: ZooKeeper's names first
+/// when `zk` is given (a busy or stopped service leaves them out, with a warning), then
+/// zab's own `zab_*` metrics.
+pub async fn serve(
+    addr: SocketAddr,
+    status: Arc<Status>,
+    zk: Option<ZkQuery>,
+) -> std::io::Result<()> {
+    let listener = crate::http::bind(addr, "metrics endpoint").await?;
+    let handler: crate::http::Handler = Arc::new(move |target: String| {
         let status = Arc::clone(&status);
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            let n = match tokio::time::timeout(
-                std::time::Duration::from_secs(5),
-                stream.read(&mut buf),
-            )
-            .await
-            {
-                Ok(Ok(n)) => n,
-                _ => return,
-            };
-            let request = String::from_utf8_lossy(&buf[..n]);
-            let (code, body) =
-                if request.starts_with("GET /metrics") || request.starts_with("GET / ") {
-                    ("200 OK", render(&status))
-                } else {
-                    ("404 Not Found", "not found\n".to_string())
-                };
-            let reply = format!(
-                "HTTP/1.1 {code}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            if let Err(e) = stream.write_all(reply.as_bytes()).await {
-                warn!("metrics reply failed: {e}");
+        let zk = zk.clone();
+        Box::pin(async move {
+            let path = target.split('?').next().unwrap_or("");
+            if path != "/metrics" && path != "/" {
+                return crate::http::Reply::not_found();
             }
-        });
-    }
+            let mut body = String::new();
+            if let Some(query) = zk {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let answered = query(tx);
+                match tokio::time::timeout(ZK_QUERY_TIMEOUT, rx).await {
+                    Ok(Ok(text)) if answered => body.push_str(&text),
+                    _ => warn!("metrics: the service did not answer; ZooKeeper's names left out"),
+                }
+            }
+            body.push_str(&render(&status));
+            crate::http::Reply::ok("text/plain; version=0.0.4; charset=utf-8", body)
+        })
+    });
+    crate::http::serve(listener, "metrics endpoint", handler).await;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -143,9 +143,31 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
     tokio_rt.spawn(client::serve(client_listener, events_tx.clone(), port_cfg));
     if let Some(addr) = cfg.metrics_addr {
         let st = Arc::clone(&status);
+        let zk: Option<crate::metrics::ZkQuery> = cfg.zookeeper_metrics.then(|| {
+            let events = events_tx.clone();
+            Arc::new(move |reply| {
+                events
+                    .send(Event::Client(ClientEvent::Metrics { reply }))
+                    .is_ok()
+            }) as crate::metrics::ZkQuery
+        });
         tokio_rt.spawn(async move {
-            if let Err(e) = crate::metrics::serve(addr, st).await {
+            if let Err(e) = crate::metrics::serve(addr, st, zk).await {
                 error!("metrics endpoint stopped: {e}");
+            }
+        });
+    }
+    if let Some(admin) = cfg.admin.clone() {
+        let events = events_tx.clone();
+        let query: crate::admin::AdminQuery = Arc::new(move |command, reply| {
+            events
+                .send(Event::Client(ClientEvent::Admin { command, reply }))
+                .is_ok()
+        });
+        tokio_rt.spawn(async move {
+            // Like ZooKeeper, a server whose AdminServer cannot start keeps serving.
+            if let Err(e) = crate::admin::serve(admin.addr, admin.command_url, query).await {
+                warn!("AdminServer not started: {e}");
             }
         });
     }

@@ -97,7 +97,7 @@ fn a_real_ensemble_refines_the_model() {
         std::fs::write(data.join("myid"), format!("{id}\n")).expect("write myid");
         let mut cfg = format!(
             "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
-             clientPortAddress=127.0.0.1\n",
+             clientPortAddress=127.0.0.1\nadmin.enableServer=false\n",
             data.display(),
             clients[id - 1].port()
         );

@@ -131,7 +131,9 @@ fn write_local_cluster(root: &Path, n: u64, base_port: u16) -> anyhow::Result<Ve
         let client_port = u64::from(base_port) + id;
         let cfg = format!(
             "# written by zabd --cluster-local\ntickTime=500\ninitLimit=10\nsyncLimit=5\n\
-             dataDir={}\nclientPort={client_port}\nclientPortAddress=127.0.0.1\n{servers}",
+             dataDir={}\nclientPort={client_port}\nclientPortAddress=127.0.0.1\n\
+             # the servers share a host: no AdminServer (it would default to port 8080 each)\n\
+             admin.enableServer=false\n{servers}",
             dir.display()
         );
         let path = dir.join("zoo.cfg");

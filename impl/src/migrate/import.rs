@@ -111,6 +111,8 @@ pub fn restore(snap_dir: &Path, log_dir: &Path) -> Result<Restored> {
     let mut tree = DataTree::from_nodes(snap.nodes, snap.sessions)
         .map_err(|e| corrupt(&snap_path, 0, e.to_string()))?;
     let (last, applied, read_logs) = replay(&mut tree, &logs, snap_zxid, &mut warnings)?;
+    // The sessions still open keep ZooKeeper's password, so their clients can resume them.
+    tree.mark_sessions_imported();
     let epochs = (
         read_epoch_file(&snap_v2.join("acceptedEpoch"))?,
         read_epoch_file(&snap_v2.join("currentEpoch"))?,

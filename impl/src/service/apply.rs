@@ -64,6 +64,7 @@ impl FinalApply {
             body,
             (start_ms, now_ms),
         );
+        conns.traffic.update_answered((start_ms, now_ms));
     }
 
     /// A function serializing the tree as of now (it may run on another thread).

@@ -5,6 +5,7 @@
 
 use super::queue::SessionQueue;
 use super::{ClientOut, ConnId};
+use crate::metrics::Histogram;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -35,13 +36,33 @@ pub struct ConnStats {
 }
 
 /// Server-wide traffic counters of the client port.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub(super) struct Traffic {
     pub(super) packets_received: u64,
     pub(super) packets_sent: u64,
     /// Latency, ms: min, max, total, count.
     pub(super) latency: (i64, i64, i64, u64),
     pub(super) auth_failed: u64,
+    /// Latency of answered reads, microseconds (ZooKeeper's `readlatency`, at ms resolution).
+    pub(super) read_latency: Histogram,
+    /// Latency of answered writes, microseconds (`updatelatency`, at ms resolution).
+    pub(super) update_latency: Histogram,
+}
+
+impl Traffic {
+    /// Records a read's latency (`start_ms` to `now_ms`).
+    pub(super) fn read_answered(&self, (start_ms, now_ms): (i64, i64)) {
+        self.read_latency.record(ms_to_micros(now_ms - start_ms));
+    }
+
+    /// Records a write's latency (`start_ms` to `now_ms`).
+    pub(super) fn update_answered(&self, (start_ms, now_ms): (i64, i64)) {
+        self.update_latency.record(ms_to_micros(now_ms - start_ms));
+    }
+}
+
+fn ms_to_micros(ms: i64) -> u64 {
+    u64::try_from(ms).unwrap_or(0).saturating_mul(1000)
 }
 
 /// One client connection.
@@ -157,9 +178,15 @@ impl Connections {
         }
     }
 
-    /// The password of `session` (keyed with the ensemble's secret).
-    fn password(&self, session: SessionId) -> [u8; 16] {
-        zab_zk::session::keyed_password(session, &self.session_secret)
+    /// The password of `session`: keyed with the ensemble's secret, or ZooKeeper's id-derived
+    /// one for a session that came from a ZooKeeper import (so its client can resume it after
+    /// the migration; `DataTree::session_imported`).
+    fn password(&self, session: SessionId, imported: bool) -> [u8; 16] {
+        if imported {
+            zab_zk::session::zookeeper_password(session)
+        } else {
+            zab_zk::session::keyed_password(session, &self.session_secret)
+        }
     }
 
     pub(super) fn get(&self, conn: ConnId) -> Option<&Conn> {
@@ -298,7 +325,9 @@ impl Connections {
             return Opened::Create { session, timeout };
         }
         let session = SessionId(req.session_id);
-        let valid = req.passwd.as_ref() == self.password(session) && tree.session_open(session);
+        let imported = tree.session_imported(session);
+        let valid =
+            tree.session_open(session) && req.passwd.as_ref() == self.password(session, imported);
         if !valid {
             let _ = c.out.send(ClientOut::Frame(proto::encode_connect_response(
                 &ConnectResponse::refused(read_only_byte),
@@ -317,8 +346,14 @@ impl Connections {
 
     /// Sends the handshake answer; returns the frames the client pipelined after it, to be
     /// handled next, in order.
-    pub(super) fn accept(&mut self, conn: ConnId, session: SessionId, timeout: i32) -> Vec<Bytes> {
-        let passwd = Bytes::copy_from_slice(&self.password(session));
+    pub(super) fn accept(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        timeout: i32,
+        imported: bool,
+    ) -> Vec<Bytes> {
+        let passwd = Bytes::copy_from_slice(&self.password(session, imported));
         let Some(c) = self.conns.get_mut(&conn) else {
             return Vec::new();
         };

@@ -30,7 +30,7 @@ pub fn not_whitelisted(word: &str) -> String {
 /// What ZooKeeper answers to most words when it has no quorum.
 pub const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests\n";
 
-fn mode(cx: &AppCx<'_, zab_zk::Txn>, standalone: bool) -> &'static str {
+pub(super) fn mode(cx: &AppCx<'_, zab_zk::Txn>, standalone: bool) -> &'static str {
     match cx.role().state {
         _ if standalone => "standalone",
         ServerState::Leading => "leader",
@@ -63,7 +63,7 @@ fn latency(l: (i64, i64, i64, u64)) -> String {
 
 /// Open and maximum file descriptors (`zk_open_file_descriptor_count`,
 /// `zk_max_file_descriptor_count`), where the platform tells (Linux `/proc`).
-fn file_descriptors() -> Option<(usize, u64)> {
+pub(super) fn file_descriptors() -> Option<(usize, u64)> {
     let open = std::fs::read_dir("/proc/self/fd").ok()?.count();
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
     let max = limits
@@ -76,7 +76,7 @@ fn file_descriptors() -> Option<(usize, u64)> {
     Some((open, max))
 }
 
-fn dir_size(path: &std::path::Path) -> u64 {
+pub(super) fn dir_size(path: &std::path::Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;
     };
@@ -318,6 +318,30 @@ fn envi(out: &mut String) {
         .map(|d| d.display().to_string())
         .unwrap_or_default();
     let _ = writeln!(out, "user.dir={dir}");
+}
+
+/// `mntr`'s keys and values as the AdminServer's `monitor` reports them: no asking client
+/// connection among the connections.
+pub(super) fn mntr_pairs(
+    cfg: &ServerConfig,
+    view: &StatsView,
+    cx: &AppCx<'_, zab_zk::Txn>,
+) -> Vec<(&'static str, String)> {
+    let c = Ctx {
+        cfg,
+        view,
+        cx,
+        asking: SocketAddr::from(([0, 0, 0, 0], 0)),
+        standalone: cfg.members.len() <= 1,
+        zxid: Zxid::from_u64(cx.status().last_zxid.load(Ordering::Relaxed)),
+    };
+    let mut kv = mntr(&c);
+    for (k, v) in &mut kv {
+        if *k == "zk_num_alive_connections" {
+            *v = view.conns.len().to_string();
+        }
+    }
+    kv
 }
 
 /// `mntr`'s keys and values, in ZooKeeper's order.

@@ -21,8 +21,10 @@
 //! | 5 final apply, reply | `apply.rs` | `FinalApply` | `FinalRequestProcessor`, `ZKDatabase` |
 //! | 6 expiry, containers | `expiry.rs` | `Expiry` | `SessionTrackerImpl`, `ContainerManager` |
 //!
-//! The four-letter words (`fourlw.rs`) read a [`StatsView`], built on request.
+//! The four-letter words (`fourlw.rs`) and ZooKeeper's metric names on `/metrics`
+//! (`zkmetrics.rs`) read a [`StatsView`], built on request.
 
+pub mod admin;
 mod apply;
 pub mod client;
 mod connections;
@@ -33,6 +35,7 @@ mod prep;
 mod queue;
 mod reads;
 pub mod sessions;
+pub mod zkmetrics;
 
 use crate::runtime::{AppCx, Application};
 use apply::FinalApply;
@@ -90,6 +93,18 @@ pub enum ClientEvent {
         /// connections).
         remote: SocketAddr,
         /// Where the answer goes.
+        reply: tokio::sync::oneshot::Sender<String>,
+    },
+    /// An AdminServer command (`/commands/<name>`), answered as JSON.
+    Admin {
+        /// The command name or alias, as requested.
+        command: String,
+        /// Where the answer goes.
+        reply: tokio::sync::oneshot::Sender<serde_json::Value>,
+    },
+    /// ZooKeeper's metric names for `/metrics` (Prometheus text).
+    Metrics {
+        /// Where the text goes.
         reply: tokio::sync::oneshot::Sender<String>,
     },
 }
@@ -324,7 +339,8 @@ impl ZkService {
         timeout: i32,
         cx: &mut AppCx<'_, zab_zk::Txn>,
     ) {
-        for payload in self.conns.accept(conn, session, timeout) {
+        let imported = self.db.tree.session_imported(session);
+        for payload in self.conns.accept(conn, session, timeout, imported) {
             self.request(conn, payload, cx);
         }
     }
@@ -542,6 +558,30 @@ impl Application<zab_zk::Txn> for ZkService {
                 reply,
             } => {
                 let text = fourlw::render(word, remote, &self.cfg.server, &self.stats_view(), cx);
+                let _ = reply.send(text);
+            }
+            ClientEvent::Admin { command, reply } => {
+                let view = self.stats_view();
+                let a = admin::AdminCx {
+                    cfg: &self.cfg.server,
+                    view: &view,
+                    tree: &self.db.tree,
+                    watches: &self.reads.watches,
+                    deadlines: self
+                        .expiry
+                        .tracker
+                        .deadlines(self.cfg.server.tick_ms as i64),
+                    cx,
+                };
+                let _ = reply.send(admin::answer(&command, &a));
+            }
+            ClientEvent::Metrics { reply } => {
+                let t = &self.conns.traffic;
+                let lat = zkmetrics::Latencies {
+                    read: &t.read_latency,
+                    update: &t.update_latency,
+                };
+                let text = zkmetrics::render(&self.stats_view(), &lat, &self.cfg.server, cx);
                 let _ = reply.send(text);
             }
         }

@@ -181,8 +181,12 @@ impl LocalReads {
         match zab_zk::read::serve_and_watch(tree, &mut self.watches, session, &ids, request) {
             Some(Ok(resp)) => conns.reply(conn, xid, zxid, ErrorCode::Ok, Some(resp), times),
             Some(Err(code)) => conns.reply(conn, xid, zxid, code, None, times),
-            None => conns.reply(conn, xid, -1, ErrorCode::Unimplemented, None, times),
+            None => {
+                conns.reply(conn, xid, -1, ErrorCode::Unimplemented, None, times);
+                return;
+            }
         }
+        conns.traffic.read_answered(times);
     }
 
     /// Re-registers watches after a reconnect. The reply echoes the request's xid, like

@@ -107,6 +107,19 @@ impl SessionTracker {
         out
     }
 
+    /// Each tracked session's expiry deadline (ms, rounded up to the tick like ZooKeeper's
+    /// expiry queue), grouped by deadline (the AdminServer's `dump`).
+    #[must_use]
+    pub fn deadlines(&self, tick_ms: i64) -> BTreeMap<i64, Vec<SessionId>> {
+        let tick = tick_ms.max(1);
+        let mut out: BTreeMap<i64, Vec<SessionId>> = BTreeMap::new();
+        for (s, t) in &self.sessions {
+            let deadline = (t.last_seen_ms + t.timeout_ms + tick - 1) / tick * tick;
+            out.entry(deadline).or_default().push(*s);
+        }
+        out
+    }
+
     /// Number of sessions tracked.
     #[must_use]
     pub fn len(&self) -> usize {

@@ -33,7 +33,7 @@ pub struct Ensemble {
     _tmp: tempfile::TempDir,
 }
 
-fn free_ports(n: usize) -> Vec<u16> {
+pub fn free_ports(n: usize) -> Vec<u16> {
     let listeners: Vec<TcpListener> = (0..n)
         .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
         .collect();
@@ -51,6 +51,11 @@ fn signal(pid: u32, sig: nix::sys::signal::Signal) {
 impl Ensemble {
     /// Starts `n` servers with `extra` appended to every `zoo.cfg`.
     pub fn start(n: usize, extra: &str) -> Ensemble {
+        Ensemble::start_each(n, |_| extra.to_string())
+    }
+
+    /// Starts `n` servers with `extra(id)` appended to server `id`'s `zoo.cfg`.
+    pub fn start_each(n: usize, extra: impl Fn(u64) -> String) -> Ensemble {
         let tmp = tempfile::tempdir().expect("tempdir");
         let ports = free_ports(4 * n);
         let mut servers = String::new();
@@ -68,10 +73,11 @@ impl Ensemble {
             let dir = tmp.path().join(format!("node{id}"));
             std::fs::create_dir_all(&dir).expect("mkdir");
             std::fs::write(dir.join("myid"), format!("{id}\n")).expect("myid");
+            let extra = extra(id);
             let cfg = format!(
                 "tickTime={TICK_MS}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
                  clientPortAddress=127.0.0.1\nmetricsProvider.httpPort={}\n\
-                 4lw.commands.whitelist=*\n{servers}{extra}\n",
+                 4lw.commands.whitelist=*\nadmin.enableServer=false\n{servers}{extra}\n",
                 dir.display(),
                 ports[4 * k],
                 ports[4 * k + 3]
@@ -246,6 +252,11 @@ impl Ensemble {
             .and_then(|v| v.trim().parse().ok())
     }
 
+    /// The whole text of server `id`'s metrics endpoint.
+    pub fn metrics_text(&self, id: u64) -> String {
+        http_get(self.node(id).metrics).unwrap_or_default()
+    }
+
     /// Prints the last lines of every server's log (on failure).
     pub fn dump_logs(&self) {
         for n in &self.nodes {
@@ -283,16 +294,20 @@ pub fn client_options() -> ConnectOptions {
 }
 
 fn http_get(addr: SocketAddr) -> std::io::Result<String> {
+    http_get_path(addr, "/metrics").map(|(_, body)| body)
+}
+
+/// `GET path` on `addr`: the status line and the body.
+pub fn http_get_path(addr: SocketAddr, path: &str) -> std::io::Result<(String, String)> {
     use std::io::{Read as _, Write as _};
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
-    Ok(out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default())
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let status = head.lines().next().unwrap_or("").to_string();
+    Ok((status, body.to_string()))
 }
 
 /// Retries `f` on connection errors (a server died or is not serving), cycling through the

@@ -32,7 +32,7 @@ impl Standalone {
         std::fs::create_dir_all(&dir).expect("mkdir");
         let cfg = format!(
             "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
-             4lw.commands.whitelist=*\n{extra}\n",
+             4lw.commands.whitelist=*\nadmin.enableServer=false\n{extra}\n",
             dir.display()
         );
         let cfg_path = tmp.path().join("zoo.cfg");

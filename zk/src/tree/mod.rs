@@ -217,6 +217,9 @@ pub struct DataTree {
     containers: BTreeSet<String>,
     ttls: BTreeSet<String>,
     sessions: BTreeMap<SessionId, i32>,
+    /// Open sessions that came from a ZooKeeper import (`zabd import`): they keep ZooKeeper's
+    /// id-derived password, so their clients can resume them after the migration.
+    imported: BTreeSet<SessionId>,
     data_size: u64,
     open_acl: Arc<Vec<Acl>>,
 }
@@ -242,6 +245,7 @@ impl DataTree {
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
             sessions: BTreeMap::new(),
+            imported: BTreeSet::new(),
             data_size: 0,
             open_acl: open.clone(),
         };
@@ -343,6 +347,31 @@ impl DataTree {
     #[must_use]
     pub fn session_open(&self, session: SessionId) -> bool {
         self.sessions.contains_key(&session)
+    }
+
+    /// Marks every open session as imported from ZooKeeper (`zabd import` does this once,
+    /// after restoring ZooKeeper's state): such a session is resumed with ZooKeeper's
+    /// id-derived password ([`crate::session::zookeeper_password`]).
+    pub fn mark_sessions_imported(&mut self) {
+        self.imported = self.sessions.keys().copied().collect();
+    }
+
+    /// Forgets which sessions came from an import (for comparing with a tree read back from
+    /// ZooKeeper's format, which has no such marks).
+    pub fn clear_imported_marks(&mut self) {
+        self.imported.clear();
+    }
+
+    /// Whether `session` is open and came from a ZooKeeper import.
+    #[must_use]
+    pub fn session_imported(&self, session: SessionId) -> bool {
+        self.imported.contains(&session) && self.sessions.contains_key(&session)
+    }
+
+    /// The open sessions that came from a ZooKeeper import.
+    #[must_use]
+    pub fn imported_sessions(&self) -> &BTreeSet<SessionId> {
+        &self.imported
     }
 
     /// Container paths.
@@ -642,6 +671,7 @@ impl DataTree {
         triggers: &mut Vec<(Trigger, TriggerAcl)>,
     ) {
         self.sessions.remove(&session);
+        self.imported.remove(&session);
         let mut paths: Vec<String> = listed.to_vec();
         for p in self.ephemerals(session) {
             if !paths.contains(&p) {
@@ -703,6 +733,7 @@ impl DataTree {
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
             sessions,
+            imported: BTreeSet::new(),
             data_size: 0,
             open_acl: open,
         };

@@ -4,13 +4,13 @@
 //! instead of panicking.
 //!
 //! Layout (big-endian): magic `ZKSN`, `u32` version, session count + `(i64 id, i32 timeout)`
-//! each, node count + `(path, data buffer (-1 = null), ACL vector, StatPersisted)` each,
-//! then a CRC-32C of everything before it.
+//! each, (version 2 on) imported-session count + `i64 id` each, node count + `(path, data
+//! buffer (-1 = null), ACL vector, StatPersisted)` each, then a CRC-32C of everything before it.
 
 use super::{DataTree, Node, StatPersisted, split_path};
 use crate::jute::{JuteError, Reader, Writer};
 use crate::proto::{Acl, Id};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use thiserror::Error;
 use zab_spec::SessionId;
@@ -30,8 +30,8 @@ pub struct NodeRecord {
 
 /// `ZKSN`.
 pub const SNAPSHOT_MAGIC: u32 = 0x5a4b_534e;
-/// The format version written.
-pub const SNAPSHOT_VERSION: u32 = 1;
+/// The format version written (2 added the imported sessions; 1 is still read).
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 /// Why bytes are not a snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -65,6 +65,10 @@ impl DataTree {
         for (s, timeout) in self.sessions() {
             w.write_i64(s.0);
             w.write_i32(*timeout);
+        }
+        w.write_i64(i64::try_from(self.imported_sessions().len()).unwrap_or(i64::MAX));
+        for s in self.imported_sessions() {
+            w.write_i64(s.0);
         }
         let mut nodes: Vec<(&String, &Node)> = self.nodes_iter().collect();
         nodes.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -110,7 +114,7 @@ impl DataTree {
             return Err(SnapshotError::Magic(magic));
         }
         let version = u32::from_be_bytes(take4(&mut r)?);
-        if version != SNAPSHOT_VERSION {
+        if version != 1 && version != SNAPSHOT_VERSION {
             return Err(SnapshotError::Version(version));
         }
         let mut crc4 = [0u8; 4];
@@ -125,6 +129,17 @@ impl DataTree {
             let timeout = r.read_i32()?;
             if sessions.insert(id, timeout).is_some() {
                 return Err(SnapshotError::Inconsistent(format!("session {id} twice")));
+            }
+        }
+        let mut imported = BTreeSet::new();
+        if version >= 2 {
+            for _ in 0..count(&mut r)? {
+                let id = SessionId(r.read_i64()?);
+                if !sessions.contains_key(&id) || !imported.insert(id) {
+                    return Err(SnapshotError::Inconsistent(format!(
+                        "imported session {id} not open or twice"
+                    )));
+                }
             }
         }
         let n_nodes = count(&mut r)?;
@@ -167,7 +182,9 @@ impl DataTree {
                 r.remaining()
             )));
         }
-        DataTree::from_nodes(nodes, sessions)
+        let mut tree = DataTree::from_nodes(nodes, sessions)?;
+        tree.imported = imported;
+        Ok(tree)
     }
 
     /// Builds a tree from its nodes (any order) and sessions: what a snapshot in another format
