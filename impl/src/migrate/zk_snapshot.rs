@@ -170,7 +170,7 @@ fn read_nodes(
         }
         let data = r.read_buffer().map_err(|e| j(r, e))?;
         let acl_id = r.read_i64().map_err(|e| j(r, e))?;
-        let stat = read_stat(r).map_err(|e| j(r, e))?;
+        let stat = StatPersisted::read(r).map_err(|e| j(r, e))?;
         let acl = if acl_id == OPEN_UNSAFE_ACL_ID {
             ids::open_acl_unsafe()
         } else {
@@ -218,20 +218,6 @@ fn read_nodes(
         ));
     }
     Ok(nodes)
-}
-
-fn read_stat(r: &mut Reader<'_>) -> std::result::Result<StatPersisted, zab_zk::jute::JuteError> {
-    Ok(StatPersisted {
-        czxid: r.read_i64()?,
-        mzxid: r.read_i64()?,
-        ctime: r.read_i64()?,
-        mtime: r.read_i64()?,
-        version: r.read_i32()?,
-        cversion: r.read_i32()?,
-        aversion: r.read_i32()?,
-        ephemeral_owner: r.read_i64()?,
-        pzxid: r.read_i64()?,
-    })
 }
 
 /// `SnapStream.checkSealIntegrity`: the Adler-32 of everything before the seal, then "/".
@@ -331,16 +317,7 @@ pub fn write(tree: &DataTree) -> Vec<u8> {
                 .copied()
                 .unwrap_or(OPEN_UNSAFE_ACL_ID),
         );
-        let s = &n.stat;
-        w.write_i64(s.czxid);
-        w.write_i64(s.mzxid);
-        w.write_i64(s.ctime);
-        w.write_i64(s.mtime);
-        w.write_i32(s.version);
-        w.write_i32(s.cversion);
-        w.write_i32(s.aversion);
-        w.write_i64(s.ephemeral_owner);
-        w.write_i64(s.pzxid);
+        n.stat.write(&mut w);
     }
     w.write_str("/");
     write_seal(&mut w);

@@ -13,6 +13,7 @@ pub mod snapshot;
 
 pub use snapshot::{NodeRecord, SnapshotError};
 
+use crate::jute::{JuteError, Reader, Writer};
 use crate::proto::{Acl, Stat, ids};
 use crate::txn::{CreateTxn, NodeKind, Txn, TxnBody};
 use bytes::Bytes;
@@ -63,6 +64,37 @@ pub struct StatPersisted {
     pub ephemeral_owner: i64,
     /// zxid of the last child create or delete.
     pub pzxid: i64,
+}
+
+impl StatPersisted {
+    /// Reads the jute record in ZooKeeper's field order (zabd's snapshots and ZooKeeper's
+    /// `DataTree.serialize` store it the same way).
+    pub fn read(r: &mut Reader<'_>) -> Result<Self, JuteError> {
+        Ok(StatPersisted {
+            czxid: r.read_i64()?,
+            mzxid: r.read_i64()?,
+            ctime: r.read_i64()?,
+            mtime: r.read_i64()?,
+            version: r.read_i32()?,
+            cversion: r.read_i32()?,
+            aversion: r.read_i32()?,
+            ephemeral_owner: r.read_i64()?,
+            pzxid: r.read_i64()?,
+        })
+    }
+
+    /// Writes the jute record in ZooKeeper's field order.
+    pub fn write(&self, w: &mut Writer) {
+        w.write_i64(self.czxid);
+        w.write_i64(self.mzxid);
+        w.write_i64(self.ctime);
+        w.write_i64(self.mtime);
+        w.write_i32(self.version);
+        w.write_i32(self.cversion);
+        w.write_i32(self.aversion);
+        w.write_i64(self.ephemeral_owner);
+        w.write_i64(self.pzxid);
+    }
 }
 
 /// A node.

@@ -81,16 +81,7 @@ impl DataTree {
                 w.write_str(&a.id.scheme);
                 w.write_str(&a.id.id);
             });
-            let s = &n.stat;
-            w.write_i64(s.czxid);
-            w.write_i64(s.mzxid);
-            w.write_i64(s.ctime);
-            w.write_i64(s.mtime);
-            w.write_i32(s.version);
-            w.write_i32(s.cversion);
-            w.write_i32(s.aversion);
-            w.write_i64(s.ephemeral_owner);
-            w.write_i64(s.pzxid);
+            n.stat.write(&mut w);
         }
         let crc = crc32c::crc32c(w.as_slice());
         w.write_raw(&crc.to_be_bytes());
@@ -158,17 +149,7 @@ impl DataTree {
                     })
                 })?
                 .unwrap_or_default();
-            let stat = StatPersisted {
-                czxid: r.read_i64()?,
-                mzxid: r.read_i64()?,
-                ctime: r.read_i64()?,
-                mtime: r.read_i64()?,
-                version: r.read_i32()?,
-                cversion: r.read_i32()?,
-                aversion: r.read_i32()?,
-                ephemeral_owner: r.read_i64()?,
-                pzxid: r.read_i64()?,
-            };
+            let stat = StatPersisted::read(&mut r)?;
             nodes.push(NodeRecord {
                 path,
                 data,

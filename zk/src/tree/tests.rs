@@ -551,7 +551,7 @@ fn corrupt_snapshots_are_errors() {
 #[test]
 fn orphan_nodes_in_a_snapshot_are_refused() {
     // A well-formed, checksummed snapshot whose node has no parent.
-    let mut w = crate::jute::Writer::new();
+    let mut w = Writer::new();
     w.write_raw(&snapshot::SNAPSHOT_MAGIC.to_be_bytes());
     w.write_raw(&1u32.to_be_bytes()); // version 1: no imported-session section
     w.write_i64(0);
