@@ -107,3 +107,29 @@ fn zk4646_counterexample_tells_the_story() {
         "the crash came before the log write"
     );
 }
+
+#[test]
+fn no_storage_recovery_counterexample_loses_a_transaction_committed_before_the_fault() {
+    // Without the recovering state, one storage fault after a commit suffices: the damaged
+    // server votes and acknowledges as if intact and a leader without the transaction wins.
+    let cfg = Config {
+        bug: Some(Bug::NoStorageRecovery),
+        ..common::storage_small()
+    };
+    let r = checker::check(&cfg, &CheckOptions::default());
+    let actions = r.failures[0].path.clone().into_actions();
+    let is_fault = |n: &str| matches!(n, "LoseEpochFiles" | "LoseLogSuffix" | "LoseDataDir");
+    let faults: Vec<usize> = (0..actions.len())
+        .filter(|&k| is_fault(actions[k].tla_name()))
+        .collect();
+    assert_eq!(faults.len(), 1, "{actions:?}");
+    let model = workload_model(&cfg);
+    let mut state = model.initial_state();
+    for a in &actions[..faults[0]] {
+        state = model.step(&state, a).expect("enabled");
+    }
+    assert!(
+        !state.ghost.committed_log.is_empty(),
+        "a transaction was committed before the fault"
+    );
+}
