@@ -64,6 +64,7 @@ EQUALITY = [
 EQUALITY_FULL = [
     "MCEpoch1Sequential",
     "MCFreshSmall",
+    "MCStorageFaults",
 ]
 # The deep configuration (--deep): minutes with TLC.
 DEEP = ["MCDefault"]

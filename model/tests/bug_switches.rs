@@ -108,6 +108,20 @@ fn zk4646_counterexample_tells_the_story() {
     );
 }
 
+fn is_storage_fault(name: &str) -> bool {
+    matches!(name, "LoseEpochFiles" | "LoseLogSuffix" | "LoseDataDir")
+}
+
+/// The counterexample of `no-storage-recovery` at its bounds.
+fn storage_counterexample() -> Vec<zab_model::Action<zab_spec::ZnodeTxn>> {
+    let cfg = Config {
+        bug: Some(Bug::NoStorageRecovery),
+        ..common::storage_small()
+    };
+    let r = checker::check(&cfg, &CheckOptions::default());
+    r.failures[0].path.clone().into_actions()
+}
+
 #[test]
 fn no_storage_recovery_counterexample_loses_a_transaction_committed_before_the_fault() {
     // Without the recovering state, one storage fault after a commit suffices: the damaged
@@ -116,11 +130,9 @@ fn no_storage_recovery_counterexample_loses_a_transaction_committed_before_the_f
         bug: Some(Bug::NoStorageRecovery),
         ..common::storage_small()
     };
-    let r = checker::check(&cfg, &CheckOptions::default());
-    let actions = r.failures[0].path.clone().into_actions();
-    let is_fault = |n: &str| matches!(n, "LoseEpochFiles" | "LoseLogSuffix" | "LoseDataDir");
+    let actions = storage_counterexample();
     let faults: Vec<usize> = (0..actions.len())
-        .filter(|&k| is_fault(actions[k].tla_name()))
+        .filter(|&k| is_storage_fault(actions[k].tla_name()))
         .collect();
     assert_eq!(faults.len(), 1, "{actions:?}");
     let model = workload_model(&cfg);
@@ -132,4 +144,28 @@ fn no_storage_recovery_counterexample_loses_a_transaction_committed_before_the_f
         !state.ghost.committed_log.is_empty(),
         "a transaction was committed before the fault"
     );
+}
+
+#[test]
+fn with_recovery_the_same_fault_leaves_the_server_recovering_and_without_a_vote() {
+    // The buggy counterexample up to its storage fault, replayed with recovery: the damaged
+    // server is recovering, cannot be elected, and is no supporter of anyone else.
+    let actions = storage_counterexample();
+    let k = actions
+        .iter()
+        .position(|a| is_storage_fault(a.tla_name()))
+        .expect("a storage fault");
+    let model = workload_model(&common::storage_small());
+    let mut state = model.initial_state();
+    for a in &actions[..=k] {
+        state = model.step(&state, a).expect("enabled with recovery too");
+    }
+    let (i, _) = actions[k].servers();
+    assert!(state.srv(i).recovering);
+    assert!(
+        model
+            .step(&state, &zab_model::Action::ElectLeader { i })
+            .is_none()
+    );
+    assert!(!model.counts(&state, i), "its votes and ACKs do not count");
 }

@@ -12,9 +12,9 @@ impl<P: Payload> ZabModel<P> {
     /// TLA+: `ElectLeader(i)`.
     ///
     /// Guard: `i` is LOOKING and not recovering, and the LOOKING servers it can reach that
-    /// are not recovering and whose votes are at most its own (itself included) form a quorum. Effect: `i` is LEADING in
-    /// DISCOVERY with itself as its only learner; its own FOLLOWERINFO proposes
-    /// `acceptedEpoch + 1` (ZooKeeper's `getEpochToPropose(self)`).
+    /// are not recovering and whose votes are at most its own (itself included) form a
+    /// quorum. Effect: `i` is LEADING in DISCOVERY with itself as its only learner; its own
+    /// FOLLOWERINFO proposes `acceptedEpoch + 1` (ZooKeeper's `getEpochToPropose(self)`).
     pub(crate) fn elect_leader(&self, s: &ModelState<P>, i: Sid) -> Option<ModelState<P>> {
         let me = s.srv(i);
         if me.state != ServerState::Looking || !self.counts(s, i) {

@@ -119,7 +119,7 @@ impl<P: Payload> ZabModel<P> {
         self.crash_restart(&mut t, i);
         let detected = !self.cfg.has(Bug::NoStorageRecovery);
         let srv = t.srv_mut(i);
-        damage(srv, detected);
+        damage(&mut *srv, detected);
         if detected {
             srv.recovering = true;
         }
