@@ -60,7 +60,7 @@ fn storage_faults_lose_nothing_with_recovery() {
 }
 
 /// Unique states of `common::storage_small()` (`tla/MCStorageFaults.cfg` counts the same).
-const STORAGE_SMALL_STATES: usize = 0;
+const STORAGE_SMALL_STATES: usize = 110_806;
 
 #[test]
 fn a_zero_storage_fault_budget_changes_nothing() {

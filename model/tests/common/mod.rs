@@ -77,7 +77,7 @@ pub fn bug_table() -> Vec<(Bug, Config, &'static str)> {
         (
             Bug::NoStorageRecovery,
             storage_small(),
-            "LeaderLogCompleteness",
+            "Leadership2",
         ),
     ]
 }
