@@ -1018,9 +1018,10 @@ LoseLogSuffix(i, k) ==
     /\ LET t == StorageFault(i)
        IN Apply(MarkRecovering([t EXCEPT !.history[i] = SubSeq(@, 1, k), !.persisted[i] = k], i))
 
-\* The whole data directory of a server that had joined is wiped.
+\* The whole data directory of a server that had joined is wiped. (The guard is not a
+\* disjunction: TLC would count one successor per true disjunct.)
 LoseDataDir(i) ==
-    /\ acceptedEpoch[i] # 0 \/ persisted[i] # 0
+    /\ ~(acceptedEpoch[i] = 0 /\ persisted[i] = 0)
     /\ storageFaults < MaxStorageFaults
     /\ LET t == StorageFault(i)
        IN Apply(MarkRecovering([t EXCEPT !.acceptedEpoch[i] = 0, !.currentEpoch[i] = 0,
