@@ -513,7 +513,10 @@ impl<P: fmt::Display + Clone> fmt::Display for ModelState<P> {
                 )?;
             }
             if s.recovering {
-                writeln!(f, "      recovering (damaged durable state, not yet restored)")?;
+                writeln!(
+                    f,
+                    "      recovering (damaged durable state, not yet restored)"
+                )?;
             }
             if let Some(k) = s.stale_last_processed {
                 writeln!(f, "      stale lastProcessed index={k}")?;

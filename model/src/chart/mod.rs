@@ -309,7 +309,10 @@ fn server_marks<P: Payload>(
     let crashed = fault || matches!(a, Action::NodeCrash { i } if *i == k);
     if crashed {
         let text = if fault {
-            format!("CRASH with storage fault ({}), restarts LOOKING", a.tla_name())
+            format!(
+                "CRASH with storage fault ({}), restarts LOOKING",
+                a.tla_name()
+            )
         } else {
             "CRASH, restarts LOOKING".into()
         };

@@ -74,10 +74,6 @@ pub fn bug_table() -> Vec<(Bug, Config, &'static str)> {
             epoch1_late_joiner(),
             "CheckCommitConsistent",
         ),
-        (
-            Bug::NoStorageRecovery,
-            storage_small(),
-            "Leadership2",
-        ),
+        (Bug::NoStorageRecovery, storage_small(), "Leadership2"),
     ]
 }
