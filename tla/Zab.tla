@@ -56,18 +56,20 @@ CONSTANTS
     MaxPartitions,  \* --partitions
     MaxTimeouts,    \* --timeouts (LeaderTimeout)
     MaxSnapshots,   \* --snapshots (TakeSnapshot)
+    MaxStorageFaults, \* --storage-faults (LoseEpochFiles, LoseLogSuffix, LoseDataDir)
     MaxEpoch,       \* --epochs: the largest epoch a leader may choose
     Bug,            \* "None" or one of BugNames (--bug)
     Workload        \* "Sessions" or "Sequential" (--workload)
 
 BugNames == {"ZK4646", "ZK4643", "ZK4394", "ZK2845", "PaperProposeRecipients",
-             "PaperRedundantPropose", "PaperCommitldZxid"}
+             "PaperRedundantPropose", "PaperCommitldZxid", "NoStorageRecovery"}
 
 \* Config::validate (model/src/config.rs): 2..=7 servers (a single server needs no
 \* agreement), at least one epoch, at most 60 requests. InitEpoch1 also needs MaxTxns >= 2
 \* (its two requests count), which InitEpoch1 states as a conjunct of its own.
 ASSUME /\ N \in 2..7
-       /\ {MaxTxns, MaxCrashes, MaxPartitions, MaxTimeouts, MaxSnapshots} \subseteq Nat
+       /\ {MaxTxns, MaxCrashes, MaxPartitions, MaxTimeouts, MaxSnapshots,
+           MaxStorageFaults} \subseteq Nat
        /\ MaxTxns <= 60
        /\ MaxEpoch \in Nat \ {0}
        /\ Bug \in BugNames \cup {"None"}
@@ -88,7 +90,8 @@ VARIABLES
     persisted,          \* durable: length of the on-disk prefix of history
     lastCommitted,      \* length of the delivered prefix of history
     lastSnapshot,       \* durable: length of the prefix covered by the snapshot
-    staleLastProcessed  \* ZK2845 only: stale last applied index, -1 = None
+    staleLastProcessed, \* ZK2845 only: stale last applied index, -1 = None
+    recovering          \* durable: damaged storage detected, not yet restored (§7.1)
 
 \* LeaderVars: canonical reset values unless state = "LEADING".
 VARIABLES
@@ -118,7 +121,7 @@ VARIABLES
 
 \* Ghost: history variables for the invariants and the bounds.
 VARIABLES
-    crashes, partitions, timeouts, snapshots,  \* fault counters
+    crashes, partitions, timeouts, snapshots, storageFaults,  \* fault counters
     restarted,          \* servers that restarted after a crash
     epochLeader,        \* set of <<epoch, leader>> (established leaders)
     proposalMsgsLog,    \* set of [source, epoch, txn]: every proposal
@@ -126,12 +129,12 @@ VARIABLES
     violations          \* set of during-action flags (Violation in Rust)
 
 serverVars == <<state, zabState, acceptedEpoch, currentEpoch, history, persisted,
-                lastCommitted, lastSnapshot, staleLastProcessed>>
+                lastCommitted, lastSnapshot, staleLastProcessed, recovering>>
 leaderVars == <<learners, connecting, connectingLive, electing, ackldRecv, ackldLive,
                 forwarding, tempMaxEpoch, ackSets, sendCounter>>
 followerVars == <<leaderOf, syncMode, nlStage, packets, syncCommitted>>
 netVars == <<msgs, partitioned>>
-ghostVars == <<crashes, partitions, timeouts, snapshots, restarted, epochLeader,
+ghostVars == <<crashes, partitions, timeouts, snapshots, storageFaults, restarted, epochLeader,
                proposalMsgsLog, committedLog, violations>>
 vars == <<serverVars, leaderVars, followerVars, netVars, ghostVars>>
 
@@ -139,7 +142,7 @@ vars == <<serverVars, leaderVars, followerVars, netVars, ghostVars>>
 Cur == [state |-> state, zabState |-> zabState, acceptedEpoch |-> acceptedEpoch,
         currentEpoch |-> currentEpoch, history |-> history, persisted |-> persisted,
         lastCommitted |-> lastCommitted, lastSnapshot |-> lastSnapshot,
-        staleLastProcessed |-> staleLastProcessed,
+        staleLastProcessed |-> staleLastProcessed, recovering |-> recovering,
         learners |-> learners, connecting |-> connecting, connectingLive |-> connectingLive,
         electing |-> electing, ackldRecv |-> ackldRecv, ackldLive |-> ackldLive,
         forwarding |-> forwarding, tempMaxEpoch |-> tempMaxEpoch, ackSets |-> ackSets,
@@ -148,7 +151,8 @@ Cur == [state |-> state, zabState |-> zabState, acceptedEpoch |-> acceptedEpoch,
         packets |-> packets, syncCommitted |-> syncCommitted,
         msgs |-> msgs, partitioned |-> partitioned,
         crashes |-> crashes, partitions |-> partitions, timeouts |-> timeouts,
-        snapshots |-> snapshots, restarted |-> restarted, epochLeader |-> epochLeader,
+        snapshots |-> snapshots, storageFaults |-> storageFaults,
+        restarted |-> restarted, epochLeader |-> epochLeader,
         proposalMsgsLog |-> proposalMsgsLog, committedLog |-> committedLog,
         violations |-> violations]
 
@@ -157,7 +161,7 @@ Apply(t) ==
     /\ state' = t.state /\ zabState' = t.zabState /\ acceptedEpoch' = t.acceptedEpoch
     /\ currentEpoch' = t.currentEpoch /\ history' = t.history /\ persisted' = t.persisted
     /\ lastCommitted' = t.lastCommitted /\ lastSnapshot' = t.lastSnapshot
-    /\ staleLastProcessed' = t.staleLastProcessed
+    /\ staleLastProcessed' = t.staleLastProcessed /\ recovering' = t.recovering
     /\ learners' = t.learners /\ connecting' = t.connecting
     /\ connectingLive' = t.connectingLive /\ electing' = t.electing
     /\ ackldRecv' = t.ackldRecv /\ ackldLive' = t.ackldLive /\ forwarding' = t.forwarding
@@ -166,7 +170,8 @@ Apply(t) ==
     /\ packets' = t.packets /\ syncCommitted' = t.syncCommitted
     /\ msgs' = t.msgs /\ partitioned' = t.partitioned
     /\ crashes' = t.crashes /\ partitions' = t.partitions /\ timeouts' = t.timeouts
-    /\ snapshots' = t.snapshots /\ restarted' = t.restarted /\ epochLeader' = t.epochLeader
+    /\ snapshots' = t.snapshots /\ storageFaults' = t.storageFaults
+    /\ restarted' = t.restarted /\ epochLeader' = t.epochLeader
     /\ proposalMsgsLog' = t.proposalMsgsLog /\ committedLog' = t.committedLog
     /\ violations' = t.violations
 
@@ -495,6 +500,7 @@ Init ==
     /\ lastCommitted = [i \in Server |-> 0]
     /\ lastSnapshot = [i \in Server |-> 0]
     /\ staleLastProcessed = [i \in Server |-> -1]
+    /\ recovering = [i \in Server |-> FALSE]
     /\ learners = [i \in Server |-> {}]
     /\ connecting = [i \in Server |-> {}]
     /\ connectingLive = [i \in Server |-> {}]
@@ -512,7 +518,7 @@ Init ==
     /\ syncCommitted = [i \in Server |-> 0]
     /\ msgs = [i \in Server |-> [j \in Server |-> <<>>]]
     /\ partitioned = {}
-    /\ crashes = 0 /\ partitions = 0 /\ timeouts = 0 /\ snapshots = 0
+    /\ crashes = 0 /\ partitions = 0 /\ timeouts = 0 /\ snapshots = 0 /\ storageFaults = 0
     /\ restarted = {}
     /\ epochLeader = {}
     /\ proposalMsgsLog = {}
@@ -538,6 +544,7 @@ InitEpoch1 ==
     /\ lastCommitted = [i \in Server |-> 1]
     /\ lastSnapshot = [i \in Server |-> 0]
     /\ staleLastProcessed = [i \in Server |-> -1]
+    /\ recovering = [i \in Server |-> FALSE]
     /\ learners = [i \in Server |-> IF isL(i) THEN Server ELSE {}]
     /\ connecting = [i \in Server |-> IF isL(i) THEN Server ELSE {}]
     /\ connectingLive = [i \in Server |-> IF isL(i) THEN Server ELSE {}]
@@ -557,7 +564,7 @@ InitEpoch1 ==
     /\ msgs = [i \in Server |-> [j \in Server |->
                  IF isL(i) /\ ~isL(j) THEN <<ProposalMsg(t2)>> ELSE <<>>]]
     /\ partitioned = {}
-    /\ crashes = 0 /\ partitions = 0 /\ timeouts = 0 /\ snapshots = 0
+    /\ crashes = 0 /\ partitions = 0 /\ timeouts = 0 /\ snapshots = 0 /\ storageFaults = 0
     /\ restarted = {}
     /\ epochLeader = {<<1, L>>}
     /\ proposalMsgsLog = {[source |-> L, epoch |-> 1, txn |-> t1],
@@ -569,10 +576,12 @@ InitEpoch1 ==
 (* Election (PROTOCOL.md §3; model/src/next/election.rs).                  *)
 
 \* A LOOKING server wins with the votes of a quorum of reachable LOOKING servers
-\* whose votes are at most its own.
+\* whose votes are at most its own; recovering servers neither win nor vote.
 ElectLeader(i) ==
     /\ state[i] = "LOOKING"
+    /\ ~recovering[i]
     /\ IsQuorum({j \in Server : /\ state[j] = "LOOKING"
+                                /\ ~recovering[j]
                                 /\ j = i \/ ~Partitioned(i, j)
                                 /\ VoteLeq(Vote(j), Vote(i))})
     /\ Apply([Cur EXCEPT
@@ -590,7 +599,7 @@ FollowLeader(i, j) ==
     /\ state[i] = "LOOKING"
     /\ state[j] = "LEADING"
     /\ ~Partitioned(i, j)
-    /\ ~(~VoteLeq(Vote(i), Vote(j)) /\ ~IsQuorum(learners[j]))
+    /\ ~(~recovering[i] /\ ~VoteLeq(Vote(i), Vote(j)) /\ ~IsQuorum(learners[j]))
     /\ Apply(Send([Cur EXCEPT
                      !.state[i] = "FOLLOWING", !.zabState[i] = "DISCOVERY",
                      !.leaderOf[i] = j, !.syncMode[i] = "NONE", !.nlStage[i] = "WAITING",
@@ -657,7 +666,7 @@ LeaderProcessACKEPOCH(i, j) ==
            t2 == Record(t1, TRUE)
        IN IF finished(EpochAcks(electing[i]))
           THEN Apply(Record(t, FALSE))
-          ELSE IF m.epoch = -1
+          ELSE IF m.epoch = -1 \/ recovering[j]    \* a recovering follower is not counted
           THEN Apply(Record(t1, FALSE))
           ELSE IF \/ m.epoch > currentEpoch[i]
                   \/ m.epoch = currentEpoch[i] /\ ZxidLt(ReportedZxid(i), m.zxid)
@@ -832,20 +841,23 @@ LeaderProcessACKLD(i, j) ==
            recv == ackldRecv[i] \cup {j}
            live == ackldLive[i] \cup {j}
            t1 == [t EXCEPT !.ackldRecv[i] = recv, !.ackldLive[i] = live]
+           \* a recovering follower gets UPTODATE but does not count towards establishment
+           recvC == IF recovering[j] THEN ackldRecv[i] ELSE recv
+           t3 == [t EXCEPT !.ackldRecv[i] = recvC, !.ackldLive[i] = live]
        IN IF formed
           THEN Apply(Send(IF Bug \in {"PaperProposeRecipients", "PaperCommitldZxid"} THEN t1 ELSE t,
                           i, j, UpToDateMsg))
           ELSE IF z # EpochStart(acceptedEpoch[i])
           THEN Apply(Flag(t, "ackInconsistent"))
-          ELSE IF i \in recv /\ IsQuorum(recv)
-          THEN LET t2 == [t1 EXCEPT !.zabState[i] = "BROADCAST",
+          ELSE IF i \in recvC /\ IsQuorum(recvC)
+          THEN LET t2 == [t3 EXCEPT !.zabState[i] = "BROADCAST",
                                     !.lastCommitted[i] = Len(history[i]),
                                     !.staleLastProcessed[i] = -1,
                                     !.ackSets[i] = <<>>,
                                     !.sendCounter[i] = IF Bug = "PaperRedundantPropose"
                                                        THEN Len(history[i]) ELSE 0]
                IN Apply(SendSet(UpdateCommittedLog(t2, i), i, live \ {i}, UpToDateMsg))
-          ELSE Apply(t1)
+          ELSE Apply(t3)
 
 FollowerProcessUPTODATE(i, j) ==
     /\ HeadIs(j, i, "UPTODATE")
@@ -855,6 +867,7 @@ FollowerProcessUPTODATE(i, j) ==
        IN IF zabState[i] # "SYNCHRONIZATION" \/ nlStage[i] # "DONE"
           THEN Apply(Flag(t, "stateInconsistent"))
           ELSE Apply([t1 EXCEPT !.zabState[i] = "BROADCAST", !.staleLastProcessed[i] = -1,
+                                !.recovering[i] = FALSE,
                                 !.lastCommitted[i] = syncCommitted[i],
                                 !.syncMode[i] = "NONE", !.syncCommitted[i] = 0])
 
@@ -919,7 +932,7 @@ LeaderProcessACK(i, j) ==
            t == Pop(Cur, j, i)
            committed == IF zabState[i] = "BROADCAST" THEN lastCommitted[i] ELSE Len(history[i])
            k == IndexOf(history[i], z)
-       IN IF ZxidLeq(z, ZxidAt(history[i], committed))
+       IN IF ZxidLeq(z, ZxidAt(history[i], committed)) \/ recovering[j]
           THEN Apply(t)
           ELSE IF k > committed
           THEN Apply(TryToCommit([t EXCEPT !.ackSets[i][k - committed] = @ \cup {j}], i, k))
@@ -963,18 +976,57 @@ PartitionRecover(i, j) ==
     /\ Partitioned(i, j)
     /\ Apply([Cur EXCEPT !.partitioned = @ \ {<<i, j>>}])
 
+\* ZabModel::crash_restart: i's connections break, its volatile state is lost, and it
+\* restarts at once, LOOKING, with its durable state (shared by NodeCrash and the
+\* storage faults).
+CrashRestart(t0, i) ==
+    LET t == [t0 EXCEPT !.restarted = @ \cup {i}]
+        t1 == CASE state[i] = "LEADING" -> LeaderShutdown(t, i, TRUE)
+                [] state[i] = "FOLLOWING" -> RemoveLearner(t, leaderOf[i], i)
+                [] OTHER -> t
+        t2 == ResetFollower(ResetLeader(CleanSet(t1, i, Server), {i}), {i})
+    IN [t2 EXCEPT !.state[i] = "LOOKING", !.zabState[i] = "ELECTION",
+                  !.history[i] = SubSeq(@, 1, t2.persisted[i]),
+                  !.lastCommitted[i] = t2.lastSnapshot[i],
+                  !.staleLastProcessed[i] = -1]
+
 \* The server crashes and restarts at once, LOOKING; durable state survives.
 NodeCrash(i) ==
     /\ crashes < MaxCrashes
-    /\ LET t == [Cur EXCEPT !.crashes = @ + 1, !.restarted = @ \cup {i}]
-           t1 == CASE state[i] = "LEADING" -> LeaderShutdown(t, i, TRUE)
-                   [] state[i] = "FOLLOWING" -> RemoveLearner(t, leaderOf[i], i)
-                   [] OTHER -> t
-           t2 == ResetFollower(ResetLeader(CleanSet(t1, i, Server), {i}), {i})
-       IN Apply([t2 EXCEPT !.state[i] = "LOOKING", !.zabState[i] = "ELECTION",
-                           !.history[i] = SubSeq(@, 1, t2.persisted[i]),
-                           !.lastCommitted[i] = t2.lastSnapshot[i],
-                           !.staleLastProcessed[i] = -1])
+    /\ Apply(CrashRestart([Cur EXCEPT !.crashes = @ + 1], i))
+
+\* Storage faults (PROTOCOL.md §7.1): a crash and restart with damaged durable state. The
+\* server detects the damage and is recovering, unless NoStorageRecovery.
+Detected == Bug # "NoStorageRecovery"
+StorageFault(i) == CrashRestart([Cur EXCEPT !.storageFaults = @ + 1], i)
+MarkRecovering(t, i) == [t EXCEPT !.recovering[i] = IF Detected THEN TRUE ELSE @]
+
+\* The epoch files are lost beside a non-empty log: ZooKeeper's rule (the epoch of the last
+\* logged zxid), or 0 when the loss goes unnoticed.
+LoseEpochFiles(i) ==
+    /\ persisted[i] > 0
+    /\ storageFaults < MaxStorageFaults
+    /\ LET t == StorageFault(i)
+           e == IF Detected THEN LastZxidOf(t.history[i])[1] ELSE 0
+       IN Apply(MarkRecovering([t EXCEPT !.acceptedEpoch[i] = e, !.currentEpoch[i] = e], i))
+
+\* The fsynced log records after the k-th are lost or corrupt (the snapshot survives).
+LoseLogSuffix(i, k) ==
+    /\ lastSnapshot[i] <= k
+    /\ k < persisted[i]
+    /\ storageFaults < MaxStorageFaults
+    /\ LET t == StorageFault(i)
+       IN Apply(MarkRecovering([t EXCEPT !.history[i] = SubSeq(@, 1, k), !.persisted[i] = k], i))
+
+\* The whole data directory of a server that had joined is wiped. (The guard is not a
+\* disjunction: TLC would count one successor per true disjunct.)
+LoseDataDir(i) ==
+    /\ ~(acceptedEpoch[i] = 0 /\ persisted[i] = 0)
+    /\ storageFaults < MaxStorageFaults
+    /\ LET t == StorageFault(i)
+       IN Apply(MarkRecovering([t EXCEPT !.acceptedEpoch[i] = 0, !.currentEpoch[i] = 0,
+                                         !.history[i] = <<>>, !.persisted[i] = 0,
+                                         !.lastSnapshot[i] = 0, !.lastCommitted[i] = 0], i))
 
 \* A message no handler accepts in the receiver's role (should not be triggered).
 FilterNonexistentMessage(i, j) ==
@@ -1010,6 +1062,9 @@ Next ==
     \/ \E i, j \in Server : PartitionStart(i, j)
     \/ \E i, j \in Server : PartitionRecover(i, j)
     \/ \E i \in Server : NodeCrash(i)
+    \/ \E i \in Server : LoseEpochFiles(i)
+    \/ \E i \in Server : \E k \in 0..Len(history[i]) : LoseLogSuffix(i, k)
+    \/ \E i \in Server : LoseDataDir(i)
     \/ \E i, j \in Server : FilterNonexistentMessage(i, j)
 
 Spec == Init /\ [][Next]_vars

@@ -48,6 +48,7 @@ BUG_CLI = {
     "PaperProposeRecipients": "paper-propose-recipients",
     "PaperRedundantPropose": "paper-redundant-propose",
     "PaperCommitldZxid": "paper-commitld-zxid",
+    "NoStorageRecovery": "no-storage-recovery",
 }
 
 # The shared configurations whose state spaces must be equal: the CI set (two servers with
@@ -63,15 +64,16 @@ EQUALITY = [
 EQUALITY_FULL = [
     "MCEpoch1Sequential",
     "MCFreshSmall",
+    "MCStorageFaults",
 ]
 # The deep configuration (--deep): minutes with TLC.
 DEEP = ["MCDefault"]
 # Whole state spaces with each bug switch on, no invariant (--full): (base cfg, bug). Every
 # switch changes the space of MCEpoch1Sequential except ZK2845, which changes
-# MCTwoServersFaults.
-BUG_SPACES = [("MCEpoch1Sequential", bug) for bug in BUG_CLI if bug != "ZK2845"] + [
-    ("MCTwoServersFaults", "ZK2845")
-]
+# MCTwoServersFaults, and NoStorageRecovery, which needs a storage fault (MCStorageFaults).
+BUG_SPACES = [
+    ("MCEpoch1Sequential", bug) for bug in BUG_CLI if bug not in ("ZK2845", "NoStorageRecovery")
+] + [("MCTwoServersFaults", "ZK2845"), ("MCStorageFaults", "NoStorageRecovery")]
 # The known-bug configurations (each names the invariant it breaks).
 BUGS = ["MCBug" + bug for bug in BUG_CLI]
 # The reachability examples (invariants::examples), checked on one configuration.
@@ -114,6 +116,7 @@ class Cfg:
             "--partitions", self.const("MaxPartitions"),
             "--timeouts", self.const("MaxTimeouts"),
             "--snapshots", self.const("MaxSnapshots"),
+            "--storage-faults", self.const("MaxStorageFaults"),
             "--epochs", self.const("MaxEpoch"),
             "--workload", self.const("Workload").lower(),
         ]

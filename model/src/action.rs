@@ -169,6 +169,26 @@ pub enum Action<P> {
         /// The server.
         i: Sid,
     },
+    /// `LoseEpochFiles`: the server crashes and restarts without its `acceptedEpoch` and
+    /// `currentEpoch` files, beside a non-empty log (a storage fault).
+    LoseEpochFiles {
+        /// The server.
+        i: Sid,
+    },
+    /// `LoseLogSuffix`: the server crashes and restarts with the fsynced records of its log
+    /// after the `k`-th lost or corrupt (a storage fault).
+    LoseLogSuffix {
+        /// The server.
+        i: Sid,
+        /// How many durable history items survive intact.
+        k: Idx,
+    },
+    /// `LoseDataDir`: the server crashes and restarts with an empty data directory (a
+    /// storage fault).
+    LoseDataDir {
+        /// The server.
+        i: Sid,
+    },
     /// `FilterNonexistentMessage`: a message no handler accepts (should not be triggered).
     FilterNonexistentMessage {
         /// The receiver.
@@ -179,7 +199,7 @@ pub enum Action<P> {
 }
 
 /// Every action name, in `spec/PROTOCOL.md` order.
-pub const TLA_NAMES: [&str; 25] = [
+pub const TLA_NAMES: [&str; 28] = [
     "ElectLeader",
     "FollowLeader",
     "LeaderTimeout",
@@ -204,6 +224,9 @@ pub const TLA_NAMES: [&str; 25] = [
     "PartitionStart",
     "PartitionRecover",
     "NodeCrash",
+    "LoseEpochFiles",
+    "LoseLogSuffix",
+    "LoseDataDir",
     "FilterNonexistentMessage",
 ];
 
@@ -238,6 +261,9 @@ impl<P> Action<P> {
             Action::PartitionStart { .. } => "PartitionStart",
             Action::PartitionRecover { .. } => "PartitionRecover",
             Action::NodeCrash { .. } => "NodeCrash",
+            Action::LoseEpochFiles { .. } => "LoseEpochFiles",
+            Action::LoseLogSuffix { .. } => "LoseLogSuffix",
+            Action::LoseDataDir { .. } => "LoseDataDir",
             Action::FilterNonexistentMessage { .. } => "FilterNonexistentMessage",
         }
     }
@@ -245,7 +271,8 @@ impl<P> Action<P> {
     /// The action a server's trace record names (`spec/PROTOCOL.md` names, as emitted by the
     /// server core), or `None` for a name that is not a single model action. `j` is the peer
     /// for two-server actions; `payload` the transaction of `LeaderProcessRequest`.
-    /// `TakeSnapshot` needs the snapshot's index in the model's history: the caller builds it.
+    /// `TakeSnapshot` and `LoseLogSuffix` need an index in the model's history: the caller
+    /// builds them.
     #[must_use]
     pub fn from_trace(name: &str, i: Sid, j: Option<Sid>, payload: Option<P>) -> Option<Action<P>> {
         let one = |f: fn(Sid) -> Action<P>| Some(f(i));
@@ -282,6 +309,8 @@ impl<P> Action<P> {
             "PartitionStart" => two(|i, j| Action::PartitionStart { i, j }),
             "PartitionRecover" => two(|i, j| Action::PartitionRecover { i, j }),
             "NodeCrash" => one(|i| Action::NodeCrash { i }),
+            "LoseEpochFiles" => one(|i| Action::LoseEpochFiles { i }),
+            "LoseDataDir" => one(|i| Action::LoseDataDir { i }),
             "FilterNonexistentMessage" => two(|i, j| Action::FilterNonexistentMessage { i, j }),
             _ => None,
         }
@@ -298,7 +327,10 @@ impl<P> Action<P> {
             | Action::LeaderBroadcastProposal { i }
             | Action::SyncProcessorLogRequest { i }
             | Action::TakeSnapshot { i, .. }
-            | Action::NodeCrash { i } => (i, None),
+            | Action::NodeCrash { i }
+            | Action::LoseEpochFiles { i }
+            | Action::LoseLogSuffix { i, .. }
+            | Action::LoseDataDir { i } => (i, None),
             Action::FollowLeader { i, j }
             | Action::LeaderProcessFollowerInfo { i, j }
             | Action::FollowerProcessLeaderInfo { i, j }
@@ -330,7 +362,7 @@ impl<P: fmt::Display> fmt::Display for Action<P> {
         if let Action::LeaderProcessRequest { payload, .. } = self {
             write!(f, ", {payload}")?;
         }
-        if let Action::TakeSnapshot { k, .. } = self {
+        if let Action::TakeSnapshot { k, .. } | Action::LoseLogSuffix { k, .. } = self {
             write!(f, ", {k}")?;
         }
         write!(f, ")")
@@ -369,6 +401,9 @@ mod tests {
             Action::PartitionStart { i, j },
             Action::PartitionRecover { i, j },
             Action::NodeCrash { i },
+            Action::LoseEpochFiles { i },
+            Action::LoseLogSuffix { i, k: 0 },
+            Action::LoseDataDir { i },
             Action::FilterNonexistentMessage { i, j },
         ];
         let names: Vec<&str> = all.iter().map(Action::tla_name).collect();
@@ -376,7 +411,11 @@ mod tests {
         for a in &all {
             let (i, j) = a.servers();
             let payload = matches!(a, Action::LeaderProcessRequest { .. }).then_some(());
-            let expected = (!matches!(a, Action::TakeSnapshot { .. })).then_some(a);
+            let expected = (!matches!(
+                a,
+                Action::TakeSnapshot { .. } | Action::LoseLogSuffix { .. }
+            ))
+            .then_some(a);
             assert_eq!(
                 Action::from_trace(a.tla_name(), i, j, payload).as_ref(),
                 expected

@@ -45,6 +45,9 @@ pub struct Config {
     pub timeouts: Option<u8>,
     /// Snapshots, over the whole run.
     pub snapshots: Option<u8>,
+    /// Storage faults (a server restarts with lost or damaged durable state: `LoseEpochFiles`,
+    /// `LoseLogSuffix`, `LoseDataDir`), over the whole run.
+    pub storage_faults: Option<u8>,
     /// The largest epoch a leader may propose.
     pub epochs: Option<u32>,
     /// The known bug re-introduced, if any.
@@ -69,6 +72,7 @@ impl Config {
             partitions: None,
             timeouts: None,
             snapshots: None,
+            storage_faults: None,
             epochs: None,
             bug: None,
             workload: WorkloadKind::Sessions,
@@ -115,6 +119,7 @@ impl Default for Config {
             partitions: Some(0),
             timeouts: Some(1),
             snapshots: Some(1),
+            storage_faults: Some(0),
             epochs: Some(2),
             bug: None,
             workload: WorkloadKind::Sessions,
@@ -130,14 +135,15 @@ impl fmt::Display for Config {
         }
         write!(
             f,
-            "servers={} txns={} crashes={} partitions={} timeouts={} snapshots={} epochs={} \
-             workload={:?} init={:?} bug={}",
+            "servers={} txns={} crashes={} partitions={} timeouts={} snapshots={} \
+             storage_faults={} epochs={} workload={:?} init={:?} bug={}",
             self.servers,
             b(self.txns),
             b(self.crashes),
             b(self.partitions),
             b(self.timeouts),
             b(self.snapshots),
+            b(self.storage_faults),
             b(self.epochs),
             self.workload,
             self.init,

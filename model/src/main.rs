@@ -100,6 +100,10 @@ struct ModelArgs {
     /// Snapshots over the whole run.
     #[arg(long, default_value_t = 1)]
     snapshots: u8,
+    /// Storage faults over the whole run: a server restarts having lost its epoch files, a
+    /// suffix of its fsynced log, or its whole data directory (spec/PROTOCOL.md §7.1).
+    #[arg(long, default_value_t = 0)]
+    storage_faults: u8,
     /// Largest epoch a leader may propose.
     #[arg(long, default_value_t = 2)]
     epochs: u32,
@@ -126,6 +130,7 @@ impl ModelArgs {
             partitions: Some(self.partitions),
             timeouts: Some(self.timeouts),
             snapshots: Some(self.snapshots),
+            storage_faults: Some(self.storage_faults),
             epochs: Some(self.epochs),
             bug: self.bug,
             workload: self.workload,
@@ -151,6 +156,9 @@ impl ModelArgs {
                 WorkloadKind::Sequential => "sequential",
             }
         );
+        if self.storage_faults > 0 {
+            s.push_str(&format!(" --storage-faults {}", self.storage_faults));
+        }
         if self.init == InitKind::Epoch1 {
             s.push_str(" --init epoch1");
         }

@@ -198,6 +198,12 @@ pub struct ServerVars<P> {
     /// Only under `--bug zk2845`: the last applied index a server kept in memory when it stopped
     /// following or leading, which it then reports instead of its last logged zxid.
     pub stale_last_processed: Option<Idx>,
+    /// Durable: the server found its durable state damaged (`LoseEpochFiles`, `LoseLogSuffix`,
+    /// `LoseDataDir`) and has not yet been restored by a leader established by a quorum of
+    /// intact servers (TLA+ `recovering`). While set it neither votes nor acknowledges as
+    /// durable: it supports no election, leads none, and its ACKEPOCH, ACK of NEWLEADER and
+    /// ACKs count towards no quorum. UPTODATE clears it.
+    pub recovering: bool,
     /// Set while LEADING.
     pub leader: Option<LeaderVars>,
     /// Set while FOLLOWING.
@@ -218,6 +224,7 @@ impl<P> ServerVars<P> {
             last_committed: 0,
             last_snapshot: 0,
             stale_last_processed: None,
+            recovering: false,
             leader: None,
             follower: None,
         }
@@ -316,6 +323,8 @@ pub struct Ghost<P> {
     pub timeouts: u8,
     /// Snapshots so far (bounded by `--snapshots`).
     pub snapshots: u8,
+    /// Storage faults so far (bounded by `--storage-faults`).
+    pub storage_faults: u8,
     /// Servers that restarted after a crash at least once.
     pub restarted: ServerSet,
     /// `(epoch, leader)` for every leader established in that epoch (`epochLeader`).
@@ -355,6 +364,7 @@ impl<P: Clone> ModelState<P> {
                 partitions: 0,
                 timeouts: 0,
                 snapshots: 0,
+                storage_faults: 0,
                 restarted: ServerSet::EMPTY,
                 epoch_leader: BTreeSet::new(),
                 proposals: BTreeSet::new(),
@@ -502,6 +512,12 @@ impl<P: fmt::Display + Clone> fmt::Display for ModelState<P> {
                     fv.sync_committed
                 )?;
             }
+            if s.recovering {
+                writeln!(
+                    f,
+                    "      recovering (damaged durable state, not yet restored)"
+                )?;
+            }
             if let Some(k) = s.stale_last_processed {
                 writeln!(f, "      stale lastProcessed index={k}")?;
             }
@@ -530,13 +546,14 @@ impl<P: fmt::Display + Clone> fmt::Display for ModelState<P> {
         writeln!(
             f,
             "  committedLog={} proposals={} crashes={} partitions={} timeouts={} snapshots={} \
-             violations={:#04x}",
+             storageFaults={} violations={:#04x}",
             fmt_history(&self.ghost.committed_log),
             self.ghost.proposals.len(),
             self.ghost.crashes,
             self.ghost.partitions,
             self.ghost.timeouts,
             self.ghost.snapshots,
+            self.ghost.storage_faults,
             self.ghost.violations.0
         )
     }

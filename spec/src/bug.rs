@@ -37,11 +37,18 @@ pub enum Bug {
     /// processed and COMMIT-LD (UPTODATE) carries only the follower's own sync point, so a
     /// transaction committed in between is never committed by that follower.
     PaperCommitldZxid,
+    /// Storage faults (issue 13), model only so far: a server whose disk lost or damaged what
+    /// it had made durable does not notice. A damaged fsynced log suffix is cut like a torn
+    /// tail, a missing `currentEpoch`/`acceptedEpoch` reads as 0, a wiped data directory
+    /// rejoins as a fresh member, and the server votes and acknowledges as if intact, so a
+    /// quorum without a committed transaction elects a leader that lacks it. Only has an
+    /// effect with a storage-fault budget (`--storage-faults`).
+    NoStorageRecovery,
 }
 
 impl Bug {
     /// All switches, in `--help` order.
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 8] = [
         Bug::Zk4646,
         Bug::Zk4643,
         Bug::Zk4394,
@@ -49,6 +56,7 @@ impl Bug {
         Bug::PaperProposeRecipients,
         Bug::PaperRedundantPropose,
         Bug::PaperCommitldZxid,
+        Bug::NoStorageRecovery,
     ];
 
     /// The CLI spelling (`--bug zk4646`).
@@ -62,6 +70,7 @@ impl Bug {
             Bug::PaperProposeRecipients => "paper-propose-recipients",
             Bug::PaperRedundantPropose => "paper-redundant-propose",
             Bug::PaperCommitldZxid => "paper-commitld-zxid",
+            Bug::NoStorageRecovery => "no-storage-recovery",
         }
     }
 
@@ -76,6 +85,7 @@ impl Bug {
             Bug::PaperProposeRecipients => "PaperProposeRecipients",
             Bug::PaperRedundantPropose => "PaperRedundantPropose",
             Bug::PaperCommitldZxid => "PaperCommitldZxid",
+            Bug::NoStorageRecovery => "NoStorageRecovery",
         }
     }
 }

@@ -301,9 +301,22 @@ fn server_marks<P: Payload>(
             text,
         });
     };
-    let crashed = matches!(a, Action::NodeCrash { i } if *i == k);
+    let fault = matches!(
+        a,
+        Action::LoseEpochFiles { i } | Action::LoseLogSuffix { i, .. } | Action::LoseDataDir { i }
+            if *i == k
+    );
+    let crashed = fault || matches!(a, Action::NodeCrash { i } if *i == k);
     if crashed {
-        mark(MarkKind::Crash, "CRASH, restarts LOOKING".into());
+        let text = if fault {
+            format!(
+                "CRASH with storage fault ({}), restarts LOOKING",
+                a.tla_name()
+            )
+        } else {
+            "CRASH, restarts LOOKING".into()
+        };
+        mark(MarkKind::Crash, text);
         let kept = match new.persisted {
             0 => "keeps an empty log".to_string(),
             p => format!("keeps log to {} (durable)", upto(new, p as usize)),
@@ -327,7 +340,7 @@ fn server_marks<P: Payload>(
             format!("currentEpoch={} on disk", new.current_epoch),
         );
     }
-    log_marks(old, new, &t.ghost.committed_log, crashed, &mut mark);
+    log_marks(old, new, &t.ghost.committed_log, crashed, fault, &mut mark);
     let (i, _) = a.servers();
     if i == k && t.ghost.committed_log.len() > b.ghost.committed_log.len() {
         mark(
@@ -360,6 +373,7 @@ fn log_marks<P: Payload>(
     new: &ServerVars<P>,
     committed_log: &[Txn<P>],
     crashed: bool,
+    fault: bool,
     mark: &mut impl FnMut(MarkKind, String),
 ) {
     let keep = common_prefix(&old.history, &new.history);
@@ -367,7 +381,9 @@ fn log_marks<P: Payload>(
         .iter()
         .cloned()
         .partition(|x| committed_log.contains(x));
-    let how = if crashed {
+    let how = if fault {
+        "lost to the storage fault"
+    } else if crashed {
         "lost in crash"
     } else {
         "truncated"
@@ -379,7 +395,11 @@ fn log_marks<P: Payload>(
         );
     }
     if !lost.is_empty() {
-        let why = if crashed { " (not durable)" } else { "" };
+        let why = if crashed && !fault {
+            " (not durable)"
+        } else {
+            ""
+        };
         mark(MarkKind::Lost, format!("{} {how}{why}", zxids(&lost)));
     }
     let added = &new.history[keep..];

@@ -18,6 +18,7 @@ fn zk4646_config() -> Config {
         partitions: Some(0),
         timeouts: Some(0),
         snapshots: Some(0),
+        storage_faults: Some(0),
         epochs: Some(3),
         bug: Some(Bug::Zk4646),
         workload: WorkloadKind::Sessions,

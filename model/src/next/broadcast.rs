@@ -172,7 +172,7 @@ impl<P: Payload> ZabModel<P> {
         };
         let mut t = s.clone();
         t.pop(j, i);
-        if zxid <= me.zxid_at(committed) {
+        if zxid <= me.zxid_at(committed) || !self.counts(s, j) {
             return Some(t);
         }
         match me.index_of(zxid) {

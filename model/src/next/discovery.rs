@@ -164,6 +164,11 @@ impl<P: Payload> ZabModel<P> {
             record(&mut t, false);
             return Some(t);
         };
+        if !self.counts(s, j) {
+            // A recovering follower is synced but does not count towards the epoch quorum.
+            record(&mut t, false);
+            return Some(t);
+        }
         let leader_summary = (me.current_epoch, self.reported_zxid(s, i));
         if (follower_epoch, last_zxid) > leader_summary {
             let mut t = s.clone();

@@ -11,13 +11,13 @@ use zab_spec::{Payload, QuorumMessage, ServerState, ZabState};
 impl<P: Payload> ZabModel<P> {
     /// TLA+: `ElectLeader(i)`.
     ///
-    /// Guard: `i` is LOOKING, and the LOOKING servers it can reach whose
-    /// votes are at most its own (itself included) form a quorum. Effect: `i` is LEADING in
-    /// DISCOVERY with itself as its only learner; its own FOLLOWERINFO proposes
-    /// `acceptedEpoch + 1` (ZooKeeper's `getEpochToPropose(self)`).
+    /// Guard: `i` is LOOKING and not recovering, and the LOOKING servers it can reach that
+    /// are not recovering and whose votes are at most its own (itself included) form a
+    /// quorum. Effect: `i` is LEADING in DISCOVERY with itself as its only learner; its own
+    /// FOLLOWERINFO proposes `acceptedEpoch + 1` (ZooKeeper's `getEpochToPropose(self)`).
     pub(crate) fn elect_leader(&self, s: &ModelState<P>, i: Sid) -> Option<ModelState<P>> {
         let me = s.srv(i);
-        if me.state != ServerState::Looking {
+        if me.state != ServerState::Looking || !self.counts(s, i) {
             return None;
         }
         let my_vote = self.vote(s, i);
@@ -25,6 +25,7 @@ impl<P: Payload> ZabModel<P> {
             .filter(|&j| {
                 let o = s.srv(j);
                 o.state == ServerState::Looking
+                    && self.counts(s, j)
                     && (j == i || !s.partitioned(i, j))
                     && self.vote(s, j) <= my_vote
             })
@@ -61,7 +62,8 @@ impl<P: Payload> ZabModel<P> {
     /// `ConnectAndFollowerSendFOLLOWERINFO`).
     ///
     /// Guard: `i` LOOKING, `j` LEADING, the link is up, and `j`'s vote
-    /// beats `i`'s or `j`'s learners already form a quorum. Effect: `i` FOLLOWING `j` in
+    /// beats `i`'s or `j`'s learners already form a quorum or `i` is recovering (its vote
+    /// means nothing until it is restored). Effect: `i` FOLLOWING `j` in
     /// DISCOVERY, `j` adds `i` to its learners, FOLLOWERINFO(acceptedEpoch) is on its way.
     pub(crate) fn follow_leader(&self, s: &ModelState<P>, i: Sid, j: Sid) -> Option<ModelState<P>> {
         if i == j {
@@ -75,7 +77,7 @@ impl<P: Payload> ZabModel<P> {
         if s.partitioned(i, j) {
             return None;
         }
-        if self.vote(s, i) > self.vote(s, j) && !learners.is_quorum(s.n()) {
+        if self.counts(s, i) && self.vote(s, i) > self.vote(s, j) && !learners.is_quorum(s.n()) {
             return None;
         }
         let mut t = s.clone();

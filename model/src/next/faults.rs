@@ -1,9 +1,11 @@
-//! The environment: partitions, crashes and restarts, and the check that no message arrives
-//! where no handler expects it. `spec/PROTOCOL.md` §7.
+//! The environment: partitions, crashes and restarts, storage faults (a restart with lost or
+//! damaged durable state), and the check that no message arrives where no handler expects
+//! it. `spec/PROTOCOL.md` §7.
 
 use super::ZabModel;
-use crate::state::{ModelState, Sid, Violation};
-use zab_spec::{Payload, ServerState, ZabState};
+use crate::config::Bug;
+use crate::state::{Idx, ModelState, ServerVars, Sid, Violation};
+use zab_spec::{Epoch, Payload, ServerState, ZabState};
 
 impl<P: Payload> ZabModel<P> {
     /// TLA+: `PartitionStart(i, j)`: the link between `i < j` is cut (bounded by
@@ -63,17 +65,27 @@ impl<P: Payload> ZabModel<P> {
     /// server that stays down is indistinguishable from a LOOKING one that takes no step,
     /// so separate down states would only repeat behaviours.
     pub(crate) fn node_crash(&self, s: &ModelState<P>, i: Sid) -> Option<ModelState<P>> {
-        let me = s.srv(i);
         let mut t = s.clone();
         if !super::spend(self.cfg.crashes, &mut t.ghost.crashes) {
             return None;
         }
+        self.crash_restart(&mut t, i);
+        Some(t)
+    }
+
+    /// The part of `NodeCrash(i)` that the storage faults share: connections break, volatile
+    /// state is lost, `i` restarts LOOKING with its durable state.
+    fn crash_restart(&self, t: &mut ModelState<P>, i: Sid) {
         t.ghost.restarted = t.ghost.restarted.with(i);
-        match me.state {
-            ServerState::Leading => self.leader_shutdown(&mut t, i, true),
+        let (state, leader) = {
+            let me = t.srv(i);
+            (me.state, me.follower.as_ref().map(|f| f.leader))
+        };
+        match state {
+            ServerState::Leading => self.leader_shutdown(t, i, true),
             ServerState::Following => {
-                if let Some(l) = me.follower.as_ref().map(|f| f.leader) {
-                    self.remove_learner(&mut t, l, i);
+                if let Some(l) = leader {
+                    self.remove_learner(t, l, i);
                 }
             }
             ServerState::Looking => {}
@@ -89,7 +101,88 @@ impl<P: Payload> ZabModel<P> {
         srv.history.truncate(srv.persisted as usize);
         srv.last_committed = srv.last_snapshot;
         srv.stale_last_processed = None;
+    }
+
+    /// A storage fault at `i`: spends the `--storage-faults` budget, crashes and restarts
+    /// `i`, and (unless `--bug no-storage-recovery`) `i` detects the damage and enters the
+    /// recovering state. `damage` changes the durable state the server restarts with.
+    fn storage_fault(
+        &self,
+        s: &ModelState<P>,
+        i: Sid,
+        damage: impl FnOnce(&mut ServerVars<P>, bool),
+    ) -> Option<ModelState<P>> {
+        let mut t = s.clone();
+        if !super::spend(self.cfg.storage_faults, &mut t.ghost.storage_faults) {
+            return None;
+        }
+        self.crash_restart(&mut t, i);
+        let detected = !self.cfg.has(Bug::NoStorageRecovery);
+        let srv = t.srv_mut(i);
+        damage(&mut *srv, detected);
+        if detected {
+            srv.recovering = true;
+        }
         Some(t)
+    }
+
+    /// TLA+: `LoseEpochFiles(i)` (bounded by `--storage-faults`): `i` restarts without its
+    /// `acceptedEpoch` and `currentEpoch` files beside a non-empty log. It follows ZooKeeper's
+    /// rule: both become the epoch of its last logged zxid (under `--bug no-storage-recovery`:
+    /// 0, as a server that reads a missing file as "never set" would).
+    pub(crate) fn lose_epoch_files(&self, s: &ModelState<P>, i: Sid) -> Option<ModelState<P>> {
+        if s.srv(i).persisted == 0 {
+            return None;
+        }
+        self.storage_fault(s, i, |srv, detected| {
+            let epoch = if detected {
+                srv.last_zxid().epoch
+            } else {
+                Epoch(0)
+            };
+            srv.accepted_epoch = epoch;
+            srv.current_epoch = epoch;
+        })
+    }
+
+    /// TLA+: `LoseLogSuffix(i, k)` (bounded by `--storage-faults`): the fsynced log records of
+    /// `i` after the `k`-th are lost or corrupt (`lastSnapshot <= k < persisted`; the snapshot
+    /// survives). The records before the damage are intact; the damaged ones are unusable.
+    /// Under `--bug no-storage-recovery` the damage is taken for a torn tail and cut silently.
+    pub(crate) fn lose_log_suffix(
+        &self,
+        s: &ModelState<P>,
+        i: Sid,
+        k: Idx,
+    ) -> Option<ModelState<P>> {
+        let me = s.srv(i);
+        if k < me.last_snapshot || k >= me.persisted {
+            return None;
+        }
+        self.storage_fault(s, i, |srv, _| {
+            srv.history.truncate(k as usize);
+            srv.persisted = k;
+        })
+    }
+
+    /// TLA+: `LoseDataDir(i)` (bounded by `--storage-faults`): `i`, which had joined (some
+    /// durable state), restarts with an empty data directory: epochs 0, no log, no snapshot.
+    /// With recovery the wipe is detected (a member marker kept apart from the data, or what
+    /// the peers remember of `i`); under `--bug no-storage-recovery` `i` rejoins as a fresh
+    /// member.
+    pub(crate) fn lose_data_dir(&self, s: &ModelState<P>, i: Sid) -> Option<ModelState<P>> {
+        let me = s.srv(i);
+        if me.accepted_epoch == Epoch(0) && me.persisted == 0 {
+            return None;
+        }
+        self.storage_fault(s, i, |srv, _| {
+            srv.accepted_epoch = Epoch(0);
+            srv.current_epoch = Epoch(0);
+            srv.history.clear();
+            srv.persisted = 0;
+            srv.last_snapshot = 0;
+            srv.last_committed = 0;
+        })
     }
 
     /// TLA+: `FilterNonexistentMessage(i, j)`: the head of `j → i` is a message `i` has no

@@ -183,6 +183,17 @@ impl<P: Payload> ZabModel<P> {
         }
     }
 
+    /// Whether `j`'s votes and acknowledgements count towards a quorum: it is not recovering
+    /// from damaged storage (`spec/PROTOCOL.md` §7.1). The flag changes only when `j`'s
+    /// connections break (a storage fault) or at UPTODATE, so reading it when a message of
+    /// `j` is processed is the same as `j` stating it in that message (an ACK sent before
+    /// UPTODATE may be counted after it: it acknowledges a transaction `j` logged after its
+    /// restoration began, which is on its disk).
+    #[must_use]
+    pub fn counts(&self, s: &ModelState<P>, j: Sid) -> bool {
+        !s.srv(j).recovering
+    }
+
     /// Server `i`'s vote.
     #[must_use]
     pub fn vote(&self, s: &ModelState<P>, i: Sid) -> VoteKey {
@@ -296,6 +307,17 @@ impl<P: Payload> ZabModel<P> {
                 out.push(Action::TakeSnapshot { i, k });
             }
             out.push(Action::NodeCrash { i });
+            if self
+                .cfg
+                .storage_faults
+                .is_none_or(|b| s.ghost.storage_faults < b)
+            {
+                out.push(Action::LoseEpochFiles { i });
+                for k in srv.last_snapshot..srv.persisted {
+                    out.push(Action::LoseLogSuffix { i, k });
+                }
+                out.push(Action::LoseDataDir { i });
+            }
             for j in i + 1..n {
                 out.push(Action::PartitionStart { i, j });
                 out.push(Action::PartitionRecover { i, j });
@@ -354,6 +376,9 @@ impl<P: Payload> ZabModel<P> {
             Action::PartitionStart { i, j } => self.partition_start(s, *i, *j),
             Action::PartitionRecover { i, j } => self.partition_recover(s, *i, *j),
             Action::NodeCrash { i } => self.node_crash(s, *i),
+            Action::LoseEpochFiles { i } => self.lose_epoch_files(s, *i),
+            Action::LoseLogSuffix { i, k } => self.lose_log_suffix(s, *i, *k),
+            Action::LoseDataDir { i } => self.lose_data_dir(s, *i),
             Action::FilterNonexistentMessage { i, j } => self.filter_nonexistent_message(s, *i, *j),
         }
     }

@@ -376,8 +376,12 @@ impl<P: Payload> ZabModel<P> {
             t.ghost.violations.set(Violation::AckInconsistent);
             return Some(t);
         }
+        let counts = self.counts(s, j);
         let lv = t.srv_mut(i).leader.as_mut()?;
-        lv.ackld_recv = lv.ackld_recv.with(j);
+        if counts {
+            lv.ackld_recv = lv.ackld_recv.with(j);
+        }
+        // A recovering follower gets UPTODATE on establishment but does not count towards it.
         lv.ackld_live = lv.ackld_live.with(j);
         let (recv, live) = (lv.ackld_recv, lv.ackld_live);
         if recv.contains(i) && recv.is_quorum(n) {
@@ -430,6 +434,8 @@ impl<P: Payload> ZabModel<P> {
         let srv = t.srv_mut(i);
         srv.zab_state = ZabState::Broadcast;
         srv.stale_last_processed = None;
+        // Restored by a leader a quorum of intact servers established (PROTOCOL.md §7.1).
+        srv.recovering = false;
         let fv = srv.follower.as_mut()?;
         srv.last_committed = fv.sync_committed;
         fv.sync_mode = None;

@@ -40,6 +40,17 @@ pub fn epoch1_late_joiner() -> Config {
     }
 }
 
+/// Storage faults: the fresh small bounds with one storage fault instead of the crash
+/// (`--crashes 0 --storage-faults 1`).
+#[allow(dead_code)]
+pub fn storage_small() -> Config {
+    Config {
+        crashes: Some(0),
+        storage_faults: Some(1),
+        ..fresh_small()
+    }
+}
+
 /// Every bug switch, the bounds it is found at, and the invariant it breaks.
 #[allow(dead_code)]
 pub fn bug_table() -> Vec<(Bug, Config, &'static str)> {
@@ -63,5 +74,6 @@ pub fn bug_table() -> Vec<(Bug, Config, &'static str)> {
             epoch1_late_joiner(),
             "CheckCommitConsistent",
         ),
+        (Bug::NoStorageRecovery, storage_small(), "Leadership2"),
     ]
 }
