@@ -400,29 +400,82 @@ impl Watch {
     }
 }
 
-/// Warning and error lines of a log from byte `from` on (the last part of each, trimmed);
-/// `errors_first` puts ERROR lines first.
+/// Log lines that say something about damage, recovery or a refusal to start.
+const NOTABLE: [&str; 17] = [
+    "not found!",
+    "corrupt",
+    "crc",
+    "checksum",
+    "damage",
+    "recover",
+    "missing",
+    "invalid",
+    "unable to load",
+    "refus",
+    "truncat",
+    "torn",
+    "exiting abnormally",
+    "inconsistent",
+    "error:",
+    "panicked",
+    "ERROR",
+];
+
+/// Warnings about peers being away and other chatter of a restart, never the point.
+const NOISE: [&str; 12] = [
+    "cannot open channel",
+    "learnerhandler",
+    "sendworker",
+    "connection broken",
+    "interrupted while",
+    "maxcnxns",
+    "close of session",
+    "security:",
+    "got zxid",
+    "unable to read additional data",
+    "exception when following",
+    "connection refused",
+];
+
+/// The notable lines of a log from byte `from` on (message part only, shortened, an
+/// exception's first line appended to the error it explains); `errors_first` puts ERROR
+/// lines first.
 fn key_lines(log: &Path, from: u64, errors_first: bool) -> Vec<String> {
     let text = std::fs::read(log).unwrap_or_default();
     let start = usize::try_from(from).unwrap_or(0).min(text.len());
     let text = String::from_utf8_lossy(&text[start..]).into_owned();
+    let all: Vec<&str> = text.lines().collect();
     let mut lines: Vec<(bool, String)> = Vec::new();
     let mut seen = BTreeSet::new();
-    for l in text.lines() {
-        let is_err = l.contains("ERROR") || l.contains("Exception") || l.contains("error:");
-        let is_warn = l.contains("WARN");
-        if !(is_err || is_warn) {
+    for (i, l) in all.iter().enumerate() {
+        let lower = l.to_lowercase();
+        let notable = NOTABLE
+            .iter()
+            .any(|p| if *p == "ERROR" { l.contains(p) } else { lower.contains(p) });
+        if !notable || NOISE.iter().any(|p| lower.contains(p)) {
             continue;
         }
+        // Stack frames and exception lines are attached to their error line below.
+        if l.starts_with(char::is_whitespace) || l.starts_with("java.") || l.starts_with("Caused by") {
+            continue;
+        }
+        let is_err = l.contains("ERROR") || lower.contains("error:");
         // The message without timestamp and thread.
-        let msg = l
-            .find(" - ")
-            .map(|i| &l[i + 3..])
+        let mut msg = l
+            .find("] - ")
+            .map(|i| &l[i + 4..])
             .or_else(|| l.find("WARN ").map(|i| &l[i..]))
             .or_else(|| l.find("ERROR ").map(|i| &l[i..]))
+            .or_else(|| l.find("INFO ").map(|i| &l[i + 5..]))
             .unwrap_or(l)
-            .trim();
-        let msg = shorten(msg);
+            .trim()
+            .to_string();
+        if let Some(next) = all.get(i + 1) {
+            if next.starts_with("java.") || next.contains("Exception: ") {
+                msg = format!("{msg}: {}", next.trim());
+            }
+        }
+        let msg = shorten(&msg);
         if seen.insert(msg.clone()) {
             lines.push((is_err, msg));
         }
@@ -801,4 +854,34 @@ pub fn table(rows: &[Row]) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_lines_keep_the_point_and_drop_the_chatter() {
+        let log = "\
+2026-11-30 22:55:20,700 - WARN  [QuorumPeer:QuorumCnxManager@401] - Cannot open channel to 3 at election address /10.77.0.3:3888
+2026-11-30 22:55:20,701 - INFO  [main:QuorumPeer@1158] - currentEpoch not found! Creating with a reasonable default of 1. This should only happen when you are upgrading your installation
+2026-11-30 22:55:20,749 - ERROR [main:QuorumPeer@1200] - Unable to load database on disk
+java.io.IOException: CRC check failed
+\tat org.apache.zookeeper.server.persistence.FileTxnLog$FileTxnIterator.next(FileTxnLog.java:773)
+2026-11-30T22:53:58.1Z  WARN zab_server::storage::epoch: currentEpoch is missing next to data; using 0 file=/tmp/x/s2/data/zab-v1/currentEpoch
+2026-11-30T22:53:58.1Z  WARN zab_server::server: SECURITY: the quorum and election ports are PLAINTEXT
+";
+        let p = std::env::temp_dir().join(format!("zab-keylines-{}", std::process::id()));
+        std::fs::write(&p, log).unwrap();
+        let l = key_lines(&p, 0, true);
+        std::fs::remove_file(&p).unwrap();
+        assert_eq!(
+            l,
+            [
+                "Unable to load database on disk: java.io.IOException: CRC check failed",
+                "currentEpoch not found! Creating with a reasonable default of 1. This should only happen when you are upgrading your installation",
+                "WARN currentEpoch is missing next to data; using 0",
+            ]
+        );
+    }
 }
