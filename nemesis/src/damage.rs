@@ -362,7 +362,11 @@ fn modes(ids: &[u64]) -> (String, Vec<Option<String>>) {
 
 /// Whether the running servers among `ids` serve with exactly one leader.
 fn serving(cluster: &Cluster, ids: &[u64]) -> bool {
-    let running: Vec<u64> = ids.iter().copied().filter(|&i| cluster.running(i)).collect();
+    let running: Vec<u64> = ids
+        .iter()
+        .copied()
+        .filter(|&i| cluster.running(i))
+        .collect();
     if running.len() < 2 {
         return false;
     }
@@ -449,14 +453,21 @@ fn key_lines(log: &Path, from: u64, errors_first: bool) -> Vec<String> {
     let mut seen = BTreeSet::new();
     for (i, l) in all.iter().enumerate() {
         let lower = l.to_lowercase();
-        let notable = NOTABLE
-            .iter()
-            .any(|p| if *p == "ERROR" { l.contains(p) } else { lower.contains(p) });
+        let notable = NOTABLE.iter().any(|p| {
+            if *p == "ERROR" {
+                l.contains(p)
+            } else {
+                lower.contains(p)
+            }
+        });
         if !notable || NOISE.iter().any(|p| lower.contains(p)) {
             continue;
         }
         // Stack frames and exception lines are attached to their error line below.
-        if l.starts_with(char::is_whitespace) || l.starts_with("java.") || l.starts_with("Caused by") {
+        if l.starts_with(char::is_whitespace)
+            || l.starts_with("java.")
+            || l.starts_with("Caused by")
+        {
             continue;
         }
         let is_err = l.contains("ERROR") || lower.contains("error:");
@@ -501,9 +512,19 @@ fn shorten(msg: &str) -> String {
     {
         words.remove(1);
     }
-    let kept: Vec<&str> = words
+    // Paths of the run folder say nothing: `key=/path` fields go, a path keeps its last two
+    // components.
+    let kept: Vec<String> = words
         .into_iter()
         .filter(|w| !(w.contains('=') && w.contains('/')))
+        .map(|w| {
+            let parts: Vec<&str> = w.split('/').collect();
+            if w.starts_with('/') && parts.len() > 3 {
+                format!("…/{}", parts[parts.len() - 2..].join("/"))
+            } else {
+                w.to_string()
+            }
+        })
         .collect();
     let s = kept.join(" ");
     if s.chars().count() > 200 {
@@ -840,7 +861,9 @@ pub fn table(rows: &[Row]) -> String {
          |---|---|---|---|---|---|\n",
     );
     for r in rows {
-        let lost = r.lost.map_or_else(|| "? (no server answered)".into(), |l| l.to_string());
+        let lost = r
+            .lost
+            .map_or_else(|| "? (no server answered)".into(), |l| l.to_string());
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {} ({}) | {} |",
@@ -869,6 +892,7 @@ mod tests {
 java.io.IOException: CRC check failed
 \tat org.apache.zookeeper.server.persistence.FileTxnLog$FileTxnIterator.next(FileTxnLog.java:773)
 2026-11-30T22:53:58.1Z  WARN zab_server::storage::epoch: currentEpoch is missing next to data; using 0 file=/tmp/x/s2/data/zab-v1/currentEpoch
+2026-11-30T22:53:58.2Z ERROR zabd: cannot start from /tmp/x/s2/data: corrupt storage: /tmp/x/s2/data/zab-v1/log.0000000100000001 at byte 7
 2026-11-30T22:53:58.1Z  WARN zab_server::server: SECURITY: the quorum and election ports are PLAINTEXT
 ";
         let p = std::env::temp_dir().join(format!("zab-keylines-{}", std::process::id()));
@@ -879,6 +903,7 @@ java.io.IOException: CRC check failed
             l,
             [
                 "Unable to load database on disk: java.io.IOException: CRC check failed",
+                "ERROR zabd: cannot start from …/s2/data: corrupt storage: …/zab-v1/log.0000000100000001 at byte 7",
                 "currentEpoch not found! Creating with a reasonable default of 1. This should only happen when you are upgrading your installation",
                 "WARN currentEpoch is missing next to data; using 0",
             ]

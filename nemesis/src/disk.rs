@@ -262,7 +262,9 @@ pub fn wipe(data: &Path) -> Result<String> {
         }
         removed += 1;
     }
-    Ok(format!("wiped the data directory ({removed} entries; myid kept)"))
+    Ok(format!(
+        "wiped the data directory ({removed} entries; myid kept)"
+    ))
 }
 
 #[cfg(test)]
@@ -329,13 +331,17 @@ mod tests {
         std::fs::write(v.join("log.4"), zk_log(&[(4, &body)])).unwrap();
         std::fs::write(v.join("currentEpoch"), "1").unwrap();
         let recs = log_records(System::Zookeeper, &dir);
-        assert_eq!(recs.iter().map(|r| r.zxid).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        assert_eq!(
+            recs.iter().map(|r| r.zxid).collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
         flip_in_record(&recs[1], 1, 4).unwrap();
         let after = std::fs::read(v.join("log.1")).unwrap();
         let diff: Vec<usize> = (0..log.len()).filter(|&i| log[i] != after[i]).collect();
         assert_eq!(diff.len(), 1);
-        assert!((recs[1].payload.0..recs[1].payload.0 + recs[1].payload.1)
-            .contains(&(diff[0] as u64)));
+        assert!(
+            (recs[1].payload.0..recs[1].payload.0 + recs[1].payload.1).contains(&(diff[0] as u64))
+        );
         truncate_from(&recs, 2).unwrap();
         assert!(!v.join("log.4").exists());
         assert_eq!(log_records(System::Zookeeper, &dir).len(), 2);
