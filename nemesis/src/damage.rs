@@ -405,8 +405,9 @@ impl Watch {
 }
 
 /// Log lines that say something about damage, recovery or a refusal to start.
-const NOTABLE: [&str; 17] = [
+const NOTABLE: [&str; 18] = [
     "not found!",
+    "problem reading",
     "corrupt",
     "crc",
     "checksum",
@@ -452,17 +453,6 @@ fn key_lines(log: &Path, from: u64, errors_first: bool) -> Vec<String> {
     let mut lines: Vec<(bool, String)> = Vec::new();
     let mut seen = BTreeSet::new();
     for (i, l) in all.iter().enumerate() {
-        let lower = l.to_lowercase();
-        let notable = NOTABLE.iter().any(|p| {
-            if *p == "ERROR" {
-                l.contains(p)
-            } else {
-                lower.contains(p)
-            }
-        });
-        if !notable || NOISE.iter().any(|p| lower.contains(p)) {
-            continue;
-        }
         // Stack frames and exception lines are attached to their error line below.
         if l.starts_with(char::is_whitespace)
             || l.starts_with("java.")
@@ -470,7 +460,6 @@ fn key_lines(log: &Path, from: u64, errors_first: bool) -> Vec<String> {
         {
             continue;
         }
-        let is_err = l.contains("ERROR") || lower.contains("error:");
         // The message without timestamp and thread.
         let mut msg = l
             .find("] - ")
@@ -487,6 +476,18 @@ fn key_lines(log: &Path, from: u64, errors_first: bool) -> Vec<String> {
             }
         }
         let msg = shorten(&msg);
+        let lower = msg.to_lowercase();
+        let notable = NOTABLE.iter().any(|p| {
+            if *p == "ERROR" {
+                l.contains(p)
+            } else {
+                lower.contains(p)
+            }
+        });
+        if !notable || NOISE.iter().any(|p| lower.contains(p)) {
+            continue;
+        }
+        let is_err = l.contains("ERROR") || lower.contains("error:");
         if seen.insert(msg.clone()) {
             lines.push((is_err, msg));
         }
