@@ -184,6 +184,8 @@ pub struct Row {
     pub window_modes: String,
     /// Whether the first restarted servers served (one leader) without the third.
     pub served_in_window: bool,
+    /// How long the first restarted servers were alone, seconds.
+    pub window_secs: f64,
     /// Whether the operator had to wipe B (after a refusal).
     pub operator_wipe: bool,
     /// Whether every server served at the end.
@@ -216,33 +218,33 @@ impl Row {
         self.error.is_none() && self.lost == Some(0) && self.serving_at_end && self.phantoms == 0
     }
 
-    /// What the system did, in words, from the measurements.
+    /// What the system did, in words, from the measurements (B: the damaged server).
     #[must_use]
     pub fn behaviour(&self) -> String {
-        let (_, b, _) = self.roles;
         let mut s = match &self.refused {
-            Some(r) => format!("s{b} refused to start: {r}"),
+            Some(r) => format!("B refused to start ({r})"),
             None => match self.b_log.first() {
-                Some(l) => format!("s{b} started; logged: {l}"),
-                None => format!("s{b} started, logged no warning"),
+                Some(l) => format!("B started; it logged: {l}"),
+                None => "B started, logging nothing about damage".to_string(),
             },
         };
-        let first = match self.order {
-            Order::BcA => "B+C",
-            Order::AbC => "A+B",
-            Order::All => "A+B+C",
+        let (first, without) = match self.order {
+            Order::BcA => ("B+C", " without A"),
+            Order::AbC => ("A+B", " without C"),
+            Order::All => ("the three", ""),
         };
         let _ = write!(
             s,
-            "; {first} {} during the window",
+            "; {first} {}{without} ({:.0} s window)",
             if self.served_in_window {
                 "served"
             } else {
                 "did not serve"
-            }
+            },
+            self.window_secs
         );
         if self.operator_wipe {
-            s.push_str("; operator wiped B, it rejoined");
+            s.push_str("; once the others served, the operator wiped B and it rejoined");
         }
         if !self.serving_at_end {
             s.push_str("; NOT every server serving at the end");
@@ -251,6 +253,13 @@ impl Row {
             let _ = write!(s, "; script error: {e}");
         }
         s
+    }
+
+    fn lost_text(&self) -> String {
+        match self.lost {
+            Some(l) => format!("{l} of {} ({} at risk)", self.acked, self.at_risk),
+            None => format!("? of {} (no server answered)", self.acked),
+        }
     }
 }
 
@@ -396,7 +405,8 @@ impl Watch {
                     .into_iter()
                     .next()
                     .unwrap_or_default();
-                self.refused = Some(format!("({status}) {line}"));
+                let status = status.to_string().replace("exit status: ", "exit ");
+                self.refused = Some(format!("{status}: {line}"));
             } else {
                 errors.push(format!("s{id} exited on its own ({status})"));
             }
@@ -638,6 +648,7 @@ fn run_row(opts: &Options, kind: Kind, order: Order, dir: &Path) -> Result<Row> 
         b_log: Vec::new(),
         window_modes: String::new(),
         served_in_window: false,
+        window_secs: opts.window.as_secs_f64(),
         operator_wipe: false,
         serving_at_end: false,
         acked: 0,
@@ -853,29 +864,61 @@ async fn read_set(id: u64) -> Option<BTreeSet<String>> {
     None
 }
 
-/// The table of a run's rows (markdown).
+/// The table of a run's rows (markdown): one line per row, or zabd and ZooKeeper side by
+/// side where both ran the same row and order.
 #[must_use]
 pub fn table(rows: &[Row]) -> String {
     let mut s = String::new();
-    s.push_str(
-        "| damage to one server | system | order | what the system did | acked (at risk) | acked writes lost |\n\
-         |---|---|---|---|---|---|\n",
-    );
-    for r in rows {
-        let lost = r
-            .lost
-            .map_or_else(|| "? (no server answered)".into(), |l| l.to_string());
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} ({}) | {} |",
-            r.kind.describe(),
-            r.system,
-            r.order.name(),
-            r.behaviour().replace('|', "/"),
-            r.acked,
-            r.at_risk,
-            lost
+    let find = |sys: &str, k: Kind, o: Order| {
+        rows.iter()
+            .find(|r| r.system == sys && r.kind == k && r.order == o)
+    };
+    let both =
+        rows.iter().any(|r| r.system == "zabd") && rows.iter().any(|r| r.system == "zookeeper");
+    if both {
+        s.push_str(
+            "| damage to one server (B) | order | zabd: what it did | zabd: acknowledged writes lost | \
+             ZooKeeper 3.8: what it did | ZooKeeper: acknowledged writes lost |\n\
+             |---|---|---|---|---|---|\n",
         );
+    } else {
+        s.push_str(
+            "| damage to one server (B) | system | order | what it did | acknowledged writes lost |\n\
+             |---|---|---|---|---|\n",
+        );
+    }
+    let mut done = BTreeSet::new();
+    for r in rows {
+        let key = (r.kind.name(), r.order.name());
+        if both {
+            if !done.insert(key) {
+                continue;
+            }
+            let cell = |x: Option<&Row>| {
+                x.map_or_else(
+                    || ("-".to_string(), "-".to_string()),
+                    |x| (x.behaviour().replace('|', "/"), x.lost_text()),
+                )
+            };
+            let (zb, zl) = cell(find("zabd", r.kind, r.order));
+            let (kb, kl) = cell(find("zookeeper", r.kind, r.order));
+            let _ = writeln!(
+                s,
+                "| {} | {} | {zb} | {zl} | {kb} | {kl} |",
+                r.kind.describe(),
+                r.order.name()
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} |",
+                r.kind.describe(),
+                r.system,
+                r.order.name(),
+                r.behaviour().replace('|', "/"),
+                r.lost_text()
+            );
+        }
     }
     s
 }
