@@ -516,12 +516,11 @@ fn key_lines(log: &Path, from: u64, errors_first: bool) -> Vec<String> {
 fn shorten(msg: &str) -> String {
     let mut words: Vec<&str> = msg.split(' ').filter(|w| !w.is_empty()).collect();
     // zabd: `WARN zab_server::storage::epoch: text ...`
-    if words.len() > 2
-        && matches!(words[0], "WARN" | "ERROR")
-        && words[1].ends_with(':')
-        && words[1].contains("::")
-    {
+    let module = |w: &str| w.ends_with(':') && w.contains("::");
+    if words.len() > 2 && matches!(words[0], "WARN" | "ERROR") && module(words[1]) {
         words.remove(1);
+    } else if words.len() > 1 && module(words[0]) {
+        words.remove(0);
     }
     // Paths of the run folder say nothing: `key=/path` fields go, a path keeps its last two
     // components.
@@ -937,6 +936,7 @@ java.io.IOException: CRC check failed
 \tat org.apache.zookeeper.server.persistence.FileTxnLog$FileTxnIterator.next(FileTxnLog.java:773)
 2026-11-30T22:53:58.1Z  WARN zab_server::storage::epoch: currentEpoch is missing next to data; using 0 file=/tmp/x/s2/data/zab-v1/currentEpoch
 2026-11-30T22:53:58.2Z ERROR zabd: cannot start from /tmp/x/s2/data: corrupt storage: /tmp/x/s2/data/zab-v1/log.0000000100000001 at byte 7
+2026-11-30T22:53:58.1Z  INFO zab_server::storage::store: storage recovered snapshot=0x0 txns=0
 2026-11-30T22:53:58.1Z  WARN zab_server::server: SECURITY: the quorum and election ports are PLAINTEXT
 ";
         let p = std::env::temp_dir().join(format!("zab-keylines-{}", std::process::id()));
@@ -950,6 +950,7 @@ java.io.IOException: CRC check failed
                 "ERROR zabd: cannot start from …/s2/data: corrupt storage: …/zab-v1/log.0000000100000001 at byte 7",
                 "currentEpoch not found! Creating with a reasonable default of 1. This should only happen when you are upgrading your installation",
                 "WARN currentEpoch is missing next to data; using 0",
+                "storage recovered snapshot=0x0 txns=0",
             ]
         );
     }

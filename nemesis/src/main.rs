@@ -295,6 +295,13 @@ fn damage_cmd(which: Which, a: &DamageArgs) -> Result<i32> {
     if systems.contains(&System::Zabd) && !zabd.exists() {
         anyhow::bail!("no zabd at {} (build it or pass --zabd)", zabd.display());
     }
+    let load_avg = || {
+        std::fs::read_to_string("/proc/loadavg")
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    let started = std::time::SystemTime::now();
+    let before = load_avg();
     let mut rows = Vec::new();
     for system in systems {
         let opts = damage::Options {
@@ -313,7 +320,30 @@ fn damage_cmd(which: Which, a: &DamageArgs) -> Result<i32> {
         };
         rows.extend(damage::run(&opts)?);
     }
-    let t = damage::table(&rows);
+    let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+    let order_names: Vec<&str> = orders.iter().map(|o| o.name()).collect();
+    let t = format!(
+        "zab-nemesis damage --system {} --rows {} --orders {} --seed {} --load-secs {} \
+         --window-secs {}: {} rows in {:.0} s, started {} (Unix time), load average {} before, {} after\n\n{}",
+        match which {
+            Which::Zabd => "zabd",
+            Which::Zookeeper => "zookeeper",
+            Which::Both => "both",
+        },
+        names.join(","),
+        order_names.join(","),
+        a.seed,
+        a.load.as_secs_f64(),
+        a.window.as_secs_f64(),
+        rows.len(),
+        started.elapsed().map_or(0.0, |d| d.as_secs_f64()),
+        started
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        before,
+        load_avg(),
+        damage::table(&rows)
+    );
     println!("{t}");
     let _ = std::fs::create_dir_all(&a.out);
     let _ = std::fs::write(a.out.join("table.md"), &t);
