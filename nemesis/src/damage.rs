@@ -205,7 +205,7 @@ pub struct Row {
     pub phantoms: usize,
     /// Seconds the row took.
     pub seconds: f64,
-    /// Its folder (server logs, zoo.cfg, acked.txt).
+    /// Its folder (server logs, zoo.cfg, acked.txt: name, phase 0-3, ms since the start).
     pub dir: PathBuf,
     /// What went wrong with the script itself (the damage could not be applied, ...).
     pub error: Option<String>,
@@ -270,7 +270,9 @@ struct Load {
     paused: AtomicBool,
     inflight: AtomicUsize,
     phase: AtomicUsize,
-    acked: Mutex<Vec<(String, usize)>>,
+    /// Name, phase, milliseconds since the row started.
+    acked: Mutex<Vec<(String, usize, u64)>>,
+    start: Instant,
     phantoms: AtomicUsize,
 }
 
@@ -284,7 +286,7 @@ impl Load {
     fn acked_in(&self, phase: usize) -> usize {
         self.acked
             .lock()
-            .map_or(0, |v| v.iter().filter(|(_, p)| *p == phase).count())
+            .map_or(0, |v| v.iter().filter(|(_, p, _)| *p == phase).count())
     }
 
     /// Stops new requests and waits (at most the request timeout and a second) until none is
@@ -328,7 +330,7 @@ async fn writer(load: Arc<Load>, idx: usize) {
             match r {
                 Ok(Ok(_)) => {
                     if let Ok(mut v) = load.acked.lock() {
-                        v.push((name, phase));
+                        v.push((name, phase, elapsed_ms(load.start)));
                     }
                 }
                 Ok(Err(zookeeper_client::Error::NodeExists)) => {
@@ -339,6 +341,10 @@ async fn writer(load: Arc<Load>, idx: usize) {
             load.inflight.fetch_sub(1, Ordering::SeqCst);
         }
     }
+}
+
+fn elapsed_ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 fn check_interrupted() -> Result<()> {
@@ -635,6 +641,7 @@ fn run_row(opts: &Options, kind: Kind, order: Order, dir: &Path) -> Result<Row> 
         inflight: AtomicUsize::new(0),
         phase: AtomicUsize::new(PHASE_ALL),
         acked: Mutex::new(Vec::new()),
+        start,
         phantoms: AtomicUsize::new(0),
     });
     let mut row = Row {
@@ -670,7 +677,7 @@ fn run_row(opts: &Options, kind: Kind, order: Order, dir: &Path) -> Result<Row> 
         row.error = Some(format!("{e:#}"));
     }
     if let Ok(v) = load.acked.lock() {
-        let names: Vec<String> = v.iter().map(|(n, p)| format!("{n} {p}")).collect();
+        let names: Vec<String> = v.iter().map(|(n, p, t)| format!("{n} {p} {t}")).collect();
         let _ = std::fs::write(dir.join("acked.txt"), names.join("\n"));
     }
     row.phantoms = load.phantoms.load(Ordering::SeqCst);
@@ -804,7 +811,7 @@ fn script(
     let acked: BTreeSet<String> = load
         .acked
         .lock()
-        .map(|v| v.iter().map(|(n, _)| n.clone()).collect())
+        .map(|v| v.iter().map(|(n, _, _)| n.clone()).collect())
         .unwrap_or_default();
     let mut missing = BTreeSet::new();
     let mut answered = 0;
