@@ -961,4 +961,46 @@ java.io.IOException: CRC check failed
             ]
         );
     }
+
+    fn row(system: &'static str, lost: usize, refused: Option<&str>) -> Row {
+        Row {
+            system,
+            kind: Kind::Wipe,
+            order: Order::BcA,
+            roles: (3, 2, 1),
+            damage: "wiped".into(),
+            refused: refused.map(str::to_string),
+            b_log: vec!["WARN something".into()],
+            window_modes: String::new(),
+            served_in_window: lost > 0,
+            window_secs: 12.0,
+            operator_wipe: refused.is_some(),
+            serving_at_end: true,
+            acked: 100,
+            at_risk: 40,
+            acked_in_window: 0,
+            lost: Some(lost),
+            lost_per_server: BTreeMap::new(),
+            phantoms: 0,
+            seconds: 1.0,
+            dir: PathBuf::new(),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn the_table_puts_both_systems_on_one_line_and_judges_zabd_by_losses() {
+        let rows = [
+            row("zabd", 0, Some("exit 2: refused")),
+            row("zookeeper", 40, None),
+        ];
+        assert!(rows[0].passed());
+        assert!(!row("zabd", 1, None).passed());
+        let t = table(&rows);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 3, "{t}");
+        assert!(lines[2].starts_with("| whole dataDir wiped | bc-a | B refused to start (exit 2: refused); B+C did not serve without A"));
+        assert!(lines[2].contains("| 0 of 100 (40 at risk) |"));
+        assert!(lines[2].contains("B started; it logged: WARN something; B+C served without A (12 s window) | 40 of 100 (40 at risk) |"));
+    }
 }
