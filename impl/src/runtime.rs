@@ -44,6 +44,8 @@ pub trait LogBackend: Send + Sync + 'static {
     fn set_accepted_epoch(&self, epoch: Epoch) -> Result<(), StorageError>;
     /// Writes `currentEpoch`, durably.
     fn set_current_epoch(&self, epoch: Epoch) -> Result<(), StorageError>;
+    /// Sets or clears the `recovering` flag, durably (`spec/PROTOCOL.md` §7.1).
+    fn set_recovering(&self, on: bool) -> Result<(), StorageError>;
     /// The history generation (bumped by every TRUNC and SNAP).
     fn generation(&self) -> u64;
     /// A ticket for a snapshot of the state as of now.
@@ -75,6 +77,10 @@ impl LogBackend for LogWriter {
     }
     fn set_current_epoch(&self, epoch: Epoch) -> Result<(), StorageError> {
         self.epochs().set_current_epoch(epoch)
+    }
+    fn set_recovering(&self, on: bool) -> Result<(), StorageError> {
+        self.epochs()
+            .set_recovering(on, crate::storage::WIPE_SUSPECTED)
     }
     fn generation(&self) -> u64 {
         self.snapshots().generation()
@@ -278,12 +284,10 @@ pub fn recover_peer<P: Payload + PayloadCodec>(
         });
     }
     let log = crate::core::log::ReplicaLog::recovered(recovered.snapshot_zxid(), txns);
-    Ok(Peer::new(
-        cfg,
-        recovered.accepted_epoch,
-        recovered.current_epoch,
-        log,
-    ))
+    Ok(
+        Peer::new(cfg, recovered.accepted_epoch, recovered.current_epoch, log)
+            .with_recovering(recovered.recovering),
+    )
 }
 
 /// Wall-clock milliseconds since the Unix epoch.
@@ -475,6 +479,7 @@ where
                 }
                 Frame::Zab(msg) => self.step(Input::Message { from, msg }),
                 Frame::Heartbeat => self.step(Input::Heartbeat { from }),
+                Frame::Restored => self.step(Input::Restored { from }),
                 Frame::App(kind, data) => {
                     self.with_app(|app, cx| app.on_frame(from, kind, data, cx))
                 }
@@ -608,6 +613,7 @@ where
                 );
             }
             Action::SendHeartbeat { to } => self.send(to, Frame::Heartbeat),
+            Action::SendRestored { to } => self.send(to, Frame::Restored),
             Action::Persist(p) => self.persist(p)?,
             Action::SetTimer { timer, after_ms } => {
                 self.timers
@@ -677,6 +683,7 @@ where
             }
             Persist::AcceptedEpoch(e) => self.timed(|| w.set_accepted_epoch(e))?,
             Persist::CurrentEpoch(e) => self.timed(|| w.set_current_epoch(e))?,
+            Persist::Recovering(on) => self.timed(|| w.set_recovering(on))?,
         }
         Ok(())
     }

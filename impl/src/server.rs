@@ -60,6 +60,7 @@ pub fn trace_json<P: PayloadCodec>(ev: &TraceEvent<P>, t_nanos: u128) -> String 
         "log": s.log.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "persisted": s.persisted.to_string(),
         "committed": s.committed.to_string(),
+        "recovering": s.recovering,
     })
     .to_string()
 }
@@ -101,6 +102,32 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         "recovered"
     );
     let servers = cfg.server_ids();
+    if recovered.recovering && servers.len() == 1 {
+        // §7.1: a damaged server is restored by its peers; alone, it has none, and starting
+        // would serve a history that may lack acknowledged writes.
+        anyhow::bail!(
+            "cannot start from {}: its durable state is damaged ({}), and a single-server \
+             ensemble has no peer to restore it from. Restore the data directory from a backup; \
+             or, to accept the loss of what the damage took, delete {} and start again",
+            cfg.data_dir.display(),
+            if recovered.damage.is_empty() {
+                "the recovering flag is set".to_owned()
+            } else {
+                recovered.damage.join("; ")
+            },
+            cfg.data_dir
+                .join(crate::storage::LAYOUT_DIR)
+                .join(crate::storage::RECOVERING_FILE)
+                .display()
+        );
+    }
+    if recovered.recovering {
+        tracing::warn!(
+            myid = cfg.myid.0,
+            "starting in the recovering state: not a candidate, votes and ACKs not counted, \
+             until a leader established by intact servers restores this server"
+        );
+    }
     let mut peer_cfg = PeerConfig::new(cfg.myid, servers.clone());
     peer_cfg.tick_ms = cfg.tick_ms;
     peer_cfg.init_limit = cfg.init_limit;

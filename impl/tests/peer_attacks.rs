@@ -90,6 +90,9 @@ fn vote_for_3_as(sid: u64, target: SocketAddr) -> Option<TcpStream> {
             },
             election_epoch: 1_000_000,
             state: ServerState::Looking,
+            // Posing as a member of a fresh ensemble, so that server 1 votes at once.
+            recovering: false,
+            empty: true,
         }),
     );
     Some(s)

@@ -13,7 +13,9 @@
 //!   connected, and a stutter when the other end already reported it (the model breaks both
 //!   ends at once).
 //! - `NodeRestart(i)`: a crashed server recovered; a stutter whose projection must equal the
-//!   durable state the model kept at `NodeCrash(i)`.
+//!   durable state the model kept at `NodeCrash(i)`, or at a storage fault (`LoseLogSuffix`,
+//!   `LoseEpochFiles`, `LoseDataDir`: the projection then shows that the server detected
+//!   the damage, `recovering`, `spec/PROTOCOL.md` §7.1).
 //!
 //! Only the acting server's projection is compared: the others may lag behind the model by the
 //! steps the model takes for them atomically (both ends of a broken connection).
@@ -80,6 +82,7 @@ pub fn project<P>(srv: &ServerVars<P>) -> Summary {
         log: srv.history[snap..].iter().map(|t| t.zxid).collect(),
         persisted: srv.zxid_at(srv.persisted as usize),
         committed: srv.zxid_at(srv.last_committed as usize),
+        recovering: srv.recovering,
     }
 }
 
@@ -99,7 +102,8 @@ pub fn show(s: &Summary) -> String {
         s.log.iter().map(ToString::to_string).collect()
     };
     format!(
-        "{:?}/{:?} acceptedEpoch={} currentEpoch={} snapshot={} log=[{}] persisted={} committed={}",
+        "{:?}/{:?} acceptedEpoch={} currentEpoch={} snapshot={} log=[{}] persisted={} \
+         committed={}{}",
         s.state,
         s.zab_state,
         s.accepted_epoch.0,
@@ -107,7 +111,8 @@ pub fn show(s: &Summary) -> String {
         s.snapshot,
         log.join(","),
         s.persisted,
-        s.committed
+        s.committed,
+        if s.recovering { " recovering" } else { "" }
     )
 }
 
@@ -336,6 +341,21 @@ impl<P: Payload> Refiner<P> {
                 }
             }
             "NodeRestart" => Vec::new(),
+            // The record's `persisted` is the last zxid the damaged log keeps (the simulation
+            // writes it so: the server itself has no state until `NodeRestart`).
+            "LoseLogSuffix" => match self.state.srv(i).index_of(ev.summary.persisted) {
+                Some(k) => vec![Action::LoseLogSuffix { i, k: k as Idx }],
+                None => {
+                    return Err(fail(
+                        self,
+                        format!(
+                            "the kept log end {} is not in the model's history",
+                            ev.summary.persisted
+                        ),
+                        None,
+                    ));
+                }
+            },
             "TakeSnapshot" => match self.state.srv(i).index_of(ev.summary.snapshot) {
                 Some(k) => vec![Action::TakeSnapshot { i, k: k as Idx }],
                 None => {

@@ -16,7 +16,7 @@
 use std::{path::PathBuf, sync::Arc};
 
 use bytes::Bytes;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 use zab_spec::Zxid;
 
 use super::{
@@ -79,12 +79,16 @@ pub(crate) struct TxnLog {
 
 impl TxnLog {
     /// Opens the log in `dir` (which must exist), recovering it: see the module docs of
-    /// `storage` for what is cut and what is refused. Returns every record, in zxid order.
+    /// `storage` for what is cut and what is refused. Returns every record, in zxid order, and
+    /// a description of the damage found, if any (`spec/PROTOCOL.md` §7.1): a record that may
+    /// have been fsynced is damaged, so the valid prefix is kept and everything from the
+    /// damage on is dropped, after `on_damage` made the `recovering` flag durable.
     pub(crate) fn open(
         fs: Arc<dyn FileSystem>,
         dir: PathBuf,
         cfg: LogConfig,
-    ) -> Result<(TxnLog, Vec<LogRecord>)> {
+        on_damage: &mut dyn FnMut(&str) -> Result<()>,
+    ) -> Result<(TxnLog, Vec<LogRecord>, Option<String>)> {
         let mut found = Vec::new();
         for name in fs.list(&dir).map_err(io_err("list", &dir))? {
             match parse_name(&name, LOG_PREFIX) {
@@ -114,20 +118,73 @@ impl TxnLog {
         };
         let mut records = Vec::new();
         let count = found.len();
-        for (i, (first, path)) in found.into_iter().enumerate() {
-            log.recover_segment(first, path, i + 1 == count, &mut records)?;
+        let mut damage = None;
+        for (i, (first, path)) in found.iter().enumerate() {
+            let Some((offset, reason, kept)) =
+                log.recover_segment(*first, path.clone(), i + 1 == count, &mut records)?
+            else {
+                continue;
+            };
+            let dropped: Vec<String> = found[i + 1..]
+                .iter()
+                .map(|(_, p)| p.display().to_string())
+                .collect();
+            let desc = format!(
+                "damaged log: {} at byte offset {offset}: {reason} (not a torn write: the \
+                 record may have been fsynced and acknowledged); keeping the {} records before \
+                 it{}",
+                path.display(),
+                records.len(),
+                if dropped.is_empty() {
+                    String::new()
+                } else {
+                    format!(", dropping the later segments {}", dropped.join(", "))
+                }
+            );
+            error!(
+                file = %path.display(),
+                offset,
+                reason = %reason,
+                "{desc}; this server is recovering until a leader restores it"
+            );
+            on_damage(&desc)?;
+            for (_, later) in found[i + 1..].iter().rev() {
+                log.remove_durably(later)?;
+            }
+            match kept {
+                Some(last) => {
+                    let mut file = log.fs.open_append(path).map_err(io_err("open", path))?;
+                    file.truncate(offset as u64)
+                        .map_err(io_err("truncate", path))?;
+                    file.sync().map_err(io_err("fsync", path))?;
+                    log.segments.push(Segment {
+                        first: *first,
+                        last,
+                        path: path.clone(),
+                        len: offset as u64,
+                    });
+                    log.last = last;
+                }
+                None => log.remove_durably(path)?,
+            }
+            damage = Some(desc);
+            break;
         }
         log.durable = log.last;
-        Ok((log, records))
+        Ok((log, records, damage))
     }
 
+    /// Recovers one segment: its valid records join `records`. A torn tail of the last
+    /// segment is cut here. Damage is returned instead, as (offset, reason, the last zxid
+    /// kept in this segment if any), with the records before it already in `records`; the
+    /// caller makes the `recovering` flag durable, then cuts.
     fn recover_segment(
         &mut self,
         first: Zxid,
         path: PathBuf,
         is_last: bool,
         records: &mut Vec<LogRecord>,
-    ) -> Result<()> {
+    ) -> Result<Option<(usize, String, Option<Zxid>)>> {
         let max = self.cfg.max_record_bytes;
         let bytes = Bytes::from(self.fs.read(&path).map_err(io_err("read", &path))?);
         let scan = scan_segment(&bytes, first, max);
@@ -139,17 +196,22 @@ impl TxnLog {
                     len = bytes.len(),
                     "log segment with a torn header (crash while creating it): removing it"
                 );
-                return self.remove_durably(&path);
+                self.remove_durably(&path)?;
+                return Ok(None);
             }
             HeaderState::Torn => {
-                return Err(StorageError::corrupt(
-                    &path,
+                return Ok(Some((
                     0,
                     "zeroed or truncated segment header, and the segment is not a torn tail \
-                     (later segments or valid records follow)",
-                ));
+                     (later segments or valid records follow)"
+                        .to_owned(),
+                    None,
+                )));
             }
-            HeaderState::Bad(reason) => return Err(StorageError::corrupt(&path, 0, reason)),
+            HeaderState::Bad(reason) => return Ok(Some((0, reason.clone(), None))),
+            HeaderState::Unsupported(reason) => {
+                return Err(StorageError::corrupt(&path, 0, reason));
+            }
         }
         let prev_last = self.segments.last().map(|s| (s.last, s.path.clone()));
         let mut prev = prev_last.as_ref().map_or(Zxid::ZERO, |(z, _)| *z);
@@ -179,35 +241,31 @@ impl TxnLog {
             }
             prev = rec.zxid;
         }
+        records.extend(scan.records.iter().map(|r| LogRecord {
+            zxid: r.zxid,
+            payload: bytes.slice(r.payload.clone()),
+        }));
+        let last_kept = scan.records.last().map(|r| r.zxid);
         let mut valid_len = bytes.len() as u64;
         if let Some(damage) = &scan.damage {
-            if let Some(valid) = damage.valid_after {
-                return Err(StorageError::corrupt(
-                    &path,
-                    damage.offset as u64,
-                    format!(
-                        "{}, but a valid record follows at byte offset {valid}: corruption in the \
-                         middle of the log, not a torn write",
-                        damage.reason
-                    ),
-                ));
-            }
-            if !is_last {
-                return Err(StorageError::corrupt(
-                    &path,
-                    damage.offset as u64,
-                    format!(
-                        "{} in a sealed segment (later segments follow): not a torn write",
-                        damage.reason
-                    ),
-                ));
+            if !damage.torn || !is_last {
+                let mut reason = damage.reason.clone();
+                if let Some(valid) = damage.valid_after {
+                    reason.push_str(&format!(
+                        ", and a valid record follows at byte offset {valid}"
+                    ));
+                } else if !is_last {
+                    reason.push_str(" in a sealed segment (later segments follow)");
+                }
+                return Ok(Some((damage.offset, reason, last_kept)));
             }
             warn!(
                 file = %path.display(),
                 offset = damage.offset,
                 dropped_bytes = bytes.len() - damage.offset,
                 reason = %damage.reason,
-                "torn tail at the end of the log (crash during a write): cutting it"
+                "torn tail at the end of the log (crash during a write, never acknowledged): \
+                 cutting it"
             );
             let mut file = self.fs.open_append(&path).map_err(io_err("open", &path))?;
             file.truncate(damage.offset as u64)
@@ -215,21 +273,18 @@ impl TxnLog {
             file.sync().map_err(io_err("fsync", &path))?;
             valid_len = scan.valid_end() as u64;
         }
-        let Some(last) = scan.records.last().map(|r| r.zxid) else {
+        let Some(last) = last_kept else {
             if is_last {
                 warn!(file = %path.display(), "log segment without records (crash right after creating it): removing it");
-                return self.remove_durably(&path);
+                self.remove_durably(&path)?;
+                return Ok(None);
             }
-            return Err(StorageError::corrupt(
-                &path,
-                LOG_HEADER_LEN as u64,
-                "segment without records followed by later segments",
-            ));
+            return Ok(Some((
+                LOG_HEADER_LEN,
+                "segment without records followed by later segments".to_owned(),
+                None,
+            )));
         };
-        records.extend(scan.records.iter().map(|r| LogRecord {
-            zxid: r.zxid,
-            payload: bytes.slice(r.payload.clone()),
-        }));
         self.segments.push(Segment {
             first,
             last,
@@ -237,7 +292,7 @@ impl TxnLog {
             len: valid_len,
         });
         self.last = last;
-        Ok(())
+        Ok(None)
     }
 
     /// The zxid of the last record (`Zxid::ZERO` if there is none).
@@ -413,7 +468,9 @@ impl TxnLog {
             HeaderState::Torn => {
                 return Err(StorageError::corrupt(&seg.path, 0, "torn segment header"));
             }
-            HeaderState::Bad(reason) => return Err(StorageError::corrupt(&seg.path, 0, reason)),
+            HeaderState::Bad(reason) | HeaderState::Unsupported(reason) => {
+                return Err(StorageError::corrupt(&seg.path, 0, reason));
+            }
         }
         if let Some(d) = &scan.damage {
             return Err(StorageError::corrupt(&seg.path, d.offset as u64, &d.reason));

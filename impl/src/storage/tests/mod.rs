@@ -30,6 +30,9 @@ pub(super) fn log_dir() -> PathBuf {
     PathBuf::from("/log/zab-v1")
 }
 
+/// What [`open`] returns.
+pub(super) type Opened = Result<(Storage, Recovered), StorageError>;
+
 pub(super) fn open(sim: &SimFs) -> Result<(Storage, Recovered), StorageError> {
     Storage::open(Arc::new(sim.clone()), &config())
 }
