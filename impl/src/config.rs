@@ -7,8 +7,14 @@
 //! `4lw.commands.whitelist`, `jute.maxbuffer`, `extendedTypesEnabled`,
 //! `metricsProvider.className`, `metricsProvider.httpPort`, `metricsProvider.httpHost`,
 //! `admin.enableServer`, `admin.serverAddress`, `admin.serverPort`, `admin.commandURL`,
-//! `minSessionTimeout`, `maxSessionTimeout`. Others are ignored with a warning. The server id comes from `dataDir/myid`, as in ZooKeeper.
+//! `minSessionTimeout`, `maxSessionTimeout`; for client TLS `secureClientPort`,
+//! `secureClientPortAddress`, `client.portUnification`, the `ssl.*` keys ([`crate::tls`]) and
+//! `X509AuthenticationProvider.superUser` (`serverCnxnFactory` and an `authProvider.N` naming
+//! ZooKeeper's `X509AuthenticationProvider` are accepted: zabd's client port always has what
+//! they enable). Others are ignored with a warning. The server id comes from `dataDir/myid`,
+//! as in ZooKeeper.
 
+use crate::tls::{CLIENT_PREFIX, TlsSettings};
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -76,6 +82,18 @@ pub struct ServerConfig {
     pub data_log_dir: PathBuf,
     /// The client port address.
     pub client_addr: SocketAddr,
+    /// Whether the plaintext client port listens: off when `zoo.cfg` gives `secureClientPort`
+    /// and no `clientPort` (ZooKeeper then has no plaintext port).
+    pub client_port_plaintext: bool,
+    /// `secureClientPortAddress:secureClientPort`: the TLS client port, if any.
+    pub secure_client_addr: Option<SocketAddr>,
+    /// `client.portUnification`: the plaintext client port also accepts TLS connections.
+    pub client_port_unification: bool,
+    /// The client port's TLS settings (`ssl.*`).
+    pub client_tls: TlsSettings,
+    /// `X509AuthenticationProvider.superUser`: the certificate subject (RFC 2253, as Java
+    /// writes it) that is the super user.
+    pub x509_super_user: Option<String>,
     /// ZooKeeper's `tickTime`, ms.
     pub tick_ms: u64,
     /// `initLimit`, ticks.
@@ -140,6 +158,11 @@ impl ServerConfig {
             data_dir: PathBuf::from("zab-data"),
             data_log_dir: PathBuf::from("zab-data"),
             client_addr: SocketAddr::from(([127, 0, 0, 1], 2181)),
+            client_port_plaintext: true,
+            secure_client_addr: None,
+            client_port_unification: false,
+            client_tls: TlsSettings::new(CLIENT_PREFIX),
+            x509_super_user: None,
             tick_ms: 2000,
             init_limit: 10,
             sync_limit: 5,
@@ -359,6 +382,58 @@ impl Monitoring {
     }
 }
 
+/// The client-TLS keys (`secureClientPort*`, `client.portUnification`, `ssl.*`, the x509
+/// super user), applied once every key is read.
+#[derive(Default)]
+struct SecureClient {
+    port: Option<u16>,
+    host: Option<String>,
+}
+
+/// `authProvider.N` / `ssl.authProvider` values that name what zabd's client port does.
+const X509_PROVIDER: &str = "org.apache.zookeeper.server.auth.X509AuthenticationProvider";
+
+impl SecureClient {
+    /// Takes `key` if it is one of these; `Ok(false)` for any other key.
+    fn apply(&mut self, base: &mut ServerConfig, key: &str, value: &str) -> Result<bool, ConfigError> {
+        match key {
+            "secureClientPort" => self.port = Some(parse_num(key, value)?),
+            "secureClientPortAddress" => self.host = Some(value.into()),
+            "client.portUnification" => {
+                base.client_port_unification = value.eq_ignore_ascii_case("true");
+            }
+            "X509AuthenticationProvider.superUser"
+            | "zookeeper.X509AuthenticationProvider.superUser" => {
+                if !zab_zk::x509::is_valid_dn(value) {
+                    return Err(value_err(key, value, "expected a distinguished name such as CN=admin,O=Example"));
+                }
+                base.x509_super_user = Some(value.into());
+            }
+            // ZooKeeper needs Netty for TLS; zabd's client port is one implementation.
+            "serverCnxnFactory" => {}
+            k if k.starts_with("authProvider.") && value.trim() == X509_PROVIDER => {}
+            _ => {
+                return base
+                    .client_tls
+                    .apply(key, value)
+                    .map_err(|e| ConfigError::Invalid(e.to_string()));
+            }
+        }
+        Ok(true)
+    }
+
+    /// `secureClientPortAddress` defaults to every interface, as in ZooKeeper.
+    fn finish(self, base: &mut ServerConfig, client_port_given: bool) -> Result<(), ConfigError> {
+        if let Some(port) = self.port {
+            let host = self.host.as_deref().unwrap_or("0.0.0.0");
+            base.secure_client_addr = Some(resolve("secureClientPort", host, &port.to_string())?);
+            // Only a secure port: no plaintext one (`--client-addr` still adds one).
+            base.client_port_plaintext = client_port_given;
+        }
+        Ok(())
+    }
+}
+
 /// Applies `zoo.cfg` properties on top of `base`. `dataDir` is taken relative to `dir` (the
 /// directory of the file). Returns the unknown keys, for a warning.
 pub fn apply_properties(
@@ -374,8 +449,9 @@ pub fn apply_properties(
     let mut min_timeout = None;
     let mut max_timeout = None;
     let mut monitoring = Monitoring::default();
+    let mut secure = SecureClient::default();
     for (key, value) in props {
-        if monitoring.apply(key, value)? {
+        if monitoring.apply(key, value)? || secure.apply(base, key, value)? {
             continue;
         }
         match key.as_str() {
@@ -427,6 +503,8 @@ pub fn apply_properties(
         base.data_log_dir = base.data_dir.clone();
     }
     monitoring.finish(base)?;
+    let client_port_given = client_port.is_some();
+    secure.finish(base, client_port_given)?;
     if let Some(port) = client_port {
         let host = client_host.as_deref().unwrap_or("0.0.0.0");
         base.client_addr = resolve("clientPort", host, &port.to_string())?;

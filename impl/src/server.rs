@@ -10,7 +10,7 @@ use crate::core::{PeerConfig, TraceEvent};
 use crate::metrics::Status;
 use crate::net::{self, NetCommand, NetConfig, NetState};
 use crate::runtime::{self, Event, Replica};
-use crate::service::client::{self, ClientPortConfig};
+use crate::service::client::{self, ClientPortConfig, Security};
 use crate::service::{ClientEvent, ServiceConfig, ZkService};
 use crate::storage::{LogWriter, StdFs, Storage, StorageConfig};
 use crate::wire::PayloadCodec;
@@ -128,10 +128,6 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
     let net_state = Arc::new(NetState::default());
     let net_tx = start_network(&cfg, &tokio_rt, &net_state, &events_tx)?;
 
-    let client_listener = tokio_rt
-        .block_on(tokio::net::TcpListener::bind(cfg.client_addr))
-        .with_context(|| format!("cannot listen on the client port {}", cfg.client_addr))?;
-    info!(addr = %cfg.client_addr, "client port listening");
     let port_cfg = ClientPortConfig {
         max_frame: cfg.jute_max_buffer,
         max_per_ip: cfg.max_client_cnxns,
@@ -140,7 +136,7 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         // `zookeeper.nio.sessionlessCnxnTimeout` (10 s; checked by tests/bad_input.rs).
         handshake_timeout: Duration::from_secs(10),
     };
-    tokio_rt.spawn(client::serve(client_listener, events_tx.clone(), port_cfg));
+    start_client_ports(&cfg, &tokio_rt, &events_tx, &port_cfg)?;
     if let Some(addr) = cfg.metrics_addr {
         let st = Arc::clone(&status);
         let zk: Option<crate::metrics::ZkQuery> = cfg.zookeeper_metrics.then(|| {
@@ -225,6 +221,53 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
     }
     tokio_rt.shutdown_timeout(Duration::from_secs(1));
     result.map_err(|e| anyhow::anyhow!("storage failure, stopping: {e}"))
+}
+
+/// Binds the client ports: `clientPort` (plaintext, or both with `client.portUnification`)
+/// and `secureClientPort` (TLS, configured by the `ssl.*` keys). A TLS configuration that
+/// does not load (a missing store, a wrong password, a key that does not fit) stops the
+/// start with the reason, rather than serving without the port the operator asked for.
+fn start_client_ports(
+    cfg: &ServerConfig,
+    tokio_rt: &tokio::runtime::Runtime,
+    events_tx: &std::sync::mpsc::Sender<Event<zab_zk::Txn, ClientEvent>>,
+    port_cfg: &ClientPortConfig,
+) -> anyhow::Result<()> {
+    let acceptor = if cfg.secure_client_addr.is_some() || cfg.client_port_unification {
+        let tls = cfg
+            .client_tls
+            .server_config()
+            .context("cannot set up TLS for the client port")?;
+        Some(tokio_rustls::TlsAcceptor::from(tls))
+    } else {
+        None
+    };
+    let mut ports = Vec::new();
+    if cfg.client_port_plaintext {
+        let security = match (&acceptor, cfg.client_port_unification) {
+            (Some(a), true) => Security::Unified(a.clone()),
+            _ => Security::Plain,
+        };
+        ports.push((cfg.client_addr, security, "client port"));
+    }
+    if let (Some(addr), Some(a)) = (cfg.secure_client_addr, &acceptor) {
+        ports.push((addr, Security::Tls(a.clone()), "secure client port"));
+    }
+    if ports.is_empty() {
+        anyhow::bail!("no client port: set clientPort or secureClientPort");
+    }
+    for (addr, security, what) in ports {
+        let listener = tokio_rt
+            .block_on(tokio::net::TcpListener::bind(addr))
+            .with_context(|| format!("cannot listen on the {what} {addr}"))?;
+        tokio_rt.spawn(client::serve(
+            listener,
+            events_tx.clone(),
+            port_cfg.clone(),
+            security,
+        ));
+    }
+    Ok(())
 }
 
 /// Starts peer networking (an ensemble only; a standalone server gets a command channel no
