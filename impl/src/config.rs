@@ -692,6 +692,60 @@ admin.commandURL=/cmds/
     }
 
     #[test]
+    fn client_tls_keys_are_read_as_zookeeper_names_them() {
+        let mut cfg = ServerConfig::standalone_default();
+        let props = parse_properties(
+            "zoo.cfg",
+            "secureClientPort=2281\nsecureClientPortAddress=127.0.0.1\n\
+             serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+             authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n\
+             ssl.keyStore.location=/etc/zk/server.p12\nssl.keyStore.password=pw\n\
+             ssl.trustStore.location=/etc/zk/ca.pem\nssl.clientAuth=want\n\
+             X509AuthenticationProvider.superUser=CN=admin,O=Example\n",
+        )
+        .expect("props");
+        let unknown = apply_properties(&mut cfg, &props, Path::new(".")).expect("applies");
+        assert!(unknown.is_empty(), "{unknown:?}");
+        assert_eq!(
+            cfg.secure_client_addr,
+            Some(SocketAddr::from(([127, 0, 0, 1], 2281)))
+        );
+        // Only a secure port: no plaintext one, as in ZooKeeper.
+        assert!(!cfg.client_port_plaintext);
+        assert_eq!(cfg.client_tls.client_auth, crate::tls::ClientAuth::Want);
+        assert_eq!(
+            cfg.client_tls.key_store.location,
+            Some(PathBuf::from("/etc/zk/server.p12"))
+        );
+        assert_eq!(cfg.x509_super_user.as_deref(), Some("CN=admin,O=Example"));
+        // Both ports; the secure one on every interface by default.
+        let mut cfg = ServerConfig::standalone_default();
+        let props = parse_properties(
+            "zoo.cfg",
+            "clientPort=2181\nsecureClientPort=2281\nclient.portUnification=true\n",
+        )
+        .expect("props");
+        apply_properties(&mut cfg, &props, Path::new(".")).expect("applies");
+        assert!(cfg.client_port_plaintext && cfg.client_port_unification);
+        assert_eq!(
+            cfg.secure_client_addr,
+            Some(SocketAddr::from(([0, 0, 0, 0], 2281)))
+        );
+        assert_eq!(cfg.client_tls.client_auth, crate::tls::ClientAuth::Need);
+        // Bad values are named.
+        for (line, wanted) in [
+            ("ssl.clientAuth=sometimes", "ssl.clientAuth"),
+            ("X509AuthenticationProvider.superUser=admin", "superUser"),
+            ("secureClientPort=x", "secureClientPort"),
+        ] {
+            let props = parse_properties("zoo.cfg", line).expect("props");
+            let e = apply_properties(&mut ServerConfig::standalone_default(), &props, Path::new("."))
+                .unwrap_err();
+            assert!(e.to_string().contains(wanted), "{line}: {e}");
+        }
+    }
+
+    #[test]
     fn missing_myid_in_an_ensemble_is_refused() {
         let dir = tempfile::tempdir().expect("tmp");
         let p = dir.path().join("zoo.cfg");

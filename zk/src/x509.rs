@@ -440,6 +440,25 @@ mod tests {
         assert_eq!(rfc2253_from_der(&[0x30, 0x00]).unwrap(), "");
     }
 
+    /// The subject of a certificate made with `openssl req -subj "/C=US/O=Acme, Inc./OU=dev\+ops+UID=k1/CN= kazoo client/emailAddress=kazoo@example.com"`,
+    /// and what OpenJDK 17's `X500Principal.getName()` printed for it.
+    #[test]
+    fn an_openssl_subject_reads_as_java_printed_it() {
+        let hex = "308180310b300906035504061302555331133011060355040a0c0a41636d652c20496e632e31\
+                   22300e060355040b0c076465762b6f70733010060a0992268993f22c6401010c026b3131163014\
+                   06035504030c0d206b617a6f6f20636c69656e743120301e06092a864886f70d01090116116b61\
+                   7a6f6f406578616d706c652e636f6d";
+        let der: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        assert_eq!(
+            rfc2253_from_der(&der).unwrap(),
+            "1.2.840.113549.1.9.1=#16116b617a6f6f406578616d706c652e636f6d,CN=\\ kazoo client,\
+             OU=dev\\+ops+UID=k1,O=Acme\\, Inc.,C=US"
+        );
+    }
+
     #[test]
     fn broken_der_is_an_error_never_a_panic() {
         let good = name(&[set(&[ava(CN, &utf8("client"))])]);
