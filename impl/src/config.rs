@@ -7,14 +7,15 @@
 //! `4lw.commands.whitelist`, `jute.maxbuffer`, `extendedTypesEnabled`,
 //! `metricsProvider.className`, `metricsProvider.httpPort`, `metricsProvider.httpHost`,
 //! `admin.enableServer`, `admin.serverAddress`, `admin.serverPort`, `admin.commandURL`,
-//! `minSessionTimeout`, `maxSessionTimeout`; for client TLS `secureClientPort`,
-//! `secureClientPortAddress`, `client.portUnification`, the `ssl.*` keys ([`crate::tls`]) and
+//! `minSessionTimeout`, `maxSessionTimeout`; quorum TLS: `sslQuorum`, `portUnification`,
+//! `ssl.quorum.*` ([`crate::tls`] lists them); client TLS: `secureClientPort`,
+//! `secureClientPortAddress`, `client.portUnification`, the `ssl.*` keys and
 //! `X509AuthenticationProvider.superUser` (`serverCnxnFactory` and an `authProvider.N` naming
 //! ZooKeeper's `X509AuthenticationProvider` are accepted: zabd's client port always has what
 //! they enable). Others are ignored with a warning. The server id comes from `dataDir/myid`,
 //! as in ZooKeeper.
 
-use crate::tls::{CLIENT_PREFIX, TlsSettings};
+use crate::tls::{CLIENT_PREFIX, QUORUM_PREFIX, TlsError, TlsSettings};
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -61,6 +62,9 @@ pub enum ConfigError {
 pub struct Member {
     /// `N`.
     pub id: ServerId,
+    /// The host as written in `server.N` (a name or an IP literal): quorum TLS checks the
+    /// member's certificate against it.
+    pub host: String,
     /// Where followers connect to it when it leads.
     pub quorum_addr: SocketAddr,
     /// Where election notifications reach it.
@@ -123,6 +127,12 @@ pub struct ServerConfig {
     pub min_session_timeout_ms: u64,
     /// Upper session timeout bound, ms.
     pub max_session_timeout_ms: u64,
+    /// `sslQuorum`: peer links over TLS with mutual authentication.
+    pub ssl_quorum: bool,
+    /// `portUnification`: the peer ports also accept plaintext peers (a rolling switch).
+    pub port_unification: bool,
+    /// The `ssl.quorum.*` keys.
+    pub quorum_tls: TlsSettings,
 }
 
 /// `metricsProvider.className` of ZooKeeper's Prometheus provider.
@@ -177,6 +187,9 @@ impl ServerConfig {
             admin: None,
             min_session_timeout_ms: 4000,
             max_session_timeout_ms: 40_000,
+            ssl_quorum: false,
+            port_unification: false,
+            quorum_tls: TlsSettings::new(QUORUM_PREFIX),
         }
     }
 
@@ -222,6 +235,31 @@ impl ServerConfig {
             ));
         }
         Ok(())
+    }
+}
+
+impl From<TlsError> for ConfigError {
+    fn from(e: TlsError) -> ConfigError {
+        match e {
+            TlsError::Value {
+                key,
+                value,
+                message,
+            } => ConfigError::Value {
+                key,
+                value,
+                message,
+            },
+            other => ConfigError::Invalid(other.to_string()),
+        }
+    }
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(value_err(key, value, "expected true or false")),
     }
 }
 
@@ -284,6 +322,10 @@ pub fn parse_member(key: &str, id: u64, value: &str) -> Result<Member, ConfigErr
     };
     Ok(Member {
         id: ServerId(id),
+        host: parts[0]
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
         quorum_addr,
         election_addr,
         client_addr,
@@ -413,10 +455,7 @@ impl SecureClient {
             "serverCnxnFactory" => {}
             k if k.starts_with("authProvider.") && value.trim() == X509_PROVIDER => {}
             _ => {
-                return base
-                    .client_tls
-                    .apply(key, value)
-                    .map_err(|e| ConfigError::Invalid(e.to_string()));
+                return base.client_tls.apply(key, value).map_err(ConfigError::from);
             }
         }
         Ok(true)
@@ -454,6 +493,13 @@ pub fn apply_properties(
         if monitoring.apply(key, value)? || secure.apply(base, key, value)? {
             continue;
         }
+        if base
+            .quorum_tls
+            .apply(key, value)
+            .map_err(ConfigError::from)?
+        {
+            continue;
+        }
         match key.as_str() {
             "dataDir" => base.data_dir = dir.join(value),
             "dataLogDir" => {
@@ -471,6 +517,8 @@ pub fn apply_properties(
                 base.snap_retain_count = parse_num::<usize>(key, value)?.max(3)
             }
             "jute.maxbuffer" => base.jute_max_buffer = parse_num(key, value)?,
+            "sslQuorum" => base.ssl_quorum = parse_bool(key, value)?,
+            "portUnification" => base.port_unification = parse_bool(key, value)?,
             "minSessionTimeout" => min_timeout = Some(parse_num(key, value)?),
             "maxSessionTimeout" => max_timeout = Some(parse_num(key, value)?),
             "extendedTypesEnabled" | "zookeeper.extendedTypesEnabled" => {

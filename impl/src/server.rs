@@ -9,6 +9,7 @@ use crate::config::ServerConfig;
 use crate::core::{PeerConfig, TraceEvent};
 use crate::metrics::Status;
 use crate::net::{self, NetCommand, NetConfig, NetState};
+use crate::quorum_tls::{MemberHost, QuorumTls};
 use crate::runtime::{self, Event, Replica};
 use crate::service::client::{self, ClientPortConfig, Security};
 use crate::service::{ClientEvent, ServiceConfig, ZkService};
@@ -283,7 +284,25 @@ fn start_network(
     if servers.len() <= 1 {
         return Ok(tokio::sync::mpsc::unbounded_channel().0);
     }
-    warn_plaintext_quorum(servers.len());
+    let tls = quorum_tls(cfg)?;
+    match &tls {
+        None => warn_plaintext_quorum(servers.len()),
+        Some(t) if t.accepts_plaintext() => warn!(
+            ssl_quorum = cfg.ssl_quorum,
+            port_unification = cfg.port_unification,
+            "SECURITY: the quorum and election ports still accept PLAINTEXT peers \
+             (portUnification=true or sslQuorum=false, for a rolling switch to TLS): until \
+             every member runs sslQuorum=true without portUnification, any process that \
+             reaches them can pose as a member; see README, Security."
+        ),
+        Some(_) => info!("quorum TLS: every peer link is TLS with mutual authentication"),
+    }
+    if tls.as_ref().is_some_and(|t| !t.hostname_verification()) {
+        warn!(
+            "SECURITY: ssl.quorum.hostnameVerification=false: any certificate the trust store \
+             trusts can pose as any member (unless it carries zab:server.N URIs)"
+        );
+    }
     let net_cfg = NetConfig {
         me: cfg.myid,
         election: cfg
@@ -295,6 +314,7 @@ fn start_network(
         ensemble: crate::wire::ensemble_fingerprint(&servers),
         jute_max_buffer: cfg.jute_max_buffer,
         live_window: Duration::from_millis(cfg.tick_ms.saturating_mul(2)),
+        tls,
     };
     let net_events = events_tx.clone();
     let sink: net::NetSink<zab_zk::Txn> =
@@ -304,7 +324,36 @@ fn start_network(
         .context("cannot start peer networking")
 }
 
-/// The peer ports carry no authentication yet (quorum TLS is issue 11's next step): say loudly
+/// The quorum's TLS, when `sslQuorum` or `portUnification` asks for it: the stores are read
+/// now, so a bad store stops the start with a message naming the key and the file.
+fn quorum_tls(cfg: &ServerConfig) -> anyhow::Result<Option<Arc<QuorumTls>>> {
+    if !cfg.ssl_quorum && !cfg.port_unification {
+        return Ok(None);
+    }
+    let members = cfg
+        .members
+        .iter()
+        .map(|m| {
+            (
+                m.id,
+                MemberHost {
+                    host: m.host.clone(),
+                    ip: m.quorum_addr.ip(),
+                },
+            )
+        })
+        .collect();
+    let tls = QuorumTls::new(
+        &cfg.quorum_tls,
+        members,
+        cfg.ssl_quorum,
+        cfg.port_unification,
+    )
+    .context("cannot set up quorum TLS (sslQuorum)")?;
+    Ok(Some(Arc::new(tls)))
+}
+
+/// The peer ports carry no authentication (quorum TLS is issue 11's next step): say loudly
 /// what anyone who reaches them can do, so that no one runs this on a shared network unaware.
 fn warn_plaintext_quorum(members: usize) {
     warn!(
