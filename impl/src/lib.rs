@@ -23,10 +23,13 @@ pub mod migrate;
 #[cfg(not(zab_loom))]
 pub mod net;
 #[cfg(not(zab_loom))]
+pub mod quorum_tls;
+#[cfg(not(zab_loom))]
 pub mod runtime;
 #[cfg(not(zab_loom))]
 pub mod server;
 #[cfg(not(zab_loom))]
 pub mod service;
 pub mod storage;
+pub mod tls;
 pub mod wire;

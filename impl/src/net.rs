@@ -9,6 +9,7 @@
 //! it leads. Each quorum connection has a generation number, so that an event of a connection
 //! that was replaced never reaches the core.
 
+use crate::quorum_tls::{PeerStream, QuorumTls};
 use crate::wire::{
     self, Frame, HELLO_LEN, HandshakeStatus, Hello, PayloadCodec, Purpose, WELCOME_LEN, Welcome,
 };
@@ -105,6 +106,8 @@ pub struct NetConfig {
     /// live (the leader heartbeats every tick, so two ticks): a second handshake for a learner
     /// whose connection is live is refused instead of displacing it.
     pub live_window: Duration,
+    /// Quorum TLS (`sslQuorum`, `portUnification`): `None` for plaintext peer links.
+    pub tls: Option<Arc<QuorumTls>>,
 }
 
 /// Shared between the network tasks and the core thread.
@@ -218,7 +221,7 @@ where
         let (tx, rx) = mpsc::unbounded_channel();
         election_out.insert(peer, tx);
         let span = info_span!("election", peer = %peer, %addr);
-        tokio::spawn(election_sender(addr, Arc::clone(&shared), rx).instrument(span));
+        tokio::spawn(election_sender(peer, addr, Arc::clone(&shared), rx).instrument(span));
     }
     let connecting: Arc<std::sync::Mutex<BTreeMap<ServerId, tokio::task::AbortHandle>>> =
         Arc::default();
@@ -301,7 +304,7 @@ where
 }
 
 async fn accept_one<P>(
-    mut stream: TcpStream,
+    tcp: TcpStream,
     addr: SocketAddr,
     purpose: Purpose,
     shared: Arc<Shared<P>>,
@@ -309,6 +312,12 @@ async fn accept_one<P>(
 where
     P: PayloadCodec + Send + Sync + std::fmt::Debug + 'static,
 {
+    let (mut stream, names): (PeerStream, _) = match &shared.cfg.tls {
+        None => (Box::new(tcp), None),
+        Some(tls) => tls.accept(tcp).await.inspect_err(|e| {
+            warn!(%addr, ?purpose, "refusing a peer: {e}");
+        })?,
+    };
     let mut hello = [0u8; HELLO_LEN];
     tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut hello))
         .await
@@ -323,12 +332,20 @@ where
             let _ = stream
                 .write_all(&reply(HandshakeStatus::VersionMismatch))
                 .await;
+            let _ = stream.flush().await;
             return Err(e.to_string());
         }
         Err(e) => return Err(e.to_string()),
     };
+    let identity = match (&shared.cfg.tls, &names) {
+        (Some(tls), Some(names)) => tls.check_identity(names, hello.sid),
+        _ => Ok(()),
+    };
     let status = if !shared.cfg.election.contains_key(&hello.sid) || hello.sid == me {
         HandshakeStatus::UnknownServer
+    } else if let Err(e) = identity {
+        warn!(%addr, claimed = %hello.sid, ?purpose, "refusing a peer whose certificate is not that server's: {e}");
+        HandshakeStatus::Refused
     } else if hello.ensemble != shared.cfg.ensemble {
         HandshakeStatus::WrongEnsemble
     } else if hello.purpose != purpose
@@ -352,6 +369,7 @@ where
         .write_all(&reply(status))
         .await
         .map_err(|e| e.to_string())?;
+    stream.flush().await.map_err(|e| e.to_string())?;
     if status != HandshakeStatus::Accepted {
         return Err(format!("{status:?} for server {}", hello.sid));
     }
@@ -378,7 +396,7 @@ where
 
 /// Reads frames until the stream ends, turning each into an event.
 async fn read_frames<P>(
-    mut stream: TcpStream,
+    mut stream: PeerStream,
     peer: ServerId,
     shared: Arc<Shared<P>>,
     event: impl Fn(ServerId, Frame<P>) -> NetEvent<P>,
@@ -415,12 +433,16 @@ async fn read_frames<P>(
 }
 
 /// Runs an established quorum connection: registers it, then reads until it ends.
-async fn run_quorum<P>(stream: TcpStream, peer: ServerId, shared: Arc<Shared<P>>, leader_side: bool)
-where
+async fn run_quorum<P>(
+    stream: PeerStream,
+    peer: ServerId,
+    shared: Arc<Shared<P>>,
+    leader_side: bool,
+) where
     P: PayloadCodec + Send + Sync + std::fmt::Debug + 'static,
 {
     let generation = shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::unbounded_channel::<Frame<P>>();
     let writer_task = tokio::spawn(async move {
         let mut buf = BytesMut::new();
@@ -430,7 +452,7 @@ where
             while let Ok(next) = rx.try_recv() {
                 wire::encode_frame(&next, &mut buf);
             }
-            if writer.write_all(&buf).await.is_err() {
+            if writer.write_all(&buf).await.is_err() || writer.flush().await.is_err() {
                 return;
             }
         }
@@ -509,16 +531,33 @@ where
     shared.quorum_closed(peer, generation);
 }
 
-async fn handshake(addr: SocketAddr, hello: Hello) -> Result<(TcpStream, Welcome), String> {
-    let mut stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
+/// Connects to member `peer` at `addr` (over TLS when the quorum uses it, the certificate
+/// bound to `peer`) and exchanges the hello and the welcome.
+async fn handshake(
+    addr: SocketAddr,
+    peer: ServerId,
+    hello: Hello,
+    tls: Option<&QuorumTls>,
+) -> Result<(PeerStream, Welcome), String> {
+    let tcp = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
         .await
         .map_err(|_| "connect timed out".to_string())?
         .map_err(|e| e.to_string())?;
-    let _ = stream.set_nodelay(true);
+    let _ = tcp.set_nodelay(true);
+    let mut stream: PeerStream = match tls {
+        None => Box::new(tcp),
+        Some(tls) => {
+            tls.connect(tcp, peer)
+                .await
+                .inspect_err(|e| warn!(%addr, %peer, "cannot connect to a peer: {e}"))?
+                .0
+        }
+    };
     stream
         .write_all(&wire::encode_hello(&hello))
         .await
         .map_err(|e| e.to_string())?;
+    stream.flush().await.map_err(|e| e.to_string())?;
     let mut reply = [0u8; WELCOME_LEN];
     tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut reply))
         .await
@@ -530,6 +569,7 @@ async fn handshake(addr: SocketAddr, hello: Hello) -> Result<(TcpStream, Welcome
 
 /// Keeps an outgoing election connection up and sends the queued notifications on it.
 async fn election_sender<P>(
+    peer: ServerId,
     addr: SocketAddr,
     shared: Arc<Shared<P>>,
     mut rx: mpsc::UnboundedReceiver<Frame<P>>,
@@ -544,7 +584,7 @@ async fn election_sender<P>(
     let mut backoff = Duration::from_millis(50);
     let mut pending: Option<Frame<P>> = None;
     loop {
-        match handshake(addr, hello).await {
+        match handshake(addr, peer, hello, shared.cfg.tls.as_deref()).await {
             Ok((mut stream, w)) if w.status == HandshakeStatus::Accepted => {
                 backoff = Duration::from_millis(50);
                 let mut buf = BytesMut::new();
@@ -558,7 +598,7 @@ async fn election_sender<P>(
                     };
                     buf.clear();
                     wire::encode_frame(&frame, &mut buf);
-                    if stream.write_all(&buf).await.is_err() {
+                    if stream.write_all(&buf).await.is_err() || stream.flush().await.is_err() {
                         pending = Some(frame);
                         break;
                     }
@@ -591,7 +631,7 @@ where
     };
     let mut backoff = Duration::from_millis(20);
     loop {
-        match handshake(addr, hello).await {
+        match handshake(addr, leader, hello, shared.cfg.tls.as_deref()).await {
             Ok((stream, w)) if w.status == HandshakeStatus::Accepted => {
                 run_quorum(stream, leader, shared, false).await;
                 return;
@@ -630,6 +670,7 @@ mod tests {
             ensemble: wire::ensemble_fingerprint(&ids),
             jute_max_buffer: 0xfffff,
             live_window: Duration::from_millis(400),
+            tls: None,
         };
         let state = Arc::new(NetState::default());
         state.leading.store(true, Ordering::SeqCst);
@@ -655,7 +696,7 @@ mod tests {
         }
     }
 
-    async fn heartbeat(stream: &mut TcpStream) {
+    async fn heartbeat(stream: &mut PeerStream) {
         let mut buf = BytesMut::new();
         wire::encode_frame::<ZnodeTxn>(&Frame::Heartbeat, &mut buf);
         stream.write_all(&buf).await.expect("write");
@@ -668,12 +709,16 @@ mod tests {
     async fn a_second_handshake_does_not_displace_a_live_learner() {
         let (cfg, connects) = leader().await;
         let addr = cfg.quorum[&ServerId(1)];
-        let (mut first, w) = handshake(addr, hello_as(&cfg, 2)).await.expect("first");
+        let (mut first, w) = handshake(addr, ServerId(1), hello_as(&cfg, 2), None)
+            .await
+            .expect("first");
         assert_eq!(w.status, HandshakeStatus::Accepted);
         for _ in 0..3 {
             heartbeat(&mut first).await;
             tokio::time::sleep(Duration::from_millis(50)).await;
-            let (_, w) = handshake(addr, hello_as(&cfg, 2)).await.expect("second");
+            let (_, w) = handshake(addr, ServerId(1), hello_as(&cfg, 2), None)
+                .await
+                .expect("second");
             assert_eq!(w.status, HandshakeStatus::Refused, "a live learner stays");
         }
         // The first connection still works: it is still the registered one.
@@ -681,10 +726,14 @@ mod tests {
         assert_eq!(connects.load(Ordering::SeqCst), 1);
         // Silent past the window: a reconnect (the learner restarted) replaces it.
         tokio::time::sleep(Duration::from_millis(600)).await;
-        let (_, w) = handshake(addr, hello_as(&cfg, 2)).await.expect("reconnect");
+        let (_, w) = handshake(addr, ServerId(1), hello_as(&cfg, 2), None)
+            .await
+            .expect("reconnect");
         assert_eq!(w.status, HandshakeStatus::Accepted);
         // Another learner is unaffected throughout.
-        let (_, w) = handshake(addr, hello_as(&cfg, 3)).await.expect("other");
+        let (_, w) = handshake(addr, ServerId(1), hello_as(&cfg, 3), None)
+            .await
+            .expect("other");
         assert_eq!(w.status, HandshakeStatus::Accepted);
     }
 }

@@ -9,8 +9,9 @@ use crate::config::ServerConfig;
 use crate::core::{PeerConfig, TraceEvent};
 use crate::metrics::Status;
 use crate::net::{self, NetCommand, NetConfig, NetState};
+use crate::quorum_tls::{MemberHost, QuorumTls};
 use crate::runtime::{self, Event, Replica};
-use crate::service::client::{self, ClientPortConfig};
+use crate::service::client::{self, ClientPortConfig, Security};
 use crate::service::{ClientEvent, ServiceConfig, ZkService};
 use crate::storage::{LogWriter, StdFs, Storage, StorageConfig};
 use crate::wire::PayloadCodec;
@@ -155,10 +156,6 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
     let net_state = Arc::new(NetState::default());
     let net_tx = start_network(&cfg, &tokio_rt, &net_state, &events_tx)?;
 
-    let client_listener = tokio_rt
-        .block_on(tokio::net::TcpListener::bind(cfg.client_addr))
-        .with_context(|| format!("cannot listen on the client port {}", cfg.client_addr))?;
-    info!(addr = %cfg.client_addr, "client port listening");
     let port_cfg = ClientPortConfig {
         max_frame: cfg.jute_max_buffer,
         max_per_ip: cfg.max_client_cnxns,
@@ -167,7 +164,7 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         // `zookeeper.nio.sessionlessCnxnTimeout` (10 s; checked by tests/bad_input.rs).
         handshake_timeout: Duration::from_secs(10),
     };
-    tokio_rt.spawn(client::serve(client_listener, events_tx.clone(), port_cfg));
+    start_client_ports(&cfg, &tokio_rt, &events_tx, &port_cfg)?;
     if let Some(addr) = cfg.metrics_addr {
         let st = Arc::clone(&status);
         let zk: Option<crate::metrics::ZkQuery> = cfg.zookeeper_metrics.then(|| {
@@ -254,6 +251,53 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
     result.map_err(|e| anyhow::anyhow!("storage failure, stopping: {e}"))
 }
 
+/// Binds the client ports: `clientPort` (plaintext, or both with `client.portUnification`)
+/// and `secureClientPort` (TLS, configured by the `ssl.*` keys). A TLS configuration that
+/// does not load (a missing store, a wrong password, a key that does not fit) stops the
+/// start with the reason, rather than serving without the port the operator asked for.
+fn start_client_ports(
+    cfg: &ServerConfig,
+    tokio_rt: &tokio::runtime::Runtime,
+    events_tx: &std::sync::mpsc::Sender<Event<zab_zk::Txn, ClientEvent>>,
+    port_cfg: &ClientPortConfig,
+) -> anyhow::Result<()> {
+    let acceptor = if cfg.secure_client_addr.is_some() || cfg.client_port_unification {
+        let tls = cfg
+            .client_tls
+            .server_config()
+            .context("cannot set up TLS for the client port")?;
+        Some(tokio_rustls::TlsAcceptor::from(tls))
+    } else {
+        None
+    };
+    let mut ports = Vec::new();
+    if cfg.client_port_plaintext {
+        let security = match (&acceptor, cfg.client_port_unification) {
+            (Some(a), true) => Security::Unified(a.clone()),
+            _ => Security::Plain,
+        };
+        ports.push((cfg.client_addr, security, "client port"));
+    }
+    if let (Some(addr), Some(a)) = (cfg.secure_client_addr, &acceptor) {
+        ports.push((addr, Security::Tls(a.clone()), "secure client port"));
+    }
+    if ports.is_empty() {
+        anyhow::bail!("no client port: set clientPort or secureClientPort");
+    }
+    for (addr, security, what) in ports {
+        let listener = tokio_rt
+            .block_on(tokio::net::TcpListener::bind(addr))
+            .with_context(|| format!("cannot listen on the {what} {addr}"))?;
+        tokio_rt.spawn(client::serve(
+            listener,
+            events_tx.clone(),
+            port_cfg.clone(),
+            security,
+        ));
+    }
+    Ok(())
+}
+
 /// Starts peer networking (an ensemble only; a standalone server gets a command channel no
 /// one reads). Peer events go straight onto the replica thread's channel, like the log
 /// writer's reports.
@@ -267,7 +311,25 @@ fn start_network(
     if servers.len() <= 1 {
         return Ok(tokio::sync::mpsc::unbounded_channel().0);
     }
-    warn_plaintext_quorum(servers.len());
+    let tls = quorum_tls(cfg)?;
+    match &tls {
+        None => warn_plaintext_quorum(servers.len()),
+        Some(t) if t.accepts_plaintext() => warn!(
+            ssl_quorum = cfg.ssl_quorum,
+            port_unification = cfg.port_unification,
+            "SECURITY: the quorum and election ports still accept PLAINTEXT peers \
+             (portUnification=true or sslQuorum=false, for a rolling switch to TLS): until \
+             every member runs sslQuorum=true without portUnification, any process that \
+             reaches them can pose as a member; see README, Security."
+        ),
+        Some(_) => info!("quorum TLS: every peer link is TLS with mutual authentication"),
+    }
+    if tls.as_ref().is_some_and(|t| !t.hostname_verification()) {
+        warn!(
+            "SECURITY: ssl.quorum.hostnameVerification=false: any certificate the trust store \
+             trusts can pose as any member (unless it carries zab:server.N URIs)"
+        );
+    }
     let net_cfg = NetConfig {
         me: cfg.myid,
         election: cfg
@@ -279,6 +341,7 @@ fn start_network(
         ensemble: crate::wire::ensemble_fingerprint(&servers),
         jute_max_buffer: cfg.jute_max_buffer,
         live_window: Duration::from_millis(cfg.tick_ms.saturating_mul(2)),
+        tls,
     };
     let net_events = events_tx.clone();
     let sink: net::NetSink<zab_zk::Txn> =
@@ -288,7 +351,36 @@ fn start_network(
         .context("cannot start peer networking")
 }
 
-/// The peer ports carry no authentication yet (quorum TLS is issue 11's next step): say loudly
+/// The quorum's TLS, when `sslQuorum` or `portUnification` asks for it: the stores are read
+/// now, so a bad store stops the start with a message naming the key and the file.
+fn quorum_tls(cfg: &ServerConfig) -> anyhow::Result<Option<Arc<QuorumTls>>> {
+    if !cfg.ssl_quorum && !cfg.port_unification {
+        return Ok(None);
+    }
+    let members = cfg
+        .members
+        .iter()
+        .map(|m| {
+            (
+                m.id,
+                MemberHost {
+                    host: m.host.clone(),
+                    ip: m.quorum_addr.ip(),
+                },
+            )
+        })
+        .collect();
+    let tls = QuorumTls::new(
+        &cfg.quorum_tls,
+        members,
+        cfg.ssl_quorum,
+        cfg.port_unification,
+    )
+    .context("cannot set up quorum TLS (sslQuorum)")?;
+    Ok(Some(Arc::new(tls)))
+}
+
+/// The peer ports carry no authentication (quorum TLS is issue 11's next step): say loudly
 /// what anyone who reaches them can do, so that no one runs this on a shared network unaware.
 fn warn_plaintext_quorum(members: usize) {
     warn!(

@@ -1,11 +1,16 @@
-//! The client port: accepts connections, answers four-letter words, splits the stream into
-//! frames (refusing negative or oversized ones, like ZooKeeper: the connection is closed and
-//! nothing else is affected), and relays frames to the replica thread and its answers back.
+//! The client port: accepts connections (plaintext on `clientPort`, TLS on `secureClientPort`,
+//! either on one port with `client.portUnification`), answers four-letter words, splits the
+//! stream into frames (refusing negative or oversized ones, like ZooKeeper: the connection is
+//! closed and nothing else is affected), and relays frames to the replica thread and its
+//! answers back.
 //!
-//! A connection task owns the socket: it reads frames and sends them on, in order, as
-//! [`ClientEvent`]s; a writer task writes what the replica thread sends ([`ClientOut`]). A client
-//! that does not finish its handshake within the limit is disconnected; a client that stalls
-//! after that is left alone until its session expires (the replica thread then closes it).
+//! A connection task owns the socket: it completes the TLS handshake if the port has one (a
+//! failed or slow handshake is a log line and a closed connection, nothing more), reads frames
+//! and sends them on, in order, as [`ClientEvent`]s; a writer task writes what the replica
+//! thread sends ([`ClientOut`]). Plaintext and TLS connections share this one path, generic
+//! over the stream ([`ClientStream`]). A client that does not finish its handshake within the
+//! limit is disconnected; a client that stalls after that is left alone until its session
+//! expires (the replica thread then closes it).
 
 use super::{ClientEvent, ClientOut, ConnId, fourlw};
 use crate::runtime::Event;
@@ -15,9 +20,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
 use tracing::{Instrument, debug, info, info_span, warn};
 use zab_zk::proto::{self, FrameDecoder};
 
@@ -30,14 +36,68 @@ pub struct ClientPortConfig {
     pub max_per_ip: u32,
     /// Words answered.
     pub four_letter_words: Vec<String>,
-    /// Time allowed for the handshake frame.
+    /// Time allowed for the TLS handshake, and again for the session handshake frame.
     pub handshake_timeout: Duration,
+}
+
+/// How a listener's connections are secured.
+#[derive(Clone)]
+pub enum Security {
+    /// Plaintext (`clientPort`).
+    Plain,
+    /// TLS on every connection (`secureClientPort`).
+    Tls(TlsAcceptor),
+    /// `client.portUnification`: TLS when the first byte opens a TLS handshake record, else
+    /// plaintext (ZooKeeper's `UnifiedServerSocket` / Netty's `DualModeSslHandler`).
+    Unified(TlsAcceptor),
+}
+
+impl Security {
+    fn name(&self) -> &'static str {
+        match self {
+            Security::Plain => "plaintext",
+            Security::Tls(_) => "TLS",
+            Security::Unified(_) => "plaintext and TLS (port unification)",
+        }
+    }
+}
+
+/// The first byte of a TLS record carrying a handshake message (a ClientHello).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// A client connection's byte stream, split into halves for the reader and writer tasks.
+pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// The reading half.
+    type Reader: AsyncRead + Unpin + Send + 'static;
+    /// The writing half.
+    type Writer: AsyncWrite + Unpin + Send + 'static;
+    /// Splits the stream.
+    fn split(self) -> (Self::Reader, Self::Writer);
+}
+
+impl ClientStream for TcpStream {
+    type Reader = tokio::net::tcp::OwnedReadHalf;
+    type Writer = tokio::net::tcp::OwnedWriteHalf;
+    fn split(self) -> (Self::Reader, Self::Writer) {
+        self.into_split()
+    }
+}
+
+impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
+    type Reader = tokio::io::ReadHalf<Self>;
+    type Writer = tokio::io::WriteHalf<Self>;
+    fn split(self) -> (Self::Reader, Self::Writer) {
+        tokio::io::split(self)
+    }
 }
 
 type Sender = std::sync::mpsc::Sender<Event<zab_zk::Txn, ClientEvent>>;
 
 /// Accepts client connections on `listener` until the process ends.
-pub async fn serve(listener: TcpListener, events: Sender, cfg: ClientPortConfig) {
+pub async fn serve(listener: TcpListener, events: Sender, cfg: ClientPortConfig, security: Security) {
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, security = security.name(), "client port listening");
+    }
     let next_id = Arc::new(AtomicU64::new(1));
     let per_ip: Arc<Mutex<HashMap<IpAddr, u32>>> = Arc::default();
     loop {
@@ -64,10 +124,11 @@ pub async fn serve(listener: TcpListener, events: Sender, cfg: ClientPortConfig)
         }
         let conn = next_id.fetch_add(1, Ordering::Relaxed);
         let (events, cfg, per_ip) = (events.clone(), cfg.clone(), Arc::clone(&per_ip));
+        let security = security.clone();
         let span = info_span!("client", conn, %remote);
         tokio::spawn(
             async move {
-                handle(stream, remote, conn, events, &cfg).await;
+                secure(stream, remote, conn, events, &cfg, &security).await;
                 let mut map = per_ip
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -80,12 +141,59 @@ pub async fn serve(listener: TcpListener, events: Sender, cfg: ClientPortConfig)
     }
 }
 
-async fn handle(
-    mut stream: TcpStream,
+/// Completes the TLS handshake the port asks for, then serves the connection.
+async fn secure(
+    stream: TcpStream,
     remote: SocketAddr,
     conn: ConnId,
     events: Sender,
     cfg: &ClientPortConfig,
+    security: &Security,
+) {
+    let acceptor = match security {
+        Security::Plain => return handle(stream, remote, conn, events, cfg, None).await,
+        Security::Tls(acceptor) => acceptor,
+        Security::Unified(acceptor) => {
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(cfg.handshake_timeout, stream.peek(&mut first)).await {
+                Ok(Ok(1)) if first[0] == TLS_HANDSHAKE_RECORD => acceptor,
+                Ok(Ok(1)) => return handle(stream, remote, conn, events, cfg, None).await,
+                _ => return,
+            }
+        }
+    };
+    let tls = match tokio::time::timeout(cfg.handshake_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            warn!(%remote, "TLS handshake with a client failed: {e}");
+            return;
+        }
+        Err(_) => {
+            warn!(%remote, timeout = ?cfg.handshake_timeout, "TLS handshake with a client timed out");
+            return;
+        }
+    };
+    let x509 = match tls.get_ref().1.peer_certificates().and_then(<[_]>::first) {
+        None => None,
+        Some(cert) => match subject_rfc2253(cert) {
+            Ok(dn) => Some(dn),
+            Err(e) => {
+                // X509AuthenticationProvider fails the authentication; ZooKeeper then closes.
+                warn!(%remote, "closing a TLS client whose certificate subject is unreadable: {e}");
+                return;
+            }
+        },
+    };
+    handle(tls, remote, conn, events, cfg, x509).await;
+}
+
+async fn handle<S: ClientStream>(
+    mut stream: S,
+    remote: SocketAddr,
+    conn: ConnId,
+    events: Sender,
+    cfg: &ClientPortConfig,
+    x509: Option<String>,
 ) {
     let mut buf = BytesMut::with_capacity(4096);
     // A four-letter word is only recognised as the first 4 bytes of a fresh connection.
@@ -105,6 +213,7 @@ async fn handle(
     if let Some(word) = proto::four_letter_word(&buf[..4]) {
         let text = four_letter(word, remote, &events, cfg).await;
         let _ = stream.write_all(text.as_bytes()).await;
+        let _ = stream.flush().await;
         let _ = stream.shutdown().await;
         return;
     }
@@ -141,12 +250,13 @@ async fn handle(
             remote,
             request,
             out: out_tx,
+            x509,
         }))
         .is_err()
     {
         return;
     }
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = stream.split();
     let writer_task = tokio::spawn(async move {
         let mut pending = BytesMut::new();
         while let Some(first) = out_rx.recv().await {
@@ -161,7 +271,10 @@ async fn handle(
                     }
                 }
             }
-            if !pending.is_empty() && writer.write_all(&pending).await.is_err() {
+            // (A TLS stream may hold the last record until flushed; a socket's flush is free.)
+            if !pending.is_empty()
+                && (writer.write_all(&pending).await.is_err() || writer.flush().await.is_err())
+            {
                 return;
             }
             pending.clear();
@@ -203,6 +316,14 @@ async fn handle(
         _ = &mut writer_task => { reader_task.abort(); }
     }
     let _ = events.send(Event::Client(ClientEvent::Closed { conn }));
+}
+
+/// A certificate's subject as Java's `X500Principal.getName()` writes it: the `x509` id
+/// ZooKeeper's `X509AuthenticationProvider` gives the client.
+pub fn subject_rfc2253(cert: &rustls_pki_types::CertificateDer<'_>) -> Result<String, String> {
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|e| e.to_string())?;
+    zab_zk::x509::rfc2253_from_der(parsed.subject().as_raw()).map_err(|e| e.to_string())
 }
 
 async fn four_letter(

@@ -278,8 +278,7 @@ impl Connections {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn open(
         &mut self,
-        conn: ConnId,
-        remote: SocketAddr,
+        (conn, remote, auth): (ConnId, SocketAddr, AuthInfo),
         req: &ConnectRequest,
         out: UnboundedSender<ClientOut>,
         limits: &HandshakeLimits,
@@ -309,7 +308,7 @@ impl Connections {
             session: None,
             timeout,
             read_only_byte,
-            auth: AuthInfo::new(&remote.ip().to_string()),
+            auth,
             early: Vec::new(),
             queue: SessionQueue::default(),
             stats: ConnStats {

@@ -237,8 +237,14 @@ fn cons(out: &mut String, c: &Ctx<'_, '_>) {
 
 /// `conf`: the configuration, ZooKeeper's keys.
 fn conf(out: &mut String, cfg: &ServerConfig, standalone: bool) {
-    let client_port = cfg.client_addr.port();
-    let _ = writeln!(out, "clientPort={client_port}\nsecureClientPort=-1");
+    // ZooKeeper prints -1 for a port it does not listen on.
+    let client_port = if cfg.client_port_plaintext {
+        i32::from(cfg.client_addr.port())
+    } else {
+        -1
+    };
+    let secure = cfg.secure_client_addr.map_or(-1, |a| i32::from(a.port()));
+    let _ = writeln!(out, "clientPort={client_port}\nsecureClientPort={secure}");
     let _ = writeln!(
         out,
         "dataDir={}\ndataDirSize={}",

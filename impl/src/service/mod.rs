@@ -51,7 +51,7 @@ use std::net::SocketAddr;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info, warn};
 use zab_spec::{ErrorCode, ServerId, ServerState, SessionId, Txn, ZabState, Zxid};
-use zab_zk::auth::AuthConfig;
+use zab_zk::auth::{AuthConfig, AuthInfo};
 use zab_zk::proto::{self, ConnectRequest, Request, Response, SyncResponse};
 use zab_zk::txn::TxnBody;
 use zab_zk::{DataTree, PrepConfig};
@@ -72,6 +72,9 @@ pub enum ClientEvent {
         request: ConnectRequest,
         /// Where the connection's output goes.
         out: UnboundedSender<ClientOut>,
+        /// The subject of the client's TLS certificate, verified in the handshake (RFC 2253,
+        /// as Java writes it): the connection is authenticated as `x509:<subject>`.
+        x509: Option<String>,
     },
     /// A request frame (header and body) arrived.
     Request {
@@ -228,6 +231,7 @@ impl ZkService {
             }),
             reads: LocalReads::new(AuthConfig {
                 super_digest: cfg.super_digest.clone(),
+                x509_super_user: cfg.server.x509_super_user.clone(),
             }),
             db: FinalApply::new(tree, applied, &cfg.server, now_ms),
             expiry: Expiry::new(cfg.container_check_ms, cfg.server.tick_ms as i64, now_ms),
@@ -297,11 +301,20 @@ impl ZkService {
 
     fn open(
         &mut self,
-        (conn, remote): (ConnId, SocketAddr),
+        (conn, remote, x509): (ConnId, SocketAddr, Option<String>),
         req: &ConnectRequest,
         out: UnboundedSender<ClientOut>,
         cx: &mut AppCx<'_, zab_zk::Txn>,
     ) {
+        let ip = remote.ip().to_string();
+        let auth = match &x509 {
+            // X509AuthenticationProvider.handleAuthentication, run when the handshake is done.
+            Some(dn) => {
+                info!(conn, %remote, subject = %dn, "authenticated by TLS client certificate");
+                AuthInfo::with_certificate(&ip, dn, self.reads.auth_config())
+            }
+            None => AuthInfo::new(&ip),
+        };
         let s = &self.cfg.server;
         let limits = HandshakeLimits {
             min_timeout_ms: s.min_session_timeout_ms as i32,
@@ -310,8 +323,7 @@ impl ZkService {
             applied: self.db.applied,
         };
         let opened = self.conns.open(
-            conn,
-            remote,
+            (conn, remote, auth),
             req,
             out,
             &limits,
@@ -549,7 +561,8 @@ impl Application<zab_zk::Txn> for ZkService {
                 remote,
                 request,
                 out,
-            } => self.open((conn, remote), &request, out, cx),
+                x509,
+            } => self.open((conn, remote, x509), &request, out, cx),
             ClientEvent::Request { conn, payload } => self.request(conn, payload, cx),
             ClientEvent::Closed { conn } => self.conns.close(conn, &mut self.reads.watches),
             ClientEvent::FourLetter {

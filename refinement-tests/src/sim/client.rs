@@ -278,6 +278,7 @@ impl Sim {
                 remote,
                 request,
                 out: tx,
+                x509: None,
             },
         );
         self.wake(c, now + CONNECT_TIMEOUT_MS);

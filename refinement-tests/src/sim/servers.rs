@@ -14,6 +14,7 @@ impl Sim {
             .enumerate()
             .map(|(n, node)| Member {
                 id: node.id,
+                host: "127.0.0.1".into(),
                 quorum_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 12_000 + n as u16)),
                 election_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 13_000 + n as u16)),
                 client_addr: None,
