@@ -7,7 +7,8 @@
 //! `4lw.commands.whitelist`, `jute.maxbuffer`, `extendedTypesEnabled`,
 //! `metricsProvider.className`, `metricsProvider.httpPort`, `metricsProvider.httpHost`,
 //! `admin.enableServer`, `admin.serverAddress`, `admin.serverPort`, `admin.commandURL`,
-//! `minSessionTimeout`, `maxSessionTimeout`. Others are ignored with a warning. The server id comes from `dataDir/myid`, as in ZooKeeper.
+//! `minSessionTimeout`, `maxSessionTimeout`, and the queue bounds of [`crate::bounds`]
+//! (`globalOutstandingLimit`, ...). Others are ignored with a warning. The server id comes from `dataDir/myid`, as in ZooKeeper.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -105,6 +106,8 @@ pub struct ServerConfig {
     pub min_session_timeout_ms: u64,
     /// Upper session timeout bound, ms.
     pub max_session_timeout_ms: u64,
+    /// The bounds on client and peer queues (issue 12).
+    pub bounds: crate::bounds::Bounds,
 }
 
 /// `metricsProvider.className` of ZooKeeper's Prometheus provider.
@@ -154,6 +157,7 @@ impl ServerConfig {
             admin: None,
             min_session_timeout_ms: 4000,
             max_session_timeout_ms: 40_000,
+            bounds: crate::bounds::Bounds::default(),
         }
     }
 
@@ -193,6 +197,7 @@ impl ServerConfig {
                 )));
             }
         }
+        self.bounds.validate(self.jute_max_buffer)?;
         if self.min_session_timeout_ms > self.max_session_timeout_ms {
             return Err(ConfigError::Invalid(
                 "minSessionTimeout exceeds maxSessionTimeout".into(),
@@ -375,7 +380,7 @@ pub fn apply_properties(
     let mut max_timeout = None;
     let mut monitoring = Monitoring::default();
     for (key, value) in props {
-        if monitoring.apply(key, value)? {
+        if monitoring.apply(key, value)? || base.bounds.apply(key, value)? {
             continue;
         }
         match key.as_str() {

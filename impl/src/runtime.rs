@@ -253,6 +253,11 @@ pub struct Replica<P, A: Application<P>, L: LogBackend = LogWriter> {
     generation: u64,
     snap_count: u64,
     delivered_since_snapshot: u64,
+    /// `snapSizeLimitInKb`, in bytes: a snapshot is also taken once this many log bytes were
+    /// appended since the last one (the core keeps the log since the last snapshot in
+    /// memory, so this bounds it).
+    snap_size_limit: u64,
+    appended_since_snapshot: u64,
     snapshot_running: bool,
     trace_sink: Option<TraceSink<P>>,
     tick_ms: u64,
@@ -325,6 +330,8 @@ where
             generation,
             snap_count: snap_count.max(1),
             delivered_since_snapshot: 0,
+            snap_size_limit: u64::MAX,
+            appended_since_snapshot: 0,
             snapshot_running: false,
             tick_ms: (peer_tick_ms(&peer) / 2).max(1),
             peer,
@@ -344,6 +351,13 @@ where
     /// Uses `clock` for timers and the application's wall-clock time.
     pub fn with_clock(mut self, clock: Box<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Also snapshots once `bytes` of log were appended since the last snapshot
+    /// (`snapSizeLimitInKb`).
+    pub fn with_snap_size_limit(mut self, bytes: u64) -> Self {
+        self.snap_size_limit = bytes.max(1);
         self
     }
 
@@ -450,6 +464,13 @@ where
 
     /// Handles one event (everything but the timers).
     pub fn handle(&mut self, ev: Event<P, A::Client>) -> Result<(), StorageError> {
+        if matches!(
+            ev,
+            Event::Net(NetEvent::Election { .. } | NetEvent::Quorum { .. })
+        ) {
+            // The network counted it into the inbox (peerInboxLimit); it is taken now.
+            self.net_state.inbox.taken();
+        }
         match ev {
             Event::Net(NetEvent::Election {
                 from,
@@ -652,6 +673,7 @@ where
                 for t in txns {
                     let mut buf = BytesMut::new();
                     t.payload.encode(&mut buf);
+                    self.appended_since_snapshot += buf.len() as u64;
                     w.append(t.zxid, buf.freeze())?;
                 }
                 if wait {
@@ -674,6 +696,7 @@ where
                 self.timed(|| w.install_snapshot(last_zxid, data))?;
                 self.generation = w.generation();
                 self.delivered_since_snapshot = 0;
+                self.appended_since_snapshot = 0;
             }
             Persist::AcceptedEpoch(e) => self.timed(|| w.set_accepted_epoch(e))?,
             Persist::CurrentEpoch(e) => self.timed(|| w.set_current_epoch(e))?,
@@ -700,12 +723,16 @@ where
         }
     }
 
-    /// Every `snap_count` deliveries, snapshot the state in the background (serialization and
-    /// the write happen on another thread; the core adopts it when told, `TakeSnapshot`).
+    /// Every `snap_count` deliveries, or `snap_size_limit` appended log bytes, snapshot the
+    /// state in the background (serialization and the write happen on another thread; the
+    /// core adopts it when told, `TakeSnapshot`).
     fn maybe_snapshot(&mut self) {
         let log = self.peer.log();
+        let due = self.delivered_since_snapshot >= self.snap_count
+            || (self.appended_since_snapshot >= self.snap_size_limit
+                && self.delivered_since_snapshot > 0);
         if self.snapshot_running
-            || self.delivered_since_snapshot < self.snap_count
+            || !due
             || log.committed() > log.persisted()
             || log.committed() <= log.snapshot()
         {
@@ -718,6 +745,7 @@ where
         }
         self.snapshot_running = true;
         self.delivered_since_snapshot = 0;
+        self.appended_since_snapshot = 0;
         let ticket = self.writer.snapshot_ticket();
         let job = self.sm.snapshot_job();
         let writer = Arc::clone(&self.writer);

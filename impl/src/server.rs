@@ -139,6 +139,11 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         // ZooKeeper drops a connection without a session after
         // `zookeeper.nio.sessionlessCnxnTimeout` (10 s; checked by tests/bad_input.rs).
         handshake_timeout: Duration::from_secs(10),
+        output_soft_limit: cfg.bounds.client_output_soft,
+        outstanding: crate::service::backpressure::Outstanding::new(
+            cfg.bounds.global_outstanding_limit,
+            cfg.bounds.global_outstanding_bytes,
+        ),
     };
     tokio_rt.spawn(client::serve(client_listener, events_tx.clone(), port_cfg));
     if let Some(addr) = cfg.metrics_addr {
@@ -214,7 +219,8 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         events_tx,
         Arc::clone(&status),
         cfg.snap_count,
-    );
+    )
+    .with_snap_size_limit((cfg.bounds.snap_size_limit_kb as u64).saturating_mul(1024));
     if let Some(path) = &opts.trace_file {
         let sink = trace_sink(path, &replica, cfg.myid)?;
         replica = replica.with_trace(sink);
@@ -252,6 +258,8 @@ fn start_network(
         ensemble: crate::wire::ensemble_fingerprint(&servers),
         jute_max_buffer: cfg.jute_max_buffer,
         live_window: Duration::from_millis(cfg.tick_ms.saturating_mul(2)),
+        send_queue_limit: cfg.bounds.peer_send_queue,
+        inbox_limit: cfg.bounds.peer_inbox,
     };
     let net_events = events_tx.clone();
     let sink: net::NetSink<zab_zk::Txn> =

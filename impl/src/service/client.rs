@@ -6,7 +6,11 @@
 //! [`ClientEvent`]s; a writer task writes what the replica thread sends ([`ClientOut`]). A client
 //! that does not finish its handshake within the limit is disconnected; a client that stalls
 //! after that is left alone until its session expires (the replica thread then closes it).
+//! The reader stops reading while the connection is throttled and the writer reports what it
+//! wrote ([`super::backpressure`]), so a client that does not read its replies is pushed back
+//! through TCP; one killed at the hard limit has both tasks stopped and its queue dropped.
 
+use super::backpressure::{ConnGate, Outbox, Outstanding};
 use super::{ClientEvent, ClientOut, ConnId, fourlw};
 use crate::runtime::Event;
 use bytes::BytesMut;
@@ -32,7 +36,15 @@ pub struct ClientPortConfig {
     pub four_letter_words: Vec<String>,
     /// Time allowed for the handshake frame.
     pub handshake_timeout: Duration,
+    /// `clientOutputSoftLimitBytes`: queued reply bytes past which a connection is not read.
+    pub output_soft_limit: usize,
+    /// The requests outstanding over every connection (`globalOutstandingLimit`).
+    pub outstanding: Arc<Outstanding>,
 }
+
+/// Replies are written in batches of up to this many bytes (larger frames on their own), so
+/// the writer holds one batch, not a copy of the whole queue.
+const WRITE_BATCH: usize = 64 * 1024;
 
 type Sender = std::sync::mpsc::Sender<Event<zab_zk::Txn, ClientEvent>>;
 
@@ -134,75 +146,135 @@ async fn handle(
             return;
         }
     };
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ClientOut>();
+    let (out_tx, out_rx) = mpsc::unbounded_channel::<ClientOut>();
+    let gate = ConnGate::new(Arc::clone(&cfg.outstanding), cfg.output_soft_limit);
     if events
         .send(Event::Client(ClientEvent::Open {
             conn,
             remote,
             request,
-            out: out_tx,
+            out: Outbox::new(out_tx, Arc::clone(&gate)),
         }))
         .is_err()
     {
         return;
     }
-    let (mut reader, mut writer) = stream.into_split();
-    let writer_task = tokio::spawn(async move {
-        let mut pending = BytesMut::new();
-        while let Some(first) = out_rx.recv().await {
-            let mut close = false;
-            for item in std::iter::once(first).chain(std::iter::from_fn(|| out_rx.try_recv().ok()))
-            {
-                match item {
-                    ClientOut::Frame(f) => pending.extend_from_slice(&f),
-                    ClientOut::Close => {
-                        close = true;
-                        break;
-                    }
-                }
-            }
-            if !pending.is_empty() && writer.write_all(&pending).await.is_err() {
-                return;
-            }
-            pending.clear();
-            if close {
-                let _ = writer.shutdown().await;
-                return;
-            }
-        }
-    });
-    let reader_events = events.clone();
-    let mut reader_task = tokio::spawn(async move {
-        loop {
-            loop {
-                match decoder.decode(&mut buf) {
-                    Ok(Some(payload)) => {
-                        if reader_events
-                            .send(Event::Client(ClientEvent::Request { conn, payload }))
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        info!("closing a client that sent a bad frame: {e}");
-                        return;
-                    }
-                }
-            }
-            match reader.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    });
-    let mut writer_task = writer_task;
+    let (reader, writer) = stream.into_split();
+    let mut writer_task = tokio::spawn(write_replies(
+        writer,
+        out_rx,
+        Arc::clone(&gate),
+        (conn, events.clone()),
+    ));
+    let mut reader_task = tokio::spawn(read_requests(
+        reader,
+        buf,
+        decoder,
+        Arc::clone(&gate),
+        (conn, events.clone()),
+    ));
     tokio::select! {
         _ = &mut reader_task => { writer_task.abort(); }
         _ = &mut writer_task => { reader_task.abort(); }
+        () = gate.killed() => { reader_task.abort(); writer_task.abort(); }
     }
+    // Whatever this connection still had outstanding leaves the global count.
+    gate.release();
     let _ = events.send(Event::Client(ClientEvent::Closed { conn }));
+}
+
+/// Reads request frames and hands them to the replica thread, waiting while the connection
+/// is throttled (nothing is read then, so TCP pushes back on the client).
+async fn read_requests(
+    mut reader: tokio::net::tcp::OwnedReadHalf,
+    mut buf: BytesMut,
+    decoder: FrameDecoder,
+    gate: Arc<ConnGate>,
+    (conn, events): (ConnId, Sender),
+) {
+    loop {
+        loop {
+            gate.wait_open().await;
+            match decoder.decode(&mut buf) {
+                Ok(Some(payload)) => {
+                    gate.request_sent(payload.len());
+                    if events
+                        .send(Event::Client(ClientEvent::Request { conn, payload }))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    info!("closing a client that sent a bad frame: {e}");
+                    return;
+                }
+            }
+        }
+        match reader.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Writes what the replica thread queued, in batches, and reports each batch written to the
+/// gate; when that brings the queue back under the soft limit, the replica thread is told
+/// ([`ClientEvent::Writable`]) so it answers the reads it held back.
+async fn write_replies(
+    mut writer: tokio::net::tcp::OwnedWriteHalf,
+    mut out_rx: mpsc::UnboundedReceiver<ClientOut>,
+    gate: Arc<ConnGate>,
+    (conn, events): (ConnId, Sender),
+) {
+    let mut pending = BytesMut::new();
+    let written = |n: usize| {
+        if gate.written(n) {
+            let _ = events.send(Event::Client(ClientEvent::Writable { conn }));
+        }
+    };
+    while let Some(first) = out_rx.recv().await {
+        let mut close = false;
+        let mut next = Some(first);
+        while let Some(item) = next.take() {
+            match item {
+                ClientOut::Frame(f) => {
+                    if !pending.is_empty() && pending.len() + f.len() > WRITE_BATCH {
+                        if writer.write_all(&pending).await.is_err() {
+                            return;
+                        }
+                        written(pending.len());
+                        pending.clear();
+                    }
+                    if f.len() >= WRITE_BATCH {
+                        if writer.write_all(&f).await.is_err() {
+                            return;
+                        }
+                        written(f.len());
+                    } else {
+                        pending.extend_from_slice(&f);
+                    }
+                }
+                ClientOut::Close => {
+                    close = true;
+                    break;
+                }
+            }
+            next = out_rx.try_recv().ok();
+        }
+        if !pending.is_empty() {
+            if writer.write_all(&pending).await.is_err() {
+                return;
+            }
+            written(pending.len());
+            pending.clear();
+        }
+        if close {
+            let _ = writer.shutdown().await;
+            return;
+        }
+    }
 }
 
 async fn four_letter(
