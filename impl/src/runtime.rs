@@ -426,7 +426,9 @@ where
     pub fn run(mut self, rx: Receiver<Event<P, A::Client>>) -> Result<(), StorageError> {
         self.start()?;
         loop {
+            let started = Instant::now();
             self.fire_due()?;
+            self.record_step(started);
             let wait = self
                 .next_deadline()
                 .saturating_sub(self.clock.monotonic_ms());
@@ -435,11 +437,21 @@ where
                     info!("replica stopping");
                     return Ok(());
                 }
-                Ok(ev) => self.handle(ev)?,
+                Ok(ev) => {
+                    let started = Instant::now();
+                    self.handle(ev)?;
+                    self.record_step(started);
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             }
         }
+    }
+
+    /// Records one step's duration (`zab_replica_step_seconds`).
+    fn record_step(&self, started: Instant) {
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.status.step_micros.record(micros);
     }
 
     /// Runs an application hook with a context, then executes the actions its proposals

@@ -125,6 +125,14 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         .build()
         .context("cannot start the I/O runtime")?;
     let status = Arc::new(Status::default());
+    // Directory sizes and file descriptors for dirs, conf, mntr, the AdminServer and
+    // /metrics, measured here so that none of them walks a directory on the replica thread.
+    crate::metrics::spawn_disk_usage(
+        &status,
+        cfg.data_dir.clone(),
+        cfg.data_log_dir.clone(),
+        Duration::from_secs(1),
+    );
     let net_state = Arc::new(NetState::default());
     let net_tx = start_network(&cfg, &tokio_rt, &net_state, &events_tx)?;
 
