@@ -12,7 +12,8 @@
 //! `secureClientPortAddress`, `client.portUnification`, the `ssl.*` keys and
 //! `X509AuthenticationProvider.superUser` (`serverCnxnFactory` and an `authProvider.N` naming
 //! ZooKeeper's `X509AuthenticationProvider` are accepted: zabd's client port always has what
-//! they enable). Others are ignored with a warning. The server id comes from `dataDir/myid`,
+//! they enable); the queue bounds of [`crate::bounds`] (`globalOutstandingLimit`, ...).
+//! Others are ignored with a warning. The server id comes from `dataDir/myid`,
 //! as in ZooKeeper.
 
 use crate::tls::{CLIENT_PREFIX, QUORUM_PREFIX, TlsError, TlsSettings};
@@ -133,6 +134,8 @@ pub struct ServerConfig {
     pub port_unification: bool,
     /// The `ssl.quorum.*` keys.
     pub quorum_tls: TlsSettings,
+    /// The bounds on client and peer queues (issue 12).
+    pub bounds: crate::bounds::Bounds,
 }
 
 /// `metricsProvider.className` of ZooKeeper's Prometheus provider.
@@ -190,6 +193,7 @@ impl ServerConfig {
             ssl_quorum: false,
             port_unification: false,
             quorum_tls: TlsSettings::new(QUORUM_PREFIX),
+            bounds: crate::bounds::Bounds::default(),
         }
     }
 
@@ -229,6 +233,7 @@ impl ServerConfig {
                 )));
             }
         }
+        self.bounds.validate(self.jute_max_buffer)?;
         if self.min_session_timeout_ms > self.max_session_timeout_ms {
             return Err(ConfigError::Invalid(
                 "minSessionTimeout exceeds maxSessionTimeout".into(),
@@ -490,7 +495,10 @@ pub fn apply_properties(
     let mut monitoring = Monitoring::default();
     let mut secure = SecureClient::default();
     for (key, value) in props {
-        if monitoring.apply(key, value)? || secure.apply(base, key, value)? {
+        if monitoring.apply(key, value)?
+            || secure.apply(base, key, value)?
+            || base.bounds.apply(key, value)?
+        {
             continue;
         }
         if base

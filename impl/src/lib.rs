@@ -10,6 +10,7 @@
 
 #[cfg(not(zab_loom))]
 pub mod admin;
+pub mod bounds;
 pub mod config;
 pub mod core;
 #[cfg(not(zab_loom))]

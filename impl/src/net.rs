@@ -8,6 +8,16 @@
 //! retries until the leader accepts or the core gives up; a leader accepts learners only while
 //! it leads. Each quorum connection has a generation number, so that an event of a connection
 //! that was replaced never reaches the core.
+//!
+//! Bounds (issue 12): a quorum connection's send queue counts the bytes of the frames queued
+//! and not yet written (a SNAP frame excepted); past `peerSendQueueLimitBytes` the peer is
+//! dropped with a warning (the core hears `Disconnected`; a follower reconnects and is
+//! resynchronized). An election connection queues at most [`crate::bounds::ELECTION_QUEUE`]
+//! notifications; newer ones past that are dropped (only the latest matters, and the election
+//! resends). Frames read from peers and not yet taken by the replica thread are counted
+//! ([`InboxGauge`]); past `peerInboxLimit` no peer connection is read until it drains, so a
+//! server that cannot keep up pushes back through TCP and its leader drops it, instead of
+//! buffering.
 
 use crate::quorum_tls::{PeerStream, QuorumTls};
 use crate::wire::{
@@ -21,7 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tracing::{Instrument, debug, info, info_span, warn};
 use zab_spec::ServerId;
 
@@ -108,6 +118,11 @@ pub struct NetConfig {
     pub live_window: Duration,
     /// Quorum TLS (`sslQuorum`, `portUnification`): `None` for plaintext peer links.
     pub tls: Option<Arc<QuorumTls>>,
+    /// `peerSendQueueLimitBytes`: bytes queued for one quorum peer past which it is dropped.
+    pub send_queue_limit: usize,
+    /// `peerInboxLimit`: peer frames not yet taken by the replica thread past which no peer
+    /// connection is read.
+    pub inbox_limit: usize,
 }
 
 /// Shared between the network tasks and the core thread.
@@ -115,16 +130,88 @@ pub struct NetConfig {
 pub struct NetState {
     /// Whether this server leads (learners are accepted only then).
     pub leading: AtomicBool,
+    /// Peer frames handed to the replica thread and not yet taken.
+    pub inbox: InboxGauge,
 }
 
-/// One quorum connection: generation, writer, writer task, and when it last delivered a frame
-/// (milliseconds since [`Shared::started`]).
-type QuorumSlot<P> = (
-    u64,
-    mpsc::UnboundedSender<Frame<P>>,
-    tokio::task::AbortHandle,
-    Arc<AtomicU64>,
-);
+/// Counts the peer frames handed to the replica thread and not yet taken by it: the network
+/// waits ([`InboxGauge::admit`]) before handing over more than the limit.
+#[derive(Debug, Default)]
+pub struct InboxGauge {
+    queued: AtomicU64,
+    wake: Notify,
+}
+
+impl InboxGauge {
+    /// Network: waits until fewer than `limit` frames are queued, then counts one more.
+    pub async fn admit(&self, limit: usize) {
+        let limit = limit as u64;
+        loop {
+            let n = self.queued.load(Ordering::SeqCst);
+            if n < limit {
+                if self
+                    .queued
+                    .compare_exchange(n, n + 1, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
+                    return;
+                }
+                continue;
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+        }
+    }
+
+    /// Replica thread: one frame taken (a frame it did not count is ignored).
+    pub fn taken(&self) {
+        if self
+            .queued
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            self.wake.notify_waiters();
+        }
+    }
+
+    /// Frames queued now.
+    #[must_use]
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::SeqCst)
+    }
+}
+
+/// A quorum connection's send queue: encoded frames, and the bytes queued and not written.
+#[derive(Debug, Clone)]
+struct SendQueue {
+    tx: mpsc::UnboundedSender<bytes::Bytes>,
+    queued: Arc<AtomicU64>,
+}
+
+impl SendQueue {
+    /// Queues `frame`; `false` if that would pass `limit` (the peer is then dropped). A SNAP
+    /// is not counted: it is one O(data) frame, sent whole.
+    fn push<P: PayloadCodec>(&self, frame: &Frame<P>, limit: usize) -> bool {
+        let mut buf = BytesMut::new();
+        wire::encode_frame(frame, &mut buf);
+        let len = buf.len() as u64;
+        let counted = !matches!(frame, Frame::Zab(zab_spec::QuorumMessage::Snap { .. }));
+        if counted {
+            let now = self.queued.fetch_add(len, Ordering::SeqCst) + len;
+            if now > limit as u64 {
+                return false;
+            }
+        }
+        let _ = self.tx.send(buf.freeze());
+        true
+    }
+}
+
+/// One quorum connection: generation, send queue, writer task, and when it last delivered a
+/// frame (milliseconds since [`Shared::started`]).
+type QuorumSlot = (u64, SendQueue, tokio::task::AbortHandle, Arc<AtomicU64>);
 
 /// Where the network delivers its events, like the log writer's report closure: in `zabd`
 /// straight onto the replica thread's event channel (each wrapped as `runtime::Event::Net`),
@@ -138,13 +225,13 @@ struct Shared<P> {
     events: NetSink<P>,
     generation: AtomicU64,
     /// The current quorum connection with each peer: generation, writer, task, last frame.
-    quorum: std::sync::Mutex<BTreeMap<ServerId, QuorumSlot<P>>>,
+    quorum: std::sync::Mutex<BTreeMap<ServerId, QuorumSlot>>,
     /// The origin of the connections' last-frame clocks.
     started: std::time::Instant,
 }
 
 impl<P> Shared<P> {
-    fn slots(&self) -> std::sync::MutexGuard<'_, BTreeMap<ServerId, QuorumSlot<P>>> {
+    fn slots(&self) -> std::sync::MutexGuard<'_, BTreeMap<ServerId, QuorumSlot>> {
         // A poisoned lock only means another network task panicked; the map is still sound.
         self.quorum
             .lock()
@@ -157,7 +244,7 @@ impl<P> Shared<P> {
 
     /// Whether `peer` has a quorum connection that delivered a frame within the live window.
     fn has_live_quorum(
-        slots: &BTreeMap<ServerId, QuorumSlot<P>>,
+        slots: &BTreeMap<ServerId, QuorumSlot>,
         peer: ServerId,
         now: u64,
         window: Duration,
@@ -213,12 +300,12 @@ where
         Purpose::Quorum,
         Arc::clone(&shared),
     ));
-    let mut election_out: BTreeMap<ServerId, mpsc::UnboundedSender<Frame<P>>> = BTreeMap::new();
+    let mut election_out: BTreeMap<ServerId, mpsc::Sender<Frame<P>>> = BTreeMap::new();
     for (&peer, &addr) in &cfg.election {
         if peer == cfg.me {
             continue;
         }
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(crate::bounds::ELECTION_QUEUE);
         election_out.insert(peer, tx);
         let span = info_span!("election", peer = %peer, %addr);
         tokio::spawn(election_sender(peer, addr, Arc::clone(&shared), rx).instrument(span));
@@ -230,13 +317,40 @@ where
             match cmd {
                 NetCommand::Election { to, frame } => {
                     if let Some(tx) = election_out.get(&to) {
-                        let _ = tx.send(frame);
+                        if tx.try_send(frame).is_err() {
+                            debug!(peer = %to, "election queue full: dropping a notification");
+                        }
                     }
                 }
                 NetCommand::Quorum { to, frame } => {
-                    if let Some((_, tx, _, _)) = shared.slots().get(&to) {
-                        let _ = tx.send(frame);
+                    let limit = shared.cfg.send_queue_limit;
+                    let Some((generation, queue)) =
+                        shared.slots().get(&to).map(|(g, q, _, _)| (*g, q.clone()))
+                    else {
+                        continue;
+                    };
+                    // Encoded outside the lock (a SNAP may be large).
+                    if queue.push(&frame, limit) {
+                        continue;
                     }
+                    let queued = queue.queued.load(Ordering::SeqCst);
+                    {
+                        let mut slots = shared.slots();
+                        if slots.get(&to).is_none_or(|(g, _, _, _)| *g != generation) {
+                            continue;
+                        }
+                        if let Some((_, _, task, _)) = slots.remove(&to) {
+                            task.abort();
+                        }
+                    }
+                    warn!(
+                        peer = %to,
+                        queued,
+                        limit,
+                        "dropping a peer that does not keep up (peerSendQueueLimitBytes); it \
+                         reconnects and is resynchronized"
+                    );
+                    let _ = (shared.events)(NetEvent::Disconnected { peer: to });
                 }
                 NetCommand::Connect { leader } => {
                     let Some(&addr) = shared.cfg.quorum.get(&leader) else {
@@ -353,7 +467,7 @@ where
     {
         HandshakeStatus::Refused
     } else if purpose == Purpose::Quorum
-        && Shared::has_live_quorum(
+        && Shared::<P>::has_live_quorum(
             &shared.slots(),
             hello.sid,
             shared.now_ms(),
@@ -409,6 +523,7 @@ async fn read_frames<P>(
             match wire::take_frame(&mut buf, &wire::FrameLimits::ELECTION) {
                 Ok(Some(body)) => match wire::decode_frame::<P>(&body) {
                     Ok(frame) => {
+                        shared.state.inbox.admit(shared.cfg.inbox_limit).await;
                         if !(shared.events)(event(peer, frame)) {
                             return;
                         }
@@ -443,9 +558,10 @@ async fn run_quorum<P>(
 {
     let generation = shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
     let (mut reader, mut writer) = tokio::io::split(stream);
-    let (tx, mut rx) = mpsc::unbounded_channel::<Frame<P>>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<bytes::Bytes>();
+    let queued = Arc::new(AtomicU64::new(0));
+    let written = Arc::clone(&queued);
     let writer_task = tokio::spawn(async move {
-        let mut buf = BytesMut::new();
         while let Some(frame) = rx.recv().await {
             buf.clear();
             wire::encode_frame(&frame, &mut buf);
@@ -453,8 +569,14 @@ async fn run_quorum<P>(
                 wire::encode_frame(&next, &mut buf);
             }
             if writer.write_all(&buf).await.is_err() || writer.flush().await.is_err() {
+            // (A TLS stream may hold the last record until flushed; a socket's flush is free.)
+            if writer.write_all(&frame).await.is_err() || writer.flush().await.is_err() {
                 return;
             }
+            let n = frame.len() as u64;
+            let _ = written.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |q| {
+                Some(q.saturating_sub(n))
+            });
         }
     });
     let seen = Arc::new(AtomicU64::new(shared.now_ms()));
@@ -463,7 +585,7 @@ async fn run_quorum<P>(
         // Checked again under the lock: of two handshakes racing for one id, the second
         // does not displace the first while it is live.
         if leader_side
-            && Shared::has_live_quorum(&slots, peer, shared.now_ms(), shared.cfg.live_window)
+            && Shared::<P>::has_live_quorum(&slots, peer, shared.now_ms(), shared.cfg.live_window)
         {
             drop(slots);
             warn!("closing a second quorum connection for a server whose connection is live");
@@ -472,7 +594,7 @@ async fn run_quorum<P>(
         }
         let slot = (
             generation,
-            tx,
+            SendQueue { tx, queued },
             writer_task.abort_handle(),
             Arc::clone(&seen),
         );
@@ -501,6 +623,7 @@ async fn run_quorum<P>(
                 Ok(Some(body)) => match wire::decode_frame::<P>(&body) {
                     Ok(frame) => {
                         seen.store(shared.now_ms(), Ordering::Relaxed);
+                        shared.state.inbox.admit(shared.cfg.inbox_limit).await;
                         let current = shared
                             .slots()
                             .get(&peer)
@@ -572,7 +695,7 @@ async fn election_sender<P>(
     peer: ServerId,
     addr: SocketAddr,
     shared: Arc<Shared<P>>,
-    mut rx: mpsc::UnboundedReceiver<Frame<P>>,
+    mut rx: mpsc::Receiver<Frame<P>>,
 ) where
     P: PayloadCodec + Send + Sync + 'static,
 {
@@ -671,6 +794,8 @@ mod tests {
             jute_max_buffer: 0xfffff,
             live_window: Duration::from_millis(400),
             tls: None,
+            send_queue_limit: 1 << 20,
+            inbox_limit: 64,
         };
         let state = Arc::new(NetState::default());
         state.leading.store(true, Ordering::SeqCst);

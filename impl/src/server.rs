@@ -153,6 +153,14 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         .build()
         .context("cannot start the I/O runtime")?;
     let status = Arc::new(Status::default());
+    // Directory sizes and file descriptors for dirs, conf, mntr, the AdminServer and
+    // /metrics, measured here so that none of them walks a directory on the replica thread.
+    crate::metrics::spawn_disk_usage(
+        &status,
+        cfg.data_dir.clone(),
+        cfg.data_log_dir.clone(),
+        Duration::from_secs(1),
+    );
     let net_state = Arc::new(NetState::default());
     let net_tx = start_network(&cfg, &tokio_rt, &net_state, &events_tx)?;
 
@@ -163,6 +171,11 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         // ZooKeeper drops a connection without a session after
         // `zookeeper.nio.sessionlessCnxnTimeout` (10 s; checked by tests/bad_input.rs).
         handshake_timeout: Duration::from_secs(10),
+        output_soft_limit: cfg.bounds.client_output_soft,
+        outstanding: crate::service::backpressure::Outstanding::new(
+            cfg.bounds.global_outstanding_limit,
+            cfg.bounds.global_outstanding_bytes,
+        ),
     };
     start_client_ports(&cfg, &tokio_rt, &events_tx, &port_cfg)?;
     if let Some(addr) = cfg.metrics_addr {
@@ -238,7 +251,8 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         events_tx,
         Arc::clone(&status),
         cfg.snap_count,
-    );
+    )
+    .with_snap_size_limit((cfg.bounds.snap_size_limit_kb as u64).saturating_mul(1024));
     if let Some(path) = &opts.trace_file {
         let sink = trace_sink(path, &replica, cfg.myid)?;
         replica = replica.with_trace(sink);
@@ -342,6 +356,8 @@ fn start_network(
         jute_max_buffer: cfg.jute_max_buffer,
         live_window: Duration::from_millis(cfg.tick_ms.saturating_mul(2)),
         tls,
+        send_queue_limit: cfg.bounds.peer_send_queue,
+        inbox_limit: cfg.bounds.peer_inbox,
     };
     let net_events = events_tx.clone();
     let sink: net::NetSink<zab_zk::Txn> =

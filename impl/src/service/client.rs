@@ -11,7 +11,11 @@
 //! over the stream ([`ClientStream`]). A client that does not finish its handshake within the
 //! limit is disconnected; a client that stalls after that is left alone until its session
 //! expires (the replica thread then closes it).
+//! The reader stops reading while the connection is throttled and the writer reports what it
+//! wrote ([`super::backpressure`]), so a client that does not read its replies is pushed back
+//! through TCP; one killed at the hard limit has both tasks stopped and its queue dropped.
 
+use super::backpressure::{ConnGate, Outbox, Outstanding};
 use super::{ClientEvent, ClientOut, ConnId, fourlw};
 use crate::runtime::Event;
 use bytes::BytesMut;
@@ -38,6 +42,10 @@ pub struct ClientPortConfig {
     pub four_letter_words: Vec<String>,
     /// Time allowed for the TLS handshake, and again for the session handshake frame.
     pub handshake_timeout: Duration,
+    /// `clientOutputSoftLimitBytes`: queued reply bytes past which a connection is not read.
+    pub output_soft_limit: usize,
+    /// The requests outstanding over every connection (`globalOutstandingLimit`).
+    pub outstanding: Arc<Outstanding>,
 }
 
 /// How a listener's connections are secured.
@@ -90,6 +98,9 @@ impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
         tokio::io::split(self)
     }
 }
+/// Replies are written in batches of up to this many bytes (larger frames on their own), so
+/// the writer holds one batch, not a copy of the whole queue.
+const WRITE_BATCH: usize = 64 * 1024;
 
 type Sender = std::sync::mpsc::Sender<Event<zab_zk::Txn, ClientEvent>>;
 
@@ -243,78 +254,41 @@ async fn handle<S: ClientStream>(
             return;
         }
     };
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ClientOut>();
+    let (out_tx, out_rx) = mpsc::unbounded_channel::<ClientOut>();
+    let gate = ConnGate::new(Arc::clone(&cfg.outstanding), cfg.output_soft_limit);
     if events
         .send(Event::Client(ClientEvent::Open {
             conn,
             remote,
             request,
-            out: out_tx,
+            out: Outbox::new(out_tx, Arc::clone(&gate)),
             x509,
         }))
         .is_err()
     {
         return;
     }
-    let (mut reader, mut writer) = stream.split();
-    let writer_task = tokio::spawn(async move {
-        let mut pending = BytesMut::new();
-        while let Some(first) = out_rx.recv().await {
-            let mut close = false;
-            for item in std::iter::once(first).chain(std::iter::from_fn(|| out_rx.try_recv().ok()))
-            {
-                match item {
-                    ClientOut::Frame(f) => pending.extend_from_slice(&f),
-                    ClientOut::Close => {
-                        close = true;
-                        break;
-                    }
-                }
-            }
-            // (A TLS stream may hold the last record until flushed; a socket's flush is free.)
-            if !pending.is_empty()
-                && (writer.write_all(&pending).await.is_err() || writer.flush().await.is_err())
-            {
-                return;
-            }
-            pending.clear();
-            if close {
-                let _ = writer.shutdown().await;
-                return;
-            }
-        }
-    });
-    let reader_events = events.clone();
-    let mut reader_task = tokio::spawn(async move {
-        loop {
-            loop {
-                match decoder.decode(&mut buf) {
-                    Ok(Some(payload)) => {
-                        if reader_events
-                            .send(Event::Client(ClientEvent::Request { conn, payload }))
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        info!("closing a client that sent a bad frame: {e}");
-                        return;
-                    }
-                }
-            }
-            match reader.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    });
-    let mut writer_task = writer_task;
+    let (reader, writer) = stream.split();
+    let mut writer_task = tokio::spawn(write_replies(
+        writer,
+        out_rx,
+        Arc::clone(&gate),
+        (conn, events.clone()),
+    ));
+    let mut reader_task = tokio::spawn(read_requests(
+        reader,
+        buf,
+        decoder,
+        Arc::clone(&gate),
+        (conn, events.clone()),
+    ));
     tokio::select! {
         _ = &mut reader_task => { writer_task.abort(); }
         _ = &mut writer_task => { reader_task.abort(); }
+        () = gate.killed() => { reader_task.abort(); writer_task.abort(); }
     }
+    // Whatever this connection still had outstanding leaves the global count.
+    gate.release();
     let _ = events.send(Event::Client(ClientEvent::Closed { conn }));
 }
 
@@ -324,6 +298,101 @@ pub fn subject_rfc2253(cert: &rustls_pki_types::CertificateDer<'_>) -> Result<St
     let (_, parsed) =
         x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|e| e.to_string())?;
     zab_zk::x509::rfc2253_from_der(parsed.subject().as_raw()).map_err(|e| e.to_string())
+/// Reads request frames and hands them to the replica thread, waiting while the connection
+/// is throttled (nothing is read then, so TCP pushes back on the client).
+async fn read_requests<R: AsyncRead + Unpin>(
+    mut reader: R,
+    mut buf: BytesMut,
+    decoder: FrameDecoder,
+    gate: Arc<ConnGate>,
+    (conn, events): (ConnId, Sender),
+) {
+    loop {
+        loop {
+            gate.wait_open().await;
+            match decoder.decode(&mut buf) {
+                Ok(Some(payload)) => {
+                    gate.request_sent(payload.len());
+                    if events
+                        .send(Event::Client(ClientEvent::Request { conn, payload }))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    info!("closing a client that sent a bad frame: {e}");
+                    return;
+                }
+            }
+        }
+        match reader.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Writes what the replica thread queued, in batches, and reports each batch written to the
+/// gate; when that brings the queue back under the soft limit, the replica thread is told
+/// ([`ClientEvent::Writable`]) so it answers the reads it held back.
+async fn write_replies<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    mut out_rx: mpsc::UnboundedReceiver<ClientOut>,
+    gate: Arc<ConnGate>,
+    (conn, events): (ConnId, Sender),
+) {
+    let mut pending = BytesMut::new();
+    let written = |n: usize| {
+        if gate.written(n) {
+            let _ = events.send(Event::Client(ClientEvent::Writable { conn }));
+        }
+    };
+    while let Some(first) = out_rx.recv().await {
+        let mut close = false;
+        let mut next = Some(first);
+        while let Some(item) = next.take() {
+            match item {
+                ClientOut::Frame(f) => {
+                    if !pending.is_empty() && pending.len() + f.len() > WRITE_BATCH {
+                        if writer.write_all(&pending).await.is_err() {
+                            return;
+                        }
+                        written(pending.len());
+                        pending.clear();
+                    }
+                    if f.len() >= WRITE_BATCH {
+                        if writer.write_all(&f).await.is_err() {
+                            return;
+                        }
+                        written(f.len());
+                    } else {
+                        pending.extend_from_slice(&f);
+                    }
+                }
+                ClientOut::Close => {
+                    close = true;
+                    break;
+                }
+            }
+            next = out_rx.try_recv().ok();
+        }
+        // (A TLS stream may hold the last record until flushed; a socket's flush is free.)
+        if !pending.is_empty() {
+            if writer.write_all(&pending).await.is_err() || writer.flush().await.is_err() {
+                return;
+            }
+            written(pending.len());
+            pending.clear();
+        } else if writer.flush().await.is_err() {
+            return;
+        }
+        if close {
+            let _ = writer.shutdown().await;
+            return;
+        }
+    }
 }
 
 async fn four_letter(

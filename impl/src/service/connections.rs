@@ -4,12 +4,12 @@
 //! `ServerCnxn`/`NIOServerCnxn` and `ZooKeeperServer.processConnectRequest`).
 
 use super::queue::SessionQueue;
-use super::{ClientOut, ConnId};
+use super::ConnId;
+use super::backpressure::Outbox;
 use crate::metrics::Histogram;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info, warn};
 use zab_spec::{ErrorCode, SessionId, Zxid};
 use zab_zk::auth::AuthInfo;
@@ -43,6 +43,8 @@ pub(super) struct Traffic {
     /// Latency, ms: min, max, total, count.
     pub(super) latency: (i64, i64, i64, u64),
     pub(super) auth_failed: u64,
+    /// Connections closed for passing `clientOutputHardLimitBytes`.
+    pub(super) closed_over_limit: u64,
     /// Latency of answered reads, microseconds (ZooKeeper's `readlatency`, at ms resolution).
     pub(super) read_latency: Histogram,
     /// Latency of answered writes, microseconds (`updatelatency`, at ms resolution).
@@ -69,7 +71,7 @@ fn ms_to_micros(ms: i64) -> u64 {
 #[derive(Debug)]
 pub(super) struct Conn {
     pub(super) remote: SocketAddr,
-    out: UnboundedSender<ClientOut>,
+    pub(super) out: Outbox,
     pub(super) session: Option<SessionId>,
     pub(super) timeout: i32,
     read_only_byte: bool,
@@ -124,6 +126,8 @@ pub(super) struct Connections {
     next_session: i64,
     session_secret: Vec<u8>,
     pub(super) traffic: Traffic,
+    /// `clientOutputHardLimitBytes`: queued reply bytes past which a connection is closed.
+    hard_limit: usize,
 }
 
 /// ZooKeeper's four-letter abbreviation of an operation (`cons`'s `lop`).
@@ -167,8 +171,14 @@ pub(super) struct HandshakeLimits {
 }
 
 impl Connections {
-    pub(super) fn new(server_byte: u8, session_secret: Vec<u8>, now_ms: i64) -> Connections {
+    pub(super) fn new(
+        server_byte: u8,
+        session_secret: Vec<u8>,
+        now_ms: i64,
+        hard_limit: usize,
+    ) -> Connections {
         Connections {
+            hard_limit,
             conns: BTreeMap::new(),
             by_session: HashMap::new(),
             creating: HashMap::new(),
@@ -214,11 +224,27 @@ impl Connections {
         Some(conn)
     }
 
+    /// Queues a frame for `conn`. Past the hard limit on queued reply bytes (a client that
+    /// does not read what it is sent: watch notifications, write results) the connection is
+    /// closed at once, its queue dropped; the connection task then reports it closed
+    /// ([`super::ClientEvent::Closed`]), which removes it here as any other close.
     pub(super) fn send(&mut self, conn: ConnId, frame: Bytes) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.stats.sent += 1;
-            self.traffic.packets_sent += 1;
-            let _ = c.out.send(ClientOut::Frame(frame));
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.stats.sent += 1;
+        self.traffic.packets_sent += 1;
+        let queued = c.out.send_frame(frame);
+        if queued > self.hard_limit && !c.out.killed() {
+            warn!(
+                conn,
+                remote = %c.remote,
+                queued,
+                limit = self.hard_limit,
+                "closing a client that does not read its replies (clientOutputHardLimitBytes)"
+            );
+            self.traffic.closed_over_limit += 1;
+            c.out.kill();
         }
     }
 
@@ -244,6 +270,7 @@ impl Connections {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.stats.last_zxid = zxid;
             record_latency(&mut c.stats.lat, lat);
+            c.out.answered();
         }
         record_latency(&mut self.traffic.latency, lat);
         self.send(conn, frame);
@@ -253,7 +280,7 @@ impl Connections {
     /// connection); the session lives on until it expires or is closed.
     pub(super) fn close(&mut self, conn: ConnId, watches: &mut WatchManager) {
         if let Some(c) = self.conns.remove(&conn) {
-            let _ = c.out.send(ClientOut::Close);
+            c.out.close();
             if let Some(s) = c.session {
                 if self.by_session.get(&s) == Some(&conn) {
                     self.by_session.remove(&s);
@@ -263,6 +290,7 @@ impl Connections {
             self.creating.retain(|_, c| *c != conn);
         }
     }
+
 
     /// Closes every connection (the server stops serving).
     pub(super) fn close_all(&mut self, watches: &mut WatchManager) {
@@ -280,7 +308,7 @@ impl Connections {
         &mut self,
         (conn, remote, auth): (ConnId, SocketAddr, AuthInfo),
         req: &ConnectRequest,
-        out: UnboundedSender<ClientOut>,
+        out: Outbox,
         limits: &HandshakeLimits,
         tree: &DataTree,
         watches: &mut WatchManager,
@@ -288,13 +316,13 @@ impl Connections {
     ) -> Opened {
         let read_only_byte = req.read_only.is_some();
         if !limits.serving {
-            let _ = out.send(ClientOut::Close);
+            out.close();
             return Opened::Refused;
         }
         if req.last_zxid_seen > limits.applied.to_u64() as i64 {
             // The client saw a newer state than ours: it must try another server.
             info!(%remote, client = %Zxid::from_u64(req.last_zxid_seen as u64), ours = %limits.applied, "refusing a client that is ahead of this server");
-            let _ = out.send(ClientOut::Close);
+            out.close();
             return Opened::Refused;
         }
         let timeout = zab_zk::session::negotiate_timeout(
@@ -328,10 +356,10 @@ impl Connections {
         let valid =
             tree.session_open(session) && req.passwd.as_ref() == self.password(session, imported);
         if !valid {
-            let _ = c.out.send(ClientOut::Frame(proto::encode_connect_response(
+            c.out.send_frame(proto::encode_connect_response(
                 &ConnectResponse::refused(read_only_byte),
-            )));
-            let _ = c.out.send(ClientOut::Close);
+            ));
+            c.out.close();
             return Opened::Refused;
         }
         if let Some(old) = self.by_session.get(&session).copied() {
@@ -383,9 +411,11 @@ impl Connections {
             return Received::Nothing;
         };
         let Some(session) = c.session else {
+            // Counted when handled, after the handshake (`ZkService::accept`).
             c.early.push(payload.clone());
             return Received::Nothing;
         };
+        c.out.received(payload.len());
         let (header, body) = match proto::decode_request(payload, max_frame) {
             Ok(x) => x,
             Err(e) => {

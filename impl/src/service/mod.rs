@@ -26,6 +26,7 @@
 
 pub mod admin;
 mod apply;
+pub mod backpressure;
 pub mod client;
 mod connections;
 mod expiry;
@@ -48,7 +49,7 @@ use prep::LeaderPrep;
 use queue::Ready;
 use reads::{LocalReads, LocalRequest};
 use std::net::SocketAddr;
-use tokio::sync::mpsc::UnboundedSender;
+use backpressure::Outbox;
 use tracing::{debug, info, warn};
 use zab_spec::{ErrorCode, ServerId, ServerState, SessionId, Txn, ZabState, Zxid};
 use zab_zk::auth::{AuthConfig, AuthInfo};
@@ -70,11 +71,17 @@ pub enum ClientEvent {
         remote: SocketAddr,
         /// The handshake.
         request: ConnectRequest,
-        /// Where the connection's output goes.
-        out: UnboundedSender<ClientOut>,
+        /// Where the connection's output goes (metered: [`backpressure`]).
+        out: Outbox,
         /// The subject of the client's TLS certificate, verified in the handshake (RFC 2253,
         /// as Java writes it): the connection is authenticated as `x509:<subject>`.
         x509: Option<String>,
+    },
+    /// The connection's queued replies fell back under the soft limit: the reads held back
+    /// may be answered.
+    Writable {
+        /// The connection.
+        conn: ConnId,
     },
     /// A request frame (header and body) arrived.
     Request {
@@ -225,7 +232,12 @@ impl ZkService {
     pub fn new(cfg: ServiceConfig, tree: DataTree, applied: Zxid, now_ms: i64) -> ZkService {
         let server_byte = u8::try_from(cfg.server.myid.0).unwrap_or(u8::MAX);
         ZkService {
-            conns: Connections::new(server_byte, cfg.session_secret.clone(), now_ms),
+            conns: Connections::new(
+                server_byte,
+                cfg.session_secret.clone(),
+                now_ms,
+                cfg.server.bounds.client_output_hard,
+            ),
             prep: LeaderPrep::new(PrepConfig {
                 ttl_enabled: cfg.server.extended_types,
             }),
@@ -303,7 +315,7 @@ impl ZkService {
         &mut self,
         (conn, remote, x509): (ConnId, SocketAddr, Option<String>),
         req: &ConnectRequest,
-        out: UnboundedSender<ClientOut>,
+        out: Outbox,
         cx: &mut AppCx<'_, zab_zk::Txn>,
     ) {
         let ip = remote.ip().to_string();
@@ -403,13 +415,17 @@ impl ZkService {
         self.drain(conn, cx);
     }
 
-    /// Answers, in order, what heads the connection's queue and can be answered now.
+    /// Answers, in order, what heads the connection's queue and can be answered now. While
+    /// the connection's queued replies exceed `clientOutputSoftLimitBytes`, nothing more is
+    /// answered (the reads wait in the queue); [`ClientEvent::Writable`] resumes.
     fn drain(&mut self, conn: ConnId, cx: &mut AppCx<'_, zab_zk::Txn>) {
+        let soft = self.cfg.server.bounds.client_output_soft;
         loop {
             let applied = self.db.applied;
             let Some(ready) = self
                 .conns
                 .get_mut(conn)
+                .filter(|c| c.out.queued() <= soft)
                 .and_then(|c| c.queue.pop_ready(applied))
             else {
                 return;
@@ -429,6 +445,11 @@ impl ZkService {
                     };
                     self.reads
                         .serve(&mut self.conns, &self.db.tree, self.db.applied, r);
+                }
+                Ready::Answered(a) => {
+                    let times = (a.start_ms, cx.now_ms);
+                    self.conns.reply(conn, a.xid, a.zxid, a.err, a.body, times);
+                    self.conns.traffic.update_answered(times);
                 }
                 Ready::Sync {
                     xid,
@@ -564,6 +585,7 @@ impl Application<zab_zk::Txn> for ZkService {
                 x509,
             } => self.open((conn, remote, x509), &request, out, cx),
             ClientEvent::Request { conn, payload } => self.request(conn, payload, cx),
+            ClientEvent::Writable { conn } => self.drain(conn, cx),
             ClientEvent::Closed { conn } => self.conns.close(conn, &mut self.reads.watches),
             ClientEvent::FourLetter {
                 word,

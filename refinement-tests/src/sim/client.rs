@@ -277,7 +277,8 @@ impl Sim {
                 conn: id,
                 remote,
                 request,
-                out: tx,
+                // Unmetered: the simulation's clients read every reply at once.
+                out: tx.into(),
                 x509: None,
             },
         );
