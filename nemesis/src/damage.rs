@@ -228,6 +228,14 @@ impl Row {
                 None => "B started, logging nothing about damage".to_string(),
             },
         };
+        if let Some(l) = self
+            .b_log
+            .iter()
+            .skip(1)
+            .find(|l| l.contains("restored") || l.contains("no longer recovering"))
+        {
+            let _ = write!(s, "; later: {l}");
+        }
         let (first, without) = match self.order {
             Order::BcA => ("B+C", " without A"),
             Order::AbC => ("A+B", " without C"),
@@ -459,14 +467,14 @@ const NOISE: [&str; 12] = [
 ];
 
 /// The notable lines of a log from byte `from` on (message part only, shortened, an
-/// exception's first line appended to the error it explains); `errors_first` puts ERROR
-/// lines first.
-fn key_lines(log: &Path, from: u64, errors_first: bool) -> Vec<String> {
+/// exception's first line appended to the error it explains); `by_severity` puts ERROR
+/// lines first, then WARN lines, each in log order.
+fn key_lines(log: &Path, from: u64, by_severity: bool) -> Vec<String> {
     let text = std::fs::read(log).unwrap_or_default();
     let start = usize::try_from(from).unwrap_or(0).min(text.len());
     let text = String::from_utf8_lossy(&text[start..]).into_owned();
     let all: Vec<&str> = text.lines().collect();
-    let mut lines: Vec<(bool, String)> = Vec::new();
+    let mut lines: Vec<(u8, String)> = Vec::new();
     let mut seen = BTreeSet::new();
     for (i, l) in all.iter().enumerate() {
         // Stack frames and exception lines are attached to their error line below.
@@ -503,16 +511,22 @@ fn key_lines(log: &Path, from: u64, errors_first: bool) -> Vec<String> {
         if !notable || NOISE.iter().any(|p| lower.contains(p)) {
             continue;
         }
-        let is_err = l.contains("ERROR") || lower.contains("error:");
+        let severity = if l.contains("ERROR") || lower.contains("error:") {
+            0
+        } else if l.contains("WARN") {
+            1
+        } else {
+            2
+        };
         if seen.insert(msg.clone()) {
-            lines.push((is_err, msg));
+            lines.push((severity, msg));
         }
         if lines.len() >= 12 {
             break;
         }
     }
-    if errors_first {
-        lines.sort_by_key(|(e, _)| !*e);
+    if by_severity {
+        lines.sort_by_key(|(severity, _)| *severity);
     }
     lines.into_iter().map(|(_, m)| m).collect()
 }
@@ -806,7 +820,7 @@ fn script(
     load.stop.store(true, Ordering::SeqCst);
     row.serving_at_end = ok && serving(cluster, &ids) && ids.iter().all(|&i| cluster.running(i));
     row.refused = watch.refused.take();
-    row.b_log = key_lines(&b_log, from, false);
+    row.b_log = key_lines(&b_log, from, true);
     row.acked = load.acked.lock().map_or(0, |v| v.len());
     let acked: BTreeSet<String> = load
         .acked
@@ -955,8 +969,8 @@ java.io.IOException: CRC check failed
             [
                 "Unable to load database on disk: java.io.IOException: CRC check failed",
                 "ERROR zabd: cannot start from …/s2/data: corrupt storage: …/zab-v1/log.0000000100000001 at byte 7",
-                "currentEpoch not found! Creating with a reasonable default of 1. This should only happen when you are upgrading your installation",
                 "WARN currentEpoch is missing next to data; using 0",
+                "currentEpoch not found! Creating with a reasonable default of 1. This should only happen when you are upgrading your installation",
                 "storage recovered snapshot=0x0 txns=0",
             ]
         );
