@@ -450,6 +450,24 @@ const NOTABLE: [&str; 18] = [
     "ERROR",
 ];
 
+/// Words of a line that reports the damage itself (ranked before other errors).
+const ABOUT_DAMAGE: [&str; 14] = [
+    "not found!",
+    "problem reading",
+    "corrupt",
+    "crc",
+    "checksum",
+    "damage",
+    "missing",
+    "invalid",
+    "unable to load",
+    "truncat",
+    "torn",
+    "empty data directory",
+    "refus",
+    "inconsistent",
+];
+
 /// Warnings about peers being away and other chatter of a restart, never the point.
 const NOISE: [&str; 12] = [
     "cannot open channel",
@@ -467,8 +485,9 @@ const NOISE: [&str; 12] = [
 ];
 
 /// The notable lines of a log from byte `from` on (message part only, shortened, an
-/// exception's first line appended to the error it explains); `by_severity` puts ERROR
-/// lines first, then WARN lines, each in log order.
+/// exception's first line appended to the error it explains); `by_severity` puts the lines
+/// about damage first (errors, warnings, the rest), then other errors and warnings, each group
+/// in log order.
 fn key_lines(log: &Path, from: u64, by_severity: bool) -> Vec<String> {
     let text = std::fs::read(log).unwrap_or_default();
     let start = usize::try_from(from).unwrap_or(0).min(text.len());
@@ -511,13 +530,15 @@ fn key_lines(log: &Path, from: u64, by_severity: bool) -> Vec<String> {
         if !notable || NOISE.iter().any(|p| lower.contains(p)) {
             continue;
         }
-        let severity = if l.contains("ERROR") || lower.contains("error:") {
+        let level = if l.contains("ERROR") || lower.contains("error:") {
             0
         } else if l.contains("WARN") {
             1
         } else {
             2
         };
+        let about_damage = ABOUT_DAMAGE.iter().any(|p| lower.contains(p));
+        let severity = if about_damage { level } else { 3 + level };
         if seen.insert(msg.clone()) {
             lines.push((severity, msg));
         }
@@ -957,6 +978,7 @@ java.io.IOException: CRC check failed
 \tat org.apache.zookeeper.server.persistence.FileTxnLog$FileTxnIterator.next(FileTxnLog.java:773)
 2026-11-30T22:53:58.1Z  WARN zab_server::storage::epoch: currentEpoch is missing next to data; using 0 file=/tmp/x/s2/data/zab-v1/currentEpoch
 2026-11-30T22:53:58.2Z ERROR zabd: cannot start from /tmp/x/s2/data: corrupt storage: /tmp/x/s2/data/zab-v1/log.0000000100000001 at byte 7
+2026-11-30 23:41:43,477 - ERROR [LearnerHandler-/10.77.0.1:48142:Leader@1576] - NEWLEADER ACK from sid: 1 is from a different epoch
 2026-11-30T22:53:58.1Z  INFO zab_server::storage::store: storage recovered snapshot=0x0 txns=0
 2026-11-30T22:53:58.1Z  WARN zab_server::server: SECURITY: the quorum and election ports are PLAINTEXT
 ";
@@ -971,6 +993,7 @@ java.io.IOException: CRC check failed
                 "ERROR zabd: cannot start from …/s2/data: corrupt storage: …/zab-v1/log.0000000100000001 at byte 7",
                 "WARN currentEpoch is missing next to data; using 0",
                 "currentEpoch not found! Creating with a reasonable default of 1. This should only happen when you are upgrading your installation",
+                "NEWLEADER ACK from sid: 1 is from a different epoch",
                 "storage recovered snapshot=0x0 txns=0",
             ]
         );
