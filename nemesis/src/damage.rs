@@ -228,14 +228,6 @@ impl Row {
                 None => "B started, logging nothing about damage".to_string(),
             },
         };
-        if let Some(l) = self
-            .b_log
-            .iter()
-            .skip(1)
-            .find(|l| l.contains("restored") || l.contains("no longer recovering"))
-        {
-            let _ = write!(s, "; later: {l}");
-        }
         let (first, without) = match self.order {
             Order::BcA => ("B+C", " without A"),
             Order::AbC => ("A+B", " without C"),
@@ -251,6 +243,14 @@ impl Row {
             },
             self.window_secs
         );
+        if let Some(l) = self
+            .b_log
+            .iter()
+            .skip(1)
+            .find(|l| l.contains("restored") || l.contains("no longer recovering"))
+        {
+            let _ = write!(s, "; then B logged: {l}");
+        }
         if self.operator_wipe {
             s.push_str("; once the others served, the operator wiped B and it rejoined");
         }
@@ -905,6 +905,28 @@ async fn read_set(id: u64) -> Option<BTreeSet<String>> {
     None
 }
 
+/// `2026-11-30 23:05 UTC` for Unix time `secs` (the proleptic Gregorian calendar).
+#[must_use]
+pub fn utc(secs: u64) -> String {
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
 /// The table of a run's rows (markdown): one line per row, or zabd and ZooKeeper side by
 /// side where both ran the same row and order.
 #[must_use]
@@ -1023,6 +1045,13 @@ java.io.IOException: CRC check failed
             dir: PathBuf::new(),
             error: None,
         }
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(utc(1_796_081_922), "2026-11-30 23:38 UTC");
     }
 
     #[test]
