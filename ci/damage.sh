@@ -45,7 +45,7 @@ while [ $# -gt 0 ]; do
     --quick) quick=1; shift ;;
     --release) profile=release; shift ;;
     --cleanup) cleanup_only=1; shift ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 64 ;;
   esac
 done
