@@ -33,9 +33,9 @@ orders=bc-a
 profile=debug
 quick=0
 cleanup_only=0
-# The CI subset: the currentEpoch scenario, a flipped last record, a cut suffix, a
+# The CI subset: lost epoch files, the currentEpoch scenario, a flipped last record, a
 # wiped data directory.
-quick_rows=current-epoch,flip-last,truncate,wipe
+quick_rows=epoch-files,current-epoch,flip-last,wipe
 while [ $# -gt 0 ]; do
   case "$1" in
     --system) system=$2; shift 2 ;;
@@ -45,7 +45,7 @@ while [ $# -gt 0 ]; do
     --quick) quick=1; shift ;;
     --release) profile=release; shift ;;
     --cleanup) cleanup_only=1; shift ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 64 ;;
   esac
 done

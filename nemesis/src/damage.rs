@@ -243,6 +243,14 @@ impl Row {
             },
             self.window_secs
         );
+        if let Some(l) = self
+            .b_log
+            .iter()
+            .skip(1)
+            .find(|l| l.contains("restored") || l.contains("no longer recovering"))
+        {
+            let _ = write!(s, "; then B logged: {l}");
+        }
         if self.operator_wipe {
             s.push_str("; once the others served, the operator wiped B and it rejoined");
         }
@@ -442,6 +450,24 @@ const NOTABLE: [&str; 18] = [
     "ERROR",
 ];
 
+/// Words of a line that reports the damage itself (ranked before other errors).
+const ABOUT_DAMAGE: [&str; 14] = [
+    "not found!",
+    "problem reading",
+    "corrupt",
+    "crc",
+    "checksum",
+    "damage",
+    "missing",
+    "invalid",
+    "unable to load",
+    "truncat",
+    "torn",
+    "empty data directory",
+    "refus",
+    "inconsistent",
+];
+
 /// Warnings about peers being away and other chatter of a restart, never the point.
 const NOISE: [&str; 12] = [
     "cannot open channel",
@@ -459,14 +485,15 @@ const NOISE: [&str; 12] = [
 ];
 
 /// The notable lines of a log from byte `from` on (message part only, shortened, an
-/// exception's first line appended to the error it explains); `errors_first` puts ERROR
-/// lines first.
-fn key_lines(log: &Path, from: u64, errors_first: bool) -> Vec<String> {
+/// exception's first line appended to the error it explains); `by_severity` puts the lines
+/// about damage first (errors, warnings, the rest), then other errors and warnings, each group
+/// in log order.
+fn key_lines(log: &Path, from: u64, by_severity: bool) -> Vec<String> {
     let text = std::fs::read(log).unwrap_or_default();
     let start = usize::try_from(from).unwrap_or(0).min(text.len());
     let text = String::from_utf8_lossy(&text[start..]).into_owned();
     let all: Vec<&str> = text.lines().collect();
-    let mut lines: Vec<(bool, String)> = Vec::new();
+    let mut lines: Vec<(u8, String)> = Vec::new();
     let mut seen = BTreeSet::new();
     for (i, l) in all.iter().enumerate() {
         // Stack frames and exception lines are attached to their error line below.
@@ -503,16 +530,24 @@ fn key_lines(log: &Path, from: u64, errors_first: bool) -> Vec<String> {
         if !notable || NOISE.iter().any(|p| lower.contains(p)) {
             continue;
         }
-        let is_err = l.contains("ERROR") || lower.contains("error:");
+        let level = if l.contains("ERROR") || lower.contains("error:") {
+            0
+        } else if l.contains("WARN") {
+            1
+        } else {
+            2
+        };
+        let about_damage = ABOUT_DAMAGE.iter().any(|p| lower.contains(p));
+        let severity = if about_damage { level } else { 3 + level };
         if seen.insert(msg.clone()) {
-            lines.push((is_err, msg));
+            lines.push((severity, msg));
         }
         if lines.len() >= 12 {
             break;
         }
     }
-    if errors_first {
-        lines.sort_by_key(|(e, _)| !*e);
+    if by_severity {
+        lines.sort_by_key(|(severity, _)| *severity);
     }
     lines.into_iter().map(|(_, m)| m).collect()
 }
@@ -806,7 +841,7 @@ fn script(
     load.stop.store(true, Ordering::SeqCst);
     row.serving_at_end = ok && serving(cluster, &ids) && ids.iter().all(|&i| cluster.running(i));
     row.refused = watch.refused.take();
-    row.b_log = key_lines(&b_log, from, false);
+    row.b_log = key_lines(&b_log, from, true);
     row.acked = load.acked.lock().map_or(0, |v| v.len());
     let acked: BTreeSet<String> = load
         .acked
@@ -868,6 +903,28 @@ async fn read_set(id: u64) -> Option<BTreeSet<String>> {
         sleep(Duration::from_millis(300)).await;
     }
     None
+}
+
+/// `2026-11-30 23:05 UTC` for Unix time `secs` (the proleptic Gregorian calendar).
+#[must_use]
+pub fn utc(secs: u64) -> String {
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
 }
 
 /// The table of a run's rows (markdown): one line per row, or zabd and ZooKeeper side by
@@ -943,6 +1000,7 @@ java.io.IOException: CRC check failed
 \tat org.apache.zookeeper.server.persistence.FileTxnLog$FileTxnIterator.next(FileTxnLog.java:773)
 2026-11-30T22:53:58.1Z  WARN zab_server::storage::epoch: currentEpoch is missing next to data; using 0 file=/tmp/x/s2/data/zab-v1/currentEpoch
 2026-11-30T22:53:58.2Z ERROR zabd: cannot start from /tmp/x/s2/data: corrupt storage: /tmp/x/s2/data/zab-v1/log.0000000100000001 at byte 7
+2026-11-30 23:41:43,477 - ERROR [LearnerHandler-/10.77.0.1:48142:Leader@1576] - NEWLEADER ACK from sid: 1 is from a different epoch
 2026-11-30T22:53:58.1Z  INFO zab_server::storage::store: storage recovered snapshot=0x0 txns=0
 2026-11-30T22:53:58.1Z  WARN zab_server::server: SECURITY: the quorum and election ports are PLAINTEXT
 ";
@@ -955,8 +1013,9 @@ java.io.IOException: CRC check failed
             [
                 "Unable to load database on disk: java.io.IOException: CRC check failed",
                 "ERROR zabd: cannot start from …/s2/data: corrupt storage: …/zab-v1/log.0000000100000001 at byte 7",
-                "currentEpoch not found! Creating with a reasonable default of 1. This should only happen when you are upgrading your installation",
                 "WARN currentEpoch is missing next to data; using 0",
+                "currentEpoch not found! Creating with a reasonable default of 1. This should only happen when you are upgrading your installation",
+                "NEWLEADER ACK from sid: 1 is from a different epoch",
                 "storage recovered snapshot=0x0 txns=0",
             ]
         );
@@ -986,6 +1045,13 @@ java.io.IOException: CRC check failed
             dir: PathBuf::new(),
             error: None,
         }
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(utc(1_796_081_922), "2026-11-30 23:38 UTC");
     }
 
     #[test]

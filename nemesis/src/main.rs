@@ -324,7 +324,7 @@ fn damage_cmd(which: Which, a: &DamageArgs) -> Result<i32> {
     let order_names: Vec<&str> = orders.iter().map(|o| o.name()).collect();
     let t = format!(
         "zab-nemesis damage --system {} --rows {} --orders {} --seed {} --load-secs {} \
-         --window-secs {}: {} rows in {:.0} s, started {} (Unix time), load average {} before, {} after\n\n{}",
+         --window-secs {}: {} rows in {:.0} s, started {}, load average {} before, {} after\n\n{}",
         match which {
             Which::Zabd => "zabd",
             Which::Zookeeper => "zookeeper",
@@ -337,9 +337,11 @@ fn damage_cmd(which: Which, a: &DamageArgs) -> Result<i32> {
         a.window.as_secs_f64(),
         rows.len(),
         started.elapsed().map_or(0.0, |d| d.as_secs_f64()),
-        started
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
+        damage::utc(
+            started
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        ),
         before,
         load_avg(),
         damage::table(&rows)
