@@ -30,7 +30,7 @@ struct Ca {
     der: CertificateDer<'static>,
 }
 
-fn ca(name: &str) -> Ca {
+fn make_ca(name: &str) -> Ca {
     let key = KeyPair::generate().expect("key");
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -93,7 +93,7 @@ const ADMIN: &str = "CN=admin,O=Acme\\, Inc.,C=US";
 
 fn pki() -> Pki {
     let dir = tempfile::tempdir().expect("tmp");
-    let ca = ca("zab test CA");
+    let ca = make_ca("zab test CA");
     let server = leaf(
         &ca,
         dn(&[(DnType::CommonName, "localhost")]),
@@ -118,7 +118,7 @@ fn pki() -> Pki {
     );
     let bob = leaf(&ca, acme("bob"), &[]);
     let admin = leaf(&ca, acme("admin"), &[]);
-    let other = ca("another CA");
+    let other = make_ca("another CA");
     let stranger = leaf(&other, acme("alice"), &[]);
     std::fs::write(
         dir.path().join("server.pem"),
