@@ -396,3 +396,55 @@ fn members_sharing_a_host_need_their_id_in_the_certificate() {
         Duration::from_secs(5),
     );
 }
+
+/// Rewrites server `id`'s TLS keys (`sslQuorum`, `portUnification`, its key store) and
+/// restarts it.
+fn restart_with_mode(e: &mut Ensemble, pki: &Pki, id: u64, ssl_quorum: bool, unification: bool) {
+    e.stop(id);
+    let path = e.node(id).dir.join("zoo.cfg");
+    let cfg = std::fs::read_to_string(&path).expect("zoo.cfg");
+    let mut cfg: String = cfg
+        .lines()
+        .filter(|l| {
+            !(l.starts_with("sslQuorum")
+                || l.starts_with("portUnification")
+                || l.starts_with("ssl."))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    cfg.push_str(&quorum_tls_cfg(&pki.member(id), &pki.ca).replace(
+        "sslQuorum=true",
+        &format!("sslQuorum={ssl_quorum}\nportUnification={unification}"),
+    ));
+    std::fs::write(&path, cfg).expect("write zoo.cfg");
+    e.start_node(id);
+    e.wait_stable(SERVE);
+}
+
+#[test]
+fn a_rolling_switch_from_plaintext_to_tls_keeps_the_ensemble_serving() {
+    let pki = Pki::new("zab test CA");
+    let mut e = Ensemble::start(3, "");
+    e.wait_stable(SERVE);
+    // The README's three steps, one member at a time, a write after each step.
+    for (step, ssl_quorum, unification) in [(1, false, true), (2, true, true), (3, true, false)] {
+        for id in 1..=3 {
+            restart_with_mode(&mut e, &pki, id, ssl_quorum, unification);
+        }
+        let path = format!("/step{step}");
+        create(&e, &[1, 2, 3], &path, b"x");
+        for id in 1..=3 {
+            assert_eq!(read_on(&e, id, &path).as_deref(), Some(&b"x"[..]), "{path}");
+        }
+        if step < 3 {
+            assert!(log_of(&e, 1).contains("still accept PLAINTEXT peers"));
+        }
+    }
+    // Closed now: a plaintext hello is refused on every peer port.
+    for (_, quorum, election) in peer_addrs(&e) {
+        for (addr, purpose) in [(quorum, Purpose::Quorum), (election, Purpose::Election)] {
+            let o = plain_attempt(addr, purpose, 2);
+            assert!(matches!(o, Outcome::Closed(_)), "{addr} {purpose:?}: {o:?}");
+        }
+    }
+}
