@@ -16,8 +16,9 @@
 #   --rounds N      rounds (default 3)
 #   --duration S    measured seconds per run (default 5, after a 1 s warm-up)
 #   --out FILE      the summary (markdown) also written here
-# Environment: CARGO_TARGET_DIR, BENCH_NO_BUILD=1 (use the release binaries as they are),
-# ZK_HEAP (default 1000m). Ports 24501-24633 on 127.0.0.1.
+# Environment: CARGO_TARGET_DIR, BENCH_NO_BUILD=1 (use the binaries as they are), BIN_DIR
+# (where zabd and zab-bench are; default the release directory), ZK_HEAP (default 1000m).
+# Ports 24501-24633 on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -37,8 +38,9 @@ while [ $# -gt 0 ]; do
 done
 
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-ZABD=$TARGET/release/zabd
-BENCH=$TARGET/release/zab-bench
+BIN_DIR=${BIN_DIR:-$TARGET/release}
+ZABD=$BIN_DIR/zabd
+BENCH=$BIN_DIR/zab-bench
 ZK_HEAP=${ZK_HEAP:-1000m}
 ZK_CP=/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar:/usr/share/java/netty-codec.jar:/usr/share/java/netty-resolver.jar
 WORK=$(mktemp -d /tmp/zab-bench-tls.XXXXXX)

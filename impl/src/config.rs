@@ -442,7 +442,12 @@ const X509_PROVIDER: &str = "org.apache.zookeeper.server.auth.X509Authentication
 
 impl SecureClient {
     /// Takes `key` if it is one of these; `Ok(false)` for any other key.
-    fn apply(&mut self, base: &mut ServerConfig, key: &str, value: &str) -> Result<bool, ConfigError> {
+    fn apply(
+        &mut self,
+        base: &mut ServerConfig,
+        key: &str,
+        value: &str,
+    ) -> Result<bool, ConfigError> {
         match key {
             "secureClientPort" => self.port = Some(parse_num(key, value)?),
             "secureClientPortAddress" => self.host = Some(value.into()),
@@ -452,7 +457,11 @@ impl SecureClient {
             "X509AuthenticationProvider.superUser"
             | "zookeeper.X509AuthenticationProvider.superUser" => {
                 if !zab_zk::x509::is_valid_dn(value) {
-                    return Err(value_err(key, value, "expected a distinguished name such as CN=admin,O=Example"));
+                    return Err(value_err(
+                        key,
+                        value,
+                        "expected a distinguished name such as CN=admin,O=Example",
+                    ));
                 }
                 base.x509_super_user = Some(value.into());
             }
@@ -795,8 +804,12 @@ admin.commandURL=/cmds/
             ("secureClientPort=x", "secureClientPort"),
         ] {
             let props = parse_properties("zoo.cfg", line).expect("props");
-            let e = apply_properties(&mut ServerConfig::standalone_default(), &props, Path::new("."))
-                .unwrap_err();
+            let e = apply_properties(
+                &mut ServerConfig::standalone_default(),
+                &props,
+                Path::new("."),
+            )
+            .unwrap_err();
             assert!(e.to_string().contains(wanted), "{line}: {e}");
         }
     }

@@ -228,7 +228,20 @@ struct Shared<P> {
     quorum: std::sync::Mutex<BTreeMap<ServerId, QuorumSlot>>,
     /// The origin of the connections' last-frame clocks.
     started: std::time::Instant,
+    /// Per leader: the wait before the next connection, grown while its connections end
+    /// soon after they start ([`Shared::rejoin_delay`]).
+    rejoin: std::sync::Mutex<BTreeMap<ServerId, Duration>>,
 }
+
+/// A follower's connection to a leader that ends within this time of its start counts as a
+/// failed join (the leader refused our epoch, or dropped us at once).
+const SHORT_LIVED: Duration = Duration::from_secs(2);
+/// The first wait after a failed join; it doubles with each one after.
+const REJOIN_MIN: Duration = Duration::from_millis(100);
+/// The longest wait between joins: a follower stuck in follow -> LEADERINFO too old ->
+/// LOOKING (it accepted a higher epoch, from a rogue or a leader that lost its quorum)
+/// tries at most this often instead of in a tight loop.
+pub const REJOIN_MAX: Duration = Duration::from_secs(5);
 
 impl<P> Shared<P> {
     fn slots(&self) -> std::sync::MutexGuard<'_, BTreeMap<ServerId, QuorumSlot>> {
@@ -236,6 +249,40 @@ impl<P> Shared<P> {
         self.quorum
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The wait before joining `leader` again: zero unless its last connections were short.
+    fn rejoin_delay(&self, leader: ServerId) -> Duration {
+        self.rejoin
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&leader)
+            .copied()
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// Records how long a connection to `leader` lived: a short one doubles the wait before
+    /// the next (from [`REJOIN_MIN`] up to [`REJOIN_MAX`]), a long one clears it.
+    fn record_join(&self, leader: ServerId, lived: Duration) {
+        let mut rejoin = self
+            .rejoin
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if lived >= SHORT_LIVED {
+            rejoin.remove(&leader);
+            return;
+        }
+        let next = rejoin
+            .get(&leader)
+            .map_or(REJOIN_MIN, |d| (*d * 2).min(REJOIN_MAX));
+        if next == REJOIN_MAX && rejoin.get(&leader) != Some(&REJOIN_MAX) {
+            warn!(
+                %leader,
+                "connections to the leader keep ending at once (is our accepted epoch ahead \
+                 of its epoch?); trying again every {REJOIN_MAX:?}"
+            );
+        }
+        rejoin.insert(leader, next);
     }
 
     fn now_ms(&self) -> u64 {
@@ -288,6 +335,7 @@ where
         generation: AtomicU64::new(0),
         quorum: std::sync::Mutex::new(BTreeMap::new()),
         started: std::time::Instant::now(),
+        rejoin: std::sync::Mutex::new(BTreeMap::new()),
     });
     let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<NetCommand<P>>();
     tokio::spawn(accept_loop(
@@ -557,6 +605,7 @@ async fn run_quorum<P>(
     P: PayloadCodec + Send + Sync + std::fmt::Debug + 'static,
 {
     let generation = shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
+    let up = std::time::Instant::now();
     let (mut reader, mut writer) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::unbounded_channel::<bytes::Bytes>();
     let queued = Arc::new(AtomicU64::new(0));
@@ -651,6 +700,10 @@ async fn run_quorum<P>(
     }
     info!("quorum connection down");
     writer_task.abort();
+    if !leader_side {
+        // Before the core hears of it (and asks for the next connection).
+        shared.record_join(peer, up.elapsed());
+    }
     shared.quorum_closed(peer, generation);
 }
 
@@ -752,6 +805,11 @@ where
         sid: shared.cfg.me,
         ensemble: shared.cfg.ensemble,
     };
+    let delay = shared.rejoin_delay(leader);
+    if !delay.is_zero() {
+        debug!("the last connections to this leader were short: waiting {delay:?}");
+        tokio::time::sleep(delay).await;
+    }
     let mut backoff = Duration::from_millis(20);
     loop {
         match handshake(addr, leader, hello, shared.cfg.tls.as_deref()).await {
@@ -860,5 +918,68 @@ mod tests {
             .await
             .expect("other");
         assert_eq!(w.status, HandshakeStatus::Accepted);
+    }
+
+    /// The rogue-epoch loop: a leader that drops the follower right after the handshake (as a
+    /// follower whose accepted epoch is ahead sees: LEADERINFO too old, LOOKING, the same
+    /// leader elected again) is joined again after a growing wait, not in a tight loop; and
+    /// still joined again (the wait is bounded).
+    #[tokio::test]
+    async fn a_leader_that_drops_us_at_once_is_rejoined_with_a_bounded_backoff() {
+        let ids = [ServerId(1), ServerId(2), ServerId(3)];
+        let leader = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let mut quorum: BTreeMap<ServerId, SocketAddr> =
+            ids.iter().map(|s| (*s, free_addr())).collect();
+        quorum.insert(ServerId(1), leader.local_addr().expect("addr"));
+        let cfg = NetConfig {
+            me: ServerId(2),
+            election: ids.iter().map(|s| (*s, free_addr())).collect(),
+            quorum,
+            ensemble: wire::ensemble_fingerprint(&ids),
+            jute_max_buffer: 0xfffff,
+            live_window: Duration::from_millis(400),
+            tls: None,
+        };
+        let accepted = Arc::new(AtomicU64::new(0));
+        let count = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = leader.accept().await {
+                let mut hello = [0u8; HELLO_LEN];
+                if s.read_exact(&mut hello).await.is_ok() {
+                    let w = wire::encode_welcome(&Welcome {
+                        status: HandshakeStatus::Accepted,
+                        sid: ServerId(1),
+                    });
+                    let _ = s.write_all(&w).await;
+                    count.fetch_add(1, Ordering::SeqCst);
+                }
+                // Dropped at once.
+            }
+        });
+        let (down_tx, mut down_rx) = mpsc::unbounded_channel();
+        let sink: NetSink<ZnodeTxn> = Box::new(move |ev| {
+            if matches!(ev, NetEvent::Disconnected { .. }) {
+                let _ = down_tx.send(());
+            }
+            true
+        });
+        let tx = start(cfg, Arc::new(NetState::default()), sink)
+            .await
+            .expect("start");
+        // The core's loop: every disconnection is followed by a new Connect at once.
+        tx.send(NetCommand::Connect {
+            leader: ServerId(1),
+        })
+        .expect("connect");
+        let until = tokio::time::Instant::now() + Duration::from_secs(4);
+        while let Ok(Some(())) = tokio::time::timeout_at(until, down_rx.recv()).await {
+            tx.send(NetCommand::Connect {
+                leader: ServerId(1),
+            })
+            .expect("connect");
+        }
+        // Waits of 0.1, 0.2, 0.4, 0.8, 1.6 s fit in 4 s: about six joins, not thousands.
+        let n = accepted.load(Ordering::SeqCst);
+        assert!((3..=10).contains(&n), "{n} joins in 4 s");
     }
 }

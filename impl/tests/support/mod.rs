@@ -4,6 +4,7 @@
 
 #![allow(dead_code, clippy::print_stderr)]
 
+pub mod certs;
 pub mod standalone;
 pub mod wire;
 
@@ -137,6 +138,14 @@ impl Ensemble {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Whether server `id`'s process is still running (it did not exit by itself).
+    pub fn alive(&mut self, id: u64) -> bool {
+        self.node_mut(id)
+            .child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// SIGTERM and wait.
