@@ -9,7 +9,12 @@
 //! - The write flood: a client pipelines ~286 MB of 1 MB `setData`s as fast as it can, twice.
 //!   Growth is bounded by the outstanding-bytes limit (`globalOutstandingBytesLimit`, the
 //!   requests in the pipeline) and the log kept in memory until the next snapshot
-//!   (`snapSizeLimitInKb`), plus a margin, and the second flood costs no more than the first.
+//!   (`snapSizeLimitInKb`), plus a margin; the second flood is held to the same bound (nothing
+//!   accumulates).
+//!
+//! With `ZAB_REFERENCE_ZK=host:port` and `ZAB_REFERENCE_PID=<pid>` the same clients run
+//! against that server (a ZooKeeper 3.8, for README's figures): its growth is printed, the
+//! replies are checked, and zabd's bounds are not asserted.
 
 #![allow(clippy::print_stderr)]
 
@@ -115,19 +120,43 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / MIB as f64
 }
 
+/// The server under test: a fresh `zabd` with `extra` in its `zoo.cfg`, or the reference
+/// server named by the environment (then `None` and no bound is asserted).
+fn target(extra: &str) -> (Option<Standalone>, std::net::SocketAddr, u32) {
+    if let (Ok(addr), Ok(pid)) = (
+        std::env::var("ZAB_REFERENCE_ZK"),
+        std::env::var("ZAB_REFERENCE_PID"),
+    ) {
+        let addr = addr.parse().expect("ZAB_REFERENCE_ZK=host:port");
+        let pid = pid.parse().expect("ZAB_REFERENCE_PID=<pid>");
+        return (None, addr, pid);
+    }
+    let zabd = Standalone::start(extra, &[]);
+    let (addr, pid) = (zabd.addr, zabd.pid().expect("pid"));
+    (Some(zabd), addr, pid)
+}
+
+/// A path not used before on this server (the reference server keeps its data).
+fn fresh(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{prefix}-{nanos}")
+}
+
 #[test]
 fn a_client_that_does_not_read_its_replies_is_throttled_not_buffered() {
     const SOFT: u64 = 4 * MIB;
-    let zabd = Standalone::start(&format!("clientOutputSoftLimitBytes={SOFT}\n"), &[]);
-    let pid = zabd.pid().expect("pid");
-    let (mut fast, _) = Wire::session(zabd.addr).expect("session");
-    create(&mut fast, "/big", vec![7u8; NODE]);
-    assert_eq!(get_data(&mut fast, "/big"), NODE);
+    let (zabd, addr, pid) = target(&format!("clientOutputSoftLimitBytes={SOFT}\n"));
+    let big = fresh("/big");
+    let (mut fast, _) = Wire::session(addr).expect("session");
+    create(&mut fast, &big, vec![7u8; NODE]);
+    assert_eq!(get_data(&mut fast, &big), NODE);
     std::thread::sleep(Duration::from_millis(500));
     let base = rss(pid);
 
     // 1,500 getData pipelined in one write (~45 KB: the socket takes it whole), never read.
-    let (mut slow, _) = Wire::session(zabd.addr).expect("session");
+    let (mut slow, _) = Wire::session(addr).expect("session");
     let mut all = BytesMut::new();
     let mut xids = Vec::new();
     for _ in 0..1500 {
@@ -136,7 +165,7 @@ fn a_client_that_does_not_read_its_replies_is_throttled_not_buffered() {
         all.extend_from_slice(&proto::encode_request(
             xid,
             &Request::GetData(GetDataRequest {
-                path: "/big".into(),
+                path: big.clone(),
                 watch: false,
             }),
         ));
@@ -146,7 +175,7 @@ fn a_client_that_does_not_read_its_replies_is_throttled_not_buffered() {
     let sampler = Sampler::start(pid);
     std::thread::sleep(Duration::from_secs(6));
     // Another client is served while the slow one is held back.
-    assert_eq!(get_data(&mut fast, "/big"), NODE, "a second client is served");
+    assert_eq!(get_data(&mut fast, &big), NODE, "a second client is served");
     let peak = sampler.finish();
     let growth = peak.saturating_sub(base);
     eprintln!(
@@ -160,7 +189,7 @@ fn a_client_that_does_not_read_its_replies_is_throttled_not_buffered() {
     // allocator and the runtime.
     let bound = SOFT + 4 * NODE as u64 + 16 * MIB;
     assert!(
-        growth <= bound,
+        zabd.is_none() || growth <= bound,
         "zabd grew by {:.1} MiB for a client that does not read (bound {:.1} MiB)",
         mib(growth),
         mib(bound)
@@ -178,7 +207,7 @@ fn a_client_that_does_not_read_its_replies_is_throttled_not_buffered() {
             other => panic!("reply {k}: {other:?}"),
         }
     }
-    assert_eq!(get_data(&mut slow, "/big"), NODE, "the slow client's session works");
+    assert_eq!(get_data(&mut slow, &big), NODE, "the slow client's session works");
 }
 
 /// Pipelines `n` setData of `NODE` bytes to `path` from a writer thread while this thread
@@ -221,24 +250,21 @@ fn flood(w: &mut Wire, path: &str, n: usize) {
 fn a_write_flood_is_bounded_by_the_configured_buffers() {
     const OUTSTANDING: u64 = 16 * MIB;
     const SNAP_KB: u64 = 32 * 1024;
-    let zabd = Standalone::start(
-        &format!("globalOutstandingBytesLimit={OUTSTANDING}\nsnapSizeLimitInKb={SNAP_KB}\n"),
-        &[],
-    );
-    let pid = zabd.pid().expect("pid");
-    let (mut w, _) = Wire::session(zabd.addr).expect("session");
-    create(&mut w, "/flood", vec![1u8; NODE]);
+    let (zabd, addr, pid) =
+        target(&format!("globalOutstandingBytesLimit={OUTSTANDING}\nsnapSizeLimitInKb={SNAP_KB}\n"));
+    let path = fresh("/flood");
+    let (mut w, _) = Wire::session(addr).expect("session");
+    create(&mut w, &path, vec![1u8; NODE]);
     std::thread::sleep(Duration::from_millis(500));
     let base = rss(pid);
     // The requests in the pipeline (each held up to three times: read, forwarded, logged),
     // the log kept until the next snapshot twice over (a snapshot is being written while
     // the next part of the log fills), plus 32 MiB for the allocator and the runtime.
     let bound = 3 * OUTSTANDING + 2 * SNAP_KB * 1024 + 32 * MIB;
-    let mut growths = Vec::new();
     for round in 0..2 {
         let sampler = Sampler::start(pid);
         let t = Instant::now();
-        flood(&mut w, "/flood", 286);
+        flood(&mut w, &path, 286);
         let peak = sampler.finish();
         let growth = peak.saturating_sub(base);
         eprintln!(
@@ -252,13 +278,12 @@ fn a_write_flood_is_bounded_by_the_configured_buffers() {
             mib(bound)
         );
         assert!(
-            growth <= bound,
+            zabd.is_none() || growth <= bound,
             "flood {}: zabd grew by {:.1} MiB (bound {:.1} MiB)",
             round + 1,
             mib(growth),
             mib(bound)
         );
-        growths.push(growth);
     }
-    assert_eq!(get_data(&mut w, "/flood"), NODE);
+    assert_eq!(get_data(&mut w, &path), NODE);
 }
