@@ -612,12 +612,6 @@ async fn run_quorum<P>(
     let written = Arc::clone(&queued);
     let writer_task = tokio::spawn(async move {
         while let Some(frame) = rx.recv().await {
-            buf.clear();
-            wire::encode_frame(&frame, &mut buf);
-            while let Ok(next) = rx.try_recv() {
-                wire::encode_frame(&next, &mut buf);
-            }
-            if writer.write_all(&buf).await.is_err() || writer.flush().await.is_err() {
             // (A TLS stream may hold the last record until flushed; a socket's flush is free.)
             if writer.write_all(&frame).await.is_err() || writer.flush().await.is_err() {
                 return;

@@ -303,6 +303,8 @@ pub fn subject_rfc2253(cert: &rustls_pki_types::CertificateDer<'_>) -> Result<St
     let (_, parsed) =
         x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|e| e.to_string())?;
     zab_zk::x509::rfc2253_from_der(parsed.subject().as_raw()).map_err(|e| e.to_string())
+}
+
 /// Reads request frames and hands them to the replica thread, waiting while the connection
 /// is throttled (nothing is read then, so TCP pushes back on the client).
 async fn read_requests<R: AsyncRead + Unpin>(
