@@ -21,6 +21,7 @@ use crate::run::INTERRUPTED;
 use crate::topology::Topology;
 use crate::workload::{self, PERSISTENT};
 use anyhow::{Context, Result, bail};
+use logs::key_lines;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -32,6 +33,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::time::{sleep, timeout};
+
+mod logs;
+mod table;
+pub use table::{table, utc};
 
 /// The namespace prefix of the damage matrix (distinct from the round's `zabnem-`).
 pub const DAMAGE_PREFIX: &str = "zabdmg-";
@@ -428,163 +433,6 @@ impl Watch {
     }
 }
 
-/// Log lines that say something about damage, recovery or a refusal to start.
-const NOTABLE: [&str; 18] = [
-    "not found!",
-    "problem reading",
-    "corrupt",
-    "crc",
-    "checksum",
-    "damage",
-    "recover",
-    "missing",
-    "invalid",
-    "unable to load",
-    "refus",
-    "truncat",
-    "torn",
-    "exiting abnormally",
-    "inconsistent",
-    "error:",
-    "panicked",
-    "ERROR",
-];
-
-/// Words of a line that reports the damage itself (ranked before other errors).
-const ABOUT_DAMAGE: [&str; 14] = [
-    "not found!",
-    "problem reading",
-    "corrupt",
-    "crc",
-    "checksum",
-    "damage",
-    "missing",
-    "invalid",
-    "unable to load",
-    "truncat",
-    "torn",
-    "empty data directory",
-    "refus",
-    "inconsistent",
-];
-
-/// Warnings about peers being away and other chatter of a restart, never the point.
-const NOISE: [&str; 12] = [
-    "cannot open channel",
-    "learnerhandler",
-    "sendworker",
-    "connection broken",
-    "interrupted while",
-    "maxcnxns",
-    "close of session",
-    "security:",
-    "got zxid",
-    "unable to read additional data",
-    "exception when following",
-    "connection refused",
-];
-
-/// The notable lines of a log from byte `from` on (message part only, shortened, an
-/// exception's first line appended to the error it explains); `by_severity` puts the lines
-/// about damage first (errors, warnings, the rest), then other errors and warnings, each group
-/// in log order.
-fn key_lines(log: &Path, from: u64, by_severity: bool) -> Vec<String> {
-    let text = std::fs::read(log).unwrap_or_default();
-    let start = usize::try_from(from).unwrap_or(0).min(text.len());
-    let text = String::from_utf8_lossy(&text[start..]).into_owned();
-    let all: Vec<&str> = text.lines().collect();
-    let mut lines: Vec<(u8, String)> = Vec::new();
-    let mut seen = BTreeSet::new();
-    for (i, l) in all.iter().enumerate() {
-        // Stack frames and exception lines are attached to their error line below.
-        if l.starts_with(char::is_whitespace)
-            || l.starts_with("java.")
-            || l.starts_with("Caused by")
-        {
-            continue;
-        }
-        // The message without timestamp and thread.
-        let mut msg = l
-            .find("] - ")
-            .map(|i| &l[i + 4..])
-            .or_else(|| l.find("WARN ").map(|i| &l[i..]))
-            .or_else(|| l.find("ERROR ").map(|i| &l[i..]))
-            .or_else(|| l.find("INFO ").map(|i| &l[i + 5..]))
-            .unwrap_or(l)
-            .trim()
-            .to_string();
-        if let Some(next) = all.get(i + 1) {
-            if next.starts_with("java.") || next.contains("Exception: ") {
-                msg = format!("{msg}: {}", next.trim());
-            }
-        }
-        let msg = shorten(&msg);
-        let lower = msg.to_lowercase();
-        let notable = NOTABLE.iter().any(|p| {
-            if *p == "ERROR" {
-                l.contains(p)
-            } else {
-                lower.contains(p)
-            }
-        });
-        if !notable || NOISE.iter().any(|p| lower.contains(p)) {
-            continue;
-        }
-        let level = if l.contains("ERROR") || lower.contains("error:") {
-            0
-        } else if l.contains("WARN") {
-            1
-        } else {
-            2
-        };
-        let about_damage = ABOUT_DAMAGE.iter().any(|p| lower.contains(p));
-        let severity = if about_damage { level } else { 3 + level };
-        if seen.insert(msg.clone()) {
-            lines.push((severity, msg));
-        }
-        if lines.len() >= 12 {
-            break;
-        }
-    }
-    if by_severity {
-        lines.sort_by_key(|(severity, _)| *severity);
-    }
-    lines.into_iter().map(|(_, m)| m).collect()
-}
-
-/// A log message without its module path and without `key=/path` fields, at most 200
-/// characters.
-fn shorten(msg: &str) -> String {
-    let mut words: Vec<&str> = msg.split(' ').filter(|w| !w.is_empty()).collect();
-    // zabd: `WARN zab_server::storage::epoch: text ...`
-    let module = |w: &str| w.ends_with(':') && w.contains("::");
-    if words.len() > 2 && matches!(words[0], "WARN" | "ERROR") && module(words[1]) {
-        words.remove(1);
-    } else if words.len() > 1 && module(words[0]) {
-        words.remove(0);
-    }
-    // Paths of the run folder say nothing: `key=/path` fields go, a path keeps its last two
-    // components.
-    let kept: Vec<String> = words
-        .into_iter()
-        .filter(|w| !(w.contains('=') && w.contains('/')))
-        .map(|w| {
-            let parts: Vec<&str> = w.split('/').collect();
-            if w.starts_with('/') && parts.len() > 3 {
-                format!("…/{}", parts[parts.len() - 2..].join("/"))
-            } else {
-                w.to_string()
-            }
-        })
-        .collect();
-    let s = kept.join(" ");
-    if s.chars().count() > 200 {
-        format!("{}…", s.chars().take(200).collect::<String>())
-    } else {
-        s
-    }
-}
-
 /// Damages B's (stopped) data directory; `risk_from` is B's last zxid when C was stopped.
 fn apply(kind: Kind, system: System, data: &Path, risk_from: u64) -> Result<String> {
     match kind {
@@ -726,7 +574,6 @@ fn run_row(opts: &Options, kind: Kind, order: Order, dir: &Path) -> Result<Row> 
 }
 
 /// Steps 1–5 of the module's script.
-#[allow(clippy::too_many_lines)]
 fn script(
     opts: &Options,
     cluster: &mut Cluster,
@@ -734,8 +581,6 @@ fn script(
     load: &Arc<Load>,
     row: &mut Row,
 ) -> Result<()> {
-    let system = opts.launcher.system;
-    let (kind, order) = (row.kind, row.order);
     let ids = cluster.ids();
     for &id in &ids {
         cluster.start(id)?;
@@ -746,39 +591,13 @@ fn script(
     let mut others: Vec<u64> = ids.iter().copied().filter(|&i| i != a).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     others.shuffle(&mut rng);
-    let (b, c) = (others[0], others[1]);
-    row.roles = (a, b, c);
-    let b_data = cluster.servers[(b - 1) as usize].data_dir();
-    let b_log = cluster.servers[(b - 1) as usize].log();
-    let mut errors = Vec::new();
-
-    // 1. Writes on all three.
+    row.roles = (a, others[0], others[1]);
     for i in 0..3 {
         rt.spawn(writer(Arc::clone(load), i));
     }
-    wait(opts.load)?;
-    // 2. C down; writes acknowledged by A and B alone.
-    load.pause();
-    cluster.kill9(c);
-    let risk_from = disk::log_records(system, &b_data)
-        .last()
-        .map_or(0, |r| r.zxid);
-    load.resume(PHASE_C_DOWN);
-    wait(opts.load)?;
-    // 3. A and B killed at rest; B damaged.
-    load.pause();
-    cluster.kill9(a);
-    cluster.kill9(b);
-    row.at_risk = load.acked_in(PHASE_C_DOWN);
-    row.damage = apply(kind, system, &b_data, risk_from)?;
-    tracing::info!(
-        "{} {} {}: A=s{a} B=s{b} C=s{c}; s{b}: {}",
-        system.name(),
-        kind.name(),
-        order.name(),
-        row.damage
-    );
-    // 4. Restart in the row's order.
+    damage_under_load(opts, cluster, load, row)?;
+    let b = row.roles.1;
+    let b_log = cluster.servers[(b - 1) as usize].log();
     let from = std::fs::metadata(&b_log).map_or(0, |m| m.len());
     let mut watch = Watch {
         b,
@@ -786,7 +605,69 @@ fn script(
         from,
         refused: None,
     };
-    let (first, second): (Vec<u64>, Vec<u64>) = match order {
+    let mut errors = Vec::new();
+    let ok = restart(opts, cluster, load, row, &mut watch, &mut errors)?;
+    // 5. More writes, then the final reads.
+    wait(opts.load)?;
+    load.pause();
+    load.stop.store(true, Ordering::SeqCst);
+    row.serving_at_end = ok && serving(cluster, &ids) && ids.iter().all(|&i| cluster.running(i));
+    row.refused = watch.refused.take();
+    row.b_log = key_lines(&b_log, from, true);
+    count_lost(cluster, rt, load, row);
+    if !errors.is_empty() {
+        bail!("{}", errors.join("; "));
+    }
+    Ok(())
+}
+
+/// Steps 1–3: writes on all three; C down, writes acknowledged by A and B alone; A and B
+/// killed at rest and B's disk damaged.
+fn damage_under_load(
+    opts: &Options,
+    cluster: &mut Cluster,
+    load: &Load,
+    row: &mut Row,
+) -> Result<()> {
+    let system = opts.launcher.system;
+    let (a, b, c) = row.roles;
+    let b_data = cluster.servers[(b - 1) as usize].data_dir();
+    wait(opts.load)?;
+    load.pause();
+    cluster.kill9(c);
+    let risk_from = disk::log_records(system, &b_data)
+        .last()
+        .map_or(0, |r| r.zxid);
+    load.resume(PHASE_C_DOWN);
+    wait(opts.load)?;
+    load.pause();
+    cluster.kill9(a);
+    cluster.kill9(b);
+    row.at_risk = load.acked_in(PHASE_C_DOWN);
+    row.damage = apply(row.kind, system, &b_data, risk_from)?;
+    tracing::info!(
+        "{} {} {}: A=s{a} B=s{b} C=s{c}; s{b}: {}",
+        system.name(),
+        row.kind.name(),
+        row.order.name(),
+        row.damage
+    );
+    Ok(())
+}
+
+/// Step 4: the first servers of the row's order alone for the window, then the rest; after a
+/// refusal, once the others serve, the operator's wipe of B. Returns whether every server
+/// served in the end.
+fn restart(
+    opts: &Options,
+    cluster: &mut Cluster,
+    load: &Load,
+    row: &mut Row,
+    watch: &mut Watch,
+    errors: &mut Vec<String>,
+) -> Result<bool> {
+    let (a, b, c) = row.roles;
+    let (first, second): (Vec<u64>, Vec<u64>) = match row.order {
         Order::BcA => (vec![b, c], vec![a]),
         Order::AbC => (vec![a, b], vec![c]),
         Order::All => (vec![a, b, c], vec![]),
@@ -798,7 +679,7 @@ fn script(
     let end = Instant::now() + opts.window;
     while Instant::now() < end {
         check_interrupted()?;
-        watch.reap(cluster, &mut errors);
+        watch.reap(cluster, errors);
         if serving(cluster, &first) {
             row.served_in_window = true;
         }
@@ -810,47 +691,50 @@ fn script(
     for &id in &second {
         cluster.start(id)?;
     }
-    let all_serving = |cluster: &mut Cluster,
-                       watch: &mut Watch,
-                       errors: &mut Vec<String>,
-                       within: Duration|
-     -> Result<bool> {
-        let end = Instant::now() + within;
-        while Instant::now() < end {
-            check_interrupted()?;
-            watch.reap(cluster, errors);
-            if serving(cluster, &ids) {
-                return Ok(true);
-            }
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        Ok(false)
-    };
-    let mut ok = all_serving(cluster, &mut watch, &mut errors, Duration::from_secs(60))?;
+    let within = Duration::from_secs(60);
+    let mut ok = wait_all_serving(cluster, watch, errors, within)?;
     if watch.refused.is_some() && ok {
         // The operator's way back after a refusal: an empty data directory.
         cluster.wipe(b)?;
         cluster.start(b)?;
         row.operator_wipe = true;
-        ok = all_serving(cluster, &mut watch, &mut errors, Duration::from_secs(60))?;
-        ok = ok && cluster.running(b);
+        ok = wait_all_serving(cluster, watch, errors, within)? && cluster.running(b);
     }
-    // 5. More writes, then the final reads.
-    wait(opts.load)?;
-    load.pause();
-    load.stop.store(true, Ordering::SeqCst);
-    row.serving_at_end = ok && serving(cluster, &ids) && ids.iter().all(|&i| cluster.running(i));
-    row.refused = watch.refused.take();
-    row.b_log = key_lines(&b_log, from, true);
-    row.acked = load.acked.lock().map_or(0, |v| v.len());
+    Ok(ok)
+}
+
+/// Waits until the running servers serve with one leader (collecting exits meanwhile).
+fn wait_all_serving(
+    cluster: &mut Cluster,
+    watch: &mut Watch,
+    errors: &mut Vec<String>,
+    within: Duration,
+) -> Result<bool> {
+    let ids = cluster.ids();
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        check_interrupted()?;
+        watch.reap(cluster, errors);
+        if serving(cluster, &ids) {
+            return Ok(true);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    Ok(false)
+}
+
+/// Every acknowledged create missing from a running server's `/d` (after `sync`); the names
+/// go to `lost.txt`.
+fn count_lost(cluster: &Cluster, rt: &tokio::runtime::Runtime, load: &Load, row: &mut Row) {
     let acked: BTreeSet<String> = load
         .acked
         .lock()
         .map(|v| v.iter().map(|(n, _, _)| n.clone()).collect())
         .unwrap_or_default();
+    row.acked = acked.len();
     let mut missing = BTreeSet::new();
     let mut answered = 0;
-    for &id in &ids {
+    for id in cluster.ids() {
         if !cluster.running(id) {
             continue;
         }
@@ -866,10 +750,6 @@ fn script(
         let list: Vec<String> = missing.into_iter().collect();
         let _ = std::fs::write(row.dir.join("lost.txt"), list.join("\n"));
     }
-    if !errors.is_empty() {
-        bail!("{}", errors.join("; "));
-    }
-    Ok(())
 }
 
 async fn create_parent(hosts: &str) -> Result<()> {
@@ -903,170 +783,4 @@ async fn read_set(id: u64) -> Option<BTreeSet<String>> {
         sleep(Duration::from_millis(300)).await;
     }
     None
-}
-
-/// `2026-11-30 23:05 UTC` for Unix time `secs` (the proleptic Gregorian calendar).
-#[must_use]
-pub fn utc(secs: u64) -> String {
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60
-    )
-}
-
-/// The table of a run's rows (markdown): one line per row, or zabd and ZooKeeper side by
-/// side where both ran the same row and order.
-#[must_use]
-pub fn table(rows: &[Row]) -> String {
-    let mut s = String::new();
-    let find = |sys: &str, k: Kind, o: Order| {
-        rows.iter()
-            .find(|r| r.system == sys && r.kind == k && r.order == o)
-    };
-    let both =
-        rows.iter().any(|r| r.system == "zabd") && rows.iter().any(|r| r.system == "zookeeper");
-    if both {
-        s.push_str(
-            "| damage to one server (B) | order | zabd: what it did | zabd: acknowledged writes lost | \
-             ZooKeeper 3.8: what it did | ZooKeeper: acknowledged writes lost |\n\
-             |---|---|---|---|---|---|\n",
-        );
-    } else {
-        s.push_str(
-            "| damage to one server (B) | system | order | what it did | acknowledged writes lost |\n\
-             |---|---|---|---|---|\n",
-        );
-    }
-    let mut done = BTreeSet::new();
-    for r in rows {
-        let key = (r.kind.name(), r.order.name());
-        if both {
-            if !done.insert(key) {
-                continue;
-            }
-            let cell = |x: Option<&Row>| {
-                x.map_or_else(
-                    || ("-".to_string(), "-".to_string()),
-                    |x| (x.behaviour().replace('|', "/"), x.lost_text()),
-                )
-            };
-            let (zb, zl) = cell(find("zabd", r.kind, r.order));
-            let (kb, kl) = cell(find("zookeeper", r.kind, r.order));
-            let _ = writeln!(
-                s,
-                "| {} | {} | {zb} | {zl} | {kb} | {kl} |",
-                r.kind.describe(),
-                r.order.name()
-            );
-        } else {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} |",
-                r.kind.describe(),
-                r.system,
-                r.order.name(),
-                r.behaviour().replace('|', "/"),
-                r.lost_text()
-            );
-        }
-    }
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_lines_keep_the_point_and_drop_the_chatter() {
-        let log = "\
-2026-11-30 22:55:20,700 - WARN  [QuorumPeer:QuorumCnxManager@401] - Cannot open channel to 3 at election address /10.77.0.3:3888
-2026-11-30 22:55:20,701 - INFO  [main:QuorumPeer@1158] - currentEpoch not found! Creating with a reasonable default of 1. This should only happen when you are upgrading your installation
-2026-11-30 22:55:20,749 - ERROR [main:QuorumPeer@1200] - Unable to load database on disk
-java.io.IOException: CRC check failed
-\tat org.apache.zookeeper.server.persistence.FileTxnLog$FileTxnIterator.next(FileTxnLog.java:773)
-2026-11-30T22:53:58.1Z  WARN zab_server::storage::epoch: currentEpoch is missing next to data; using 0 file=/tmp/x/s2/data/zab-v1/currentEpoch
-2026-11-30T22:53:58.2Z ERROR zabd: cannot start from /tmp/x/s2/data: corrupt storage: /tmp/x/s2/data/zab-v1/log.0000000100000001 at byte 7
-2026-11-30 23:41:43,477 - ERROR [LearnerHandler-/10.77.0.1:48142:Leader@1576] - NEWLEADER ACK from sid: 1 is from a different epoch
-2026-11-30T22:53:58.1Z  INFO zab_server::storage::store: storage recovered snapshot=0x0 txns=0
-2026-11-30T22:53:58.1Z  WARN zab_server::server: SECURITY: the quorum and election ports are PLAINTEXT
-";
-        let p = std::env::temp_dir().join(format!("zab-keylines-{}", std::process::id()));
-        std::fs::write(&p, log).unwrap();
-        let l = key_lines(&p, 0, true);
-        std::fs::remove_file(&p).unwrap();
-        assert_eq!(
-            l,
-            [
-                "Unable to load database on disk: java.io.IOException: CRC check failed",
-                "ERROR zabd: cannot start from …/s2/data: corrupt storage: …/zab-v1/log.0000000100000001 at byte 7",
-                "WARN currentEpoch is missing next to data; using 0",
-                "currentEpoch not found! Creating with a reasonable default of 1. This should only happen when you are upgrading your installation",
-                "NEWLEADER ACK from sid: 1 is from a different epoch",
-                "storage recovered snapshot=0x0 txns=0",
-            ]
-        );
-    }
-
-    fn row(system: &'static str, lost: usize, refused: Option<&str>) -> Row {
-        Row {
-            system,
-            kind: Kind::Wipe,
-            order: Order::BcA,
-            roles: (3, 2, 1),
-            damage: "wiped".into(),
-            refused: refused.map(str::to_string),
-            b_log: vec!["WARN something".into()],
-            window_modes: String::new(),
-            served_in_window: lost > 0,
-            window_secs: 12.0,
-            operator_wipe: refused.is_some(),
-            serving_at_end: true,
-            acked: 100,
-            at_risk: 40,
-            acked_in_window: 0,
-            lost: Some(lost),
-            lost_per_server: BTreeMap::new(),
-            phantoms: 0,
-            seconds: 1.0,
-            dir: PathBuf::new(),
-            error: None,
-        }
-    }
-
-    #[test]
-    fn utc_dates() {
-        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
-        assert_eq!(utc(1_796_081_922), "2026-11-30 23:38 UTC");
-    }
-
-    #[test]
-    fn the_table_puts_both_systems_on_one_line_and_judges_zabd_by_losses() {
-        let rows = [
-            row("zabd", 0, Some("exit 2: refused")),
-            row("zookeeper", 40, None),
-        ];
-        assert!(rows[0].passed());
-        assert!(!row("zabd", 1, None).passed());
-        let t = table(&rows);
-        let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines.len(), 3, "{t}");
-        assert!(lines[2].starts_with("| whole dataDir wiped | bc-a | B refused to start (exit 2: refused); B+C did not serve without A"));
-        assert!(lines[2].contains("| 0 of 100 (40 at risk) |"));
-        assert!(lines[2].contains("B started; it logged: WARN something; B+C served without A (12 s window) | 40 of 100 (40 at risk) |"));
-    }
 }
