@@ -197,13 +197,24 @@ impl ServerConfig {
                 )));
             }
         }
-        self.bounds.validate(self.jute_max_buffer)?;
+        self.bounds
+            .validate(self.jute_max_buffer)
+            .map_err(bounds_err)?;
         if self.min_session_timeout_ms > self.max_session_timeout_ms {
             return Err(ConfigError::Invalid(
                 "minSessionTimeout exceeds maxSessionTimeout".into(),
             ));
         }
         Ok(())
+    }
+}
+
+fn bounds_err(e: crate::bounds::BoundsError) -> ConfigError {
+    match e {
+        crate::bounds::BoundsError::Value { key, value } => {
+            value_err(&key, &value, "expected a non-negative integer")
+        }
+        crate::bounds::BoundsError::Invalid(message) => ConfigError::Invalid(message),
     }
 }
 
@@ -380,7 +391,7 @@ pub fn apply_properties(
     let mut max_timeout = None;
     let mut monitoring = Monitoring::default();
     for (key, value) in props {
-        if monitoring.apply(key, value)? || base.bounds.apply(key, value)? {
+        if monitoring.apply(key, value)? || base.bounds.apply(key, value).map_err(bounds_err)? {
             continue;
         }
         match key.as_str() {
