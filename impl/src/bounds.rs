@@ -9,6 +9,10 @@ pub struct Bounds {
     /// from their connections and not yet answered, over all connections. Past it, a
     /// connection with a request in flight is not read (ZooKeeper's throttle).
     pub global_outstanding_limit: usize,
+    /// `clientOutstandingLimit` (zabd; default 100): one connection's requests read and not
+    /// yet answered, past which that connection is not read, so that one client (one that
+    /// does not read its replies, say) cannot take the whole global budget.
+    pub client_outstanding_limit: usize,
     /// `globalOutstandingBytesLimit` (zabd; default 64 MiB): the same, counted in request
     /// bytes, so that a flood of large writes holds a bounded amount of memory.
     pub global_outstanding_bytes: usize,
@@ -43,6 +47,7 @@ impl Default for Bounds {
     fn default() -> Bounds {
         Bounds {
             global_outstanding_limit: 1000,
+            client_outstanding_limit: 100,
             global_outstanding_bytes: 64 << 20,
             client_output_soft: 4 << 20,
             client_output_hard: 64 << 20,
@@ -83,6 +88,7 @@ impl Bounds {
                 &mut self.global_outstanding_limit
             }
             "globalOutstandingBytesLimit" => &mut self.global_outstanding_bytes,
+            "clientOutstandingLimit" => &mut self.client_outstanding_limit,
             "clientOutputSoftLimitBytes" => &mut self.client_output_soft,
             "clientOutputHardLimitBytes" => &mut self.client_output_hard,
             "peerSendQueueLimitBytes" => &mut self.peer_send_queue,
@@ -101,6 +107,7 @@ impl Bounds {
         let positive = [
             ("globalOutstandingLimit", self.global_outstanding_limit),
             ("globalOutstandingBytesLimit", self.global_outstanding_bytes),
+            ("clientOutstandingLimit", self.client_outstanding_limit),
             ("clientOutputSoftLimitBytes", self.client_output_soft),
             ("clientOutputHardLimitBytes", self.client_output_hard),
             ("peerSendQueueLimitBytes", self.peer_send_queue),
