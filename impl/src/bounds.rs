@@ -2,8 +2,6 @@
 //! `zoo.cfg` keys, defaults and validation. What each bound does when reached is documented
 //! where it is enforced and in ARCHITECTURE.md ("Bounded queues").
 
-use crate::config::ConfigError;
-
 /// Every configurable queue bound of a server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bounds {
@@ -11,6 +9,10 @@ pub struct Bounds {
     /// from their connections and not yet answered, over all connections. Past it, a
     /// connection with a request in flight is not read (ZooKeeper's throttle).
     pub global_outstanding_limit: usize,
+    /// `clientOutstandingLimit` (zabd; default 100): one connection's requests read and not
+    /// yet answered, past which that connection is not read, so that one client (one that
+    /// does not read its replies, say) cannot take the whole global budget.
+    pub client_outstanding_limit: usize,
     /// `globalOutstandingBytesLimit` (zabd; default 64 MiB): the same, counted in request
     /// bytes, so that a flood of large writes holds a bounded amount of memory.
     pub global_outstanding_bytes: usize,
@@ -45,6 +47,7 @@ impl Default for Bounds {
     fn default() -> Bounds {
         Bounds {
             global_outstanding_limit: 1000,
+            client_outstanding_limit: 100,
             global_outstanding_bytes: 64 << 20,
             client_output_soft: 4 << 20,
             client_output_hard: 64 << 20,
@@ -55,22 +58,37 @@ impl Default for Bounds {
     }
 }
 
-fn parse(key: &str, value: &str) -> Result<usize, ConfigError> {
-    value.trim().parse().map_err(|_| ConfigError::Value {
+/// Why a bound's value or the bounds together were refused (`crate::config` wraps it in its
+/// `ConfigError`; this module does not import `config`, which imports it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BoundsError {
+    /// Not a non-negative integer.
+    Value {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+    },
+    /// Inconsistent bounds.
+    Invalid(String),
+}
+
+fn parse(key: &str, value: &str) -> Result<usize, BoundsError> {
+    value.trim().parse().map_err(|_| BoundsError::Value {
         key: key.into(),
         value: value.into(),
-        message: "expected a non-negative integer".into(),
     })
 }
 
 impl Bounds {
     /// Takes `key` if it is one of the bounds' keys; `Ok(false)` for any other key.
-    pub fn apply(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
+    pub fn apply(&mut self, key: &str, value: &str) -> Result<bool, BoundsError> {
         let slot = match key {
             "globalOutstandingLimit" | "zookeeper.globalOutstandingLimit" => {
                 &mut self.global_outstanding_limit
             }
             "globalOutstandingBytesLimit" => &mut self.global_outstanding_bytes,
+            "clientOutstandingLimit" => &mut self.client_outstanding_limit,
             "clientOutputSoftLimitBytes" => &mut self.client_output_soft,
             "clientOutputHardLimitBytes" => &mut self.client_output_hard,
             "peerSendQueueLimitBytes" => &mut self.peer_send_queue,
@@ -85,10 +103,11 @@ impl Bounds {
     /// Checks the bounds against each other and against `jute.maxbuffer`: every limit is
     /// positive, and the hard limit leaves room above the soft one for the largest reply, so
     /// that a client that reads slowly is throttled, never closed, by its reads.
-    pub fn validate(&self, jute_max_buffer: usize) -> Result<(), ConfigError> {
+    pub fn validate(&self, jute_max_buffer: usize) -> Result<(), BoundsError> {
         let positive = [
             ("globalOutstandingLimit", self.global_outstanding_limit),
             ("globalOutstandingBytesLimit", self.global_outstanding_bytes),
+            ("clientOutstandingLimit", self.client_outstanding_limit),
             ("clientOutputSoftLimitBytes", self.client_output_soft),
             ("clientOutputHardLimitBytes", self.client_output_hard),
             ("peerSendQueueLimitBytes", self.peer_send_queue),
@@ -97,14 +116,14 @@ impl Bounds {
         ];
         for (key, v) in positive {
             if v == 0 {
-                return Err(ConfigError::Invalid(format!("{key} must be positive")));
+                return Err(BoundsError::Invalid(format!("{key} must be positive")));
             }
         }
         let need = self
             .client_output_soft
             .saturating_add(jute_max_buffer.saturating_mul(2));
         if self.client_output_hard < need {
-            return Err(ConfigError::Invalid(format!(
+            return Err(BoundsError::Invalid(format!(
                 "clientOutputHardLimitBytes ({}) must be at least clientOutputSoftLimitBytes \
                  ({}) plus twice jute.maxbuffer ({need} in all), so that the largest reply \
                  fits above the soft limit",
@@ -130,10 +149,10 @@ mod tests {
         assert_eq!(b.client_output_soft, 1000);
         b.validate(0xfffff).expect("defaults fit");
         b.client_output_hard = 1000;
-        let e = b.validate(0xfffff).unwrap_err().to_string();
+        let e = format!("{:?}", b.validate(0xfffff).unwrap_err());
         assert!(e.contains("clientOutputHardLimitBytes"), "{e}");
         let mut b = Bounds::default();
         b.apply("peerSendQueueLimitBytes", "0").expect("ok");
-        assert!(b.validate(0xfffff).unwrap_err().to_string().contains("positive"));
+        assert!(format!("{:?}", b.validate(0xfffff).unwrap_err()).contains("positive"));
     }
 }

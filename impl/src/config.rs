@@ -233,7 +233,9 @@ impl ServerConfig {
                 )));
             }
         }
-        self.bounds.validate(self.jute_max_buffer)?;
+        self.bounds
+            .validate(self.jute_max_buffer)
+            .map_err(bounds_err)?;
         if self.min_session_timeout_ms > self.max_session_timeout_ms {
             return Err(ConfigError::Invalid(
                 "minSessionTimeout exceeds maxSessionTimeout".into(),
@@ -265,6 +267,15 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
         "true" => Ok(true),
         "false" => Ok(false),
         _ => Err(value_err(key, value, "expected true or false")),
+    }
+}
+
+fn bounds_err(e: crate::bounds::BoundsError) -> ConfigError {
+    match e {
+        crate::bounds::BoundsError::Value { key, value } => {
+            value_err(&key, &value, "expected a non-negative integer")
+        }
+        crate::bounds::BoundsError::Invalid(message) => ConfigError::Invalid(message),
     }
 }
 
@@ -506,7 +517,7 @@ pub fn apply_properties(
     for (key, value) in props {
         if monitoring.apply(key, value)?
             || secure.apply(base, key, value)?
-            || base.bounds.apply(key, value)?
+            || base.bounds.apply(key, value).map_err(bounds_err)?
         {
             continue;
         }

@@ -166,7 +166,8 @@ impl DiskUsage {
     pub fn measure(&self, data_dir: &std::path::Path, log_dir: &std::path::Path) {
         self.data_dir_bytes
             .store(dir_size(data_dir), Ordering::Relaxed);
-        self.log_dir_bytes.store(dir_size(log_dir), Ordering::Relaxed);
+        self.log_dir_bytes
+            .store(dir_size(log_dir), Ordering::Relaxed);
         if let Some((open, max)) = file_descriptors() {
             self.open_fds.store(open, Ordering::Relaxed);
             self.max_fds.store(max, Ordering::Relaxed);

@@ -172,6 +172,7 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         // `zookeeper.nio.sessionlessCnxnTimeout` (10 s; checked by tests/bad_input.rs).
         handshake_timeout: Duration::from_secs(10),
         output_soft_limit: cfg.bounds.client_output_soft,
+        max_outstanding: cfg.bounds.client_outstanding_limit,
         outstanding: crate::service::backpressure::Outstanding::new(
             cfg.bounds.global_outstanding_limit,
             cfg.bounds.global_outstanding_bytes,

@@ -207,7 +207,11 @@ fn a_client_that_does_not_read_its_replies_is_throttled_not_buffered() {
             other => panic!("reply {k}: {other:?}"),
         }
     }
-    assert_eq!(get_data(&mut slow, &big), NODE, "the slow client's session works");
+    assert_eq!(
+        get_data(&mut slow, &big),
+        NODE,
+        "the slow client's session works"
+    );
 }
 
 /// Pipelines `n` setData of `NODE` bytes to `path` from a writer thread while this thread
@@ -250,8 +254,9 @@ fn flood(w: &mut Wire, path: &str, n: usize) {
 fn a_write_flood_is_bounded_by_the_configured_buffers() {
     const OUTSTANDING: u64 = 16 * MIB;
     const SNAP_KB: u64 = 32 * 1024;
-    let (zabd, addr, pid) =
-        target(&format!("globalOutstandingBytesLimit={OUTSTANDING}\nsnapSizeLimitInKb={SNAP_KB}\n"));
+    let (zabd, addr, pid) = target(&format!(
+        "globalOutstandingBytesLimit={OUTSTANDING}\nsnapSizeLimitInKb={SNAP_KB}\n"
+    ));
     let path = fresh("/flood");
     let (mut w, _) = Wire::session(addr).expect("session");
     create(&mut w, &path, vec![1u8; NODE]);

@@ -41,7 +41,11 @@ fn a_follower_that_does_not_keep_up_is_dropped_and_resynchronized() {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         if text.contains("dropping a peer that does not keep up") {
             dropped = true;
-            eprintln!("dropped after {} writes of 500 kB, {:?}", k + 1, started.elapsed());
+            eprintln!(
+                "dropped after {} writes of 500 kB, {:?}",
+                k + 1,
+                started.elapsed()
+            );
             break;
         }
     }

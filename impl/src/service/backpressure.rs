@@ -13,6 +13,8 @@
 //! - while the requests outstanding over all connections exceed `globalOutstandingLimit` (or
 //!   their bytes `globalOutstandingBytesLimit`), a connection that has a request outstanding
 //!   is not read (ZooKeeper's `shouldThrottle`: one with none may still send one);
+//! - a connection with `clientOutstandingLimit` requests outstanding is not read, so that one
+//!   client cannot take the whole global budget;
 //! - replies that are not held back (write results, watch notifications) past the hard limit
 //!   close the connection with a warning ([`ConnGate::kill`]).
 //!
@@ -95,6 +97,8 @@ pub struct ConnGate {
     count: AtomicUsize,
     bytes: AtomicUsize,
     soft: usize,
+    /// `clientOutstandingLimit`.
+    max_outstanding: usize,
     /// Wakes this connection's reader (replies written, requests answered).
     wake: Notify,
     killed: AtomicBool,
@@ -102,15 +106,17 @@ pub struct ConnGate {
 }
 
 impl ConnGate {
-    /// A connection's gate, counting into `global`, with the soft limit on queued replies.
+    /// A connection's gate, counting into `global`, with the soft limit on queued replies and
+    /// the limit on its outstanding requests.
     #[must_use]
-    pub fn new(global: Arc<Outstanding>, soft: usize) -> Arc<ConnGate> {
+    pub fn new(global: Arc<Outstanding>, soft: usize, max_outstanding: usize) -> Arc<ConnGate> {
         Arc::new(ConnGate {
             global,
             queued: AtomicUsize::new(0),
             count: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),
             soft,
+            max_outstanding: max_outstanding.max(1),
             wake: Notify::new(),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
@@ -133,7 +139,9 @@ impl ConnGate {
     #[must_use]
     pub fn throttled(&self) -> bool {
         self.queued() > self.soft
-            || (self.outstanding() > 0 && self.global.over(self.global.count(), self.global.bytes()))
+            || self.outstanding() >= self.max_outstanding
+            || (self.outstanding() > 0
+                && self.global.over(self.global.count(), self.global.bytes()))
     }
 
     /// Reader: waits until the connection may be read. A short poll backs up the wake-ups.
@@ -315,14 +323,17 @@ mod tests {
     fn counts_leave_exactly_once() {
         let global = Outstanding::new(2, 1000);
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let gate = ConnGate::new(Arc::clone(&global), 100);
+        let gate = ConnGate::new(Arc::clone(&global), 100, 1000);
         let mut out = Outbox::new(tx, Arc::clone(&gate));
         for _ in 0..3 {
             gate.request_sent(10);
             out.received(10);
         }
         assert_eq!((global.count(), global.bytes()), (3, 30));
-        assert!(gate.throttled(), "over the global limit with requests outstanding");
+        assert!(
+            gate.throttled(),
+            "over the global limit with requests outstanding"
+        );
         out.answered();
         assert_eq!((global.count(), global.bytes()), (2, 20));
         assert!(!gate.throttled());
@@ -337,7 +348,7 @@ mod tests {
     fn the_soft_limit_throttles_until_written() {
         let global = Outstanding::new(1000, 1 << 20);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let gate = ConnGate::new(global, 100);
+        let gate = ConnGate::new(global, 100, 1000);
         let out = Outbox::new(tx, Arc::clone(&gate));
         assert_eq!(out.send_frame(Bytes::from(vec![0u8; 80])), 80);
         assert!(!gate.throttled());
@@ -353,11 +364,26 @@ mod tests {
     #[test]
     fn a_throttled_connection_with_nothing_outstanding_may_still_send() {
         let global = Outstanding::new(1, 1 << 20);
-        let a = ConnGate::new(Arc::clone(&global), 100);
-        let b = ConnGate::new(Arc::clone(&global), 100);
+        let a = ConnGate::new(Arc::clone(&global), 100, 1000);
+        let b = ConnGate::new(Arc::clone(&global), 100, 1000);
         a.request_sent(1);
         a.request_sent(1);
         assert!(a.throttled());
-        assert!(!b.throttled(), "ZooKeeper throttles only connections with requests out");
+        assert!(
+            !b.throttled(),
+            "ZooKeeper throttles only connections with requests out"
+        );
+    }
+
+    #[test]
+    fn one_connection_cannot_take_the_whole_budget() {
+        let global = Outstanding::new(1000, 1 << 20);
+        let a = ConnGate::new(Arc::clone(&global), 100, 3);
+        for _ in 0..2 {
+            a.request_sent(1);
+        }
+        assert!(!a.throttled());
+        a.request_sent(1);
+        assert!(a.throttled(), "at clientOutstandingLimit");
     }
 }

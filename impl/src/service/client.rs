@@ -44,6 +44,8 @@ pub struct ClientPortConfig {
     pub handshake_timeout: Duration,
     /// `clientOutputSoftLimitBytes`: queued reply bytes past which a connection is not read.
     pub output_soft_limit: usize,
+    /// `clientOutstandingLimit`: one connection's outstanding requests past which it is not read.
+    pub max_outstanding: usize,
     /// The requests outstanding over every connection (`globalOutstandingLimit`).
     pub outstanding: Arc<Outstanding>,
 }
@@ -260,7 +262,11 @@ async fn handle<S: ClientStream>(
         }
     };
     let (out_tx, out_rx) = mpsc::unbounded_channel::<ClientOut>();
-    let gate = ConnGate::new(Arc::clone(&cfg.outstanding), cfg.output_soft_limit);
+    let gate = ConnGate::new(
+        Arc::clone(&cfg.outstanding),
+        cfg.output_soft_limit,
+        cfg.max_outstanding,
+    );
     if events
         .send(Event::Client(ClientEvent::Open {
             conn,

@@ -3,9 +3,9 @@
 //! refusal), decoding request frames, and writing replies with their statistics (ZooKeeper's
 //! `ServerCnxn`/`NIOServerCnxn` and `ZooKeeperServer.processConnectRequest`).
 
-use super::queue::SessionQueue;
 use super::ConnId;
 use super::backpressure::Outbox;
+use super::queue::SessionQueue;
 use crate::metrics::Histogram;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
@@ -291,7 +291,6 @@ impl Connections {
         }
     }
 
-
     /// Closes every connection (the server stops serving).
     pub(super) fn close_all(&mut self, watches: &mut WatchManager) {
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
@@ -356,9 +355,10 @@ impl Connections {
         let valid =
             tree.session_open(session) && req.passwd.as_ref() == self.password(session, imported);
         if !valid {
-            c.out.send_frame(proto::encode_connect_response(
-                &ConnectResponse::refused(read_only_byte),
-            ));
+            c.out
+                .send_frame(proto::encode_connect_response(&ConnectResponse::refused(
+                    read_only_byte,
+                )));
             c.out.close();
             return Opened::Refused;
         }

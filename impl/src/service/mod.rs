@@ -40,6 +40,7 @@ pub mod zkmetrics;
 
 use crate::runtime::{AppCx, Application};
 use apply::FinalApply;
+use backpressure::Outbox;
 use bytes::Bytes;
 pub use connections::ConnStats;
 use connections::{Connections, HandshakeLimits, Opened, Received};
@@ -49,7 +50,6 @@ use prep::LeaderPrep;
 use queue::Ready;
 use reads::{LocalReads, LocalRequest};
 use std::net::SocketAddr;
-use backpressure::Outbox;
 use tracing::{debug, info, warn};
 use zab_spec::{ErrorCode, ServerId, ServerState, SessionId, Txn, ZabState, Zxid};
 use zab_zk::auth::{AuthConfig, AuthInfo};

@@ -236,8 +236,18 @@ mod tests {
             body: None,
             start_ms: 0,
         });
-        assert!(matches!(q.pop_ready(Zxid::ZERO), Some(Ready::Local { xid: 1, .. })));
-        assert!(matches!(q.pop_ready(Zxid::ZERO), Some(Ready::Answered(WriteAnswer { xid: 2, zxid: 7, .. }))));
+        assert!(matches!(
+            q.pop_ready(Zxid::ZERO),
+            Some(Ready::Local { xid: 1, .. })
+        ));
+        assert!(matches!(
+            q.pop_ready(Zxid::ZERO),
+            Some(Ready::Answered(WriteAnswer {
+                xid: 2,
+                zxid: 7,
+                ..
+            }))
+        ));
         assert_eq!(q.len(), 0);
     }
 }
