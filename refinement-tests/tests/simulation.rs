@@ -102,3 +102,27 @@ fn known_bug_switches_are_found_by_simulation_and_refinement() {
         );
     }
 }
+
+/// Storage faults (`spec/PROTOCOL.md` §7.1) on one server at a time: bit flips in fsynced log
+/// records, lost epoch files, wiped data directories, failing fsyncs. Every check stays green:
+/// the restarted server must be `recovering` where the model says so (refinement), and no
+/// acknowledged write is lost (linearizability, replica agreement).
+#[test]
+fn storage_faults_lose_no_acknowledged_write() {
+    let mut injected = std::collections::BTreeMap::new();
+    for seed in 1..=3 {
+        let mut c = config(seed, 3);
+        c.faults = Faults::WITH_STORAGE;
+        c.safety_ms = 6000;
+        c.fault_interval_ms = 300;
+        let r = must_pass(c);
+        for (k, v) in r.faults {
+            *injected.entry(k).or_insert(0) += v;
+        }
+    }
+    let storage: usize = ["LoseLogSuffix", "LoseEpochFiles", "LoseDataDir"]
+        .iter()
+        .map(|k| injected.get(k).copied().unwrap_or(0))
+        .sum();
+    assert!(storage > 0, "no storage fault was injected: {injected:?}");
+}

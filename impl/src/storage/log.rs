@@ -11,7 +11,13 @@
 //!   one is fsynced with its directory entry, so a crash can tear only the last segment's tail;
 //! - `durable <= last`, and every record up to `durable` has been fsynced;
 //! - after an I/O error the log is poisoned: every later call returns the error again, so an
-//!   fsync is never retried and unsynced data is never reported durable.
+//!   fsync is never retried and unsynced data is never reported durable;
+//! - the end mark (`durable-end`, [`END_MARK`]) never names a zxid beyond the durable log,
+//!   except when fsynced records were lost: it is written (without an fsync of its own) only
+//!   after the log's fsync returned, and removed durably before a deliberate cut (TRUNC,
+//!   SNAP). A log that ends before its mark lost a fsynced suffix cut at a record boundary,
+//!   which no checksum can show (`spec/PROTOCOL.md` §7.1.1). A stale mark (lost in a power
+//!   failure) only misses damage; it never invents any.
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -27,6 +33,25 @@ use super::{
     },
     fs::{FileSystem, WritableFile},
 };
+
+/// The end mark's file name, in the log directory.
+pub(crate) const END_MARK: &str = "durable-end";
+
+fn encode_end_mark(zxid: Zxid) -> [u8; 12] {
+    let mut b = [0u8; 12];
+    b[..8].copy_from_slice(&zxid.to_u64().to_le_bytes());
+    let crc = crc32c::crc32c(&b[..8]);
+    b[8..].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+fn decode_end_mark(b: &[u8]) -> Option<Zxid> {
+    let (z, crc) = (b.get(..8)?, b.get(8..12)?);
+    if b.len() != 12 || crc32c::crc32c(z) != u32::from_le_bytes(crc.try_into().ok()?) {
+        return None;
+    }
+    Some(Zxid::from_u64(u64::from_le_bytes(z.try_into().ok()?)))
+}
 
 /// One transaction of the log: its zxid and its opaque payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +173,7 @@ impl TxnLog {
                 "{desc}; this server is recovering until a leader restores it"
             );
             on_damage(&desc)?;
+            log.drop_end_mark()?;
             for (_, later) in found[i + 1..].iter().rev() {
                 log.remove_durably(later)?;
             }
@@ -171,7 +197,70 @@ impl TxnLog {
             break;
         }
         log.durable = log.last;
+        if damage.is_none() {
+            damage = log.check_end_mark(on_damage)?;
+        }
         Ok((log, records, damage))
+    }
+
+    /// The end mark says a zxid beyond the recovered log was fsynced: a suffix of fsynced
+    /// records is gone (cut at a record boundary, so no checksum shows it). An unreadable mark
+    /// is ignored (it is written without an fsync, and may be torn).
+    fn check_end_mark(
+        &mut self,
+        on_damage: &mut dyn FnMut(&str) -> Result<()>,
+    ) -> Result<Option<String>> {
+        let path = self.dir.join(END_MARK);
+        let bytes = match self.fs.read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StorageError::io("read", &path, e)),
+        };
+        let Some(mark) = decode_end_mark(&bytes) else {
+            // Normal after a power failure (it is not fsynced): not worth a warning.
+            debug!(file = %path.display(), "unreadable log end mark: ignored");
+            return Ok(None);
+        };
+        if mark <= self.last {
+            return Ok(None);
+        }
+        let desc = format!(
+            "damaged log: it ends at {} but {} says {mark} was fsynced: fsynced records after \
+             {} are missing (cut at a record boundary, not a torn write)",
+            self.last,
+            path.display(),
+            self.last
+        );
+        error!("{desc}; this server is recovering until a leader restores it");
+        on_damage(&desc)?;
+        self.drop_end_mark()?;
+        Ok(Some(desc))
+    }
+
+    /// Records, without an fsync, that everything up to `last` is durable.
+    fn write_end_mark(&mut self) {
+        let path = self.dir.join(END_MARK);
+        let r = self
+            .fs
+            .create(&path)
+            .and_then(|mut f| f.write_all(&encode_end_mark(self.last)));
+        if let Err(e) = r {
+            // Only damage detection depends on it, not durability.
+            warn!(file = %path.display(), error = %e, "cannot write the log end mark");
+        }
+    }
+
+    /// Durably removes the end mark (before a deliberate cut of the log).
+    fn drop_end_mark(&mut self) -> Result<()> {
+        let path = self.dir.join(END_MARK);
+        match self.fs.remove_file(&path) {
+            Ok(()) => self
+                .fs
+                .sync_dir(&self.dir)
+                .map_err(io_err("fsync directory", &self.dir)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::io("remove", &path, e)),
+        }
     }
 
     /// Recovers one segment: its valid records join `records`. A torn tail of the last
@@ -447,7 +536,10 @@ impl TxnLog {
                 .map_err(io_err("fsync directory", &self.dir))?;
             self.dir_dirty = false;
         }
-        self.durable = self.last;
+        if self.durable != self.last {
+            self.durable = self.last;
+            self.write_end_mark();
+        }
         Ok(self.durable)
     }
 
@@ -490,6 +582,9 @@ impl TxnLog {
 
     fn remove_after_inner(&mut self, zxid: Zxid) -> Result<()> {
         self.sync_inner()?;
+        if zxid < self.last {
+            self.drop_end_mark()?;
+        }
         while self.segments.last().is_some_and(|s| s.first > zxid) {
             self.active = None;
             if let Some(seg) = self.segments.pop() {
@@ -531,6 +626,7 @@ impl TxnLog {
     }
 
     fn remove_all_inner(&mut self) -> Result<()> {
+        self.drop_end_mark()?;
         self.active = None;
         self.buf.clear();
         self.dirty = false;

@@ -95,6 +95,7 @@
 //! <dataDir>/zab-v1/snapshot.<zxid: 16 hex digits>   snapshots (newest `snap_retain_count` kept)
 //! <dataDir>/zab-v1/acceptedEpoch, currentEpoch      decimal text, e.g. "3\n"
 //! <dataDir>/zab-v1/recovering                       present while recovering (§7.1): the reason
+//! <dataLogDir>/zab-v1/durable-end                   last fsynced zxid + CRC32C, not fsynced itself
 //! <dataLogDir>/zab-v1/log.<first zxid: 16 hex>      log segments (dataLogDir may equal dataDir)
 //! *.tmp                                             unfinished atomic writes, deleted at start
 //! snapshot.<zxid>.corrupt                           a corrupt snapshot set aside by recovery
@@ -139,6 +140,8 @@
 //!   segment) is damage too. Zxids duplicated or out of order (within or across segments), a
 //!   first record that is not the segment's name, and an unsupported format version refuse to
 //!   start, naming the file and byte offset: those are not what a disk does to fsynced data.
+//!   A log that ends before its end mark (`durable-end`, the last fsynced zxid, rewritten
+//!   after each fsync) lost a fsynced suffix cut at a record boundary: damage too.
 //! - Snapshot: the newest valid one. A corrupt newest snapshot falls back to an older one (or
 //!   to the empty state) and is renamed `*.corrupt`; if the log does not hold every transaction
 //!   from there through the corrupt one's zxid, the history that rebuilds is kept and the
@@ -166,7 +169,7 @@ mod epoch;
 mod error;
 pub(crate) mod format;
 mod fs;
-mod log;
+pub(crate) mod log;
 mod sim_fs;
 mod snapshot;
 mod store;

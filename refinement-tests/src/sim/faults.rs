@@ -149,12 +149,13 @@ impl Sim {
     /// log must refuse every later fsync (never retried: fsyncgate), and the server restarts
     /// from what is durable, like after a crash.
     pub(super) fn fsync_fails(&mut self, k: usize) -> Result<(), Box<Failure>> {
-        let Some(up) = self.nodes[k].up.as_mut() else {
+        let node = &mut self.nodes[k];
+        let Some(up) = node.up.as_mut() else {
             return Ok(());
         };
-        self.nodes[k].fs.fail_syncs(true);
+        node.fs.fail_syncs(true);
         let first = up.log.complete_fsync();
-        self.nodes[k].fs.fail_syncs(false);
+        node.fs.fail_syncs(false);
         let Err(e) = first else {
             return Err(self.fail(
                 "storage",

@@ -13,7 +13,7 @@ use super::{
     z,
 };
 use crate::storage::{
-    CrashMode, SimFs, StorageError,
+    CrashMode, FileSystem, SimFs, StorageError,
     format::{LOG_HEADER_LEN, RECORD_HEADER_LEN, encode_log_header, encode_record, log_name},
 };
 
@@ -174,6 +174,47 @@ fn a_flipped_bit_anywhere_keeps_the_records_before_it_and_recovers() {
             assert!(again.recovering && again.damage.is_empty());
         }
     }
+}
+
+#[test]
+fn a_fsynced_suffix_cut_at_a_record_boundary_is_found_by_the_end_mark() {
+    // No checksum can show a log cut cleanly between records; the end mark, written after
+    // each fsync, says how far the log was durable.
+    let sim = SimFs::new();
+    drop(write_log(&sim, 4));
+    let [file] = log_files(&sim).try_into().unwrap();
+    let bytes = sim.read_durable(&file).unwrap();
+    let mark = log_dir().join(crate::storage::log::END_MARK);
+    // The mark is not fsynced: a process crash keeps it (the page cache), as here.
+    let mark_bytes = sim.read(&mark).unwrap();
+    for kept in 1..4u32 {
+        let cut = record_starts(4)[kept as usize];
+        let image = with_file(&sim, &file, &bytes[..cut]);
+        image.put_file(&mark, &mark_bytes);
+        let (_, r) = open(&image).unwrap();
+        assert!(r.recovering, "cut after {kept} records");
+        assert_eq!(r.txns, records(1..=kept));
+        assert!(r.damage[0].contains("fsynced records"), "{:?}", r.damage);
+        // Reported once: the mark is gone with the damage.
+        let (_, again) = open(&image).unwrap();
+        assert!(again.recovering && again.damage.is_empty());
+    }
+    // A mark lost or torn in a power failure misses damage, never invents it.
+    for m in [&b""[..], &mark_bytes[..5], b"garbage-garbage"] {
+        let image = with_file(&sim, &file, &bytes);
+        image.put_file(&mark, m);
+        let (_, r) = open(&image).unwrap();
+        assert!(!r.recovering && r.damage.is_empty());
+    }
+    // A deliberate cut (TRUNC) is not damage.
+    let image = with_file(&sim, &file, &bytes);
+    image.put_file(&mark, &mark_bytes);
+    let (mut s, _) = open(&image).unwrap();
+    s.truncate_after(z(2)).unwrap();
+    drop(s);
+    let (_, r) = open(&image).unwrap();
+    assert!(!r.recovering && r.damage.is_empty());
+    assert_eq!(r.txns, records(1..=2));
 }
 
 #[test]
