@@ -474,8 +474,7 @@ extendedKeyUsage=serverAuth,clientAuth" || return 1
     -storetype PKCS12 -storepass "$tls_pass" >/dev/null 2>&1
 }
 make_pki || { echo "cannot make the TLS certificates" >&2; exit 1; }
-x509_dn=$(java "$repo/ci/X509Subject.java" "$tls/client.crt")
-other_dn=$(java "$repo/ci/X509Subject.java" "$tls/other.crt")
+{ read -r x509_dn && read -r other_dn; } < <(java "$repo/ci/X509Subject.java" "$tls/client.crt" "$tls/other.crt")
 say "TLS client subjects as Java writes them: [$x509_dn] [$other_dn]"
 
 # `fourlw_tls WORD PORT`: a four-letter word over TLS with the client certificate.
