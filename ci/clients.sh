@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ci/clients.sh — ZooKeeper clients we did not write, unchanged, against zabd.
 #
-#  1. installs what it needs: Debian's `zookeeper` (zkCli.sh) and python3-venv, then a venv in
+#  1. installs what it needs: Debian's `zookeeper` (zkCli.sh, java, keytool), python3-venv and
+#     openssl, then a venv in
 #     target/ci-venv with kazoo and pytest from PyPI;
 #  2. builds zabd (release) and starts a 3-server ensemble on free loopback ports, plus a
 #     standalone zabd started with no arguments in a temporary working directory (port 2181; if
@@ -105,7 +106,7 @@ apt_install() {
   return 1
 }
 
-apt_install zookeeper python3-venv
+apt_install zookeeper python3-venv openssl
 zkcli=/usr/share/zookeeper/bin/zkCli.sh
 [ -x "$zkcli" ] || { echo "no $zkcli after installing zookeeper" >&2; exit 1; }
 
@@ -474,8 +475,7 @@ extendedKeyUsage=serverAuth,clientAuth" || return 1
     -storetype PKCS12 -storepass "$tls_pass" >/dev/null 2>&1
 }
 make_pki || { echo "cannot make the TLS certificates" >&2; exit 1; }
-x509_dn=$(java "$repo/ci/X509Subject.java" "$tls/client.crt")
-other_dn=$(java "$repo/ci/X509Subject.java" "$tls/other.crt")
+{ read -r x509_dn && read -r other_dn; } < <(java "$repo/ci/X509Subject.java" "$tls/client.crt" "$tls/other.crt")
 say "TLS client subjects as Java writes them: [$x509_dn] [$other_dn]"
 
 # `fourlw_tls WORD PORT`: a four-letter word over TLS with the client certificate.

@@ -47,13 +47,13 @@ struct Cli {
     /// Connect over TLS (the servers' `secureClientPort`s), trusting this CA (PEM); needs
     /// --tls-cert and --tls-key, the client certificate and key (PEM).
     #[arg(long, global = true, requires_all = ["tls_cert", "tls_key"])]
-    tls_ca: Option<std::path::PathBuf>,
+    tls_ca: Option<PathBuf>,
     /// The client certificate presented over TLS (PEM).
     #[arg(long, global = true)]
-    tls_cert: Option<std::path::PathBuf>,
+    tls_cert: Option<PathBuf>,
     /// The client certificate's private key (PEM).
     #[arg(long, global = true)]
-    tls_key: Option<std::path::PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

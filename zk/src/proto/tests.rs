@@ -329,6 +329,9 @@ fn a_null_acl_id_reads_as_empty() {
         }
         other => panic!("{other:?}"),
     }
-    let id = Id::read(&mut Reader::new(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, b'x'])).unwrap();
+    let id = Id::read(&mut Reader::new(&[
+        0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, b'x',
+    ]))
+    .unwrap();
     assert_eq!(id, Id::new("", "x"));
 }
