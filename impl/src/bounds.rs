@@ -24,9 +24,11 @@ pub struct Bounds {
     /// and watch notifications, which are not held back) past which the connection is
     /// closed with a warning.
     pub client_output_hard: usize,
-    /// `peerSendQueueLimitBytes` (zabd; default 64 MiB): frames queued for one quorum peer
+    /// `peerSendQueueLimitBytes` (zabd; default 128 MiB): frames queued for one quorum peer
     /// and not yet written to its socket (a SNAP frame is not counted). Past it the peer is
-    /// dropped with a warning; a follower reconnects and resynchronizes.
+    /// dropped with a warning; a follower reconnects and resynchronizes. Kept above
+    /// `globalOutstandingBytesLimit`, so that the writes a follower forwards on behalf of its
+    /// clients cannot by themselves reach it.
     pub peer_send_queue: usize,
     /// `peerInboxLimit` (zabd; default 256): peer frames read from the network and not yet
     /// taken by the replica thread. Past it the peer connections are not read, so a server
@@ -51,7 +53,7 @@ impl Default for Bounds {
             global_outstanding_bytes: 64 << 20,
             client_output_soft: 4 << 20,
             client_output_hard: 64 << 20,
-            peer_send_queue: 64 << 20,
+            peer_send_queue: 128 << 20,
             peer_inbox: 256,
             snap_size_limit_kb: 65_536,
         }
