@@ -556,10 +556,10 @@ fn corrupt_snapshots_are_errors() {
         assert!(DataTree::from_snapshot(&b).is_err(), "flip {k}");
     }
     let mut wrong_version = bytes.clone();
-    wrong_version[7] = 3;
+    wrong_version[7] = 4;
     assert_eq!(
         DataTree::from_snapshot(&wrong_version),
-        Err(SnapshotError::Version(3))
+        Err(SnapshotError::Version(4))
     );
     assert!(matches!(
         DataTree::from_snapshot(b"nope-nope"),
