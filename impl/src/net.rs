@@ -933,6 +933,8 @@ mod tests {
             jute_max_buffer: 0xfffff,
             live_window: Duration::from_millis(400),
             tls: None,
+            send_queue_limit: 1 << 20,
+            inbox_limit: 64,
         };
         let accepted = Arc::new(AtomicU64::new(0));
         let count = Arc::clone(&accepted);

@@ -275,6 +275,9 @@ fn vote_for_3_as(sid: u64, target: SocketAddr) -> Outcome {
                 },
                 election_epoch: 1_000_000,
                 state: ServerState::Looking,
+                // Posing as a member of a fresh ensemble, as in peer_attacks.rs.
+                recovering: false,
+                empty: true,
             }),
             &mut buf,
         );
