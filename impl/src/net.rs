@@ -9,6 +9,7 @@
 //! it leads. Each quorum connection has a generation number, so that an event of a connection
 //! that was replaced never reaches the core.
 
+use crate::latency::{Breakdown, Side, Stage};
 use crate::wire::{
     self, Frame, HELLO_LEN, HandshakeStatus, Hello, PayloadCodec, Purpose, WELCOME_LEN, Welcome,
 };
@@ -22,7 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
-use zab_spec::ServerId;
+use zab_spec::{QuorumMessage, ServerId, Zxid};
 
 /// What the core thread asks of the network.
 #[derive(Debug)]
@@ -105,6 +106,9 @@ pub struct NetConfig {
     /// live (the leader heartbeats every tick, so two ticks): a second handshake for a learner
     /// whose connection is live is refused instead of displacing it.
     pub live_window: Duration,
+    /// The latency breakdown, stamped as PROPOSAL, ACK and COMMIT frames are read and
+    /// written (`None`: not measured).
+    pub breakdown: Option<Arc<Breakdown>>,
 }
 
 /// Shared between the network tasks and the core thread.
@@ -422,16 +426,33 @@ where
     let generation = shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
     let (mut reader, mut writer) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Frame<P>>();
+    let breakdown = shared.cfg.breakdown.clone();
     let writer_task = tokio::spawn(async move {
         let mut buf = BytesMut::new();
+        // The PROPOSALs and ACKs of a batch, stamped once it is written.
+        let mut stamps: Vec<(Zxid, Stage)> = Vec::new();
         while let Some(frame) = rx.recv().await {
             buf.clear();
+            stamps.clear();
+            stamp_written(&frame, leader_side, &mut stamps);
             wire::encode_frame(&frame, &mut buf);
             while let Ok(next) = rx.try_recv() {
+                stamp_written(&next, leader_side, &mut stamps);
                 wire::encode_frame(&next, &mut buf);
             }
             if writer.write_all(&buf).await.is_err() {
                 return;
+            }
+            if let (Some(b), false) = (&breakdown, stamps.is_empty()) {
+                let now = std::time::Instant::now();
+                let side = if leader_side {
+                    Side::Leader
+                } else {
+                    Side::Follower
+                };
+                for &(zxid, stage) in &stamps {
+                    b.mark(side, zxid, stage, now);
+                }
             }
         }
     });
@@ -479,6 +500,9 @@ where
                 Ok(Some(body)) => match wire::decode_frame::<P>(&body) {
                     Ok(frame) => {
                         seen.store(shared.now_ms(), Ordering::Relaxed);
+                        if let Some(b) = &shared.cfg.breakdown {
+                            stamp_received(b, &frame, leader_side);
+                        }
                         let current = shared
                             .slots()
                             .get(&peer)
@@ -507,6 +531,38 @@ where
     info!("quorum connection down");
     writer_task.abort();
     shared.quorum_closed(peer, generation);
+}
+
+/// The breakdown's stage a frame written on a quorum connection reaches, if any: a PROPOSAL
+/// from the leader, an ACK from a follower.
+fn stamp_written<P>(frame: &Frame<P>, leader_side: bool, out: &mut Vec<(Zxid, Stage)>) {
+    match frame {
+        Frame::Zab(QuorumMessage::Proposal(txn)) if leader_side => {
+            out.push((txn.zxid, Stage::LeaderProposalSent));
+        }
+        Frame::Zab(QuorumMessage::Ack { zxid }) if !leader_side => {
+            out.push((*zxid, Stage::FollowerAckSent));
+        }
+        _ => {}
+    }
+}
+
+/// Stamps a frame read on a quorum connection: a follower's PROPOSAL starts its measurement,
+/// its COMMIT is a stage; on the leader, an ACK is.
+fn stamp_received<P>(b: &Breakdown, frame: &Frame<P>, leader_side: bool) {
+    let now = std::time::Instant::now();
+    match frame {
+        Frame::Zab(QuorumMessage::Proposal(txn)) if !leader_side => {
+            b.start(Side::Follower, txn.zxid, now);
+        }
+        Frame::Zab(QuorumMessage::Commit { zxid }) if !leader_side => {
+            b.mark(Side::Follower, *zxid, Stage::FollowerCommitReceived, now);
+        }
+        Frame::Zab(QuorumMessage::Ack { zxid }) if leader_side => {
+            b.mark(Side::Leader, *zxid, Stage::LeaderAckReceived, now);
+        }
+        _ => {}
+    }
 }
 
 async fn handshake(addr: SocketAddr, hello: Hello) -> Result<(TcpStream, Welcome), String> {
@@ -630,6 +686,7 @@ mod tests {
             ensemble: wire::ensemble_fingerprint(&ids),
             jute_max_buffer: 0xfffff,
             live_window: Duration::from_millis(400),
+            breakdown: None,
         };
         let state = Arc::new(NetState::default());
         state.leading.store(true, Ordering::SeqCst);

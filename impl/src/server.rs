@@ -7,12 +7,13 @@
 
 use crate::config::ServerConfig;
 use crate::core::{PeerConfig, TraceEvent};
+use crate::latency::{Side, Stage};
 use crate::metrics::Status;
 use crate::net::{self, NetCommand, NetConfig, NetState};
 use crate::runtime::{self, Event, Replica};
 use crate::service::client::{self, ClientPortConfig};
 use crate::service::{ClientEvent, ServiceConfig, ZkService};
-use crate::storage::{LogWriter, StdFs, Storage, StorageConfig};
+use crate::storage::{LogWriter, StdFs, Storage, StorageConfig, WriterEvent};
 use crate::wire::PayloadCodec;
 use anyhow::Context as _;
 use std::io::Write as _;
@@ -111,8 +112,20 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
 
     let (events_tx, events_rx) = std::sync::mpsc::channel::<Event<zab_zk::Txn, ClientEvent>>();
     let writer_events = events_tx.clone();
+    let status = Arc::new(Status::default());
+    let breakdown = Arc::clone(&status.breakdown);
     let writer = Arc::new(
         LogWriter::spawn(storage, move |ev| {
+            if let WriterEvent::Durable {
+                zxid, fsync_micros, ..
+            } = &ev
+            {
+                // Stamped on the writer thread, as the fsync returns.
+                let now = std::time::Instant::now();
+                breakdown.record_micros(Stage::LogFsync, *fsync_micros);
+                breakdown.mark_through(Side::Leader, *zxid, Stage::LeaderDurable, now);
+                breakdown.mark_through(Side::Follower, *zxid, Stage::FollowerDurable, now);
+            }
             let _ = writer_events.send(Event::Writer(ev));
         })
         .map_err(|e| anyhow::anyhow!("cannot start the log writer: {e}"))?,
@@ -124,9 +137,8 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the I/O runtime")?;
-    let status = Arc::new(Status::default());
     let net_state = Arc::new(NetState::default());
-    let net_tx = start_network(&cfg, &tokio_rt, &net_state, &events_tx)?;
+    let net_tx = start_network(&cfg, &tokio_rt, &net_state, &events_tx, &status)?;
 
     let client_listener = tokio_rt
         .block_on(tokio::net::TcpListener::bind(cfg.client_addr))
@@ -139,6 +151,7 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         // ZooKeeper drops a connection without a session after
         // `zookeeper.nio.sessionlessCnxnTimeout` (10 s; checked by tests/bad_input.rs).
         handshake_timeout: Duration::from_secs(10),
+        breakdown: Some(Arc::clone(&status.breakdown)),
     };
     tokio_rt.spawn(client::serve(client_listener, events_tx.clone(), port_cfg));
     if let Some(addr) = cfg.metrics_addr {
@@ -235,6 +248,7 @@ fn start_network(
     tokio_rt: &tokio::runtime::Runtime,
     net_state: &Arc<NetState>,
     events_tx: &std::sync::mpsc::Sender<Event<zab_zk::Txn, ClientEvent>>,
+    status: &Status,
 ) -> anyhow::Result<tokio::sync::mpsc::UnboundedSender<NetCommand<zab_zk::Txn>>> {
     let servers = cfg.server_ids();
     if servers.len() <= 1 {
@@ -252,6 +266,7 @@ fn start_network(
         ensemble: crate::wire::ensemble_fingerprint(&servers),
         jute_max_buffer: cfg.jute_max_buffer,
         live_window: Duration::from_millis(cfg.tick_ms.saturating_mul(2)),
+        breakdown: Some(Arc::clone(&status.breakdown)),
     };
     let net_events = events_tx.clone();
     let sink: net::NetSink<zab_zk::Txn> =

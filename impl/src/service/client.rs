@@ -8,13 +8,15 @@
 //! after that is left alone until its session expires (the replica thread then closes it).
 
 use super::{ClientEvent, ClientOut, ConnId, fourlw};
+use crate::latency::{Breakdown, Stage};
 use crate::runtime::Event;
 use bytes::BytesMut;
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -32,6 +34,9 @@ pub struct ClientPortConfig {
     pub four_letter_words: Vec<String>,
     /// Time allowed for the handshake frame.
     pub handshake_timeout: Duration,
+    /// The latency breakdown: each read's and write's time from its frame decoded to its
+    /// reply written (`None`: not measured).
+    pub breakdown: Option<Arc<Breakdown>>,
 }
 
 type Sender = std::sync::mpsc::Sender<Event<zab_zk::Txn, ClientEvent>>;
@@ -147,14 +152,26 @@ async fn handle(
         return;
     }
     let (mut reader, mut writer) = stream.into_split();
+    let timed = cfg
+        .breakdown
+        .clone()
+        .map(|b| (b, Arc::new(Mutex::new(InFlight::default()))));
+    let writer_timed = timed.clone();
     let writer_task = tokio::spawn(async move {
         let mut pending = BytesMut::new();
+        let mut xids: Vec<i32> = Vec::new();
         while let Some(first) = out_rx.recv().await {
             let mut close = false;
+            xids.clear();
             for item in std::iter::once(first).chain(std::iter::from_fn(|| out_rx.try_recv().ok()))
             {
                 match item {
-                    ClientOut::Frame(f) => pending.extend_from_slice(&f),
+                    ClientOut::Frame(f) => {
+                        if let Some(xid) = f.get(4..8) {
+                            xids.push(i32::from_be_bytes([xid[0], xid[1], xid[2], xid[3]]));
+                        }
+                        pending.extend_from_slice(&f);
+                    }
                     ClientOut::Close => {
                         close = true;
                         break;
@@ -163,6 +180,9 @@ async fn handle(
             }
             if !pending.is_empty() && writer.write_all(&pending).await.is_err() {
                 return;
+            }
+            if let Some((b, in_flight)) = &writer_timed {
+                replies_written(b, in_flight, &xids);
             }
             pending.clear();
             if close {
@@ -177,8 +197,17 @@ async fn handle(
             loop {
                 match decoder.decode(&mut buf) {
                     Ok(Some(payload)) => {
+                        let received = timed.as_ref().map(|(_, in_flight)| {
+                            let now = Instant::now();
+                            request_decoded(in_flight, &payload, now);
+                            now
+                        });
                         if reader_events
-                            .send(Event::Client(ClientEvent::Request { conn, payload }))
+                            .send(Event::Client(ClientEvent::Request {
+                                conn,
+                                payload,
+                                received,
+                            }))
                             .is_err()
                         {
                             return;
@@ -203,6 +232,64 @@ async fn handle(
         _ = &mut writer_task => { reader_task.abort(); }
     }
     let _ = events.send(Event::Client(ClientEvent::Closed { conn }));
+}
+
+/// Requests of one connection whose replies are awaited, for the latency breakdown: xid, when
+/// decoded, whether a write. Bounded: past [`TIMED_PER_CONN`] further requests go unmeasured.
+#[derive(Default)]
+struct InFlight(VecDeque<(i32, Instant, bool)>);
+
+/// Requests measured at once per connection.
+const TIMED_PER_CONN: usize = 1024;
+
+/// Notes a decoded request (header: xid, then the op code) if it is a read or write measured.
+fn request_decoded(in_flight: &Mutex<InFlight>, payload: &[u8], now: Instant) {
+    let (Some(xid), Some(op)) = (payload.get(0..4), payload.get(4..8)) else {
+        return;
+    };
+    let xid = i32::from_be_bytes([xid[0], xid[1], xid[2], xid[3]]);
+    let op = i32::from_be_bytes([op[0], op[1], op[2], op[3]]);
+    let write = match op {
+        // create, delete, setData, setACL, multi, create2, createContainer,
+        // deleteContainer, createTTL
+        1 | 2 | 5 | 7 | 14 | 15 | 19 | 20 | 21 => true,
+        // exists, getData, getChildren, getChildren2
+        3 | 4 | 8 | 12 => false,
+        _ => return,
+    };
+    let mut q = in_flight
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if q.0.len() < TIMED_PER_CONN {
+        q.0.push_back((xid, now, write));
+    }
+}
+
+/// Records the requests whose replies (`xids`, in order) were just written. A session's
+/// replies come in request order; xids a client increases, so an entry below a reply's xid
+/// lost its reply (dropped) and one above it waits for a later reply.
+fn replies_written(b: &Breakdown, in_flight: &Mutex<InFlight>, xids: &[i32]) {
+    let now = Instant::now();
+    let mut q = in_flight
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for &xid in xids.iter().filter(|x| **x >= 0) {
+        while let Some(&(x, t, write)) = q.0.front() {
+            if x > xid {
+                break;
+            }
+            q.0.pop_front();
+            if x == xid {
+                let stage = if write {
+                    Stage::OriginWriteReplied
+                } else {
+                    Stage::OriginReadReplied
+                };
+                b.record_since(stage, t, now);
+                break;
+            }
+        }
+    }
 }
 
 async fn four_letter(

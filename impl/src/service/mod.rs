@@ -79,6 +79,9 @@ pub enum ClientEvent {
         conn: ConnId,
         /// The frame's payload.
         payload: Bytes,
+        /// When the connection task decoded it (the latency breakdown's origin; `None` in
+        /// the simulation).
+        received: Option<std::time::Instant>,
     },
     /// The connection closed.
     Closed {
@@ -550,7 +553,15 @@ impl Application<zab_zk::Txn> for ZkService {
                 request,
                 out,
             } => self.open((conn, remote), &request, out, cx),
-            ClientEvent::Request { conn, payload } => self.request(conn, payload, cx),
+            ClientEvent::Request {
+                conn,
+                payload,
+                received,
+            } => {
+                cx.received = received;
+                self.request(conn, payload, cx);
+                cx.received = None;
+            }
             ClientEvent::Closed { conn } => self.conns.close(conn, &mut self.reads.watches),
             ClientEvent::FourLetter {
                 word,
