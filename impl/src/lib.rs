@@ -18,6 +18,8 @@ pub mod http;
 #[cfg(not(zab_loom))]
 pub mod inspect;
 #[cfg(not(zab_loom))]
+pub mod latency;
+#[cfg(not(zab_loom))]
 pub mod metrics;
 #[cfg(not(zab_loom))]
 pub mod migrate;

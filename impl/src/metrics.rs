@@ -4,6 +4,7 @@
 //! synchronous-persistence (fsync) latency histogram.
 
 use crate::core::{Ignored, RoleInfo};
+use crate::latency::Breakdown;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -131,6 +132,8 @@ pub struct Status {
     pub step_micros: Histogram,
     /// Directory sizes and file descriptors, measured off the replica thread.
     pub disk: DiskUsage,
+    /// The write path's stage-by-stage latency breakdown (shared with the I/O layers).
+    pub breakdown: Arc<Breakdown>,
 }
 
 /// What the four-letter words, the AdminServer and the metrics report about the disk and
@@ -360,6 +363,7 @@ pub fn render(status: &Status) -> String {
         "How long each step of the replica thread took (an event handled, or the due timers fired): a stall of the thread shows here.",
         &mut out,
     );
+    status.breakdown.render(&mut out);
     out
 }
 
@@ -372,7 +376,9 @@ const ZK_QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Serves `GET /metrics` (and `/`) on `addr` until the process ends: ZooKeeper's names first
 /// when `zk` is given (a busy or stopped service leaves them out, with a warning), then
-/// zab's own `zab_*` metrics.
+/// zab's own `zab_*` metrics. `GET /latency` is the write path's breakdown as JSON (every
+/// stage's HdrHistogram values, [`Breakdown::to_json`]), which `zab-bench` reads before and
+/// after each run.
 pub async fn serve(
     addr: SocketAddr,
     status: Arc<Status>,
@@ -384,6 +390,12 @@ pub async fn serve(
         let zk = zk.clone();
         Box::pin(async move {
             let path = target.split('?').next().unwrap_or("");
+            if path == "/latency" {
+                return crate::http::Reply::ok(
+                    "application/json",
+                    status.breakdown.to_json().to_string(),
+                );
+            }
             if path != "/metrics" && path != "/" {
                 return crate::http::Reply::not_found();
             }

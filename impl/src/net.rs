@@ -20,6 +20,7 @@
 //! buffering.
 
 use crate::quorum_tls::{PeerStream, QuorumTls};
+use crate::latency::{Breakdown, Side, Stage};
 use crate::wire::{
     self, Frame, HELLO_LEN, HandshakeStatus, Hello, PayloadCodec, Purpose, WELCOME_LEN, Welcome,
 };
@@ -33,7 +34,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc};
 use tracing::{Instrument, debug, info, info_span, warn};
-use zab_spec::ServerId;
+use zab_spec::{QuorumMessage, ServerId, Zxid};
 
 /// What the core thread asks of the network.
 #[derive(Debug)]
@@ -123,6 +124,9 @@ pub struct NetConfig {
     /// `peerInboxLimit`: peer frames not yet taken by the replica thread past which no peer
     /// connection is read.
     pub inbox_limit: usize,
+    /// The latency breakdown, stamped as PROPOSAL, ACK and COMMIT frames are read and
+    /// written (`None`: not measured).
+    pub breakdown: Option<Arc<Breakdown>>,
 }
 
 /// Shared between the network tasks and the core thread.
@@ -186,8 +190,11 @@ impl InboxGauge {
 /// A quorum connection's send queue: encoded frames, and the bytes queued and not written.
 #[derive(Debug, Clone)]
 struct SendQueue {
-    tx: mpsc::UnboundedSender<bytes::Bytes>,
+    /// Encoded frames, each with the breakdown stage it reaches once written.
+    tx: mpsc::UnboundedSender<(bytes::Bytes, Option<(Zxid, Stage)>)>,
     queued: Arc<AtomicU64>,
+    /// Whether this server leads on the connection (which frames are stamped).
+    leader_side: bool,
 }
 
 impl SendQueue {
@@ -197,14 +204,16 @@ impl SendQueue {
         let mut buf = BytesMut::new();
         wire::encode_frame(frame, &mut buf);
         let len = buf.len() as u64;
-        let counted = !matches!(frame, Frame::Zab(zab_spec::QuorumMessage::Snap { .. }));
+        let counted = !matches!(frame, Frame::Zab(QuorumMessage::Snap { .. }));
         if counted {
             let now = self.queued.fetch_add(len, Ordering::SeqCst) + len;
             if now > limit as u64 {
                 return false;
             }
         }
-        let _ = self.tx.send(buf.freeze());
+        let _ = self
+            .tx
+            .send((buf.freeze(), stamp_written(frame, self.leader_side)));
         true
     }
 }
@@ -607,11 +616,17 @@ async fn run_quorum<P>(
     let generation = shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
     let up = std::time::Instant::now();
     let (mut reader, mut writer) = tokio::io::split(stream);
-    let (tx, mut rx) = mpsc::unbounded_channel::<bytes::Bytes>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<(bytes::Bytes, Option<(Zxid, Stage)>)>();
     let queued = Arc::new(AtomicU64::new(0));
     let written = Arc::clone(&queued);
+    let breakdown = shared.cfg.breakdown.clone();
+    let side = if leader_side {
+        Side::Leader
+    } else {
+        Side::Follower
+    };
     let writer_task = tokio::spawn(async move {
-        while let Some(frame) = rx.recv().await {
+        while let Some((frame, stamp)) = rx.recv().await {
             // (A TLS stream may hold the last record until flushed; a socket's flush is free.)
             if writer.write_all(&frame).await.is_err() || writer.flush().await.is_err() {
                 return;
@@ -620,6 +635,10 @@ async fn run_quorum<P>(
             let _ = written.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |q| {
                 Some(q.saturating_sub(n))
             });
+            // A PROPOSAL (leader) or ACK (follower) reaches its breakdown stage once written.
+            if let (Some(b), Some((zxid, stage))) = (&breakdown, stamp) {
+                b.mark(side, zxid, stage, std::time::Instant::now());
+            }
         }
     });
     let seen = Arc::new(AtomicU64::new(shared.now_ms()));
@@ -637,7 +656,11 @@ async fn run_quorum<P>(
         }
         let slot = (
             generation,
-            SendQueue { tx, queued },
+            SendQueue {
+                tx,
+                queued,
+                leader_side,
+            },
             writer_task.abort_handle(),
             Arc::clone(&seen),
         );
@@ -667,6 +690,9 @@ async fn run_quorum<P>(
                     Ok(frame) => {
                         seen.store(shared.now_ms(), Ordering::Relaxed);
                         shared.state.inbox.admit(shared.cfg.inbox_limit).await;
+                        if let Some(b) = &shared.cfg.breakdown {
+                            stamp_received(b, &frame, leader_side);
+                        }
                         let current = shared
                             .slots()
                             .get(&peer)
@@ -699,6 +725,38 @@ async fn run_quorum<P>(
         shared.record_join(peer, up.elapsed());
     }
     shared.quorum_closed(peer, generation);
+}
+
+/// The breakdown's stage a frame written on a quorum connection reaches, if any: a PROPOSAL
+/// from the leader, an ACK from a follower.
+fn stamp_written<P>(frame: &Frame<P>, leader_side: bool) -> Option<(Zxid, Stage)> {
+    match frame {
+        Frame::Zab(QuorumMessage::Proposal(txn)) if leader_side => {
+            Some((txn.zxid, Stage::LeaderProposalSent))
+        }
+        Frame::Zab(QuorumMessage::Ack { zxid }) if !leader_side => {
+            Some((*zxid, Stage::FollowerAckSent))
+        }
+        _ => None,
+    }
+}
+
+/// Stamps a frame read on a quorum connection: a follower's PROPOSAL starts its measurement,
+/// its COMMIT is a stage; on the leader, an ACK is.
+fn stamp_received<P>(b: &Breakdown, frame: &Frame<P>, leader_side: bool) {
+    let now = std::time::Instant::now();
+    match frame {
+        Frame::Zab(QuorumMessage::Proposal(txn)) if !leader_side => {
+            b.start(Side::Follower, txn.zxid, now);
+        }
+        Frame::Zab(QuorumMessage::Commit { zxid }) if !leader_side => {
+            b.mark(Side::Follower, *zxid, Stage::FollowerCommitReceived, now);
+        }
+        Frame::Zab(QuorumMessage::Ack { zxid }) if leader_side => {
+            b.mark(Side::Leader, *zxid, Stage::LeaderAckReceived, now);
+        }
+        _ => {}
+    }
 }
 
 /// Connects to member `peer` at `addr` (over TLS when the quorum uses it, the certificate
@@ -848,6 +906,7 @@ mod tests {
             tls: None,
             send_queue_limit: 1 << 20,
             inbox_limit: 64,
+            breakdown: None,
         };
         let state = Arc::new(NetState::default());
         state.leading.store(true, Ordering::SeqCst);
@@ -935,6 +994,7 @@ mod tests {
             tls: None,
             send_queue_limit: 1 << 20,
             inbox_limit: 64,
+            breakdown: None,
         };
         let accepted = Arc::new(AtomicU64::new(0));
         let count = Arc::clone(&accepted);

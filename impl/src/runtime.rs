@@ -13,6 +13,7 @@
 use crate::core::{
     Action, Input, NotLeader, Peer, PeerConfig, Persist, RoleInfo, Timer, TraceEvent,
 };
+use crate::latency::{Side, Stage};
 use crate::metrics::Status;
 use crate::net::{NetCommand, NetEvent, NetState};
 use crate::storage::{LogWriter, Recovered, SnapshotTicket, StorageError, WriterEvent};
@@ -172,6 +173,9 @@ pub struct AppCx<'a, P> {
     status: &'a Status,
     /// Wall-clock time, ms since the Unix epoch (simulated in tests).
     pub now_ms: i64,
+    /// When the client request being handled was decoded by its connection task, if known
+    /// (the latency breakdown's origin; `None` in the simulation).
+    pub received: Option<Instant>,
 }
 
 impl<P: Payload> AppCx<'_, P> {
@@ -209,7 +213,17 @@ impl<P: Payload> AppCx<'_, P> {
         let zxid = self.peer.next_proposal_zxid().ok()?;
         self.peer.step(Input::Propose { payload }, self.queued);
         self.status.proposals.fetch_add(1, Ordering::Relaxed);
-        (self.peer.log().last_zxid() == zxid).then_some(zxid)
+        let proposed = self.peer.log().last_zxid() == zxid;
+        if proposed {
+            // The breakdown's clock is read here, outside the core.
+            let now = Instant::now();
+            let b = &self.status.breakdown;
+            b.start(Side::Leader, zxid, now);
+            if let Some(received) = self.received {
+                b.record_since(Stage::OriginPrepared, received, now);
+            }
+        }
+        proposed.then_some(zxid)
     }
 
     /// Sends an application frame to `to` on the quorum connection.
@@ -470,6 +484,7 @@ where
                 net: &self.net,
                 status: &self.status,
                 now_ms,
+                received: None,
             };
             f(&mut self.sm, &mut cx);
         }
@@ -656,7 +671,31 @@ where
                 self.timers.remove(&timer);
             }
             Action::Deliver(txn) => {
+                let side = self.side();
+                let b = Arc::clone(&self.status.breakdown);
+                if side == Some(Side::Leader) {
+                    b.mark(
+                        Side::Leader,
+                        txn.zxid,
+                        Stage::LeaderCommitted,
+                        Instant::now(),
+                    );
+                }
                 self.with_app(|app, cx| app.deliver(&txn, cx))?;
+                match side {
+                    Some(Side::Leader) => {
+                        b.mark(Side::Leader, txn.zxid, Stage::LeaderApplied, Instant::now());
+                    }
+                    Some(Side::Follower) => {
+                        b.mark(
+                            Side::Follower,
+                            txn.zxid,
+                            Stage::FollowerApplied,
+                            Instant::now(),
+                        );
+                    }
+                    None => {}
+                }
                 self.status.delivered.fetch_add(1, Ordering::Relaxed);
                 self.delivered_since_snapshot += 1;
             }
@@ -676,6 +715,7 @@ where
                 if let Ok(mut since) = self.status.role_since.lock() {
                     *since = Some(Instant::now());
                 }
+                self.status.breakdown.clear_in_flight();
                 self.with_app(|app, cx| app.on_role(info, cx))?;
             }
             // Written by `execute_all` before the step's other actions.
@@ -688,6 +728,17 @@ where
         let w = Arc::clone(&self.writer);
         match p {
             Persist::Append { txns, wait } => {
+                if !wait && self.side() == Some(Side::Follower) {
+                    let now = Instant::now();
+                    for t in &txns {
+                        self.status.breakdown.mark(
+                            Side::Follower,
+                            t.zxid,
+                            Stage::FollowerProposalAccepted,
+                            now,
+                        );
+                    }
+                }
                 for t in txns {
                     let mut buf = BytesMut::new();
                     t.payload.encode(&mut buf);
@@ -721,6 +772,15 @@ where
             Persist::Recovering(on) => self.timed(|| w.set_recovering(on))?,
         }
         Ok(())
+    }
+
+    /// Which table of the latency breakdown this server's proposals go in now.
+    fn side(&self) -> Option<Side> {
+        match self.peer.role().state {
+            ServerState::Leading => Some(Side::Leader),
+            ServerState::Following => Some(Side::Follower),
+            _ => None,
+        }
     }
 
     fn publish(&self) {

@@ -7,13 +7,14 @@
 
 use crate::config::ServerConfig;
 use crate::core::{PeerConfig, TraceEvent};
+use crate::latency::{Side, Stage};
 use crate::metrics::Status;
 use crate::net::{self, NetCommand, NetConfig, NetState};
 use crate::quorum_tls::{MemberHost, QuorumTls};
 use crate::runtime::{self, Event, Replica};
 use crate::service::client::{self, ClientPortConfig, Security};
 use crate::service::{ClientEvent, ServiceConfig, ZkService};
-use crate::storage::{LogWriter, StdFs, Storage, StorageConfig};
+use crate::storage::{LogWriter, StdFs, Storage, StorageConfig, WriterEvent};
 use crate::wire::PayloadCodec;
 use anyhow::Context as _;
 use std::io::Write as _;
@@ -139,8 +140,20 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
 
     let (events_tx, events_rx) = std::sync::mpsc::channel::<Event<zab_zk::Txn, ClientEvent>>();
     let writer_events = events_tx.clone();
+    let status = Arc::new(Status::default());
+    let breakdown = Arc::clone(&status.breakdown);
     let writer = Arc::new(
         LogWriter::spawn(storage, move |ev| {
+            if let WriterEvent::Durable {
+                zxid, fsync_micros, ..
+            } = &ev
+            {
+                // Stamped on the writer thread, as the fsync returns.
+                let now = std::time::Instant::now();
+                breakdown.record_micros(Stage::LogFsync, *fsync_micros);
+                breakdown.mark_through(Side::Leader, *zxid, Stage::LeaderDurable, now);
+                breakdown.mark_through(Side::Follower, *zxid, Stage::FollowerDurable, now);
+            }
             let _ = writer_events.send(Event::Writer(ev));
         })
         .map_err(|e| anyhow::anyhow!("cannot start the log writer: {e}"))?,
@@ -162,7 +175,7 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         Duration::from_secs(1),
     );
     let net_state = Arc::new(NetState::default());
-    let net_tx = start_network(&cfg, &tokio_rt, &net_state, &events_tx)?;
+    let net_tx = start_network(&cfg, &tokio_rt, &net_state, &events_tx, &status)?;
 
     let port_cfg = ClientPortConfig {
         max_frame: cfg.jute_max_buffer,
@@ -177,6 +190,7 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
             cfg.bounds.global_outstanding_limit,
             cfg.bounds.global_outstanding_bytes,
         ),
+        breakdown: Some(Arc::clone(&status.breakdown)),
     };
     start_client_ports(&cfg, &tokio_rt, &events_tx, &port_cfg)?;
     if let Some(addr) = cfg.metrics_addr {
@@ -317,6 +331,7 @@ fn start_network(
     tokio_rt: &tokio::runtime::Runtime,
     net_state: &Arc<NetState>,
     events_tx: &std::sync::mpsc::Sender<Event<zab_zk::Txn, ClientEvent>>,
+    status: &Status,
 ) -> anyhow::Result<tokio::sync::mpsc::UnboundedSender<NetCommand<zab_zk::Txn>>> {
     let servers = cfg.server_ids();
     if servers.len() <= 1 {
@@ -355,6 +370,7 @@ fn start_network(
         tls,
         send_queue_limit: cfg.bounds.peer_send_queue,
         inbox_limit: cfg.bounds.peer_inbox,
+        breakdown: Some(Arc::clone(&status.breakdown)),
     };
     let net_events = events_tx.clone();
     let sink: net::NetSink<zab_zk::Txn> =

@@ -17,13 +17,15 @@
 
 use super::backpressure::{ConnGate, Outbox, Outstanding};
 use super::{ClientEvent, ClientOut, ConnId, fourlw};
+use crate::latency::{Breakdown, Stage};
 use crate::runtime::Event;
 use bytes::BytesMut;
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -48,6 +50,9 @@ pub struct ClientPortConfig {
     pub max_outstanding: usize,
     /// The requests outstanding over every connection (`globalOutstandingLimit`).
     pub outstanding: Arc<Outstanding>,
+    /// The latency breakdown: each read's and write's time from its frame decoded to its
+    /// reply written (`None`: not measured).
+    pub breakdown: Option<Arc<Breakdown>>,
 }
 
 /// How a listener's connections are secured.
@@ -280,17 +285,21 @@ async fn handle<S: ClientStream>(
         return;
     }
     let (reader, writer) = stream.split();
+    let timed: Timed = cfg
+        .breakdown
+        .clone()
+        .map(|b| (b, Arc::new(Mutex::new(InFlight::default()))));
     let mut writer_task = tokio::spawn(write_replies(
         writer,
         out_rx,
-        Arc::clone(&gate),
+        (Arc::clone(&gate), timed.clone()),
         (conn, events.clone()),
     ));
     let mut reader_task = tokio::spawn(read_requests(
         reader,
         buf,
         decoder,
-        Arc::clone(&gate),
+        (Arc::clone(&gate), timed),
         (conn, events.clone()),
     ));
     tokio::select! {
@@ -317,7 +326,7 @@ async fn read_requests<R: AsyncRead + Unpin>(
     mut reader: R,
     mut buf: BytesMut,
     decoder: FrameDecoder,
-    gate: Arc<ConnGate>,
+    (gate, timed): (Arc<ConnGate>, Timed),
     (conn, events): (ConnId, Sender),
 ) {
     loop {
@@ -326,8 +335,17 @@ async fn read_requests<R: AsyncRead + Unpin>(
             match decoder.decode(&mut buf) {
                 Ok(Some(payload)) => {
                     gate.request_sent(payload.len());
+                    let received = timed.as_ref().map(|(_, in_flight)| {
+                        let now = Instant::now();
+                        request_decoded(in_flight, &payload, now);
+                        now
+                    });
                     if events
-                        .send(Event::Client(ClientEvent::Request { conn, payload }))
+                        .send(Event::Client(ClientEvent::Request {
+                            conn,
+                            payload,
+                            received,
+                        }))
                         .is_err()
                     {
                         return;
@@ -353,10 +371,12 @@ async fn read_requests<R: AsyncRead + Unpin>(
 async fn write_replies<W: AsyncWrite + Unpin>(
     mut writer: W,
     mut out_rx: mpsc::UnboundedReceiver<ClientOut>,
-    gate: Arc<ConnGate>,
+    (gate, timed): (Arc<ConnGate>, Timed),
     (conn, events): (ConnId, Sender),
 ) {
     let mut pending = BytesMut::new();
+    // The xids of the replies in this round, for the latency breakdown.
+    let mut xids: Vec<i32> = Vec::new();
     let written = |n: usize| {
         if gate.written(n) {
             let _ = events.send(Event::Client(ClientEvent::Writable { conn }));
@@ -365,9 +385,15 @@ async fn write_replies<W: AsyncWrite + Unpin>(
     while let Some(first) = out_rx.recv().await {
         let mut close = false;
         let mut next = Some(first);
+        xids.clear();
         while let Some(item) = next.take() {
             match item {
                 ClientOut::Frame(f) => {
+                    if timed.is_some()
+                        && let Some(xid) = f.get(4..8)
+                    {
+                        xids.push(i32::from_be_bytes([xid[0], xid[1], xid[2], xid[3]]));
+                    }
                     if !pending.is_empty() && pending.len() + f.len() > WRITE_BATCH {
                         if writer.write_all(&pending).await.is_err() {
                             return;
@@ -401,9 +427,73 @@ async fn write_replies<W: AsyncWrite + Unpin>(
         } else if writer.flush().await.is_err() {
             return;
         }
+        if let Some((b, in_flight)) = &timed {
+            replies_written(b, in_flight, &xids);
+        }
         if close {
             let _ = writer.shutdown().await;
             return;
+        }
+    }
+}
+
+/// The breakdown and this connection's measured requests (`None`: not measured).
+type Timed = Option<(Arc<Breakdown>, Arc<Mutex<InFlight>>)>;
+
+/// Requests of one connection whose replies are awaited, for the latency breakdown: xid, when
+/// decoded, whether a write. Bounded: past [`TIMED_PER_CONN`] further requests go unmeasured.
+#[derive(Default)]
+struct InFlight(VecDeque<(i32, Instant, bool)>);
+
+/// Requests measured at once per connection.
+const TIMED_PER_CONN: usize = 1024;
+
+/// Notes a decoded request (header: xid, then the op code) if it is a read or write measured.
+fn request_decoded(in_flight: &Mutex<InFlight>, payload: &[u8], now: Instant) {
+    let (Some(xid), Some(op)) = (payload.get(0..4), payload.get(4..8)) else {
+        return;
+    };
+    let xid = i32::from_be_bytes([xid[0], xid[1], xid[2], xid[3]]);
+    let op = i32::from_be_bytes([op[0], op[1], op[2], op[3]]);
+    let write = match op {
+        // create, delete, setData, setACL, multi, create2, createContainer,
+        // deleteContainer, createTTL
+        1 | 2 | 5 | 7 | 14 | 15 | 19 | 20 | 21 => true,
+        // exists, getData, getChildren, getChildren2
+        3 | 4 | 8 | 12 => false,
+        _ => return,
+    };
+    let mut q = in_flight
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if q.0.len() < TIMED_PER_CONN {
+        q.0.push_back((xid, now, write));
+    }
+}
+
+/// Records the requests whose replies (`xids`, in order) were just written. A session's
+/// replies come in request order; xids a client increases, so an entry below a reply's xid
+/// lost its reply (dropped) and one above it waits for a later reply.
+fn replies_written(b: &Breakdown, in_flight: &Mutex<InFlight>, xids: &[i32]) {
+    let now = Instant::now();
+    let mut q = in_flight
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for &xid in xids.iter().filter(|x| **x >= 0) {
+        while let Some(&(x, t, write)) = q.0.front() {
+            if x > xid {
+                break;
+            }
+            q.0.pop_front();
+            if x == xid {
+                let stage = if write {
+                    Stage::OriginWriteReplied
+                } else {
+                    Stage::OriginReadReplied
+                };
+                b.record_since(stage, t, now);
+                break;
+            }
         }
     }
 }

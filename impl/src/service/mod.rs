@@ -89,6 +89,9 @@ pub enum ClientEvent {
         conn: ConnId,
         /// The frame's payload.
         payload: Bytes,
+        /// When the connection task decoded it (the latency breakdown's origin; `None` in
+        /// the simulation).
+        received: Option<std::time::Instant>,
     },
     /// The connection closed.
     Closed {
@@ -598,7 +601,15 @@ impl Application<zab_zk::Txn> for ZkService {
                 out,
                 x509,
             } => self.open((conn, remote, x509), &request, out, cx),
-            ClientEvent::Request { conn, payload } => self.request(conn, payload, cx),
+            ClientEvent::Request {
+                conn,
+                payload,
+                received,
+            } => {
+                cx.received = received;
+                self.request(conn, payload, cx);
+                cx.received = None;
+            }
             ClientEvent::Writable { conn } => self.drain(conn, cx),
             ClientEvent::Closed { conn } => self.conns.close(conn, &mut self.reads.watches),
             ClientEvent::FourLetter {

@@ -175,7 +175,14 @@ impl Sim {
         let id = conn.id;
         let frame = proto::encode_request(x, req);
         let payload = frame.slice(4..);
-        self.client_send(c, ClientEvent::Request { conn: id, payload });
+        self.client_send(
+            c,
+            ClientEvent::Request {
+                conn: id,
+                payload,
+                received: None,
+            },
+        );
     }
 
     /// The client's session is over: the operation in flight (if any) has an unknown outcome.
