@@ -33,9 +33,9 @@ orders=bc-a
 profile=debug
 quick=0
 cleanup_only=0
-# The CI subset: lost epoch files, the currentEpoch scenario, a flipped last record, a
-# wiped data directory.
-quick_rows=epoch-files,current-epoch,flip-last,wipe
+# The CI subset: lost epoch files, the currentEpoch scenario, a flipped last record, a cut
+# suffix, a wiped data directory.
+quick_rows=epoch-files,current-epoch,flip-last,truncate,wipe
 while [ $# -gt 0 ]; do
   case "$1" in
     --system) system=$2; shift 2 ;;

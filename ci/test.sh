@@ -49,7 +49,7 @@ step "ZooKeeper migration round trip (import, export)" \
 step "nemesis round (kills, pauses, partitions, loss, storage damage)" \
   env ZABD="${CARGO_TARGET_DIR:-$PWD/target}/debug/zabd" ci/nemesis.sh --seed 1
 # One server's disk damaged under writes (epoch files lost, currentEpoch lost, bit flip in the
-# last fsynced record, dataDir wiped), restarted with the server that missed the latest writes
+# last fsynced record, fsynced suffix cut, dataDir wiped), restarted with the server that missed the latest writes
 # before the intact one: no acknowledged write may be lost (README "Damaged disks").
 step "damage matrix (one server's disk damaged, adversarial restarts)" \
   env ZABD="${CARGO_TARGET_DIR:-$PWD/target}/debug/zabd" ci/damage.sh --quick
