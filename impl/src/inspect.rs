@@ -314,7 +314,10 @@ mod tests {
         let cfg = StorageConfig::new(dir.path(), dir.path());
         let (mut s, _) = Storage::open(Arc::new(StdFs), &cfg).expect("open");
         let bodies = [
-            TxnBody::CreateSession { timeout: 5000 },
+            TxnBody::CreateSession {
+                timeout: 5000,
+                passwd: None,
+            },
             TxnBody::Delete { path: "/a".into() },
             TxnBody::SetData {
                 path: "/b".into(),

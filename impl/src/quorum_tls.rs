@@ -162,42 +162,51 @@ impl QuorumTls {
 
     /// Whether a certificate with `names` speaks for `claimed` (module doc).
     pub fn check_identity(&self, names: &CertNames, claimed: ServerId) -> Result<(), String> {
-        let member = self
-            .members
-            .get(&claimed)
-            .ok_or_else(|| format!("server {claimed} is not a member"))?;
-        let marked: Vec<u64> = names
-            .uris
-            .iter()
-            .filter_map(|u| u.strip_prefix(MEMBER_URI_PREFIX)?.parse().ok())
-            .collect();
-        if !marked.is_empty() && !marked.contains(&claimed.0) {
-            return Err(format!(
-                "the certificate is for server(s) {marked:?}, not server.{}",
-                claimed.0
-            ));
-        }
-        if !self.hostname_verification {
-            return Ok(());
-        }
-        if !names.matches_host(&member.host) {
-            return Err(format!(
-                "the certificate does not name server.{}'s host {} (it names {:?} {:?})",
-                claimed.0, member.host, names.dns, names.ips
-            ));
-        }
-        let shared = self.members.iter().any(|(id, m)| {
-            *id != claimed && (m.ip == member.ip || m.host.eq_ignore_ascii_case(&member.host))
-        });
-        if shared && marked.is_empty() {
-            return Err(format!(
-                "server.{} shares its host {} with another member, so its certificate must \
-                 carry the subjectAltName URI {MEMBER_URI_PREFIX}{}",
-                claimed.0, member.host, claimed.0
-            ));
-        }
-        Ok(())
+        bind_identity(&self.members, self.hostname_verification, names, claimed)
     }
+}
+
+/// Whether a certificate with `names` speaks for member `claimed` of `members` (module doc).
+fn bind_identity(
+    members: &BTreeMap<ServerId, MemberHost>,
+    hostname_verification: bool,
+    names: &CertNames,
+    claimed: ServerId,
+) -> Result<(), String> {
+    let member = members
+        .get(&claimed)
+        .ok_or_else(|| format!("server {claimed} is not a member"))?;
+    let marked: Vec<u64> = names
+        .uris
+        .iter()
+        .filter_map(|u| u.strip_prefix(MEMBER_URI_PREFIX)?.parse().ok())
+        .collect();
+    if !marked.is_empty() && !marked.contains(&claimed.0) {
+        return Err(format!(
+            "the certificate is for server(s) {marked:?}, not server.{}",
+            claimed.0
+        ));
+    }
+    if !hostname_verification {
+        return Ok(());
+    }
+    if !names.matches_host(&member.host) {
+        return Err(format!(
+            "the certificate does not name server.{}'s host {} (it names {:?} {:?})",
+            claimed.0, member.host, names.dns, names.ips
+        ));
+    }
+    let shared = members.iter().any(|(id, m)| {
+        *id != claimed && (m.ip == member.ip || m.host.eq_ignore_ascii_case(&member.host))
+    });
+    if shared && marked.is_empty() {
+        return Err(format!(
+            "server.{} shares its host {} with another member, so its certificate must \
+             carry the subjectAltName URI {MEMBER_URI_PREFIX}{}",
+            claimed.0, member.host, claimed.0
+        ));
+    }
+    Ok(())
 }
 
 fn leaf_names(
@@ -207,4 +216,69 @@ fn leaf_names(
         .and_then(<[_]>::first)
         .ok_or_else(|| "the peer presented no certificate".to_string())?;
     CertNames::of(leaf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn members(hosts: &[&str]) -> BTreeMap<ServerId, MemberHost> {
+        hosts
+            .iter()
+            .enumerate()
+            .map(|(k, h)| {
+                let ip = h.parse().unwrap_or(IpAddr::from([10, 0, 0, k as u8 + 1]));
+                (
+                    ServerId(k as u64 + 1),
+                    MemberHost {
+                        host: (*h).to_string(),
+                        ip,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn names(dns: &[&str], ips: &[&str], uris: &[&str]) -> CertNames {
+        CertNames {
+            dns: dns.iter().map(|s| s.to_string()).collect(),
+            ips: ips.iter().map(|s| s.parse().expect("ip")).collect(),
+            common_names: Vec::new(),
+            uris: uris.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_certificate_speaks_for_the_member_whose_host_it_names() {
+        let m = members(&["zk1.example.com", "zk2.example.com", "10.0.0.3"]);
+        let zk1 = names(&["zk1.example.com"], &[], &[]);
+        assert!(bind_identity(&m, true, &zk1, ServerId(1)).is_ok());
+        let e = bind_identity(&m, true, &zk1, ServerId(2)).expect_err("another host");
+        assert!(e.contains("zk2.example.com"), "{e}");
+        assert!(bind_identity(&m, true, &names(&[], &["10.0.0.3"], &[]), ServerId(3)).is_ok());
+        assert!(bind_identity(&m, true, &names(&["zk3"], &[], &[]), ServerId(3)).is_err());
+        assert!(
+            bind_identity(&m, true, &zk1, ServerId(9)).is_err(),
+            "not a member"
+        );
+        // A member URI for another id is refused even when the host fits, and with
+        // hostnameVerification off.
+        let marked = names(&["zk1.example.com"], &[], &["zab:server.2"]);
+        assert!(bind_identity(&m, true, &marked, ServerId(1)).is_err());
+        assert!(bind_identity(&m, false, &marked, ServerId(1)).is_err());
+        // Without hostname verification an unmarked trusted certificate fits any member
+        // (ZooKeeper's behaviour; zabd warns at start).
+        assert!(bind_identity(&m, false, &zk1, ServerId(2)).is_ok());
+    }
+
+    #[test]
+    fn members_on_one_host_are_told_apart_by_their_uri() {
+        let m = members(&["127.0.0.1", "127.0.0.1", "127.0.0.1"]);
+        let host_only = names(&[], &["127.0.0.1"], &[]);
+        let e = bind_identity(&m, true, &host_only, ServerId(2)).expect_err("ambiguous");
+        assert!(e.contains("zab:server.2"), "{e}");
+        let two = names(&[], &["127.0.0.1"], &["zab:server.2"]);
+        assert!(bind_identity(&m, true, &two, ServerId(2)).is_ok());
+        assert!(bind_identity(&m, true, &two, ServerId(3)).is_err());
+    }
 }

@@ -190,11 +190,7 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
     let service = ZkService::new(
         ServiceConfig {
             super_digest: opts.super_digest.clone(),
-            session_secret: format!(
-                "zab-session-{:x}",
-                crate::wire::ensemble_fingerprint(&servers)
-            )
-            .into_bytes(),
+            session_secret: random_secret()?,
             container_check_ms: opts.container_check_ms.unwrap_or(60_000),
             server: cfg.clone(),
         },
@@ -322,6 +318,17 @@ fn start_network(
     tokio_rt
         .block_on(net::start(net_cfg, Arc::clone(net_state), sink))
         .context("cannot start peer networking")
+}
+
+/// 32 random bytes from the operating system: this process's key for new sessions'
+/// passwords (they travel in the `createSession`, so no other server needs it).
+fn random_secret() -> anyhow::Result<Vec<u8>> {
+    let mut secret = vec![0u8; 32];
+    rustls::crypto::ring::default_provider()
+        .secure_random
+        .fill(&mut secret)
+        .map_err(|_| anyhow::anyhow!("no randomness from the operating system"))?;
+    Ok(secret)
 }
 
 /// The quorum's TLS, when `sslQuorum` or `portUnification` asks for it: the stores are read

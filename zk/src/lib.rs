@@ -51,7 +51,7 @@
 //!     (DataTree::new(), Preparer::new(PrepConfig::default()), WatchManager::new());
 //! let session = SessionId(0x0100_0000_0000_0001);
 //! let z1 = Zxid::new(1, 1);
-//! let t = prep.create_session(session, 30_000, 0, z1);
+//! let t = prep.create_session(session, (30_000, [0; 16]), 0, z1);
 //! tree.apply(&t, z1);
 //! prep.committed(z1);
 //!

@@ -91,6 +91,8 @@ pub(super) enum Opened {
         session: SessionId,
         /// The negotiated timeout.
         timeout: i32,
+        /// The password this server gave it (it travels in the `createSession`).
+        passwd: [u8; 16],
     },
     /// A valid session resumed on this connection: answer the handshake now.
     Resume {
@@ -178,14 +180,22 @@ impl Connections {
         }
     }
 
-    /// The password of `session`: keyed with the ensemble's secret, or ZooKeeper's id-derived
-    /// one for a session that came from a ZooKeeper import (so its client can resume it after
-    /// the migration; `DataTree::session_imported`).
-    fn password(&self, session: SessionId, imported: bool) -> [u8; 16] {
-        if imported {
-            zab_zk::session::zookeeper_password(session)
+    /// A new session's password: keyed with this server's secret (random per process in
+    /// `zabd`), so no one without it can compute it from the session id.
+    fn new_password(&self, session: SessionId) -> [u8; 16] {
+        zab_zk::session::keyed_password(session, &self.session_secret)
+    }
+
+    /// The password of an open `session`, as every replica knows it: the one its
+    /// `createSession` carried, or ZooKeeper's id-derived one for a session that came from a
+    /// ZooKeeper import (so its client can resume it after the migration;
+    /// `DataTree::session_imported`). `None`: no password is known (a session created before
+    /// passwords travelled), and no password opens it.
+    fn password(tree: &DataTree, session: SessionId) -> Option<[u8; 16]> {
+        if tree.session_imported(session) {
+            Some(zab_zk::session::zookeeper_password(session))
         } else {
-            zab_zk::session::keyed_password(session, &self.session_secret)
+            tree.session_password(session)
         }
     }
 
@@ -321,12 +331,15 @@ impl Connections {
             let session = SessionId(self.next_session);
             self.conns.insert(conn, c);
             self.creating.insert(session, conn);
-            return Opened::Create { session, timeout };
+            return Opened::Create {
+                session,
+                timeout,
+                passwd: self.new_password(session),
+            };
         }
         let session = SessionId(req.session_id);
-        let imported = tree.session_imported(session);
-        let valid =
-            tree.session_open(session) && req.passwd.as_ref() == self.password(session, imported);
+        let valid = tree.session_open(session)
+            && Self::password(tree, session).is_some_and(|p| req.passwd.as_ref() == p);
         if !valid {
             let _ = c.out.send(ClientOut::Frame(proto::encode_connect_response(
                 &ConnectResponse::refused(read_only_byte),
@@ -350,9 +363,11 @@ impl Connections {
         conn: ConnId,
         session: SessionId,
         timeout: i32,
-        imported: bool,
+        tree: &DataTree,
     ) -> Vec<Bytes> {
-        let passwd = Bytes::copy_from_slice(&self.password(session, imported));
+        // Only a createSession replayed from before passwords travelled has none (and no
+        // client waits for it); zeros then open nothing.
+        let passwd = Bytes::copy_from_slice(&Self::password(tree, session).unwrap_or([0; 16]));
         let Some(c) = self.conns.get_mut(&conn) else {
             return Vec::new();
         };

@@ -128,7 +128,9 @@ pub struct ServiceConfig {
     pub server: crate::config::ServerConfig,
     /// `superDigest` (`super:<base64 sha1>`), enabling the super user.
     pub super_digest: Option<String>,
-    /// Secret that session passwords are keyed with (identical on every server).
+    /// This server's secret that new sessions' passwords are keyed with (`zabd`: random per
+    /// process); the password travels in the `createSession`, so other servers need not
+    /// know the secret.
     pub session_secret: Vec<u8>,
     /// How often the leader looks for empty containers and expired TTL nodes, ms.
     pub container_check_ms: i64,
@@ -333,8 +335,17 @@ impl ZkService {
         );
         match opened {
             Opened::Refused => {}
-            Opened::Create { session, timeout } => {
-                self.route(ServiceFrame::CreateSession { session, timeout }, cx);
+            Opened::Create {
+                session,
+                timeout,
+                passwd,
+            } => {
+                let frame = ServiceFrame::CreateSession {
+                    session,
+                    timeout,
+                    passwd,
+                };
+                self.route(frame, cx);
             }
             Opened::Resume { session, timeout } => {
                 self.expiry.touch(session, self.leading, cx.me(), cx.now_ms);
@@ -351,8 +362,7 @@ impl ZkService {
         timeout: i32,
         cx: &mut AppCx<'_, zab_zk::Txn>,
     ) {
-        let imported = self.db.tree.session_imported(session);
-        for payload in self.conns.accept(conn, session, timeout, imported) {
+        for payload in self.conns.accept(conn, session, timeout, &self.db.tree) {
             self.request(conn, payload, cx);
         }
     }
@@ -465,9 +475,13 @@ impl ZkService {
                 self.prep
                     .forward(from, write, &self.db.tree, tracker, max, cx);
             }
-            ServiceFrame::CreateSession { session, timeout } if self.leading => {
+            ServiceFrame::CreateSession {
+                session,
+                timeout,
+                passwd,
+            } if self.leading => {
                 self.prep
-                    .create_session(from, (session, timeout), tracker, cx);
+                    .create_session(from, (session, timeout, passwd), tracker, cx);
             }
             ServiceFrame::Touch { sessions } if self.leading => {
                 for s in sessions {
@@ -514,7 +528,7 @@ impl ZkService {
         let watches = &mut self.reads.watches;
         let (cxid, now) = (t.header.cxid, cx.now_ms);
         match &t.body {
-            TxnBody::CreateSession { timeout } => {
+            TxnBody::CreateSession { timeout, .. } => {
                 if let Some(conn) = self.conns.created(session) {
                     self.accept(conn, session, *timeout, cx);
                 }
