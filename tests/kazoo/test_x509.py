@@ -1,7 +1,7 @@
 """The x509 scheme through kazoo over TLS (ci/clients.sh's TLS round): the client certificate
 authenticates the connection as x509:<subject>, with the subject written as Java's
 X500Principal.getName() writes it (ZAB_X509_DN, computed with java by the script); an x509
-ACL admits that certificate and refuses another one and a plaintext-free `auth` ACL expands to
+ACL admits that certificate and refuses another one, and an `auth` ACL expands to
 the certificate's id. Skipped outside the TLS round."""
 
 import os
