@@ -169,7 +169,8 @@ impl InboxGauge {
         }
     }
 
-    /// Replica thread: one frame taken (a frame it did not count is ignored).
+    /// Replica thread: one frame taken (a frame it did not count is ignored); also the
+    /// network, for a counted frame it did not hand over after all.
     pub fn taken(&self) {
         if self
             .queued
@@ -697,7 +698,12 @@ async fn run_quorum<P>(
                             .slots()
                             .get(&peer)
                             .is_some_and(|(g, _, _, _)| *g == generation);
-                        if !current || !(shared.events)(NetEvent::Quorum { from: peer, frame }) {
+                        if !current {
+                            // Not handed over: it leaves the inbox count again.
+                            shared.state.inbox.taken();
+                            break 'outer;
+                        }
+                        if !(shared.events)(NetEvent::Quorum { from: peer, frame }) {
                             break 'outer;
                         }
                     }
@@ -936,6 +942,29 @@ mod tests {
         let mut buf = BytesMut::new();
         wire::encode_frame::<ZnodeTxn>(&Frame::Heartbeat, &mut buf);
         stream.write_all(&buf).await.expect("write");
+    }
+
+    /// The inbox admits up to its limit, then waits until the replica thread takes a frame;
+    /// a frame taken that was never counted does not open a slot.
+    #[tokio::test]
+    async fn the_inbox_waits_at_its_limit() {
+        let gauge = Arc::new(InboxGauge::default());
+        gauge.taken();
+        for _ in 0..2 {
+            gauge.admit(2).await;
+        }
+        assert_eq!(gauge.queued(), 2);
+        let waiting = tokio::time::timeout(Duration::from_millis(100), gauge.admit(2)).await;
+        assert!(waiting.is_err(), "a third frame waits");
+        let g = Arc::clone(&gauge);
+        let third = tokio::spawn(async move { g.admit(2).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        gauge.taken();
+        tokio::time::timeout(Duration::from_secs(5), third)
+            .await
+            .expect("admitted once one is taken")
+            .expect("task");
+        assert_eq!(gauge.queued(), 2);
     }
 
     /// The displacement attack: a second handshake with a connected learner's id, while that
