@@ -420,7 +420,7 @@ fn quorum_tls(cfg: &ServerConfig) -> anyhow::Result<Option<Arc<QuorumTls>>> {
     Ok(Some(Arc::new(tls)))
 }
 
-/// The peer ports carry no authentication (quorum TLS is issue 11's next step): say loudly
+/// Without `sslQuorum` the peer ports carry no authentication: say loudly
 /// what anyone who reaches them can do, so that no one runs this on a shared network unaware.
 fn warn_plaintext_quorum(members: usize) {
     warn!(
@@ -428,8 +428,8 @@ fn warn_plaintext_quorum(members: usize) {
         "SECURITY: the quorum and election ports are PLAINTEXT and UNAUTHENTICATED. Any process \
          that reaches them can pose as a member: vote itself leader and commit forged writes, \
          acknowledge proposals for stopped followers (acknowledged writes can then be lost), \
-         or forward writes with super-user rights past every ACL. Bind them to a private \
-         network or loopback only; see README, Security."
+         or forward writes with super-user rights past every ACL. Set sslQuorum=true (README, \
+         Security), or bind them to loopback for development only."
     );
 }
 

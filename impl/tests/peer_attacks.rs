@@ -2,6 +2,8 @@
 //! processes on loopback (issue 11): what a plaintext ensemble must survive even without
 //! authentication. Here: a rogue that wins an election (by posing as two members) and sends
 //! a garbage SNAP; the follower drops it and keeps running.
+//! The same attacks against an ensemble with quorum TLS, all refused at the handshake, are in
+//! `quorum_tls.rs`.
 
 #![allow(clippy::print_stderr)]
 
