@@ -19,8 +19,8 @@
 //! server that cannot keep up pushes back through TCP and its leader drops it, instead of
 //! buffering.
 
-use crate::quorum_tls::{PeerStream, QuorumTls};
 use crate::latency::{Breakdown, Side, Stage};
+use crate::quorum_tls::{PeerStream, QuorumTls};
 use crate::wire::{
     self, Frame, HELLO_LEN, HandshakeStatus, Hello, PayloadCodec, Purpose, WELCOME_LEN, Welcome,
 };
