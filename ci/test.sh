@@ -73,6 +73,8 @@ step "loom (log writer hand-off)" \
 step "TLA+ mirror (TLC)" ci/tla.sh
 
 if [ "$deep" = 1 ]; then
+  step "deterministic simulation with storage faults (3 seeds, ignored in the quick run)" \
+    cargo test --locked -p zab-refinement --test simulation -- --ignored
   step "deterministic simulation (200 seeds of 3 servers, 20 s each)" \
     cargo run --locked --release -p zab-refinement --bin zab-sim -- sweep --from 0 --count 200
   step "deterministic simulation (50 seeds of 5 servers)" \

@@ -77,11 +77,11 @@ fn the_same_seed_gives_a_byte_identical_trace() {
 /// server but need a crash inside a window of a few ms and were not found within 16-22 seeds
 /// of 3 s; README says so.
 const FOUND: [(Bug, u64); 4] = [
-    (Bug::Zk4394, 1),
+    (Bug::Zk4394, 4),
     // Seed 0 now ends in a refinement divergence (a FollowLeader the refiner cannot commute
     // past its leader's FOLLOWERINFO) before the bug shows; seed 1 breaks the invariant.
     (Bug::PaperRedundantPropose, 1),
-    (Bug::PaperCommitldZxid, 1),
+    (Bug::PaperCommitldZxid, 4),
     (Bug::PaperProposeRecipients, 2),
 ];
 
@@ -109,7 +109,11 @@ fn known_bug_switches_are_found_by_simulation_and_refinement() {
 /// records, lost epoch files, wiped data directories, failing fsyncs. Every check stays green:
 /// the restarted server must be `recovering` where the model says so (refinement), and no
 /// acknowledged write is lost (linearizability, replica agreement).
+///
+/// Deep (`ci/test.sh --deep`): a seed takes minutes (about 3 in release on the 2-core
+/// machine), too long for the CI budget.
 #[test]
+#[ignore = "deep: minutes per seed; ci/test.sh --deep runs it"]
 fn storage_faults_lose_no_acknowledged_write() {
     let mut injected = std::collections::BTreeMap::new();
     for seed in 1..=3 {
