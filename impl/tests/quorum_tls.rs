@@ -28,26 +28,6 @@ type P = zab_zk::Txn;
 
 const SERVE: Duration = Duration::from_secs(60);
 
-/// `(id, quorum, election)` addresses from server 1's `zoo.cfg`.
-fn peer_addrs(e: &Ensemble) -> Vec<(u64, SocketAddr, SocketAddr)> {
-    let cfg = std::fs::read_to_string(e.node(1).dir.join("zoo.cfg")).expect("zoo.cfg");
-    cfg.lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once('=')?;
-            let id: u64 = k.strip_prefix("server.")?.parse().ok()?;
-            let mut parts = v.split(':');
-            let host = parts.next()?;
-            let q: u16 = parts.next()?.parse().ok()?;
-            let el: u16 = parts.next()?.parse().ok()?;
-            Some((
-                id,
-                format!("{host}:{q}").parse().ok()?,
-                format!("{host}:{el}").parse().ok()?,
-            ))
-        })
-        .collect()
-}
-
 fn log_of(e: &Ensemble, id: u64) -> String {
     std::fs::read_to_string(&e.node(id).log).unwrap_or_default()
 }
@@ -181,7 +161,7 @@ fn a_tls_ensemble_replicates_and_refuses_every_outsider() {
         assert_eq!(read_on(&e, id, "/tls").as_deref(), Some(&b"replicated"[..]));
     }
 
-    let addrs = peer_addrs(&e);
+    let addrs = e.peer_addrs();
     let follower = (1..=3).find(|&id| id != leader).expect("a follower");
     let other = (1..=3)
         .find(|&id| id != leader && id != follower)
@@ -291,7 +271,7 @@ fn a_rogue_cannot_win_an_election_or_send_a_snap_under_tls() {
     let pki = Pki::new("zab test CA");
     let mut e = tls_ensemble(&pki);
     e.wait_stable(SERVE);
-    let addrs = peer_addrs(&e);
+    let addrs = e.peer_addrs();
     let (_, quorum3, _) = addrs[2];
     let (_, _, election1) = addrs[0];
     // As in peer_attacks.rs: only server 1 runs, the rogue holds server 3's quorum port and
@@ -444,7 +424,7 @@ fn a_rolling_switch_from_plaintext_to_tls_keeps_the_ensemble_serving() {
         }
     }
     // Closed now: a plaintext hello is refused on every peer port.
-    for (_, quorum, election) in peer_addrs(&e) {
+    for (_, quorum, election) in e.peer_addrs() {
         for (addr, purpose) in [(quorum, Purpose::Quorum), (election, Purpose::Election)] {
             let o = plain_attempt(addr, purpose, 2);
             assert!(matches!(o, Outcome::Closed(_)), "{addr} {purpose:?}: {o:?}");
