@@ -438,10 +438,17 @@ mod tests {
         assert_eq!(b.summary(Stage::LeaderDurable).0, 2, "1 and 2, not 3");
         assert_eq!(b.summary(Stage::FollowerDurable).0, 2);
         b.durable_through(z(3), 40, t0 + Duration::from_micros(900));
-        assert_eq!(b.summary(Stage::LeaderDurable).0, 3, "3 once, 1 and 2 not again");
+        assert_eq!(
+            b.summary(Stage::LeaderDurable).0,
+            3,
+            "3 once, 1 and 2 not again"
+        );
         assert_eq!(b.summary(Stage::LogFsync).0, 2);
         let (_, p50, _, _, max, _) = b.summary(Stage::LeaderDurable);
-        assert!((495..=505).contains(&p50) && (895..=905).contains(&max), "{p50} {max}");
+        assert!(
+            (495..=505).contains(&p50) && (895..=905).contains(&max),
+            "{p50} {max}"
+        );
         // Rendered where /metrics reads it.
         let mut text = String::new();
         b.render(&mut text);

@@ -237,9 +237,11 @@ impl SendQueue {
                 return false;
             }
         }
-        let _ = self
-            .tx
-            .send((buf.freeze(), stamp_written(frame, self.leader_side), counted));
+        let _ = self.tx.send((
+            buf.freeze(),
+            stamp_written(frame, self.leader_side),
+            counted,
+        ));
         true
     }
 }
@@ -1002,12 +1004,21 @@ mod tests {
             }),
             limit
         ));
-        assert!(q.queued.load(Ordering::SeqCst) < 700, "only the first frame counted");
-        assert!(!q.push(&app(600), limit), "past the limit once the sync is over");
+        assert!(
+            q.queued.load(Ordering::SeqCst) < 700,
+            "only the first frame counted"
+        );
+        assert!(
+            !q.push(&app(600), limit),
+            "past the limit once the sync is over"
+        );
         let counted: Vec<bool> = std::iter::from_fn(|| rx.try_recv().ok())
             .map(|(_, _, c)| c)
             .collect();
-        assert_eq!(counted, [true, false, false, false, false, false, false, false]);
+        assert_eq!(
+            counted,
+            [true, false, false, false, false, false, false, false]
+        );
     }
 
     /// The inbox admits up to its limit, then waits until the replica thread takes a frame;

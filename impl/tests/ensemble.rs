@@ -251,7 +251,10 @@ fn breakdown_stamps_the_leaders_fsyncs(e: &Ensemble, leader: u64, writes: f64) {
     // A quorum of followers may commit before the leader's own fsync returns.
     let deadline = Instant::now() + SERVE;
     while e.metric(leader, "zab_durable_zxid") < e.metric(leader, "zab_committed_zxid") {
-        assert!(Instant::now() < deadline, "the leader's log never caught up");
+        assert!(
+            Instant::now() < deadline,
+            "the leader's log never caught up"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let durable = e.metric(leader, DURABLE).expect("metric");
@@ -298,7 +301,10 @@ fn a_former_leader_with_an_uncommitted_proposal_is_truncated() {
     // its `persisted` mark, set only by the log writer's report after the fsync; unlike a
     // count of durable stamps it cannot be moved by another proposal or lost to a step-down).
     while e.metric(old_leader, "zab_durable_zxid").expect("metric") < proposed {
-        assert!(Instant::now() < deadline, "the proposal never became durable");
+        assert!(
+            Instant::now() < deadline,
+            "the proposal never became durable"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     e.kill(old_leader);
