@@ -108,6 +108,9 @@ pub struct Status {
     pub last_zxid: AtomicU64,
     /// Last delivered zxid.
     pub committed_zxid: AtomicU64,
+    /// Last zxid of the log known durable (the core's `persisted`: fsynced before it is
+    /// reported, so never ahead of the disk).
+    pub durable_zxid: AtomicU64,
     /// Transactions delivered since start.
     pub delivered: AtomicU64,
     /// Proposals this server made as leader.
@@ -313,6 +316,13 @@ pub fn render(status: &Status) -> String {
     );
     gauge(
         &mut out,
+        "zab_durable_zxid",
+        "The last zxid of the log known durable (fsynced).",
+        "gauge",
+        status.durable_zxid.load(Ordering::Relaxed),
+    );
+    gauge(
+        &mut out,
         "zab_committed_zxid",
         "The last delivered zxid.",
         "gauge",
@@ -443,6 +453,7 @@ mod tests {
             "zab_role{role=\"looking\"} 1",
             "zab_epoch",
             "zab_last_zxid",
+            "zab_durable_zxid",
             "zab_committed_txns_total",
             "zab_outstanding_proposals",
             "zab_synced_followers",

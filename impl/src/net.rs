@@ -10,7 +10,8 @@
 //! that was replaced never reaches the core.
 //!
 //! Bounds (issue 12): a quorum connection's send queue counts the bytes of the frames queued
-//! and not yet written (a SNAP frame excepted); past `peerSendQueueLimitBytes` the peer is
+//! and not yet written (a learner's synchronization excepted: SNAP, or DIFF/TRUNC with the
+//! transactions it carries, through NEWLEADER); past `peerSendQueueLimitBytes` the peer is
 //! dropped with a warning (the core hears `Disconnected`; a follower reconnects and is
 //! resynchronized). An election connection queues at most [`crate::bounds::ELECTION_QUEUE`]
 //! notifications; newer ones past that are dropped (only the latest matters, and the election
@@ -188,33 +189,59 @@ impl InboxGauge {
     }
 }
 
+/// An encoded frame on its way to the writer task: its bytes, the breakdown stage it reaches
+/// once written, and whether its bytes count in the send queue.
+type QueuedFrame = (bytes::Bytes, Option<(Zxid, Stage)>, bool);
+
 /// A quorum connection's send queue: encoded frames, and the bytes queued and not written.
 #[derive(Debug, Clone)]
 struct SendQueue {
-    /// Encoded frames, each with the breakdown stage it reaches once written.
-    tx: mpsc::UnboundedSender<(bytes::Bytes, Option<(Zxid, Stage)>)>,
+    tx: mpsc::UnboundedSender<QueuedFrame>,
     queued: Arc<AtomicU64>,
     /// Whether this server leads on the connection (which frames are stamped).
     leader_side: bool,
+    /// Between the first frame of a learner's synchronization (SNAP, DIFF, TRUNC) and its
+    /// NEWLEADER: the core queues them in one step.
+    syncing: Arc<AtomicBool>,
 }
 
 impl SendQueue {
-    /// Queues `frame`; `false` if that would pass `limit` (the peer is then dropped). A SNAP
-    /// is not counted: it is one O(data) frame, sent whole.
+    /// Queues `frame`; `false` if that would pass `limit` (the peer is then dropped). A
+    /// learner's synchronization is not counted: it is one O(log) unit queued at once (the
+    /// SNAP, or the DIFF or TRUNC with every transaction it carries, through NEWLEADER),
+    /// bounded by the leader's in-memory log (`snapSizeLimitInKb`, `snapCount`), not by how
+    /// fast the learner reads. Counted, a history longer than the limit would drop the
+    /// learner at every attempt to synchronize it, and it would never rejoin.
     fn push<P: PayloadCodec>(&self, frame: &Frame<P>, limit: usize) -> bool {
         let mut buf = BytesMut::new();
         wire::encode_frame(frame, &mut buf);
         let len = buf.len() as u64;
-        let counted = !matches!(frame, Frame::Zab(QuorumMessage::Snap { .. }));
+        let counted = match frame {
+            Frame::Zab(
+                QuorumMessage::Snap { .. }
+                | QuorumMessage::Diff { .. }
+                | QuorumMessage::Trunc { .. },
+            ) => {
+                self.syncing.store(true, Ordering::SeqCst);
+                false
+            }
+            Frame::Zab(QuorumMessage::NewLeader { .. }) => {
+                self.syncing.store(false, Ordering::SeqCst);
+                false
+            }
+            _ => !self.syncing.load(Ordering::SeqCst),
+        };
         if counted {
             let now = self.queued.fetch_add(len, Ordering::SeqCst) + len;
             if now > limit as u64 {
                 return false;
             }
         }
-        let _ = self
-            .tx
-            .send((buf.freeze(), stamp_written(frame, self.leader_side)));
+        let _ = self.tx.send((
+            buf.freeze(),
+            stamp_written(frame, self.leader_side),
+            counted,
+        ));
         true
     }
 }
@@ -617,7 +644,7 @@ async fn run_quorum<P>(
     let generation = shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
     let up = std::time::Instant::now();
     let (mut reader, mut writer) = tokio::io::split(stream);
-    let (tx, mut rx) = mpsc::unbounded_channel::<(bytes::Bytes, Option<(Zxid, Stage)>)>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<QueuedFrame>();
     let queued = Arc::new(AtomicU64::new(0));
     let written = Arc::clone(&queued);
     let breakdown = shared.cfg.breakdown.clone();
@@ -627,15 +654,17 @@ async fn run_quorum<P>(
         Side::Follower
     };
     let writer_task = tokio::spawn(async move {
-        while let Some((frame, stamp)) = rx.recv().await {
+        while let Some((frame, stamp, counted)) = rx.recv().await {
             // (A TLS stream may hold the last record until flushed; a socket's flush is free.)
             if writer.write_all(&frame).await.is_err() || writer.flush().await.is_err() {
                 return;
             }
-            let n = frame.len() as u64;
-            let _ = written.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |q| {
-                Some(q.saturating_sub(n))
-            });
+            if counted {
+                let n = frame.len() as u64;
+                let _ = written.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |q| {
+                    Some(q.saturating_sub(n))
+                });
+            }
             // A PROPOSAL (leader) or ACK (follower) reaches its breakdown stage once written.
             if let (Some(b), Some((zxid, stage))) = (&breakdown, stamp) {
                 b.mark(side, zxid, stage, std::time::Instant::now());
@@ -661,6 +690,7 @@ async fn run_quorum<P>(
                 tx,
                 queued,
                 leader_side,
+                syncing: Arc::new(AtomicBool::new(false)),
             },
             writer_task.abort_handle(),
             Arc::clone(&seen),
@@ -942,6 +972,53 @@ mod tests {
         let mut buf = BytesMut::new();
         wire::encode_frame::<ZnodeTxn>(&Frame::Heartbeat, &mut buf);
         stream.write_all(&buf).await.expect("write");
+    }
+
+    /// A learner's synchronization longer than the limit is queued whole (not counted, and
+    /// not subtracted once written); the frames after its NEWLEADER count again.
+    #[test]
+    fn a_synchronization_is_not_counted_against_the_send_queue() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let q = SendQueue {
+            tx,
+            queued: Arc::new(AtomicU64::new(0)),
+            leader_side: true,
+            syncing: Arc::new(AtomicBool::new(false)),
+        };
+        let limit = 1000;
+        let app = |n: usize| Frame::<ZnodeTxn>::App(1, bytes::Bytes::from(vec![0u8; n]));
+        let zab = |m| Frame::<ZnodeTxn>::Zab(m);
+        assert!(q.push(&app(600), limit), "counted");
+        assert!(q.push(
+            &zab(QuorumMessage::Diff {
+                last_zxid: Zxid::new(1, 0)
+            }),
+            limit
+        ));
+        for _ in 0..5 {
+            assert!(q.push(&app(600), limit), "part of the synchronization");
+        }
+        assert!(q.push(
+            &zab(QuorumMessage::NewLeader {
+                zxid: Zxid::new(2, 0)
+            }),
+            limit
+        ));
+        assert!(
+            q.queued.load(Ordering::SeqCst) < 700,
+            "only the first frame counted"
+        );
+        assert!(
+            !q.push(&app(600), limit),
+            "past the limit once the sync is over"
+        );
+        let counted: Vec<bool> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|(_, _, c)| c)
+            .collect();
+        assert_eq!(
+            counted,
+            [true, false, false, false, false, false, false, false]
+        );
     }
 
     /// The inbox admits up to its limit, then waits until the replica thread takes a frame;

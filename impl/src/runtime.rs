@@ -792,6 +792,9 @@ where
             .committed_zxid
             .store(log.committed().to_u64(), Ordering::Relaxed);
         self.status
+            .durable_zxid
+            .store(log.persisted().to_u64(), Ordering::Relaxed);
+        self.status
             .outstanding
             .store(self.peer.outstanding_proposals() as u64, Ordering::Relaxed);
         self.status

@@ -7,7 +7,6 @@
 
 use crate::config::ServerConfig;
 use crate::core::{PeerConfig, TraceEvent};
-use crate::latency::{Side, Stage};
 use crate::metrics::Status;
 use crate::net::{self, NetCommand, NetConfig, NetState};
 use crate::quorum_tls::{MemberHost, QuorumTls};
@@ -149,10 +148,7 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
             } = &ev
             {
                 // Stamped on the writer thread, as the fsync returns.
-                let now = std::time::Instant::now();
-                breakdown.record_micros(Stage::LogFsync, *fsync_micros);
-                breakdown.mark_through(Side::Leader, *zxid, Stage::LeaderDurable, now);
-                breakdown.mark_through(Side::Follower, *zxid, Stage::FollowerDurable, now);
+                breakdown.durable_through(*zxid, *fsync_micros, std::time::Instant::now());
             }
             let _ = writer_events.send(Event::Writer(ev));
         })
@@ -165,7 +161,9 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the I/O runtime")?;
-    let status = Arc::new(Status::default());
+    // `status` is the one created before the log writer: its breakdown is the one the
+    // writer's report stamps (`durable`, `log.fsync`). A second `Status` here (left by a
+    // merge) made those stamps land in an orphan, so `leader.durable` never showed.
     // Directory sizes and file descriptors for dirs, conf, mntr, the AdminServer and
     // /metrics, measured here so that none of them walks a directory on the replica thread.
     crate::metrics::spawn_disk_usage(
