@@ -188,8 +188,8 @@ fn read_frame(s: &mut TcpStream, buf: &mut BytesMut) -> Frame<zab_zk::Txn> {
 }
 
 /// Poses as `sid` on `target`'s election port and votes for server 3 with a history far
-/// ahead, in a far later round.
-fn vote_for_3_as(sid: u64, target: SocketAddr) -> Option<TcpStream> {
+/// ahead, in a far later round (`round`: each attempt needs a later one than the last).
+fn vote_for_3_as(sid: u64, target: SocketAddr, round: u64) -> Option<TcpStream> {
     let mut s = TcpStream::connect(target).ok()?;
     s.write_all(&wire::encode_hello(&Hello {
         purpose: Purpose::Election,
@@ -207,7 +207,7 @@ fn vote_for_3_as(sid: u64, target: SocketAddr) -> Option<TcpStream> {
                 zxid: Zxid::new(1, 1000),
                 leader: ServerId(3),
             },
-            election_epoch: 1_000_000,
+            election_epoch: 1_000_000 * (round + 1),
             state: ServerState::Looking,
             recovering: false,
             empty: true,
@@ -218,7 +218,11 @@ fn vote_for_3_as(sid: u64, target: SocketAddr) -> Option<TcpStream> {
 
 /// Waits for server 1 to follow the rogue on server 3's quorum port, and takes it through
 /// discovery up to the sync message.
-fn follow_rogue(rogue: &TcpListener, election1: SocketAddr) -> (TcpStream, Vec<TcpStream>) {
+fn follow_rogue(
+    rogue: &TcpListener,
+    election1: SocketAddr,
+    round: u64,
+) -> (TcpStream, Vec<TcpStream>) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut votes = Vec::new();
     let mut stream = loop {
@@ -230,8 +234,8 @@ fn follow_rogue(rogue: &TcpListener, election1: SocketAddr) -> (TcpStream, Vec<T
             "server 1 never followed the rogue"
         );
         if votes.len() < 40 {
-            votes.extend(vote_for_3_as(2, election1));
-            votes.extend(vote_for_3_as(3, election1));
+            votes.extend(vote_for_3_as(2, election1, round));
+            votes.extend(vote_for_3_as(3, election1, round));
         }
         std::thread::sleep(Duration::from_millis(100));
     };
@@ -330,8 +334,8 @@ fn a_rogue_leaders_bad_chunk_sequences_are_refused_and_the_follower_keeps_runnin
         ),
     ];
     let mut votes = Vec::new();
-    for (what, frames, expected) in cases {
-        let (mut stream, v) = follow_rogue(&rogue, election1);
+    for (round, (what, frames, expected)) in cases.into_iter().enumerate() {
+        let (mut stream, v) = follow_rogue(&rogue, election1, round as u64);
         votes.extend(v);
         send(&mut stream, &frames);
         let deadline = Instant::now() + Duration::from_secs(10);
