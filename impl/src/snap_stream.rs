@@ -1,4 +1,4 @@
-//! A SNAP as a bounded sequence of frames (issues 11 and 12): [`snap_frames`] cuts a
+//! A SNAP as a bounded sequence of frames (issues 11 and 12): [`wire::snap_frames`] cuts a
 //! serialized snapshot into SNAP (last zxid, size, CRC32C), SNAPCHUNKs of at most
 //! [`wire::SNAP_CHUNK`] bytes and SNAPEND; [`SnapAssembler`] checks and reassembles them on the
 //! follower, refusing a chunk that is out of order, past the announced size, a sequence
@@ -6,31 +6,10 @@
 //! another zxid. The network layer runs the assembler, so the core and the runtime see one
 //! `QuorumMessage::Snap`, as the model does.
 
+pub use crate::wire::snap_frames;
 use crate::wire::{self, Frame};
 use bytes::{Bytes, BytesMut};
 use zab_spec::{QuorumMessage, Zxid};
-
-/// The chunk sequence of a snapshot (the chunks share `data`'s buffer: nothing is copied).
-#[must_use]
-pub fn snap_frames<P>(last_zxid: Zxid, data: &Bytes) -> Vec<Frame<P>> {
-    let mut out = Vec::with_capacity(data.len() / wire::SNAP_CHUNK + 3);
-    out.push(Frame::SnapBegin {
-        last_zxid,
-        total: data.len() as u64,
-        crc: crc32c::crc32c(data),
-    });
-    let mut offset = 0;
-    while offset < data.len() {
-        let end = (offset + wire::SNAP_CHUNK).min(data.len());
-        out.push(Frame::SnapChunk {
-            offset: offset as u64,
-            data: data.slice(offset..end),
-        });
-        offset = end;
-    }
-    out.push(Frame::SnapEnd { last_zxid });
-    out
-}
 
 /// Why a SNAP sequence was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

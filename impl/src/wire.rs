@@ -12,7 +12,7 @@
 //!
 //! A SNAP is never one frame: it travels as SNAP (its last zxid, total size and CRC32C),
 //! SNAPCHUNKs of at most [`SNAP_CHUNK`] bytes each carrying its offset, and SNAPEND
-//! (`crate::snap_stream` produces and reassembles the sequence), so that no frame is larger
+//! ([`snap_frames`] produces the sequence, the `snap_stream` module reassembles it), so that no frame is larger
 //! than what a chunk or a proposal can be ([`MAX_FRAME`]).
 
 use crate::core::Message;
@@ -319,7 +319,7 @@ pub enum Frame<P> {
     Restored,
     /// An application frame (forwarded client requests, session traffic): a kind and bytes.
     App(u8, Bytes),
-    /// The first frame of a SNAP (`crate::snap_stream`): the snapshot's last zxid, its size
+    /// The first frame of a SNAP (see the `snap_stream` module): the snapshot's last zxid, its size
     /// and its CRC32C. Only the network layer sees it; the core gets the reassembled
     /// `QuorumMessage::Snap`.
     SnapBegin {
@@ -400,7 +400,7 @@ pub fn encode_frame<P: PayloadCodec>(frame: &Frame<P>, out: &mut BytesMut) {
         }) => {
             // Never one frame: the whole chunk sequence, each frame with its own prefix.
             out.truncate(start);
-            for f in crate::snap_stream::snap_frames::<P>(*last_zxid, snapshot) {
+            for f in snap_frames::<P>(*last_zxid, snapshot) {
                 encode_frame(&f, out);
             }
             return;
@@ -424,6 +424,28 @@ pub fn encode_frame<P: PayloadCodec>(frame: &Frame<P>, out: &mut BytesMut) {
     }
     let len = (out.len() - start - 4) as u32;
     out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+/// The chunk sequence of a snapshot; the chunks share `data`'s buffer (nothing is copied).
+#[must_use]
+pub fn snap_frames<P>(last_zxid: Zxid, data: &Bytes) -> Vec<Frame<P>> {
+    let mut out = Vec::with_capacity(data.len() / SNAP_CHUNK + 3);
+    out.push(Frame::SnapBegin {
+        last_zxid,
+        total: data.len() as u64,
+        crc: crc32c::crc32c(data),
+    });
+    let mut offset = 0;
+    while offset < data.len() {
+        let end = (offset + SNAP_CHUNK).min(data.len());
+        out.push(Frame::SnapChunk {
+            offset: offset as u64,
+            data: data.slice(offset..end),
+        });
+        offset = end;
+    }
+    out.push(Frame::SnapEnd { last_zxid });
+    out
 }
 
 fn encode_message<P: PayloadCodec>(m: &Message<P>, out: &mut BytesMut) {
