@@ -1,13 +1,13 @@
-//! A SNAP as a bounded sequence of frames (issues 11 and 12): [`wire::snap_frames`] cuts a
+//! A SNAP as a bounded sequence of frames (issues 11 and 12): [`crate::wire::snap_frames`] cuts a
 //! serialized snapshot into SNAP (last zxid, size, CRC32C), SNAPCHUNKs of at most
-//! [`wire::SNAP_CHUNK`] bytes and SNAPEND; [`SnapAssembler`] checks and reassembles them on the
+//! [`crate::wire::SNAP_CHUNK`] bytes and SNAPEND; [`SnapAssembler`] checks and reassembles them on the
 //! follower, refusing a chunk that is out of order, past the announced size, a sequence
 //! interrupted by another frame, a size or checksum that does not match, or a SNAPEND for
 //! another zxid. The network layer runs the assembler, so the core and the runtime see one
 //! `QuorumMessage::Snap`, as the model does.
 
+use crate::wire::Frame;
 pub use crate::wire::snap_frames;
-use crate::wire::{self, Frame};
 use bytes::{Bytes, BytesMut};
 use zab_spec::{QuorumMessage, Zxid};
 
@@ -234,6 +234,7 @@ fn frame_name<P>(f: &Frame<P>) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire;
     use zab_spec::ZnodeTxn;
 
     type F = Frame<ZnodeTxn>;
