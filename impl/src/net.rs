@@ -10,12 +10,20 @@
 //! that was replaced never reaches the core.
 //!
 //! Bounds (issue 12): a quorum connection's send queue counts the bytes of the frames queued
-//! and not yet written (a learner's synchronization excepted: SNAP, or DIFF/TRUNC with the
+//! and not yet written (a learner's synchronization excepted: a SNAP or a DIFF read from disk is a
+//! stream produced at most `STREAM_DEPTH` frames ahead; a DIFF/TRUNC with the in-memory
 //! transactions it carries, through NEWLEADER); past `peerSendQueueLimitBytes` the peer is
 //! dropped with a warning (the core hears `Disconnected`; a follower reconnects and is
 //! resynchronized). An election connection queues at most [`crate::bounds::ELECTION_QUEUE`]
 //! notifications; newer ones past that are dropped (only the latest matters, and the election
-//! resends). Frames read from peers and not yet taken by the replica thread are counted
+//! resends). A stream ([`NetCommand::Stream`]: a SNAP in chunks, a DIFF read back from the
+//! log) is produced on its own thread into a channel of [`STREAM_DEPTH`] frames that the
+//! connection's writer drains in its place in the queue: the producer waits while the peer
+//! does not read, so at most that many chunks are queued for one learner; what is queued
+//! behind the stream counts towards `peerSendQueueLimitBytes` as usual. On a follower, a SNAP
+//! sequence is checked and reassembled (`crate::snap_stream`) before the replica thread sees
+//! it; a bad one closes the connection to that leader with an error naming it.
+//! Frames read from peers and not yet taken by the replica thread are counted
 //! ([`InboxGauge`]); past `peerInboxLimit` no peer connection is read until it drains, so a
 //! server that cannot keep up pushes back through TCP and its leader drops it, instead of
 //! buffering.
@@ -64,6 +72,45 @@ pub enum NetCommand<P> {
         /// The other end.
         peer: ServerId,
     },
+    /// Send the frames `producer` makes, in order, on the quorum connection with `to`, in
+    /// this place among the other frames sent to `to` (those sent after wait). The producer
+    /// runs on a thread of its own, never on the replica thread.
+    Stream {
+        /// The receiver.
+        to: ServerId,
+        /// What the stream is, for logs ("SNAP", "DIFF from the log").
+        what: &'static str,
+        /// Makes the frames.
+        producer: Producer<P>,
+    },
+}
+
+/// Makes frames for one peer off the replica thread (a SNAP's chunks, transactions read back
+/// from the log), handing each to `emit` in order; `emit` returns `false` once the peer is
+/// gone (stop then). An error drops the connection with the peer, which then resynchronizes.
+pub type FrameProducer<P> =
+    Box<dyn FnOnce(&mut dyn FnMut(Frame<P>) -> bool) -> Result<(), String> + Send>;
+
+/// Frames a stream may have queued for one peer, produced but not yet written: with
+/// [`wire::SNAP_CHUNK`]-sized chunks, at most 4 MiB per learner.
+pub const STREAM_DEPTH: usize = 4;
+
+/// A [`FrameProducer`] in a [`NetCommand`] (which is `Debug`).
+pub struct Producer<P>(pub FrameProducer<P>);
+
+impl<P> std::fmt::Debug for Producer<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Producer(..)")
+    }
+}
+
+/// What a quorum connection's writer task takes from its queue.
+enum Out {
+    /// An encoded frame, with the breakdown stage it reaches once written, and whether its
+    /// bytes count against the send queue's bound (a learner's synchronization does not).
+    Frame(bytes::Bytes, Option<(Zxid, Stage)>, bool),
+    /// A stream's encoded frames, drained in this place; an error closes the connection.
+    Stream(&'static str, mpsc::Receiver<Result<bytes::Bytes, String>>),
 }
 
 /// What the network tells the core thread.
@@ -137,6 +184,10 @@ pub struct NetState {
     pub leading: AtomicBool,
     /// Peer frames handed to the replica thread and not yet taken.
     pub inbox: InboxGauge,
+    /// The largest frame body read on a quorum connection, in bytes.
+    pub largest_quorum_frame: AtomicU64,
+    /// SNAP chunks received from leaders (reassembled or not).
+    pub snap_chunks: AtomicU64,
 }
 
 /// Counts the peer frames handed to the replica thread and not yet taken by it: the network
@@ -189,14 +240,11 @@ impl InboxGauge {
     }
 }
 
-/// An encoded frame on its way to the writer task: its bytes, the breakdown stage it reaches
-/// once written, and whether its bytes count in the send queue.
-type QueuedFrame = (bytes::Bytes, Option<(Zxid, Stage)>, bool);
-
 /// A quorum connection's send queue: encoded frames, and the bytes queued and not written.
 #[derive(Debug, Clone)]
 struct SendQueue {
-    tx: mpsc::UnboundedSender<QueuedFrame>,
+    /// Encoded frames, each with the breakdown stage it reaches once written, and streams.
+    tx: mpsc::UnboundedSender<Out>,
     queued: Arc<AtomicU64>,
     /// Whether this server leads on the connection (which frames are stamped).
     leader_side: bool,
@@ -209,7 +257,7 @@ impl SendQueue {
     /// Queues `frame`; `false` if that would pass `limit` (the peer is then dropped). A
     /// learner's synchronization is not counted: it is one O(log) unit queued at once (the
     /// SNAP, or the DIFF or TRUNC with every transaction it carries, through NEWLEADER),
-    /// bounded by the leader's in-memory log (`snapSizeLimitInKb`, `snapCount`), not by how
+    /// bounded by the leader's in-memory log (`commitLogCount`, outstanding proposals), not by how
     /// fast the learner reads. Counted, a history longer than the limit would drop the
     /// learner at every attempt to synchronize it, and it would never rejoin.
     fn push<P: PayloadCodec>(&self, frame: &Frame<P>, limit: usize) -> bool {
@@ -237,18 +285,51 @@ impl SendQueue {
                 return false;
             }
         }
-        let _ = self.tx.send((
+        let _ = self.tx.send(Out::Frame(
             buf.freeze(),
             stamp_written(frame, self.leader_side),
             counted,
         ));
         true
     }
+
+    /// Queues a stream: `producer` runs on a thread of its own and its frames are written in
+    /// this place, at most [`STREAM_DEPTH`] of them produced ahead of the socket.
+    fn push_stream<P>(&self, to: ServerId, what: &'static str, producer: FrameProducer<P>)
+    where
+        P: PayloadCodec + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel::<Result<bytes::Bytes, String>>(STREAM_DEPTH);
+        if self.tx.send(Out::Stream(what, rx)).is_err() {
+            return;
+        }
+        let run = move || {
+            let mut emit = |frame: Frame<P>| {
+                let mut buf = BytesMut::new();
+                wire::encode_frame(&frame, &mut buf);
+                tx.blocking_send(Ok(buf.freeze())).is_ok()
+            };
+            if let Err(e) = producer(&mut emit) {
+                let _ = tx.blocking_send(Err(e));
+            }
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name(format!("zab-sync-{}", to.0))
+            .spawn(run)
+        {
+            // The receiver is dropped with the closure: the writer closes the connection.
+            tracing::error!(peer = %to, "cannot start a thread for the {what}: {e}");
+        }
+    }
 }
 
 /// One quorum connection: generation, send queue, writer task, and when it last delivered a
 /// frame (milliseconds since [`Shared::started`]).
 type QuorumSlot = (u64, SendQueue, tokio::task::AbortHandle, Arc<AtomicU64>);
+
+/// The largest snapshot a follower accepts from its leader (announced in SNAP; memory grows
+/// only with the chunks that actually arrive).
+pub const MAX_SNAPSHOT: u64 = 1 << 40;
 
 /// Where the network delivers its events, like the log writer's report closure: in `zabd`
 /// straight onto the replica thread's event channel (each wrapped as `runtime::Event::Net`),
@@ -436,6 +517,12 @@ where
                          reconnects and is resynchronized"
                     );
                     let _ = (shared.events)(NetEvent::Disconnected { peer: to });
+                }
+                NetCommand::Stream { to, what, producer } => {
+                    match shared.slots().get(&to).map(|(_, q, _, _)| q.clone()) {
+                        Some(queue) => queue.push_stream(to, what, producer.0),
+                        None => debug!(peer = %to, "no quorum connection: not starting the {what}"),
+                    }
                 }
                 NetCommand::Connect { leader } => {
                     let Some(&addr) = shared.cfg.quorum.get(&leader) else {
@@ -644,7 +731,7 @@ async fn run_quorum<P>(
     let generation = shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
     let up = std::time::Instant::now();
     let (mut reader, mut writer) = tokio::io::split(stream);
-    let (tx, mut rx) = mpsc::unbounded_channel::<QueuedFrame>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Out>();
     let queued = Arc::new(AtomicU64::new(0));
     let written = Arc::clone(&queued);
     let breakdown = shared.cfg.breakdown.clone();
@@ -654,7 +741,37 @@ async fn run_quorum<P>(
         Side::Follower
     };
     let writer_task = tokio::spawn(async move {
-        while let Some((frame, stamp, counted)) = rx.recv().await {
+        while let Some(out) = rx.recv().await {
+            let (frame, stamp, counted) = match out {
+                Out::Frame(frame, stamp, counted) => (frame, stamp, counted),
+                Out::Stream(what, mut frames) => {
+                    // Drained here, in its place; the producer waits while the socket does.
+                    let mut sent = 0u64;
+                    while let Some(item) = frames.recv().await {
+                        match item {
+                            Ok(frame) => {
+                                if writer.write_all(&frame).await.is_err() {
+                                    return;
+                                }
+                                sent += frame.len() as u64;
+                            }
+                            Err(e) => {
+                                tracing::error!(
+                                    "cannot send the {what} ({e}): closing the connection; \
+                                     the peer resynchronizes"
+                                );
+                                let _ = writer.shutdown().await;
+                                return;
+                            }
+                        }
+                    }
+                    if writer.flush().await.is_err() {
+                        return;
+                    }
+                    debug!(bytes = sent, "{what} sent");
+                    continue;
+                }
+            };
             // (A TLS stream may hold the last record until flushed; a socket's flush is free.)
             if writer.write_all(&frame).await.is_err() || writer.flush().await.is_err() {
                 return;
@@ -714,12 +831,33 @@ async fn run_quorum<P>(
         wire::FrameLimits::from_leader(shared.cfg.jute_max_buffer)
     };
     let mut buf = BytesMut::with_capacity(64 * 1024);
+    // A learner never sends a SNAP (its frame limits refuse the chunks): only a follower
+    // reassembles one.
+    let mut snap = crate::snap_stream::SnapAssembler::new(MAX_SNAPSHOT);
     'outer: loop {
         loop {
             match wire::take_frame(&mut buf, &limits) {
                 Ok(Some(body)) => match wire::decode_frame::<P>(&body) {
                     Ok(frame) => {
                         seen.store(shared.now_ms(), Ordering::Relaxed);
+                        let st = &shared.state;
+                        st.largest_quorum_frame
+                            .fetch_max(body.len() as u64, Ordering::Relaxed);
+                        if matches!(frame, Frame::SnapChunk { .. }) {
+                            st.snap_chunks.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let frame = match snap.push(frame) {
+                            Ok(Some(frame)) => frame,
+                            Ok(None) => continue,
+                            Err(e) => {
+                                tracing::error!(
+                                    leader = peer.0,
+                                    "bad SNAP from the leader ({e}): dropping it and going \
+                                     back to LOOKING"
+                                );
+                                break 'outer;
+                            }
+                        };
                         shared.state.inbox.admit(shared.cfg.inbox_limit).await;
                         if let Some(b) = &shared.cfg.breakdown {
                             stamp_received(b, &frame, leader_side);
@@ -1013,7 +1151,10 @@ mod tests {
             "past the limit once the sync is over"
         );
         let counted: Vec<bool> = std::iter::from_fn(|| rx.try_recv().ok())
-            .map(|(_, _, c)| c)
+            .filter_map(|out| match out {
+                Out::Frame(_, _, c) => Some(c),
+                Out::Stream(..) => None,
+            })
             .collect();
         assert_eq!(
             counted,

@@ -15,8 +15,8 @@ use crate::core::{
 };
 use crate::latency::{Side, Stage};
 use crate::metrics::Status;
-use crate::net::{NetCommand, NetEvent, NetState};
-use crate::storage::{LogWriter, Recovered, SnapshotTicket, StorageError, WriterEvent};
+use crate::net::{FrameProducer, NetCommand, NetEvent, NetState, Producer};
+use crate::storage::{LogRecord, LogWriter, Recovered, SnapshotTicket, StorageError, WriterEvent};
 use crate::wire::{Frame, PayloadCodec};
 use bytes::{Bytes, BytesMut};
 use std::collections::BTreeMap;
@@ -58,6 +58,9 @@ pub trait LogBackend: Send + Sync + 'static {
         zxid: Zxid,
         data: &[u8],
     ) -> Result<(), StorageError>;
+    /// Every logged transaction after `zxid`, read back from the log on disk in order after
+    /// the appends queued before (called off the replica thread, for a DIFF).
+    fn read_after(&self, zxid: Zxid) -> Result<Vec<LogRecord>, StorageError>;
 }
 
 impl LogBackend for LogWriter {
@@ -96,6 +99,9 @@ impl LogBackend for LogWriter {
         data: &[u8],
     ) -> Result<(), StorageError> {
         LogWriter::save_snapshot(self, ticket, zxid, data)
+    }
+    fn read_after(&self, zxid: Zxid) -> Result<Vec<LogRecord>, StorageError> {
+        LogWriter::read_after(self, zxid)
     }
 }
 
@@ -538,6 +544,14 @@ where
                     );
                     Ok(())
                 }
+                // The network reassembles SNAP sequences (`crate::snap_stream`).
+                Frame::SnapBegin { .. } | Frame::SnapChunk { .. } | Frame::SnapEnd { .. } => {
+                    debug!(
+                        from = from.0,
+                        "ignoring a piece of a SNAP outside its sequence"
+                    );
+                    Ok(())
+                }
             },
             Event::Writer(WriterEvent::Durable {
                 zxid,
@@ -651,14 +665,43 @@ where
                 info!(follower = to.0, snapshot = %last_zxid, "synchronizing a learner by SNAP");
                 self.status.syncs[2].fetch_add(1, Ordering::Relaxed);
                 debug_assert_eq!(self.sm.applied_zxid(), last_zxid);
-                let data = (self.sm.snapshot_job())();
-                self.send(
+                // The state is captured now; it is serialized and streamed in chunks off
+                // this thread, before anything sent to `to` after it.
+                let job = self.sm.snapshot_job();
+                let producer: FrameProducer<P> =
+                    Box::new(move |emit: &mut dyn FnMut(Frame<P>) -> bool| {
+                        let data = job();
+                        for frame in crate::snap_stream::snap_frames(last_zxid, &data) {
+                            if !emit(frame) {
+                                break;
+                            }
+                        }
+                        Ok(())
+                    });
+                let _ = self.net.send(NetCommand::Stream {
                     to,
-                    Frame::Zab(QuorumMessage::Snap {
-                        last_zxid,
-                        snapshot: data,
-                    }),
-                );
+                    what: "SNAP",
+                    producer: Producer(producer),
+                });
+            }
+            Action::SendLogged {
+                to,
+                after,
+                through,
+                committed,
+            } => {
+                info!(follower = to.0, %after, %through, "reading a DIFF back from the log on disk");
+                self.status.syncs_from_disk.fetch_add(1, Ordering::Relaxed);
+                let writer = Arc::clone(&self.writer);
+                let producer: FrameProducer<P> =
+                    Box::new(move |emit: &mut dyn FnMut(Frame<P>) -> bool| {
+                        send_logged::<P, L>(&*writer, after, through, committed, emit)
+                    });
+                let _ = self.net.send(NetCommand::Stream {
+                    to,
+                    what: "DIFF from the log",
+                    producer: Producer(producer),
+                });
             }
             Action::SendHeartbeat { to } => self.send(to, Frame::Heartbeat),
             Action::SendRestored { to } => self.send(to, Frame::Restored),
@@ -800,6 +843,15 @@ where
         self.status
             .synced_followers
             .store(self.peer.synced_followers() as u64, Ordering::Relaxed);
+        for (to, from) in [
+            (
+                &self.status.largest_quorum_frame,
+                &self.net_state.largest_quorum_frame,
+            ),
+            (&self.status.snap_chunks, &self.net_state.snap_chunks),
+        ] {
+            to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
         for (k, (_, n)) in self.peer.ignored().iter().enumerate() {
             self.status.ignored[k].store(n, Ordering::Relaxed);
         }
@@ -838,6 +890,41 @@ where
             let _ = events.send(Event::SnapshotSaved(result));
         }));
     }
+}
+
+/// Reads the transactions after `after` up to `through` back from the log and emits a
+/// PROPOSAL for each (plus a COMMIT for those at or before `committed`): a DIFF from a point
+/// whose payloads the core no longer holds in memory. Runs off the replica thread.
+fn send_logged<P: PayloadCodec, L: LogBackend>(
+    writer: &L,
+    after: Zxid,
+    through: Zxid,
+    committed: Zxid,
+    emit: &mut dyn FnMut(Frame<P>) -> bool,
+) -> Result<(), String> {
+    let records = writer
+        .read_after(after)
+        .map_err(|e| format!("reading the log after {after}: {e}"))?;
+    let mut last = after;
+    for r in records.into_iter().take_while(|r| r.zxid <= through) {
+        if !zab_spec::sync::is_next_zxid(last, r.zxid) {
+            return Err(format!("the log jumps from {last} to {}", r.zxid));
+        }
+        let payload = P::decode(&r.payload)
+            .map_err(|e| format!("undecodable transaction {} in the log: {e}", r.zxid))?;
+        let zxid = r.zxid;
+        if !emit(Frame::Zab(QuorumMessage::Proposal(Txn { zxid, payload }))) {
+            return Ok(());
+        }
+        if zxid <= committed && !emit(Frame::Zab(QuorumMessage::Commit { zxid })) {
+            return Ok(());
+        }
+        last = zxid;
+    }
+    if last != through {
+        return Err(format!("the log ends at {last}, before {through}"));
+    }
+    Ok(())
 }
 
 fn peer_tick_ms<P: Payload>(peer: &Peer<P>) -> u64 {

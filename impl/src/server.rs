@@ -133,6 +133,7 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
     peer_cfg.tick_ms = cfg.tick_ms;
     peer_cfg.init_limit = cfg.init_limit;
     peer_cfg.sync_limit = cfg.sync_limit;
+    peer_cfg.commit_log_count = cfg.commit_log_count;
     peer_cfg.trace = opts.trace_file.is_some();
     let peer = runtime::recover_peer::<zab_zk::Txn>(peer_cfg, &recovered)
         .map_err(|e| anyhow::anyhow!("cannot start from {}: {e}", cfg.data_dir.display()))?;

@@ -359,7 +359,18 @@ impl<P: Payload> Peer<P> {
                 last_zxid: plan.base,
             }),
         }
-        for txn in self.log.after(plan.base) {
+        // Transactions before the in-memory window are read back from the log on disk, off
+        // the replica thread, in order before everything sent to `j` after them.
+        let on_disk_end = self.log.on_disk_end();
+        if plan.base < on_disk_end {
+            out.push(Action::SendLogged {
+                to: j,
+                after: plan.base,
+                through: on_disk_end,
+                committed,
+            });
+        }
+        for txn in self.log.after(plan.base.max(on_disk_end)) {
             out.push(Action::Send {
                 to: j,
                 msg: QuorumMessage::Proposal(txn.clone()),

@@ -34,6 +34,9 @@ use zab_spec::{Bug, Epoch, Payload, QuorumMessage, ServerId, ServerState, Txn, Z
 /// A Zab message as the server sends and receives it: SNAP carries serialized state.
 pub type Message<P> = QuorumMessage<P, Bytes>;
 
+/// ZooKeeper's default `commitLogCount` (`ZKDatabase.DEFAULT_COMMIT_LOG_COUNT`).
+pub const DEFAULT_COMMIT_LOG_COUNT: usize = 500;
+
 /// Static configuration of a peer.
 #[derive(Clone, Debug)]
 pub struct PeerConfig {
@@ -58,6 +61,10 @@ pub struct PeerConfig {
     /// Re-introduce a known bug (`spec/PROTOCOL.md` §9): for the simulation tests that show
     /// refinement finds it. Never set by `zabd`.
     pub bug: Option<Bug>,
+    /// ZooKeeper's `commitLogCount`: how many committed, durable transactions keep their
+    /// payloads in memory (the outstanding ones always do); older ones after the snapshot
+    /// point are read back from the log on disk when a follower is DIFFed from there.
+    pub commit_log_count: usize,
 }
 
 impl PeerConfig {
@@ -80,6 +87,7 @@ impl PeerConfig {
             max_notification_interval_ms: 60_000,
             trace: false,
             bug: None,
+            commit_log_count: DEFAULT_COMMIT_LOG_COUNT,
         }
     }
 
@@ -184,6 +192,21 @@ pub enum Action<P> {
         to: ServerId,
         /// The zxid the state is at.
         last_zxid: Zxid,
+    },
+    /// Send, read back from the log on disk (off the replica thread, in order with the
+    /// other sends to `to`: before every later one), a PROPOSAL for every logged transaction
+    /// after `after` up to `through`, each followed by a COMMIT if it is at or before
+    /// `committed`. Used by a DIFF or TRUNC from a point whose transactions are on disk
+    /// only ([`log::ReplicaLog::evict`]).
+    SendLogged {
+        /// The receiver.
+        to: ServerId,
+        /// The last transaction the receiver has (not sent).
+        after: Zxid,
+        /// The last transaction to send: every later one is in memory and follows as `Send`.
+        through: Zxid,
+        /// The leader's commit point for this sync.
+        committed: Zxid,
     },
     /// Send a heartbeat on the quorum connection.
     SendHeartbeat {
@@ -558,6 +581,7 @@ impl<P: Payload> Peer<P> {
             }
             Input::SnapshotWritten { zxid } => self.take_snapshot(zxid, out),
         }
+        self.log.evict(self.cfg.commit_log_count);
         self.check_invariants();
     }
 

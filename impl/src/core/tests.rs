@@ -387,10 +387,18 @@ struct Cluster {
     now: u64,
     trace: Vec<TraceEvent<P>>,
     n: u64,
+    /// `commitLogCount` of the servers booted from now on.
+    commit_log_count: usize,
+    /// `SendLogged` actions executed: (leader, follower, after, through).
+    logged: Vec<(ServerId, ServerId, Zxid, Zxid)>,
 }
 
 impl Cluster {
     fn new(n: u64) -> Cluster {
+        Cluster::with_commit_log_count(n, DEFAULT_COMMIT_LOG_COUNT)
+    }
+
+    fn with_commit_log_count(n: u64, commit_log_count: usize) -> Cluster {
         let mut c = Cluster {
             nodes: BTreeMap::new(),
             queue: VecDeque::new(),
@@ -400,6 +408,8 @@ impl Cluster {
             now: 0,
             trace: vec![],
             n,
+            commit_log_count,
+            logged: vec![],
         };
         for k in 1..=n {
             c.boot(sid(k), Disk::default());
@@ -409,8 +419,10 @@ impl Cluster {
 
     fn boot(&mut self, id: ServerId, disk: Disk) {
         let log = ReplicaLog::recovered(disk.snapshot, disk.log.clone());
-        let peer = Peer::new(cfg(id.0, self.n), disk.accepted, disk.current, log)
-            .with_recovering(disk.recovering);
+        let mut config = cfg(id.0, self.n);
+        config.commit_log_count = self.commit_log_count;
+        let peer =
+            Peer::new(config, disk.accepted, disk.current, log).with_recovering(disk.recovering);
         let applied = vec![];
         self.nodes.insert(
             id,
@@ -510,6 +522,49 @@ impl Cluster {
                             snapshot: Bytes::from(bytes),
                         };
                         self.queue.push_back((to, Input::Message { from: id, msg }));
+                    }
+                }
+                Action::SendLogged {
+                    to,
+                    after,
+                    through,
+                    committed,
+                } => {
+                    // Read back from the leader's disk, as the runtime does.
+                    self.logged.push((id, to, after, through));
+                    let node = &self.nodes[&id];
+                    let txns: Vec<Txn<P>> = node
+                        .disk
+                        .log
+                        .iter()
+                        .filter(|t| t.zxid > after && t.zxid <= through)
+                        .cloned()
+                        .collect();
+                    assert_eq!(
+                        txns.last().map(|t| t.zxid),
+                        Some(through),
+                        "everything sent from disk is on disk"
+                    );
+                    if self.linked(id, to) {
+                        for t in txns {
+                            let zxid = t.zxid;
+                            self.queue.push_back((
+                                to,
+                                Input::Message {
+                                    from: id,
+                                    msg: QuorumMessage::Proposal(t),
+                                },
+                            ));
+                            if zxid <= committed {
+                                self.queue.push_back((
+                                    to,
+                                    Input::Message {
+                                        from: id,
+                                        msg: QuorumMessage::Commit { zxid },
+                                    },
+                                ));
+                            }
+                        }
                     }
                 }
                 Action::SendHeartbeat { to } => {
@@ -758,6 +813,63 @@ fn a_restarted_follower_catches_up_by_diff() {
         .filter(|t| t.action == "FollowerProcessSyncMessage" && t.i == sid(1))
         .count();
     assert!(diffs >= 1);
+}
+
+/// `commitLogCount` 2: the servers keep only the last two committed payloads in memory; a
+/// follower that missed ten transactions is DIFFed with the older ones read back from the
+/// leader's disk (`SendLogged`), the newer ones from memory, and ends with the same history.
+#[test]
+fn a_follower_older_than_commit_log_count_is_diffed_from_disk() {
+    let mut c = Cluster::with_commit_log_count(3, 2);
+    c.run_until(|c| c.all_broadcasting());
+    let l = c.leader().expect("leader");
+    let victim = if l == sid(1) { sid(2) } else { sid(1) };
+    let before = c.propose(1);
+    c.run_until(|c| (1..=3).all(|k| c.applied(sid(k)).last() == Some(&before)));
+    let disk = c.down(victim);
+    let zxids: Vec<Zxid> = (2..=11).map(|k| c.propose(k)).collect();
+    c.run_until(|c| c.applied(l).last() == zxids.last());
+    // The leader holds two committed payloads in memory, the rest on disk only.
+    let log = c.nodes[&l].peer.log();
+    assert_eq!(log.entries().len(), 2, "commitLogCount payloads in memory");
+    assert_eq!(log.on_disk_end(), zxids[zxids.len() - 3]);
+    assert!(log.contains(before) && log.contains(zxids[0]));
+    assert_eq!(
+        log.zxids().len(),
+        11,
+        "the sync decision still sees every zxid"
+    );
+    c.up(victim, disk);
+    c.run_until(|c| c.all_broadcasting() && c.applied(victim).last() == zxids.last());
+    assert_eq!(
+        c.logged,
+        vec![(l, victim, before, zxids[zxids.len() - 3])],
+        "one DIFF read back from disk, from the victim's last zxid to the in-memory window"
+    );
+    let mut expected = vec![before];
+    expected.extend(&zxids);
+    assert!(c.applied(victim).ends_with(&expected));
+    assert_eq!(
+        c.nodes[&victim]
+            .disk
+            .log
+            .iter()
+            .map(|t| t.zxid)
+            .collect::<Vec<_>>(),
+        c.nodes[&l]
+            .disk
+            .log
+            .iter()
+            .map(|t| t.zxid)
+            .collect::<Vec<_>>(),
+        "the victim's log is the leader's"
+    );
+    // Nothing outstanding is ever evicted: proposals not yet committed stay in memory.
+    c.links.clear();
+    let pending = c.propose(99);
+    let log = c.nodes[&l].peer.log();
+    assert_eq!(log.entries().last().map(|t| t.zxid), Some(pending));
+    assert!(log.entries().len() <= 3);
 }
 
 #[test]

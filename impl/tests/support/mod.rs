@@ -207,6 +207,11 @@ impl Ensemble {
         }
     }
 
+    /// The process id of server `id`, while it runs.
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.node(id).child.as_ref().map(Child::id)
+    }
+
     pub fn running(&self, id: u64) -> bool {
         self.node(id).child.is_some() && !self.node(id).paused
     }

@@ -52,6 +52,7 @@ use zab_server::metrics::Status;
 use zab_server::net::{NetCommand, NetEvent, NetState};
 use zab_server::runtime::{BackgroundJob, Event, Replica, recover_peer};
 use zab_server::service::{ClientEvent, ServiceConfig, ZkService};
+use zab_server::snap_stream::SnapAssembler;
 use zab_server::storage::{CrashMode, SimFs, Storage, StorageConfig, WriterEvent};
 use zab_server::wire::Frame;
 use zab_spec::{ServerId, ServerState, ZabState, Zxid};
@@ -132,6 +133,8 @@ pub struct SimConfig {
     pub tick_ms: u64,
     /// Snapshot every this many transactions (small, to exercise SNAP and log pruning).
     pub snap_count: u64,
+    /// `commitLogCount` (small, so that DIFFs read their older part back from the disk).
+    pub commit_log_count: usize,
     /// A known bug switched on in the servers and in the model.
     pub bug: Option<Bug>,
     /// Keep the trace text (for the determinism check and `--print-trace`).
@@ -153,6 +156,7 @@ impl SimConfig {
             fault_interval_ms: 700,
             tick_ms: 100,
             snap_count: 25,
+            commit_log_count: 5,
             bug: None,
             keep_trace: false,
         }

@@ -52,6 +52,7 @@ impl Sim {
         pc.max_notification_interval_ms = 1_600;
         pc.trace = true;
         pc.bug = self.cfg.bug;
+        pc.commit_log_count = self.cfg.commit_log_count;
         let peer = recover_peer::<Txn>(pc, &recovered)
             .map_err(|e| self.fail("recovery", format!("s{}: {e}", k + 1)))?;
         let restart = self.nodes[k].life > 0;
