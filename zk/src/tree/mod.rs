@@ -11,7 +11,7 @@
 
 pub mod snapshot;
 
-pub use snapshot::{NodeRecord, SnapshotError};
+pub use snapshot::{NodeRecord, SnapshotError, TreeSnapshot};
 
 use crate::jute::{JuteError, Reader, Writer};
 use crate::proto::{Acl, Stat, ids};

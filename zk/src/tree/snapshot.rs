@@ -54,7 +54,25 @@ pub enum SnapshotError {
     Inconsistent(String),
 }
 
+/// The tree as of one moment, captured on the replica thread and serialized elsewhere.
+#[derive(Clone, Debug)]
+pub struct TreeSnapshot(DataTree);
+
+impl TreeSnapshot {
+    /// Serializes the captured tree ([`DataTree::snapshot`]'s format).
+    #[must_use]
+    pub fn serialize(&self) -> Vec<u8> {
+        self.0.snapshot()
+    }
+}
+
 impl DataTree {
+    /// Captures the tree for [`TreeSnapshot::serialize`].
+    #[must_use]
+    pub fn capture(&self) -> TreeSnapshot {
+        TreeSnapshot(self.clone())
+    }
+
     /// Serializes the tree and sessions.
     #[must_use]
     pub fn snapshot(&self) -> Vec<u8> {

@@ -1,0 +1,163 @@
+//! Memory and snapshot-capture figures of the DataTree (issue 12): bytes per znode for
+//! 100 k znodes of 100 B under 1,000 parents, counted by a counting global allocator (the
+//! bytes requested and still held, malloc's own per-block overhead excluded), and the time
+//! the replica thread spends capturing a snapshot (`DataTree::capture`) against serializing it
+//! (done on another thread by `zabd`). A bench binary, not a criterion bench: the figures
+//! are bytes and single timings of large operations, printed as text.
+//!
+//! `cargo bench -p zab-zk --bench tree_mem [-- ZNODES [PARENTS [DATA_BYTES]]]`
+
+use bytes::Bytes;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+use zab_spec::{SessionId, Zxid};
+use zab_zk::proto::ids;
+use zab_zk::txn::{CreateTxn, NodeKind, TxnBody, TxnHeader};
+use zab_zk::{DataTree, Txn};
+
+/// Counts the bytes held through the system allocator.
+struct Counting;
+
+static HELD: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every call forwards to `System` with the same arguments; the counter is only
+// bookkeeping.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        HELD.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        HELD.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        HELD.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn held() -> isize {
+    HELD.load(Ordering::Relaxed)
+}
+
+fn create(path: String, data: Option<Bytes>, parent_cversion: i32) -> Txn {
+    Txn {
+        header: TxnHeader {
+            session: SessionId(1),
+            cxid: 1,
+            time: 1_700_000_000_000,
+        },
+        body: TxnBody::Create(CreateTxn {
+            path,
+            data,
+            acl: ids::open_acl_unsafe(),
+            kind: NodeKind::Persistent,
+            parent_cversion,
+            sequential: false,
+            with_stat: false,
+        }),
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let znodes = args.first().copied().unwrap_or(100_000);
+    let parents = args.get(1).copied().unwrap_or(1_000).max(1);
+    let size = args.get(2).copied().unwrap_or(100);
+    let per_parent = znodes.div_ceil(parents);
+
+    let mut tree = DataTree::new();
+    let mut counter = 0u32;
+    let mut zxid = || {
+        counter += 1;
+        Zxid::new(1, counter)
+    };
+    for p in 0..parents {
+        tree.apply(&create(format!("/p{p:04}"), Some(Bytes::new()), 0), zxid());
+    }
+    let before = held();
+    let mut made = 0usize;
+    'outer: for p in 0..parents {
+        for c in 0..per_parent {
+            if made == znodes {
+                break 'outer;
+            }
+            // As a decoded transaction carries it (`jute::Reader::read_buffer`).
+            let data = Bytes::copy_from_slice(&vec![b'v'; size]);
+            let cv = i32::try_from(c + 1).unwrap_or(i32::MAX);
+            tree.apply(&create(format!("/p{p:04}/c{c:06}"), Some(data), cv), zxid());
+            made += 1;
+        }
+    }
+    let grown = held() - before;
+    let per = grown as f64 / made as f64;
+    println!(
+        "tree: {made} znodes of {size} B under {parents} parents: {grown} B held, {per:.1} B per znode ({:.1} B over the data)",
+        per - size as f64
+    );
+
+    let mut capture = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let snap = tree.capture();
+        capture.push(t.elapsed());
+        drop(snap);
+    }
+    let snap = tree.capture();
+    let t = Instant::now();
+    let bytes = snap.serialize();
+    let serialize = t.elapsed();
+    println!(
+        "snapshot: capture on the replica thread {:?} (median of 5); serialize (another thread in zabd) {:?}, {} B",
+        median(capture),
+        serialize,
+        bytes.len()
+    );
+    // What the first writes after a capture pay (copy-on-write of what the capture shares).
+    let mut writes = Vec::new();
+    for i in 0..1_000usize {
+        let p = i % parents;
+        let path = format!("/p{p:04}/c{:06}", i / parents);
+        let t = Instant::now();
+        tree.apply(
+            &Txn {
+                header: TxnHeader {
+                    session: SessionId(1),
+                    cxid: 1,
+                    time: 1,
+                },
+                body: TxnBody::SetData {
+                    path,
+                    data: Some(Bytes::from_static(b"x")),
+                    version: 1,
+                },
+            },
+            zxid(),
+        );
+        writes.push(t.elapsed());
+    }
+    writes.sort();
+    println!(
+        "setData while a capture is held: median {:?}, p99 {:?}, max {:?} (1,000 writes)",
+        writes[writes.len() / 2],
+        writes[writes.len() * 99 / 100],
+        writes[writes.len() - 1]
+    );
+    drop(snap);
+}
