@@ -106,9 +106,82 @@ impl StatPersisted {
     }
 }
 
+/// A child's name: up to [`Name::INLINE`] bytes inside the entry itself (most names: no
+/// allocation of their own), longer ones on the heap.
+#[derive(Clone)]
+pub enum Name {
+    /// A short name, its bytes inline.
+    Inline {
+        /// Bytes used.
+        len: u8,
+        /// The UTF-8 bytes, `len` of them.
+        bytes: [u8; Name::INLINE],
+    },
+    /// A longer name.
+    Heap(Box<str>),
+}
+
+impl Name {
+    /// The longest name kept inline (the entry stays 24 bytes, as large as a `Box<str>` and
+    /// its tag).
+    pub const INLINE: usize = 22;
+
+    /// The name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            Name::Inline { len, bytes } => bytes
+                .get(..usize::from(*len))
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or_default(),
+            Name::Heap(s) => s,
+        }
+    }
+}
+
+impl From<&str> for Name {
+    fn from(s: &str) -> Name {
+        match u8::try_from(s.len()) {
+            Ok(len) if s.len() <= Name::INLINE => {
+                let mut bytes = [0u8; Name::INLINE];
+                bytes[..s.len()].copy_from_slice(s.as_bytes());
+                Name::Inline { len, bytes }
+            }
+            _ => Name::Heap(s.into()),
+        }
+    }
+}
+
+impl std::borrow::Borrow<str> for Name {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::hash::Hash for Name {
+    /// As the `str` it holds, so that a map of names is searched by `&str`.
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h);
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, o: &Name) -> bool {
+        self.as_str() == o.as_str()
+    }
+}
+
+impl Eq for Name {}
+
+impl std::fmt::Debug for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
 /// A node's children, by name (a persistent map: cloning it is O(1)).
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Children(PMap<Box<str>, Node>);
+pub struct Children(PMap<Name, Node>);
 
 impl Children {
     /// Number of children.
@@ -138,7 +211,7 @@ impl Children {
     /// The names, sorted (O(k log k) for k children).
     #[must_use]
     pub fn iter(&self) -> std::vec::IntoIter<&str> {
-        let mut names: Vec<&str> = self.0.iter().map(|(k, _)| &**k).collect();
+        let mut names: Vec<&str> = self.0.iter().map(|(k, _)| k.as_str()).collect();
         names.sort_unstable();
         names.into_iter()
     }
@@ -151,7 +224,7 @@ impl Children {
 
     /// Every child with its name, in no particular order.
     pub fn nodes(&self) -> impl Iterator<Item = (&str, &Node)> {
-        self.0.iter().map(|(k, n)| (&**k, n))
+        self.0.iter().map(|(k, n)| (k.as_str(), n))
     }
 
     /// Bytes held by this map's branches (see [`PMap::branch_bytes`]).
@@ -985,7 +1058,9 @@ impl DataTree {
         while let Some(n) = stack.pop() {
             total += n.children.branch_bytes();
             for (name, c) in n.children.nodes() {
-                total += name.len();
+                if name.len() > Name::INLINE {
+                    total += name.len();
+                }
                 stack.push(c);
             }
         }
