@@ -44,6 +44,12 @@ fn create(path: String, data: Option<Bytes>, parent_cversion: i32) -> Txn {
     }
 }
 
+/// CLI output of the bench binary.
+fn say(line: String) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -84,10 +90,10 @@ fn main() {
     }
     let grown = held() - before;
     let per = grown as f64 / made as f64;
-    println!(
+    say(format!(
         "tree: {made} znodes of {size} B under {parents} parents: {grown} B more resident, {per:.1} B per znode ({:.1} B over the data)",
         per - size as f64
-    );
+    ));
 
     let mut capture = Vec::new();
     for _ in 0..5 {
@@ -100,12 +106,12 @@ fn main() {
     let t = Instant::now();
     let bytes = snap.serialize();
     let serialize = t.elapsed();
-    println!(
+    say(format!(
         "snapshot: capture on the replica thread {:?} (median of 5); serialize (another thread in zabd) {:?}, {} B",
         median(capture),
         serialize,
         bytes.len()
-    );
+    ));
     // What the first writes after a capture pay (copy-on-write of what the capture shares).
     let mut writes = Vec::new();
     for i in 0..1_000usize {
@@ -130,11 +136,11 @@ fn main() {
         writes.push(t.elapsed());
     }
     writes.sort();
-    println!(
+    say(format!(
         "setData while a capture is held: median {:?}, p99 {:?}, max {:?} (1,000 writes)",
         writes[writes.len() / 2],
         writes[writes.len() * 99 / 100],
         writes[writes.len() - 1]
-    );
+    ));
     drop(snap);
 }
