@@ -1,0 +1,236 @@
+//! Collections of the model state that remember what changed since the last acknowledged
+//! check: a history (a server's log, the `committedLog` ghost) and the proposals log. The
+//! incremental invariant checker ([`crate::invariants::Monitor`]) reads only what changed.
+//!
+//! The change marks take no part in equality, order, hashing or `Debug`: to the model checker
+//! (fingerprints, state counts, the Explorer) a [`History`] is its `Vec` and a
+//! [`ProposalLog`] its `BTreeSet`, hashed and compared exactly as before.
+
+use crate::state::Proposal;
+use std::cmp::Ordering;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
+use zab_spec::Txn;
+
+/// A sequence of transactions that records the first position that changed since
+/// [`History::acknowledge`]. Read it as a `Vec` (it dereferences to one); change it only
+/// through its methods, which keep the mark.
+#[derive(Clone)]
+pub struct History<P> {
+    items: Vec<Txn<P>>,
+    /// Items at this position and after may differ from the acknowledged version.
+    changed_from: usize,
+}
+
+impl<P> History<P> {
+    /// An empty history (changed from the start: nothing was acknowledged).
+    #[must_use]
+    pub fn new() -> History<P> {
+        History {
+            items: Vec::new(),
+            changed_from: 0,
+        }
+    }
+
+    fn mark(&mut self, k: usize) {
+        self.changed_from = self.changed_from.min(k);
+    }
+
+    /// Appends `t`.
+    pub fn push(&mut self, t: Txn<P>) {
+        self.mark(self.items.len());
+        self.items.push(t);
+    }
+
+    /// Appends every item of `it`.
+    pub fn extend(&mut self, it: impl IntoIterator<Item = Txn<P>>) {
+        self.mark(self.items.len());
+        self.items.extend(it);
+    }
+
+    /// Keeps the first `k` items.
+    pub fn truncate(&mut self, k: usize) {
+        if k < self.items.len() {
+            self.mark(k);
+            self.items.truncate(k);
+        }
+    }
+
+    /// Removes every item.
+    pub fn clear(&mut self) {
+        self.truncate(0);
+    }
+
+    /// Replaces the whole sequence.
+    pub fn replace(&mut self, items: Vec<Txn<P>>) {
+        self.mark(0);
+        self.items = items;
+    }
+
+    /// The first position that may differ from the acknowledged version (at most the length
+    /// of the acknowledged version; positions past the current length are gone).
+    #[must_use]
+    pub fn changed_from(&self) -> usize {
+        self.changed_from
+    }
+
+    /// The current version becomes the acknowledged one.
+    pub fn acknowledge(&mut self) {
+        self.changed_from = self.items.len();
+    }
+
+    /// Forgets the acknowledged version: every item counts as changed.
+    pub fn touch_all(&mut self) {
+        self.changed_from = 0;
+    }
+}
+
+impl<P> Default for History<P> {
+    fn default() -> Self {
+        History::new()
+    }
+}
+
+impl<P> From<Vec<Txn<P>>> for History<P> {
+    fn from(items: Vec<Txn<P>>) -> Self {
+        History {
+            items,
+            changed_from: 0,
+        }
+    }
+}
+
+impl<P> Deref for History<P> {
+    type Target = Vec<Txn<P>>;
+    fn deref(&self) -> &Vec<Txn<P>> {
+        &self.items
+    }
+}
+
+impl<'a, P> IntoIterator for &'a History<P> {
+    type Item = &'a Txn<P>;
+    type IntoIter = std::slice::Iter<'a, Txn<P>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.iter()
+    }
+}
+
+impl<P: PartialEq> PartialEq for History<P> {
+    fn eq(&self, other: &Self) -> bool {
+        self.items == other.items
+    }
+}
+
+impl<P: Eq> Eq for History<P> {}
+
+impl<P: PartialOrd> PartialOrd for History<P> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        self.items.partial_cmp(&other.items)
+    }
+}
+
+impl<P: Ord> Ord for History<P> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.items.cmp(&other.items)
+    }
+}
+
+impl<P: Hash> Hash for History<P> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.items.hash(state);
+    }
+}
+
+impl<P: fmt::Debug> fmt::Debug for History<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.items.fmt(f)
+    }
+}
+
+/// The set of every proposal any leader broadcast (TLA+ `proposalMsgsLog`), which also lists
+/// the proposals added since [`ProposalLog::acknowledge`].
+#[derive(Clone)]
+pub struct ProposalLog<P> {
+    set: BTreeSet<Proposal<P>>,
+    added: Vec<Proposal<P>>,
+}
+
+impl<P: Ord + Clone> ProposalLog<P> {
+    /// Adds `p`; returns whether it was new.
+    pub fn insert(&mut self, p: Proposal<P>) -> bool {
+        let new = self.set.insert(p.clone());
+        if new {
+            self.added.push(p);
+        }
+        new
+    }
+}
+
+impl<P> ProposalLog<P> {
+    /// An empty log.
+    #[must_use]
+    pub fn new() -> ProposalLog<P> {
+        ProposalLog {
+            set: BTreeSet::new(),
+            added: Vec::new(),
+        }
+    }
+
+    /// The proposals added since the last acknowledgement, in insertion order.
+    #[must_use]
+    pub fn added(&self) -> &[Proposal<P>] {
+        &self.added
+    }
+
+    /// The current set becomes the acknowledged one.
+    pub fn acknowledge(&mut self) {
+        self.added.clear();
+    }
+}
+
+impl<P> Default for ProposalLog<P> {
+    fn default() -> Self {
+        ProposalLog::new()
+    }
+}
+
+impl<P> Deref for ProposalLog<P> {
+    type Target = BTreeSet<Proposal<P>>;
+    fn deref(&self) -> &BTreeSet<Proposal<P>> {
+        &self.set
+    }
+}
+
+impl<P: PartialEq> PartialEq for ProposalLog<P> {
+    fn eq(&self, other: &Self) -> bool {
+        self.set == other.set
+    }
+}
+
+impl<P: Eq> Eq for ProposalLog<P> {}
+
+impl<P: PartialOrd> PartialOrd for ProposalLog<P> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        self.set.partial_cmp(&other.set)
+    }
+}
+
+impl<P: Ord> Ord for ProposalLog<P> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.set.cmp(&other.set)
+    }
+}
+
+impl<P: Hash> Hash for ProposalLog<P> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.set.hash(state);
+    }
+}
+
+impl<P: fmt::Debug> fmt::Debug for ProposalLog<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.set.fmt(f)
+    }
+}
