@@ -5,6 +5,10 @@
 //! The change marks take no part in equality, order, hashing or `Debug`: to the model checker
 //! (fingerprints, state counts, the Explorer) a [`History`] is its `Vec` and a
 //! [`ProposalLog`] its `BTreeSet`, hashed and compared exactly as before.
+//!
+//! Both share their contents between copies of a state (copy on write): copying a state,
+//! which every model step does, no longer copies every transaction of every log; a step copies
+//! only the collections it changes.
 
 use crate::state::Proposal;
 use std::cmp::Ordering;
@@ -12,6 +16,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
+use std::sync::Arc;
 use zab_spec::Txn;
 
 /// A sequence of transactions that records the first position that changed since
@@ -19,7 +24,7 @@ use zab_spec::Txn;
 /// through its methods, which keep the mark.
 #[derive(Clone)]
 pub struct History<P> {
-    items: Vec<Txn<P>>,
+    items: Arc<Vec<Txn<P>>>,
     /// Items at this position and after may differ from the acknowledged version.
     changed_from: usize,
 }
@@ -29,7 +34,7 @@ impl<P> History<P> {
     #[must_use]
     pub fn new() -> History<P> {
         History {
-            items: Vec::new(),
+            items: Arc::new(Vec::new()),
             changed_from: 0,
         }
     }
@@ -37,38 +42,50 @@ impl<P> History<P> {
     fn mark(&mut self, k: usize) {
         self.changed_from = self.changed_from.min(k);
     }
+}
+
+impl<P: Clone> History<P> {
+    /// The items, for a change (copied first if another state shares them).
+    fn items_mut(&mut self) -> &mut Vec<Txn<P>> {
+        Arc::make_mut(&mut self.items)
+    }
 
     /// Appends `t`.
     pub fn push(&mut self, t: Txn<P>) {
         self.mark(self.items.len());
-        self.items.push(t);
+        self.items_mut().push(t);
     }
 
     /// Appends every item of `it`.
     pub fn extend(&mut self, it: impl IntoIterator<Item = Txn<P>>) {
         self.mark(self.items.len());
-        self.items.extend(it);
+        self.items_mut().extend(it);
     }
 
     /// Keeps the first `k` items.
     pub fn truncate(&mut self, k: usize) {
         if k < self.items.len() {
             self.mark(k);
-            self.items.truncate(k);
+            self.items_mut().truncate(k);
         }
     }
 
     /// Removes every item.
     pub fn clear(&mut self) {
-        self.truncate(0);
+        if !self.items.is_empty() {
+            self.mark(0);
+            self.items = Arc::new(Vec::new());
+        }
     }
 
     /// Replaces the whole sequence.
     pub fn replace(&mut self, items: Vec<Txn<P>>) {
         self.mark(0);
-        self.items = items;
+        self.items = Arc::new(items);
     }
+}
 
+impl<P> History<P> {
     /// The first position that may differ from the acknowledged version (at most the length
     /// of the acknowledged version; positions past the current length are gone).
     #[must_use]
@@ -96,7 +113,7 @@ impl<P> Default for History<P> {
 impl<P> From<Vec<Txn<P>>> for History<P> {
     fn from(items: Vec<Txn<P>>) -> Self {
         History {
-            items,
+            items: Arc::new(items),
             changed_from: 0,
         }
     }
@@ -119,7 +136,7 @@ impl<'a, P> IntoIterator for &'a History<P> {
 
 impl<P: PartialEq> PartialEq for History<P> {
     fn eq(&self, other: &Self) -> bool {
-        self.items == other.items
+        Arc::ptr_eq(&self.items, &other.items) || self.items == other.items
     }
 }
 
@@ -153,14 +170,17 @@ impl<P: fmt::Debug> fmt::Debug for History<P> {
 /// the proposals added since [`ProposalLog::acknowledge`].
 #[derive(Clone)]
 pub struct ProposalLog<P> {
-    set: BTreeSet<Proposal<P>>,
+    set: Arc<BTreeSet<Proposal<P>>>,
     added: Vec<Proposal<P>>,
 }
 
 impl<P: Ord + Clone> ProposalLog<P> {
     /// Adds `p`; returns whether it was new.
     pub fn insert(&mut self, p: Proposal<P>) -> bool {
-        let new = self.set.insert(p.clone());
+        if self.set.contains(&p) {
+            return false;
+        }
+        let new = Arc::make_mut(&mut self.set).insert(p.clone());
         if new {
             self.added.push(p);
         }
@@ -173,7 +193,7 @@ impl<P> ProposalLog<P> {
     #[must_use]
     pub fn new() -> ProposalLog<P> {
         ProposalLog {
-            set: BTreeSet::new(),
+            set: Arc::new(BTreeSet::new()),
             added: Vec::new(),
         }
     }
@@ -205,7 +225,7 @@ impl<P> Deref for ProposalLog<P> {
 
 impl<P: PartialEq> PartialEq for ProposalLog<P> {
     fn eq(&self, other: &Self) -> bool {
-        self.set == other.set
+        Arc::ptr_eq(&self.set, &other.set) || self.set == other.set
     }
 }
 
