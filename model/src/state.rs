@@ -331,7 +331,7 @@ pub struct Ghost<P> {
     /// `(epoch, leader)` for every leader established in that epoch (`epochLeader`).
     pub epoch_leader: BTreeSet<(Epoch, Sid)>,
     /// Every proposal any leader broadcast (`proposalMsgsLog`); its size counts requests.
-    pub proposals: ProposalLog<P>,
+    pub proposals: ProposalLog<Proposal<P>>,
     /// The longest committed prefix any leader had (`committedLog`).
     pub committed_log: History<P>,
     /// The during-action flags.

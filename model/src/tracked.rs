@@ -10,7 +10,6 @@
 //! which every model step does, no longer copies every transaction of every log; a step copies
 //! only the collections it changes.
 
-use crate::state::Proposal;
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::fmt;
@@ -166,17 +165,17 @@ impl<P: fmt::Debug> fmt::Debug for History<P> {
     }
 }
 
-/// The set of every proposal any leader broadcast (TLA+ `proposalMsgsLog`), which also lists
-/// the proposals added since [`ProposalLog::acknowledge`].
+/// A set that grows only (TLA+ `proposalMsgsLog`, the set of every proposal any leader
+/// broadcast) and lists what was added since [`ProposalLog::acknowledge`].
 #[derive(Clone)]
-pub struct ProposalLog<P> {
-    set: Arc<BTreeSet<Proposal<P>>>,
-    added: Vec<Proposal<P>>,
+pub struct ProposalLog<T> {
+    set: Arc<BTreeSet<T>>,
+    added: Vec<T>,
 }
 
-impl<P: Ord + Clone> ProposalLog<P> {
+impl<T: Ord + Clone> ProposalLog<T> {
     /// Adds `p`; returns whether it was new.
-    pub fn insert(&mut self, p: Proposal<P>) -> bool {
+    pub fn insert(&mut self, p: T) -> bool {
         if self.set.contains(&p) {
             return false;
         }
@@ -188,10 +187,10 @@ impl<P: Ord + Clone> ProposalLog<P> {
     }
 }
 
-impl<P> ProposalLog<P> {
+impl<T> ProposalLog<T> {
     /// An empty log.
     #[must_use]
-    pub fn new() -> ProposalLog<P> {
+    pub fn new() -> ProposalLog<T> {
         ProposalLog {
             set: Arc::new(BTreeSet::new()),
             added: Vec::new(),
@@ -200,7 +199,7 @@ impl<P> ProposalLog<P> {
 
     /// The proposals added since the last acknowledgement, in insertion order.
     #[must_use]
-    pub fn added(&self) -> &[Proposal<P>] {
+    pub fn added(&self) -> &[T] {
         &self.added
     }
 
@@ -210,46 +209,46 @@ impl<P> ProposalLog<P> {
     }
 }
 
-impl<P> Default for ProposalLog<P> {
+impl<T> Default for ProposalLog<T> {
     fn default() -> Self {
         ProposalLog::new()
     }
 }
 
-impl<P> Deref for ProposalLog<P> {
-    type Target = BTreeSet<Proposal<P>>;
-    fn deref(&self) -> &BTreeSet<Proposal<P>> {
+impl<T> Deref for ProposalLog<T> {
+    type Target = BTreeSet<T>;
+    fn deref(&self) -> &BTreeSet<T> {
         &self.set
     }
 }
 
-impl<P: PartialEq> PartialEq for ProposalLog<P> {
+impl<T: PartialEq> PartialEq for ProposalLog<T> {
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.set, &other.set) || self.set == other.set
     }
 }
 
-impl<P: Eq> Eq for ProposalLog<P> {}
+impl<T: Eq> Eq for ProposalLog<T> {}
 
-impl<P: PartialOrd> PartialOrd for ProposalLog<P> {
+impl<T: PartialOrd> PartialOrd for ProposalLog<T> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         self.set.partial_cmp(&other.set)
     }
 }
 
-impl<P: Ord> Ord for ProposalLog<P> {
+impl<T: Ord> Ord for ProposalLog<T> {
     fn cmp(&self, other: &Self) -> Ordering {
         self.set.cmp(&other.set)
     }
 }
 
-impl<P: Hash> Hash for ProposalLog<P> {
+impl<T: Hash> Hash for ProposalLog<T> {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.set.hash(state);
     }
 }
 
-impl<P: fmt::Debug> fmt::Debug for ProposalLog<P> {
+impl<T: fmt::Debug> fmt::Debug for ProposalLog<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.set.fmt(f)
     }

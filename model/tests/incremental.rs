@@ -154,6 +154,12 @@ fn incremental_verdicts_equal_whole_state_verdicts_on_random_walks() {
     }
     // The walks reach both kinds of state, so both kinds of verdict were compared.
     assert!(compared > 10_000, "only {compared} states compared");
-    assert!(violating > 100, "only {violating} violating states compared");
-    assert!(compared - violating > 5_000, "too few clean states compared");
+    assert!(
+        violating > 100,
+        "only {violating} violating states compared"
+    );
+    assert!(
+        compared - violating > 5_000,
+        "too few clean states compared"
+    );
 }

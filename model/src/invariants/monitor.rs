@@ -370,7 +370,7 @@ impl<P: Payload> Monitor<P> {
             let (lf, ff) = (&self.servers[lu], &self.servers[fu]);
             while k < ff.lc {
                 let older = ff.zx[k].epoch < epoch;
-                if older && !lf.pos.get(&ff.hist[k]).is_some_and(|&p| p < lf.lc) {
+                if older && lf.pos.get(&ff.hist[k]).is_none_or(|&p| p >= lf.lc) {
                     break;
                 }
                 k += 1;
@@ -387,8 +387,8 @@ impl<P: Payload> Monitor<P> {
         let fs = |i: Sid| &f[usize::from(i)];
         // Delivered zxids strictly increase: no transaction is delivered twice.
         let delivered_increase = f.iter().all(|x| x.wf >= x.lc);
-        let prefix_consistent = all_pairs(n as u8)
-            .all(|(i, j)| i == j || lcp(i, j) >= fs(i).lc.min(fs(j).lc));
+        let prefix_consistent =
+            all_pairs(n as u8).all(|(i, j)| i == j || lcp(i, j) >= fs(i).lc.min(fs(j).lc));
         let cl = self.cl.len();
         let mut out = 0u64;
         for (k, inv) in self.table.iter().enumerate() {
@@ -403,15 +403,18 @@ impl<P: Payload> Monitor<P> {
                     !leader_in(s, i, &[ZabState::Broadcast])
                         || (cl <= fs(i).lc && self.cl_lcp[usize::from(i)] >= cl)
                 }),
-                "ProcessConsistency" => synced_pairs(s).all(|(l, fl)| lcp(fl, l) >= fs(fl).hist.len()),
+                "ProcessConsistency" => {
+                    synced_pairs(s).all(|(l, fl)| lcp(fl, l) >= fs(fl).hist.len())
+                }
                 "LeaderLogCompleteness" => (0..n as Sid).all(|i| {
                     !leader_in(s, i, &[ZabState::Synchronization, ZabState::Broadcast])
                         || self.cl_lcp[usize::from(i)] >= cl
                 }),
                 "CommitConsistency" => same_epoch_broadcast_pairs(s)
                     .all(|(l, fl)| fs(fl).lc <= fs(l).lc && lcp(fl, l) >= fs(fl).lc),
-                "HistoryConsistency" => same_epoch_broadcast_pairs(s)
-                    .all(|(l, fl)| lcp(fl, l) >= fs(fl).hist.len()),
+                "HistoryConsistency" => {
+                    same_epoch_broadcast_pairs(s).all(|(l, fl)| lcp(fl, l) >= fs(fl).hist.len())
+                }
                 "WellFormed" => s
                     .servers
                     .iter()
