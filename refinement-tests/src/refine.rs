@@ -30,7 +30,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use zab_model::invariants::{Invariant, invariants};
+use zab_model::invariants::Monitor;
 use zab_model::state::{Idx, ModelState, ServerVars, Sid};
 use zab_model::{Action, Bug, Config, NoRequests, ZabModel};
 use zab_server::core::{Summary, TraceEvent};
@@ -169,7 +169,8 @@ pub struct Refiner<P: Payload> {
     model: ZabModel<P>,
     state: ModelState<P>,
     ids: Vec<ServerId>,
-    invariants: Vec<Invariant<P>>,
+    /// The model's invariants, checked incrementally on every state reached.
+    monitor: Monitor<P>,
     steps: usize,
     /// A `FollowLeader` record held back (see the module doc), with its step and the reason
     /// it was not enabled.
@@ -200,7 +201,7 @@ impl<P: Payload> Refiner<P> {
             model,
             state,
             ids: servers.to_vec(),
-            invariants: invariants(),
+            monitor: Monitor::new(),
             steps: 0,
             held: None,
             counts: BTreeMap::new(),
@@ -392,11 +393,12 @@ impl<P: Payload> Refiner<P> {
                 None => return Err(fail(self, format!("{name} is not a model action"), None)),
             },
         };
-        let mut next = self.state.clone();
-        let mut steps = Vec::with_capacity(actions.len());
+        // Each action's successor, from the current state (no copy of it is made).
+        let mut after: Vec<(Action<P>, ModelState<P>)> = Vec::with_capacity(actions.len());
         for a in &actions {
-            match self.model.step(&next, a) {
-                Some(t) => steps.push((std::mem::replace(&mut next, t), a.clone())),
+            let cur = after.last().map_or(&self.state, |(_, t)| t);
+            match self.model.step(cur, a) {
+                Some(t) => after.push((a.clone(), t)),
                 None => {
                     return Err(fail(self, format!("{a} is not enabled in the model"), None));
                 }
@@ -404,6 +406,7 @@ impl<P: Payload> Refiner<P> {
         }
         let key = actions.first().map_or("stutter", Action::tla_name);
         *self.counts.entry(key).or_default() += 1;
+        let next = after.last().map_or(&self.state, |(_, t)| t);
         let expected = project(next.srv(i));
         if compare && expected != ev.summary && !unsure_while_empty(&expected, &ev.summary) {
             let mut d = fail(
@@ -414,19 +417,31 @@ impl<P: Payload> Refiner<P> {
             d.actual = Some(show(&ev.summary));
             return Err(d);
         }
-        if let Some(inv) = self.invariants.iter().find(|inv| !(inv.holds)(&next)) {
-            let mut d = fail(
-                self,
-                format!("invariant {} violated: {}", inv.id, inv.meaning),
-                None,
-            );
+        let violated = self
+            .monitor
+            .first_violated(next)
+            .map(|inv| (inv.id, inv.meaning));
+        if let Some((id, meaning)) = violated {
+            let mut d = fail(self, format!("invariant {id} violated: {meaning}"), None);
             d.model_state = next.to_string();
+            // The state stays before the step: the monitor's facts must forget the step.
+            self.monitor.invalidate();
+            let mut before = self.state.clone();
+            let mut steps = Vec::with_capacity(after.len());
+            for (a, t) in after {
+                steps.push((std::mem::replace(&mut before, t), a));
+            }
             self.remember(steps, step);
-            self.violating = Some(next);
+            self.violating = Some(before);
             return Err(d);
         }
+        let mut steps = Vec::with_capacity(after.len());
+        for (a, t) in after {
+            steps.push((std::mem::replace(&mut self.state, t), a));
+        }
+        // The monitor has seen this state: the next one's change marks are relative to it.
+        self.state.acknowledge();
         self.remember(steps, step);
-        self.state = next;
         Ok(())
     }
 

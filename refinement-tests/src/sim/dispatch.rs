@@ -68,13 +68,13 @@ impl Sim {
     }
 
     pub(super) fn refine(&mut self) -> Result<(), Box<Failure>> {
-        let records: Vec<TraceEvent<Txn>> = {
-            let t = self
+        // The records are taken, not copied: `traced` counts them.
+        let records: Vec<TraceEvent<Txn>> = std::mem::take(
+            &mut *self
                 .trace
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            t[self.traced..].to_vec()
-        };
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         for ev in records {
             self.traced += 1;
             let text = record_text(&ev);
