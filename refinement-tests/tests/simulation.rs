@@ -2,6 +2,7 @@
 //! fault, byte-identical traces for equal seeds, and the known-bug switches found by
 //! simulation plus refinement. `zab-sim sweep` runs thousands of seeds (README).
 
+use zab_refinement::refine::DivergenceKind;
 use zab_refinement::sim::{self, Faults, SimConfig};
 use zab_spec::Bug;
 
@@ -94,7 +95,7 @@ fn known_bug_switches_are_found_by_simulation_and_refinement() {
             panic!("--bug {bug} not found at seed {seed}");
         };
         assert!(
-            f.reason.contains("invariant") && f.reason.contains("violated"),
+            matches!(f.divergence, Some(DivergenceKind::InvariantViolated(_))),
             "--bug {bug} must break a model invariant, not diverge: {f}"
         );
         assert!(

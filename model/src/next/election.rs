@@ -79,8 +79,7 @@ impl<P: Payload> ZabModel<P> {
         if me.state != ServerState::Looking {
             return None;
         }
-        if leader.state != ServerState::Leading || leader.leader.is_none() || s.partitioned(i, j)
-        {
+        if leader.state != ServerState::Leading || leader.leader.is_none() || s.partitioned(i, j) {
             return None;
         }
         let mut t = s.clone();
