@@ -446,7 +446,7 @@ fn trace_sink(
         .with_context(|| format!("cannot open the trace file {}", path.display()))?;
     let mut out = std::io::BufWriter::new(file);
     let start: TraceEvent<zab_zk::Txn> = TraceEvent {
-        action: "NodeRestart",
+        action: zab_spec::ActionKind::NodeRestart,
         i: myid,
         j: None,
         payload: None,

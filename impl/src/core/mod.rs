@@ -29,7 +29,9 @@ use leader::Leader;
 use log::ReplicaLog;
 use std::collections::BTreeMap;
 use zab_spec::message::Notification;
-use zab_spec::{Bug, Epoch, Payload, QuorumMessage, ServerId, ServerState, Txn, ZabState, Zxid};
+use zab_spec::{
+    ActionKind, Bug, Epoch, Payload, QuorumMessage, ServerId, ServerState, Txn, ZabState, Zxid,
+};
 
 /// A Zab message as the server sends and receives it: SNAP carries serialized state.
 pub type Message<P> = QuorumMessage<P, Bytes>;
@@ -266,9 +268,10 @@ pub struct Summary {
 /// One model action taken by this server, with the state it left (for trace refinement).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceEvent<P> {
-    /// The TLA+ action name (`spec/PROTOCOL.md`); `ConnectionLost` stands for the pair
-    /// `PartitionStart`, `PartitionRecover` (a connection broke without a partition).
-    pub action: &'static str,
+    /// The action (`spec/PROTOCOL.md`, named by `zab_spec::ActionKind`);
+    /// `ConnectionLost` stands for the pair `PartitionStart`, `PartitionRecover` (a connection
+    /// broke without a partition).
+    pub action: ActionKind,
     /// The server taking the step.
     pub i: ServerId,
     /// The peer, for two-server actions.
@@ -613,7 +616,7 @@ impl<P: Payload> Peer<P> {
 
     fn trace(
         &self,
-        action: &'static str,
+        action: ActionKind,
         j: Option<ServerId>,
         payload: Option<P>,
         out: &mut Vec<Action<P>>,
@@ -745,11 +748,11 @@ impl<P: Payload> Peer<P> {
             Role::Following(f) if f.leader == peer => {
                 // PartitionStart + PartitionRecover in the model: the connection broke.
                 self.go_looking(out);
-                self.trace("ConnectionLost", Some(peer), None, out);
+                self.trace(ActionKind::ConnectionLost, Some(peer), None, out);
             }
             Role::Leading(l) if l.learners.contains(&peer) => {
                 self.remove_learner(peer, out);
-                self.trace("ConnectionLost", Some(peer), None, out);
+                self.trace(ActionKind::ConnectionLost, Some(peer), None, out);
             }
             Role::Looking { connecting_to, .. } if *connecting_to == Some(peer) => {
                 // The leader we chose is not (or no longer) there: look again.
@@ -837,17 +840,17 @@ impl<P: Payload> Peer<P> {
                     self.leader_count_ack(self.cfg.id, zxid);
                     self.leader_try_to_commit(zxid, out);
                 }
-                self.trace("SyncProcessorLogRequest", None, None, out);
+                self.trace(ActionKind::SyncProcessorLogRequest, None, None, out);
             }
             Role::Following(f) if f.nl_stage == NewLeaderStage::Done => {
                 let leader = f.leader;
-                self.trace("SyncProcessorLogRequest", None, None, out);
+                self.trace(ActionKind::SyncProcessorLogRequest, None, None, out);
                 out.push(Action::Send {
                     to: leader,
                     msg: QuorumMessage::Ack { zxid },
                 });
             }
-            _ => self.trace("SyncProcessorLogRequest", None, None, out),
+            _ => self.trace(ActionKind::SyncProcessorLogRequest, None, None, out),
         }
     }
 
@@ -864,7 +867,7 @@ impl<P: Payload> Peer<P> {
             self.log.snapshot() == zxid && zxid <= self.log.committed(),
             "TakeSnapshot: the recovery point moves to a committed, durable zxid"
         );
-        self.trace("TakeSnapshot", None, None, out);
+        self.trace(ActionKind::TakeSnapshot, None, None, out);
     }
 
     fn deliver_up_to(&mut self, zxid: Zxid, out: &mut Vec<Action<P>>) {

@@ -61,7 +61,7 @@ fn non_trace(actions: Vec<Action<P>>) -> Vec<Action<P>> {
         .collect()
 }
 
-fn traces(actions: &[Action<P>]) -> Vec<&'static str> {
+fn traces(actions: &[Action<P>]) -> Vec<ActionKind> {
     actions
         .iter()
         .filter_map(|a| {
@@ -251,7 +251,7 @@ fn a_proposal_is_acked_only_after_its_fsync() {
             msg: QuorumMessage::Ack { zxid: z(1, 1) }
         }]
     );
-    assert_eq!(traces(&out), vec!["SyncProcessorLogRequest"]);
+    assert_eq!(traces(&out), vec![ActionKind::SyncProcessorLogRequest]);
 }
 
 #[test]
@@ -759,22 +759,22 @@ fn three_servers_elect_the_highest_id_and_replicate_in_order() {
     let zxids: Vec<Zxid> = (1..=5).map(|k| c.propose(k)).collect();
     c.run_until(|c| (1..=3).all(|k| c.applied(sid(k)) == zxids));
     assert_eq!(zxids, (1..=5).map(|k| z(1, k)).collect::<Vec<_>>());
-    let actions: BTreeSet<&str> = c.trace.iter().map(|t| t.action).collect();
+    let actions: BTreeSet<ActionKind> = c.trace.iter().map(|t| t.action).collect();
     for a in [
-        "ElectLeader",
-        "FollowLeader",
-        "LeaderProcessFOLLOWERINFO",
-        "LeaderProcessACKEPOCH",
-        "LeaderSyncFollower",
-        "FollowerProcessNEWLEADER",
-        "LeaderProcessACKLD",
-        "FollowerProcessUPTODATE",
-        "LeaderProcessRequest",
-        "SyncProcessorLogRequest",
-        "LeaderProcessACK",
-        "FollowerProcessCOMMIT",
+        ActionKind::ElectLeader,
+        ActionKind::FollowLeader,
+        ActionKind::LeaderProcessFollowerInfo,
+        ActionKind::LeaderProcessAckEpoch,
+        ActionKind::LeaderSyncFollower,
+        ActionKind::FollowerProcessNewLeader,
+        ActionKind::LeaderProcessAckLd,
+        ActionKind::FollowerProcessUpToDate,
+        ActionKind::LeaderProcessRequest,
+        ActionKind::SyncProcessorLogRequest,
+        ActionKind::LeaderProcessAck,
+        ActionKind::FollowerProcessCommit,
     ] {
-        assert!(actions.contains(a), "{a} never happened");
+        assert!(actions.contains(&a), "{a} never happened");
     }
 }
 
@@ -810,7 +810,7 @@ fn a_restarted_follower_catches_up_by_diff() {
     let diffs = c
         .trace
         .iter()
-        .filter(|t| t.action == "FollowerProcessSyncMessage" && t.i == sid(1))
+        .filter(|t| t.action == ActionKind::FollowerProcessSyncMessage && t.i == sid(1))
         .count();
     assert!(diffs >= 1);
 }
@@ -1114,12 +1114,12 @@ fn ignored_inputs_take_their_ignore_path_and_keep_the_trace() {
     assert_eq!(
         traces(&out),
         vec![
-            "FollowerProcessSyncMessage",
-            "FollowerProcessPROPOSALInSync",
-            "FollowerProcessCOMMITInSync",
-            "FollowerProcessPROPOSALInSync",
-            "FollowerProcessNEWLEADER",
-            "FollowerProcessNEWLEADER",
+            ActionKind::FollowerProcessSyncMessage,
+            ActionKind::FollowerProcessProposalInSync,
+            ActionKind::FollowerProcessCommitInSync,
+            ActionKind::FollowerProcessProposalInSync,
+            ActionKind::FollowerProcessNewLeader,
+            ActionKind::FollowerProcessNewLeader,
         ]
     );
     // A message from a server that is not the leader, and a heartbeat from one.
@@ -1159,7 +1159,7 @@ fn a_leader_ignores_acks_it_has_no_proposal_for() {
     assert_eq!(peer.ignored().get(Ignored::AckUnknownZxid), before + 1);
     assert_eq!(
         traces(&out),
-        vec!["LeaderProcessACK"],
+        vec![ActionKind::LeaderProcessAck],
         "the model action is still recorded"
     );
     peer.step(
@@ -1340,9 +1340,11 @@ fn a_recovering_server_neither_elects_nor_establishes_and_is_restored_by_intact_
     c.run_until(|c| !c.nodes[&sid(2)].peer.is_recovering());
     assert!(!c.nodes[&sid(2)].disk.recovering);
     assert!(
-        c.trace.iter().any(|t| t.action == "FollowerProcessUPTODATE"
-            && t.i == sid(2)
-            && !t.summary.recovering)
+        c.trace
+            .iter()
+            .any(|t| t.action == ActionKind::FollowerProcessUpToDate
+                && t.i == sid(2)
+                && !t.summary.recovering)
     );
 }
 

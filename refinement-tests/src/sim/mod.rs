@@ -35,7 +35,7 @@ mod network;
 mod servers;
 
 use crate::history::{self, KeyHistory, Op};
-use crate::refine::{Divergence, Refiner};
+use crate::refine::{Divergence, DivergenceKind, Refiner};
 use client::SimClient;
 use disk::{SimClock, SimLog};
 use rand::{Rng, SeedableRng};
@@ -55,7 +55,7 @@ use zab_server::service::{ClientEvent, ServiceConfig, ZkService};
 use zab_server::snap_stream::SnapAssembler;
 use zab_server::storage::{CrashMode, SimFs, Storage, StorageConfig, WriterEvent};
 use zab_server::wire::Frame;
-use zab_spec::{ServerId, ServerState, ZabState, Zxid};
+use zab_spec::{ActionKind, ServerId, ServerState, ZabState, Zxid};
 use zab_zk::DataTree;
 use zab_zk::txn::Txn;
 
@@ -212,6 +212,9 @@ pub struct Failure {
     pub kind: &'static str,
     /// What went wrong.
     pub reason: String,
+    /// For a refinement failure, what kind of divergence it is (callers branch on this,
+    /// never on `reason`).
+    pub divergence: Option<DivergenceKind>,
     /// The last trace records before the failure.
     pub recent: Vec<String>,
     /// The command that reruns the simulation.
@@ -434,6 +437,7 @@ impl Sim {
         Box::new(Failure {
             kind,
             reason,
+            divergence: None,
             recent: self.recent.iter().cloned().collect(),
             repro: self.cfg.repro(),
             at_ms: self.now(),

@@ -100,7 +100,7 @@ impl Sim {
         }));
         if restart {
             self.push_trace(TraceEvent {
-                action: "NodeRestart",
+                action: ActionKind::NodeRestart,
                 i: self.nodes[k].id,
                 j: None,
                 payload: None,
@@ -131,7 +131,7 @@ impl Sim {
             CrashMode::DropUnsynced
         };
         let fault = if torn { "crash (torn tail)" } else { "crash" };
-        self.crash_with(k, mode, fault, |_, _| Some(("NodeCrash", None)))
+        self.crash_with(k, mode, fault, |_, _| Some((ActionKind::NodeCrash, None)))
     }
 
     /// Crashes server `k` with `mode`, then `damage` may damage its disk (storage faults):
@@ -144,7 +144,7 @@ impl Sim {
         k: usize,
         mode: CrashMode,
         fault: &'static str,
-        damage: impl FnOnce(&mut Sim, usize) -> Option<(&'static str, Option<Zxid>)>,
+        damage: impl FnOnce(&mut Sim, usize) -> Option<(ActionKind, Option<Zxid>)>,
     ) -> Result<(), Box<Failure>> {
         if self.nodes[k].up.is_none() {
             return Ok(());
@@ -157,7 +157,7 @@ impl Sim {
         self.nodes[k].up = None;
         self.nodes[k].life += 1;
         self.nodes[k].fs.crash(mode);
-        let (action, kept) = damage(self, k).unwrap_or(("NodeCrash", None));
+        let (action, kept) = damage(self, k).unwrap_or((ActionKind::NodeCrash, None));
         if let Some(mut summary) = summary {
             if let Some(z) = kept {
                 summary.persisted = z;
@@ -177,11 +177,11 @@ impl Sim {
             }
         }
         self.close_clients_of(k);
-        let fault = if action == "NodeCrash" {
+        let fault = if action == ActionKind::NodeCrash {
             fault
         } else {
             self.damaged = Some(k);
-            action
+            action.tla_name()
         };
         *self.report.faults.entry(fault).or_default() += 1;
         Ok(())
