@@ -14,7 +14,7 @@ type M = ZabModel<ZnodeTxn>;
 type S = ModelState<ZnodeTxn>;
 
 /// Unique states of `common::observer_small()`.
-const OBSERVER_SMALL_STATES: usize = 0;
+const OBSERVER_SMALL_STATES: usize = 8_539;
 
 #[test]
 fn two_voters_and_an_observer_explore_everything() {
