@@ -53,20 +53,21 @@ BUG_CLI = {
 }
 
 # The shared configurations whose state spaces must be equal: the CI set (two servers with
-# every fault; three servers with a crash, a snapshot, a late joiner, two crashes) ...
+# every fault; three servers with a crash, a snapshot, a late joiner, two crashes; two voters
+# and an observer) ...
 EQUALITY = [
     "MCTwoServers",
     "MCTwoServersFaults",
     "MCEpoch1LateJoiner",
     "MCEpoch1Snapshot",
     "MCEpoch1Recovery",
+    "MCObserver",
 ]
 # ... and the larger ones of --full (a minute or more of TLC each).
 EQUALITY_FULL = [
     "MCEpoch1Sequential",
     "MCFreshSmall",
     "MCStorageFaults",
-    "MCObserver",
 ]
 # The deep configuration (--deep): minutes with TLC.
 DEEP = ["MCDefault"]
