@@ -87,8 +87,10 @@ impl Config {
     /// The observers: the last `observers` servers.
     #[must_use]
     pub fn observer_set(&self) -> crate::state::ServerSet {
-        (self.servers.saturating_sub(self.observers)..self.servers)
-            .fold(crate::state::ServerSet::EMPTY, crate::state::ServerSet::with)
+        (self.servers.saturating_sub(self.observers)..self.servers).fold(
+            crate::state::ServerSet::EMPTY,
+            crate::state::ServerSet::with,
+        )
     }
 
     /// Whether `bug` is switched on.

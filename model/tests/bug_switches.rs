@@ -195,7 +195,10 @@ fn zk1551_an_observer_synced_with_an_outstanding_proposal_gets_it_again_in_infor
     };
     let invariant = "CheckProposalConsistent";
     let steps = expect_violation(Bug::Zk1551, &common::observer_small(), invariant);
-    assert_eq!(steps, 24, "the shortest counterexample (TLC's trace has 25 states)");
+    assert_eq!(
+        steps, 24,
+        "the shortest counterexample (TLC's trace has 25 states)"
+    );
     let opts = CheckOptions {
         threads: 1,
         stop_at: Some(BTreeSet::from([invariant])),
@@ -211,7 +214,8 @@ fn zk1551_an_observer_synced_with_an_outstanding_proposal_gets_it_again_in_infor
             .unwrap_or_else(|| panic!("{actions:?}"))
     };
     let request = pos(&|a| a.kind() == ActionKind::LeaderProcessRequest);
-    let sync = pos(&|a| a.kind() == ActionKind::LeaderSyncFollower && a.servers().1 == Some(observer));
+    let sync =
+        pos(&|a| a.kind() == ActionKind::LeaderSyncFollower && a.servers().1 == Some(observer));
     let in_sync = pos(&|a| {
         a.kind() == ActionKind::FollowerProcessProposalInSync && a.servers().0 == observer
     });

@@ -33,7 +33,10 @@ fn two_voters_and_an_observer_explore_everything() {
         );
     }
     assert!(r.complete);
-    assert_eq!(r.unique_states, OBSERVER_SMALL_STATES, "{cfg}: unique states");
+    assert_eq!(
+        r.unique_states, OBSERVER_SMALL_STATES,
+        "{cfg}: unique states"
+    );
     assert!(
         r.examples_found.contains(&"TxnCommitted"),
         "{:?}",
@@ -57,7 +60,10 @@ fn bad_observer_bounds_are_refused() {
         servers: 2,
         ..common::observer_small()
     };
-    assert!(two.validate().is_err(), "an observer needs 2 voters besides it");
+    assert!(
+        two.validate().is_err(),
+        "an observer needs 2 voters besides it"
+    );
     let many = Config {
         servers: 5,
         observers: 2,
@@ -101,13 +107,21 @@ fn established(m: &M) -> S {
     s = take(m, &s, K::FollowLeader, F, Some(L));
     s = take(m, &s, K::FollowLeader, O, Some(L));
     s = take(m, &s, K::LeaderProcessFollowerInfo, L, Some(O));
-    assert_eq!(s.srv(L).accepted_epoch.0, 0, "the observer decided the epoch");
+    assert_eq!(
+        s.srv(L).accepted_epoch.0,
+        0,
+        "the observer decided the epoch"
+    );
     s = take(m, &s, K::LeaderProcessFollowerInfo, L, Some(F));
     assert_eq!(s.srv(L).accepted_epoch.0, 1);
     s = take(m, &s, K::FollowerProcessLeaderInfo, F, Some(L));
     s = take(m, &s, K::FollowerProcessLeaderInfo, O, Some(L));
     s = take(m, &s, K::LeaderProcessAckEpoch, L, Some(O));
-    assert_eq!(s.srv(L).zab_state, ZabState::Discovery, "the observer's ACKEPOCH counted");
+    assert_eq!(
+        s.srv(L).zab_state,
+        ZabState::Discovery,
+        "the observer's ACKEPOCH counted"
+    );
     s = take(m, &s, K::LeaderProcessAckEpoch, L, Some(F));
     assert_eq!(s.srv(L).zab_state, ZabState::Synchronization);
     for j in [F, O] {
@@ -116,7 +130,11 @@ fn established(m: &M) -> S {
         s = take(m, &s, K::FollowerProcessNewLeader, j, Some(L));
     }
     s = take(m, &s, K::LeaderProcessAckLd, L, Some(O));
-    assert_eq!(s.srv(L).zab_state, ZabState::Synchronization, "the observer's ACKLD counted");
+    assert_eq!(
+        s.srv(L).zab_state,
+        ZabState::Synchronization,
+        "the observer's ACKLD counted"
+    );
     s = take(m, &s, K::LeaderProcessAckLd, L, Some(F));
     assert_eq!(s.srv(L).zab_state, ZabState::Broadcast);
     s = take(m, &s, K::FollowerProcessUpToDate, F, Some(L));
@@ -158,7 +176,9 @@ fn an_observer_does_not_keep_a_leader_up() {
     let m = workload_model(&common::observer_small());
     let s = established(&m);
     // s1 crashes: s2 still has s3 connected, but s3 is no voter, so s2 steps down.
-    let t = m.step(&s, &Action::NodeCrash { i: F }).expect("a crash is in budget");
+    let t = m
+        .step(&s, &Action::NodeCrash { i: F })
+        .expect("a crash is in budget");
     assert_eq!(t.srv(L).state, ServerState::Looking);
     assert_eq!(t.srv(O).state, ServerState::Looking);
 }
