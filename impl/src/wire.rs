@@ -928,7 +928,8 @@ mod tests {
                 data: Bytes::from_static(b"tree"),
             },
             Frame::SnapEnd { last_zxid: z },
-            Frame::Zab(QuorumMessage::Proposal(txn)),
+            Frame::Zab(QuorumMessage::Proposal(txn.clone())),
+            Frame::Zab(QuorumMessage::Inform(txn)),
             Frame::Zab(QuorumMessage::Commit { zxid: z }),
             Frame::Zab(QuorumMessage::NewLeader {
                 zxid: Zxid::epoch_start(Epoch(3)),
