@@ -62,7 +62,7 @@ CONSTANTS
     Workload        \* "Sessions" or "Sequential" (--workload)
 
 BugNames == {"ZK4646", "ZK4643", "ZK4394", "ZK2845", "PaperProposeRecipients",
-             "PaperRedundantPropose", "PaperCommitldZxid", "NoStorageRecovery"}
+             "PaperRedundantPropose", "PaperCommitldZxid", "NoStorageRecovery", "ZK1551"}
 
 \* Config::validate (model/src/config.rs): 2..=7 servers (a single server needs no
 \* agreement), at least one epoch, at most 60 requests. InitEpoch1 also needs MaxTxns >= 2
@@ -76,6 +76,15 @@ ASSUME /\ N \in 2..7
        /\ Workload \in {"Sessions", "Sequential"}
 
 Server == 1..N
+
+\* Observers (PROTOCOL.md §10.2; ModelState::observers, constant over a run): learners
+\* that never vote or acknowledge and count in no quorum. None by default; a configuration
+\* with --observers 1 overrides the definition with `Observers <- ObserverLast` (the last
+\* server is the observer, Config::observer_set), so the configurations without observers
+\* need no new constant.
+Observers == {}
+ObserverLast == {N}
+Voters == Server \ Observers
 
 -----------------------------------------------------------------------------
 (* Variables: one per field of ModelState (model/src/state.rs).            *)
@@ -188,7 +197,8 @@ Position(s, x) == IF x \in Range(s) THEN CHOOSE k \in 1..Len(s) : s[k] = x /\ \A
                   ELSE 0
 \* f with every point of S set to v.
 Upd(f, S, v) == [k \in DOMAIN f |-> IF k \in S THEN v ELSE f[k]]
-IsQuorum(S) == 2 * Cardinality(S) > N
+\* ModelState::is_quorum: a strict majority of the voters (= of N without observers).
+IsQuorum(S) == 2 * Cardinality(S \cap Voters) > Cardinality(Voters)
 
 \* Zxids: <<epoch, counter>>, ordered lexicographically.
 ZeroZxid == <<0, 0>>
@@ -228,6 +238,7 @@ NewLeaderMsg(z) == [mtype |-> "NEWLEADER", zxid |-> z]
 AckLdMsg(z) == [mtype |-> "ACKLD", zxid |-> z]
 UpToDateMsg == [mtype |-> "UPTODATE"]
 AckMsg(z) == [mtype |-> "ACK", zxid |-> z]
+InformMsg(txn) == [mtype |-> "INFORM", txn |-> txn]
 
 \* The head of the channel j -> i has type mt.
 HeadIs(j, i, mt) == msgs[j][i] # <<>> /\ Head(msgs[j][i]).mtype = mt
@@ -403,6 +414,8 @@ Handles(i, j, m) ==
          [] m.mtype \in {"LEADERINFO", "DIFF", "TRUNC", "SNAP", "NEWLEADER", "UPTODATE"} -> follows
          [] m.mtype \in {"PROPOSAL", "COMMIT"} ->
                follows /\ zabState[i] \in {"SYNCHRONIZATION", "BROADCAST"}
+         [] m.mtype = "INFORM" ->
+               follows /\ i \in Observers /\ zabState[i] \in {"SYNCHRONIZATION", "BROADCAST"}
 
 \* Record transformers: the Rust helpers that mutate the clone `t`.
 Send(t, i, j, m) == [t EXCEPT !.msgs[i][j] = Append(@, m)]
@@ -472,10 +485,11 @@ UpdateCommittedLog(t, i) ==
     IN IF Len(c) > Len(t.committedLog) /\ IsPrefix(t.committedLog, c)
        THEN [t EXCEPT !.committedLog = c] ELSE t
 
-\* ZabModel::recipients: the broadcast set for PROPOSAL or COMMIT.
+\* ZabModel::recipients: the broadcast set for PROPOSAL or COMMIT (never an observer).
 Recipients(t, i, commit) ==
     LET narrowed == IF commit THEN Bug = "PaperCommitldZxid" ELSE Bug = "PaperProposeRecipients"
-    IN (IF narrowed THEN t.forwarding[i] \cap t.ackldLive[i] ELSE t.forwarding[i]) \ {i}
+    IN ((IF narrowed THEN t.forwarding[i] \cap t.ackldLive[i] ELSE t.forwarding[i]) \cap Voters)
+       \ {i}
 
 \* ZabModel::leader_try_to_commit (Leader.tryToCommit) for history item k.
 TryToCommit(t, i, k) ==
@@ -484,7 +498,9 @@ TryToCommit(t, i, k) ==
     THEN t
     ELSE LET t1 == UpdateCommittedLog([t EXCEPT !.ackSets[i] = Tail(@),
                                                 !.lastCommitted[i] = @ + 1], i)
-         IN SendSet(t1, i, Recipients(t1, i, TRUE), CommitMsg(t.history[i][k].zxid))
+             t2 == SendSet(t1, i, Recipients(t1, i, TRUE), CommitMsg(t.history[i][k].zxid))
+         \* ZabModel::informees: INFORM to the synced observers.
+         IN SendSet(t2, i, t2.forwarding[i] \cap Observers, InformMsg(t.history[i][k]))
 
 -----------------------------------------------------------------------------
 (* Initial states.                                                         *)
@@ -580,8 +596,10 @@ InitEpoch1 ==
 ElectLeader(i) ==
     /\ state[i] = "LOOKING"
     /\ ~recovering[i]
+    /\ i \notin Observers
     /\ IsQuorum({j \in Server : /\ state[j] = "LOOKING"
                                 /\ ~recovering[j]
+                                /\ j \notin Observers
                                 /\ j = i \/ ~Partitioned(i, j)
                                 /\ VoteLeq(Vote(j), Vote(i))})
     /\ Apply([Cur EXCEPT
@@ -674,6 +692,8 @@ LeaderProcessACKEPOCH(i, j) ==
           ELSE IF \/ m.epoch > currentEpoch[i]
                   \/ m.epoch = currentEpoch[i] /\ ZxidLt(ReportedZxid(i), m.zxid)
           THEN Apply(LeaderShutdown(Cur, i, FALSE))    \* from s: the pop is not kept
+          ELSE IF j \in Observers                       \* an observer's never counts
+          THEN Apply(Record(t1, FALSE))
           ELSE IF finished(EpochAcks(t2.electing[i]))
           THEN Apply([t2 EXCEPT !.currentEpoch[i] = acceptedEpoch[i],
                                 !.zabState[i] = "SYNCHRONIZATION",
@@ -727,7 +747,10 @@ LeaderSyncFollower(i, j) ==
            syncMsg == CASE plan.mode = "DIFF" -> DiffMsg(plan.committed)
                         [] plan.mode = "TRUNC" -> TruncMsg(plan.base)
                         [] plan.mode = "SNAP" -> SnapMsg(plan.base, SubSeq(h, 1, base))
-           stream == <<syncMsg>> \o SyncStream(h, base + 1, committed)
+           \* an observer gets no outstanding proposal (Leader.startForwarding; not so
+           \* under ZK1551)
+           sent == IF j \in Observers /\ Bug # "ZK1551" THEN SubSeq(h, 1, committed) ELSE h
+           stream == <<syncMsg>> \o SyncStream(sent, base + 1, committed)
                      \o <<NewLeaderMsg(EpochStart(acceptedEpoch[i]))>>
        IN Apply(SendSeq([Cur EXCEPT !.forwarding[i] = @ \cup {j},
                                     !.electing[i][j] = ElectingRec(NullZxid, @[1].inQuorum)],
@@ -807,7 +830,8 @@ FollowerProcessCOMMITInSync(i, j) ==
 LogSyncPacketsAndAck(t, i, j, z) ==
     LET h == t.history[i] \o t.packets[i]
         from == t.syncCommitted[i]
-        acks == [k \in 1..(Len(h) - from) |-> AckMsg(h[from + k].zxid)]
+        acks == IF i \in Observers THEN <<>>     \* an observer never ACKs a transaction
+                ELSE [k \in 1..(Len(h) - from) |-> AckMsg(h[from + k].zxid)]
     IN SendSeq([t EXCEPT !.nlStage[i] = "DONE", !.packets[i] = <<>>, !.history[i] = h,
                          !.persisted[i] = Len(h)],
                i, j, <<AckLdMsg(z)>> \o acks)
@@ -845,7 +869,8 @@ LeaderProcessACKLD(i, j) ==
            live == ackldLive[i] \cup {j}
            t1 == [t EXCEPT !.ackldRecv[i] = recv, !.ackldLive[i] = live]
            \* a recovering follower gets UPTODATE but does not count towards establishment
-           recvC == IF recovering[j] THEN ackldRecv[i] ELSE recv
+           \* (nor does an observer)
+           recvC == IF recovering[j] \/ j \in Observers THEN ackldRecv[i] ELSE recv
            t3 == [t EXCEPT !.ackldRecv[i] = recvC, !.ackldLive[i] = live]
        IN IF formed
           THEN Apply(Send(IF Bug \in {"PaperProposeRecipients", "PaperCommitldZxid"} THEN t1 ELSE t,
@@ -912,7 +937,7 @@ SyncProcessorLogRequest(i) ==
                  IF k > lc
                  THEN Apply(TryToCommit([t EXCEPT !.ackSets[i][k - lc] = @ \cup {i}], i, k))
                  ELSE Apply(t)
-            [] state[i] = "FOLLOWING" /\ nlStage[i] = "DONE" ->
+            [] state[i] = "FOLLOWING" /\ nlStage[i] = "DONE" /\ i \notin Observers ->
                  Apply(Send(t, i, leaderOf[i], AckMsg(history[i][k].zxid)))
             [] OTHER -> Apply(t)
 
@@ -935,7 +960,7 @@ LeaderProcessACK(i, j) ==
            t == Pop(Cur, j, i)
            committed == IF zabState[i] = "BROADCAST" THEN lastCommitted[i] ELSE Len(history[i])
            k == IndexOf(history[i], z)
-       IN IF ZxidLeq(z, ZxidAt(history[i], committed)) \/ recovering[j]
+       IN IF ZxidLeq(z, ZxidAt(history[i], committed)) \/ recovering[j] \/ j \in Observers
           THEN Apply(t)
           ELSE IF k > committed
           THEN Apply(TryToCommit([t EXCEPT !.ackSets[i][k - committed] = @ \cup {j}], i, k))
@@ -952,6 +977,32 @@ FollowerProcessCOMMIT(i, j) ==
        IN IF next < Len(history[i]) /\ history[i][next + 1].zxid = z
           THEN Apply([t EXCEPT !.lastCommitted[i] = @ + 1])
           ELSE Apply(Flag(t, "commitInconsistent"))
+
+\* Observers (PROTOCOL.md §10.2; model/src/next/observer.rs): a committed transaction
+\* from INFORM is logged and delivered (BROADCAST), or joins the sync (SYNCHRONIZATION).
+ObserverProcessINFORM(i, j) ==
+    /\ HeadIs(j, i, "INFORM")
+    /\ i \in Observers
+    /\ state[i] = "FOLLOWING"
+    /\ leaderOf[i] = j
+    /\ nlStage[i] # "EPOCH_UPDATED"
+    /\ zabState[i] \in {"SYNCHRONIZATION", "BROADCAST"}
+    /\ LET txn == Head(msgs[j][i]).txn
+           t == Pop(Cur, j, i)
+           all == history[i] \o packets[i]
+       IN IF zabState[i] = "BROADCAST"
+          THEN IF ~IsNextZxid(LastZxidOf(history[i]), txn.zxid)
+               THEN Apply(Flag(t, "proposalInconsistent"))
+               ELSE IF lastCommitted[i] # Len(history[i])
+               THEN Apply(Flag(t, "commitInconsistent"))
+               ELSE Apply([t EXCEPT !.history[i] = Append(@, txn), !.lastCommitted[i] = @ + 1])
+          ELSE IF ~IsNextZxid(LastZxidOf(all), txn.zxid)
+          THEN Apply(Flag(t, "proposalInconsistent"))
+          ELSE IF syncCommitted[i] # Len(all)
+          THEN Apply(Flag(t, "commitInconsistent"))
+          ELSE IF nlStage[i] = "WAITING"
+          THEN Apply([t EXCEPT !.packets[i] = Append(@, txn), !.syncCommitted[i] = @ + 1])
+          ELSE Apply([t EXCEPT !.history[i] = Append(@, txn), !.syncCommitted[i] = @ + 1])
 
 \* A snapshot of history[1..k], committed and durable, becomes the recovery point. It is
 \* written in the background, in any role and phase, so k is any point after the previous
@@ -1061,6 +1112,7 @@ Next ==
     \/ \E i, j \in Server : FollowerProcessPROPOSAL(i, j)
     \/ \E i, j \in Server : LeaderProcessACK(i, j)
     \/ \E i, j \in Server : FollowerProcessCOMMIT(i, j)
+    \/ \E i, j \in Server : ObserverProcessINFORM(i, j)
     \/ \E i \in Server : \E k \in 1..Len(history[i]) : TakeSnapshot(i, k)
     \/ \E i, j \in Server : PartitionStart(i, j)
     \/ \E i, j \in Server : PartitionRecover(i, j)
@@ -1187,6 +1239,18 @@ WellFormed ==
               /\ packets[i] = <<>> /\ syncCommitted[i] = 0
         /\ state[i] = "FOLLOWING" => leaderOf[i] \in Server
 
+\* PROTOCOL.md §10.5: no observer leads, is in a leader's counted ACKEPOCHs, ackldRecv or
+\* an ack set, or has an ACK on its way.
+ObserversNeverCount ==
+    /\ \A i \in Server :
+          state[i] = "LEADING" =>
+              /\ i \notin Observers
+              /\ EpochAcks(electing[i]) \cap Observers = {}
+              /\ ackldRecv[i] \cap Observers = {}
+              /\ \A k \in 1..Len(ackSets[i]) : ackSets[i][k] \cap Observers = {}
+    /\ \A o \in Observers, j \in Server :
+          \A k \in 1..Len(msgs[o][j]) : msgs[o][j][k].mtype # "ACK"
+
 \* The ZNode tree and anomalies of every server's delivered prefix. The ZNode
 \* invariants are stated over r = Replays so that AllInvariants replays once per state.
 Replays == [i \in Server |-> Replay(Delivered(i))]
@@ -1213,7 +1277,7 @@ AllInvariants ==
     /\ CommittedLogMonotonicity /\ CommittedLogDurability /\ ProcessConsistency
     /\ LeaderLogCompleteness /\ CommitConsistency /\ HistoryConsistency
     /\ CheckStateConsistent /\ CheckProposalConsistent /\ CheckCommitConsistent
-    /\ CheckAckConsistent /\ CheckMessageLegal /\ WellFormed
+    /\ CheckAckConsistent /\ CheckMessageLegal /\ WellFormed /\ ObserversNeverCount
     /\ LET r == Replays
        IN /\ ReplicaAgreementIn(r)
           /\ \A a \in {"ZnodeParentExists", "ZnodeEphemeralLeaf", "ZnodeSequentialMonotonic",

@@ -49,16 +49,19 @@ BUG_CLI = {
     "PaperRedundantPropose": "paper-redundant-propose",
     "PaperCommitldZxid": "paper-commitld-zxid",
     "NoStorageRecovery": "no-storage-recovery",
+    "ZK1551": "zk1551",
 }
 
 # The shared configurations whose state spaces must be equal: the CI set (two servers with
-# every fault; three servers with a crash, a snapshot, a late joiner, two crashes) ...
+# every fault; three servers with a crash, a snapshot, a late joiner, two crashes; two voters
+# and an observer) ...
 EQUALITY = [
     "MCTwoServers",
     "MCTwoServersFaults",
     "MCEpoch1LateJoiner",
     "MCEpoch1Snapshot",
     "MCEpoch1Recovery",
+    "MCObserver",
 ]
 # ... and the larger ones of --full (a minute or more of TLC each).
 EQUALITY_FULL = [
@@ -72,8 +75,14 @@ DEEP = ["MCDefault"]
 # switch changes the space of MCEpoch1Sequential except ZK2845, which changes
 # MCTwoServersFaults, and NoStorageRecovery, which needs a storage fault (MCStorageFaults).
 BUG_SPACES = [
-    ("MCEpoch1Sequential", bug) for bug in BUG_CLI if bug not in ("ZK2845", "NoStorageRecovery")
-] + [("MCTwoServersFaults", "ZK2845"), ("MCStorageFaults", "NoStorageRecovery")]
+    ("MCEpoch1Sequential", bug)
+    for bug in BUG_CLI
+    if bug not in ("ZK2845", "NoStorageRecovery", "ZK1551")
+] + [
+    ("MCTwoServersFaults", "ZK2845"),
+    ("MCStorageFaults", "NoStorageRecovery"),
+    ("MCObserver", "ZK1551"),
+]
 # The known-bug configurations (each names the invariant it breaks).
 BUGS = ["MCBug" + bug for bug in BUG_CLI]
 # The reachability examples (invariants::examples), checked on one configuration.
@@ -98,6 +107,9 @@ class Cfg:
         self.init = init.group(1) if init else "Init"
         expect = re.search(r"^\\\* expect: (\w+)", text, re.M)
         self.expect = expect.group(1) if expect else None
+        # Definition overrides (`Observers <- ObserverLast`): Zab.tla defines Observers as {}
+        # so that configurations without observers need no constant for it.
+        self.overrides = dict(re.findall(r"^\s+(\w+)\s*<-\s*(\w+)\s*$", text, re.M))
 
     @staticmethod
     def load(name):
@@ -124,6 +136,11 @@ class Cfg:
             args += ["--init", "epoch1"]
         elif self.init != "Init":
             raise ValueError(f"{self.name}: unknown INIT {self.init}")
+        observers = self.overrides.get("Observers")
+        if observers == "ObserverLast":
+            args += ["--observers", "1"]
+        elif observers is not None:
+            raise ValueError(f"{self.name}: unknown Observers override {observers}")
         if self.const("Bug") != "None":
             args += ["--bug", BUG_CLI[self.const("Bug")]]
         return args

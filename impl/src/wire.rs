@@ -91,7 +91,7 @@ impl FrameLimits {
             tag::SNAP => 21,
             tag::SNAPCHUNK => 9 + self.snapshot,
             tag::SNAPEND => 9,
-            tag::PROPOSAL => 9 + self.payload,
+            tag::PROPOSAL | tag::INFORM => 9 + self.payload,
             tag::APP => 2 + self.payload,
             _ => return None,
         })
@@ -355,6 +355,8 @@ mod tag {
     pub const SNAPCHUNK: u8 = 16;
     pub const SNAPEND: u8 = 20;
     pub const PROPOSAL: u8 = 2;
+    /// ZooKeeper's `Leader.INFORM`: a committed transaction for an observer.
+    pub const INFORM: u8 = 8;
     pub const COMMIT: u8 = 4;
     pub const NEWLEADER: u8 = 10;
     pub const ACKLD: u8 = 19;
@@ -484,6 +486,10 @@ fn encode_message<P: PayloadCodec>(m: &Message<P>, out: &mut BytesMut) {
         QuorumMessage::AckNewLeader { zxid } => zxid_frame(tag::ACKLD, *zxid, out),
         QuorumMessage::UpToDate => out.put_u8(tag::UPTODATE),
         QuorumMessage::Ack { zxid } => zxid_frame(tag::ACK, *zxid, out),
+        QuorumMessage::Inform(txn) => {
+            zxid_frame(tag::INFORM, txn.zxid, out);
+            txn.payload.encode(out);
+        }
     }
 }
 
@@ -666,6 +672,12 @@ pub fn decode_frame<P: PayloadCodec>(body: &Bytes) -> Result<Frame<P>, WireError
             let payload = P::decode(buf)?;
             buf = &[];
             Frame::Zab(QuorumMessage::Proposal(Txn { zxid: z, payload }))
+        }
+        tag::INFORM => {
+            let z = zxid(&mut buf)?;
+            let payload = P::decode(buf)?;
+            buf = &[];
+            Frame::Zab(QuorumMessage::Inform(Txn { zxid: z, payload }))
         }
         tag::COMMIT => Frame::Zab(QuorumMessage::Commit {
             zxid: zxid(&mut buf)?,
@@ -916,7 +928,8 @@ mod tests {
                 data: Bytes::from_static(b"tree"),
             },
             Frame::SnapEnd { last_zxid: z },
-            Frame::Zab(QuorumMessage::Proposal(txn)),
+            Frame::Zab(QuorumMessage::Proposal(txn.clone())),
+            Frame::Zab(QuorumMessage::Inform(txn)),
             Frame::Zab(QuorumMessage::Commit { zxid: z }),
             Frame::Zab(QuorumMessage::NewLeader {
                 zxid: Zxid::epoch_start(Epoch(3)),

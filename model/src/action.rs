@@ -145,6 +145,13 @@ pub enum Action<P> {
         /// The leader.
         j: Sid,
     },
+    /// `ObserverProcessINFORM`: an observer logs and delivers a committed transaction.
+    ObserverProcessInform {
+        /// The observer.
+        i: Sid,
+        /// The leader.
+        j: Sid,
+    },
     /// `TakeSnapshot`: the server's snapshot of its state at `history[1..k]` becomes its
     /// recovery point (snapshots are written in the background, so `k` may lag behind).
     TakeSnapshot {
@@ -230,6 +237,7 @@ impl<P> Action<P> {
             Action::FollowerProcessProposal { .. } => ActionKind::FollowerProcessProposal,
             Action::LeaderProcessAck { .. } => ActionKind::LeaderProcessAck,
             Action::FollowerProcessCommit { .. } => ActionKind::FollowerProcessCommit,
+            Action::ObserverProcessInform { .. } => ActionKind::ObserverProcessInform,
             Action::TakeSnapshot { .. } => ActionKind::TakeSnapshot,
             Action::PartitionStart { .. } => ActionKind::PartitionStart,
             Action::PartitionRecover { .. } => ActionKind::PartitionRecover,
@@ -303,6 +311,7 @@ impl<P> Action<P> {
             }
             ActionKind::LeaderProcessAck => two(|i, j| Action::LeaderProcessAck { i, j }),
             ActionKind::FollowerProcessCommit => two(|i, j| Action::FollowerProcessCommit { i, j }),
+            ActionKind::ObserverProcessInform => two(|i, j| Action::ObserverProcessInform { i, j }),
             ActionKind::PartitionStart => two(|i, j| Action::PartitionStart { i, j }),
             ActionKind::PartitionRecover => two(|i, j| Action::PartitionRecover { i, j }),
             ActionKind::NodeCrash => one(|i| Action::NodeCrash { i }),
@@ -347,6 +356,7 @@ impl<P> Action<P> {
             | Action::FollowerProcessProposal { i, j }
             | Action::LeaderProcessAck { i, j }
             | Action::FollowerProcessCommit { i, j }
+            | Action::ObserverProcessInform { i, j }
             | Action::PartitionStart { i, j }
             | Action::PartitionRecover { i, j }
             | Action::FilterNonexistentMessage { i, j } => (i, Some(j)),
@@ -399,6 +409,7 @@ mod tests {
             Action::FollowerProcessProposal { i, j },
             Action::LeaderProcessAck { i, j },
             Action::FollowerProcessCommit { i, j },
+            Action::ObserverProcessInform { i, j },
             Action::TakeSnapshot { i, k: 1 },
             Action::PartitionStart { i, j },
             Action::PartitionRecover { i, j },

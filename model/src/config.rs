@@ -56,6 +56,9 @@ pub struct Config {
     pub workload: WorkloadKind,
     /// Where runs start.
     pub init: InitKind,
+    /// Observers (`spec/PROTOCOL.md` §10.2): the last `observers` servers (0 or 1) are
+    /// observers, the others voters. 0 in every configuration that predates observers.
+    pub observers: u8,
 }
 
 impl Config {
@@ -77,7 +80,17 @@ impl Config {
             bug: None,
             workload: WorkloadKind::Sessions,
             init: InitKind::Fresh,
+            observers: 0,
         }
+    }
+
+    /// The observers: the last `observers` servers.
+    #[must_use]
+    pub fn observer_set(&self) -> crate::state::ServerSet {
+        (self.servers.saturating_sub(self.observers)..self.servers).fold(
+            crate::state::ServerSet::EMPTY,
+            crate::state::ServerSet::with,
+        )
     }
 
     /// Whether `bug` is switched on.
@@ -102,6 +115,18 @@ impl Config {
                 "--init epoch1 needs --txns >= 2 (its two requests count) and 2+ servers".into(),
             );
         }
+        if self.observers > 1 {
+            return Err("--observers must be 0 or 1 (the model's bound, PROTOCOL.md §10.6)".into());
+        }
+        if self.observers > 0 && self.servers - self.observers < 2 {
+            return Err("--observers needs at least 2 voters besides the observer".into());
+        }
+        if self.observers > 0 && self.init == InitKind::Epoch1 {
+            return Err(
+                "--observers does not combine with --init epoch1 (its start has no observer)"
+                    .into(),
+            );
+        }
         if self.txns.is_some_and(|t| t > 60) {
             return Err("--txns must be at most 60".into());
         }
@@ -124,6 +149,7 @@ impl Default for Config {
             bug: None,
             workload: WorkloadKind::Sessions,
             init: InitKind::Fresh,
+            observers: 0,
         }
     }
 }
@@ -148,6 +174,10 @@ impl fmt::Display for Config {
             self.workload,
             self.init,
             self.bug.map_or("none", Bug::cli_name)
-        )
+        )?;
+        if self.observers > 0 {
+            write!(f, " observers={}", self.observers)?;
+        }
+        Ok(())
     }
 }

@@ -116,6 +116,10 @@ struct ModelArgs {
     /// Where runs start: from scratch, or ZooKeeper's bug-hunting start (epoch 1 established).
     #[arg(long, value_enum, default_value_t = InitKind::Fresh)]
     init: InitKind,
+    /// Observers (spec/PROTOCOL.md §10.2): the last N servers are observers, learners that
+    /// never vote or acknowledge and count in no quorum (0 or 1).
+    #[arg(long, default_value_t = 0)]
+    observers: u8,
     /// Checker threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -135,6 +139,7 @@ impl ModelArgs {
             bug: self.bug,
             workload: self.workload,
             init: self.init,
+            observers: self.observers,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -161,6 +166,9 @@ impl ModelArgs {
         }
         if self.init == InitKind::Epoch1 {
             s.push_str(" --init epoch1");
+        }
+        if self.observers > 0 {
+            s.push_str(&format!(" --observers {}", self.observers));
         }
         if let Some(b) = self.bug {
             s.push_str(&format!(" --bug {b}"));

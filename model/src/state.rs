@@ -347,6 +347,10 @@ pub struct ModelState<P> {
     pub msgs: Vec<VecDeque<Msg<P>>>,
     /// Partitioned pairs: bit `i * 8 + j` for `i < j`.
     pub partition: u64,
+    /// The observers (`spec/PROTOCOL.md` §10.2): learners that never vote, never acknowledge
+    /// and count in no quorum. Constant over a run (`--observers`, TLA+ `Observers`), so it
+    /// adds no states; empty unless observers are configured.
+    pub observers: ServerSet,
     /// History variables.
     pub ghost: Ghost<P>,
 }
@@ -360,6 +364,7 @@ impl<P: Clone> ModelState<P> {
             servers: (0..n).map(|_| ServerVars::initial()).collect(),
             msgs: vec![VecDeque::new(); n * n],
             partition: 0,
+            observers: ServerSet::EMPTY,
             ghost: Ghost {
                 crashes: 0,
                 partitions: 0,
@@ -392,6 +397,26 @@ impl<P> ModelState<P> {
     #[must_use]
     pub fn n(&self) -> u8 {
         self.servers.len() as u8
+    }
+
+    /// The voters: every server that is not an observer.
+    #[must_use]
+    pub fn voters(&self) -> ServerSet {
+        ServerSet((((1u16 << self.n()) - 1) as u8) & !self.observers.0)
+    }
+
+    /// Whether `set` holds a strict majority of the voters (observers count in no quorum;
+    /// without observers this is `set.is_quorum(n)`).
+    #[must_use]
+    pub fn is_quorum(&self, set: ServerSet) -> bool {
+        let voters = self.voters();
+        set.intersect(voters).is_quorum(voters.len() as u8)
+    }
+
+    /// Whether `i` is an observer.
+    #[must_use]
+    pub fn is_observer(&self, i: Sid) -> bool {
+        self.observers.contains(i)
     }
 
     /// Server `i`.
@@ -488,7 +513,10 @@ pub fn fmt_history<P: fmt::Display>(h: &[Txn<P>]) -> String {
 impl<P: fmt::Display + Clone> fmt::Display for ModelState<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, s) in self.servers.iter().enumerate() {
-            let role = format!("{:?}/{:?}", s.state, s.zab_state).to_uppercase();
+            let mut role = format!("{:?}/{:?}", s.state, s.zab_state).to_uppercase();
+            if self.observers.contains(i as Sid) {
+                role.push_str(" (observer)");
+            }
             writeln!(
                 f,
                 "  s{}: {role} acceptedEpoch={} currentEpoch={} history={} persisted={} \

@@ -184,3 +184,44 @@ fn with_recovery_the_same_fault_leaves_the_server_recovering_and_without_a_vote(
     );
     assert!(!model.counts(&state, i), "its votes and ACKs do not count");
 }
+
+#[test]
+fn zk1551_an_observer_synced_with_an_outstanding_proposal_gets_it_again_in_inform() {
+    // ZOOKEEPER-1551: the leader syncs a late observer while a proposal is outstanding and
+    // (the bug) streams it to the observer too; when it commits, INFORM brings it again.
+    let cfg = Config {
+        bug: Some(Bug::Zk1551),
+        ..common::observer_small()
+    };
+    let invariant = "CheckProposalConsistent";
+    let steps = expect_violation(Bug::Zk1551, &common::observer_small(), invariant);
+    assert_eq!(
+        steps, 24,
+        "the shortest counterexample (TLC's trace has 25 states)"
+    );
+    let opts = CheckOptions {
+        threads: 1,
+        stop_at: Some(BTreeSet::from([invariant])),
+        ..CheckOptions::default()
+    };
+    let r = checker::check(&cfg, &opts);
+    let actions = r.failures[0].path.clone().into_actions();
+    let observer = 2; // s3, the last server
+    let pos = |p: &dyn Fn(&zab_model::Action<zab_spec::ZnodeTxn>) -> bool| {
+        actions
+            .iter()
+            .position(p)
+            .unwrap_or_else(|| panic!("{actions:?}"))
+    };
+    let request = pos(&|a| a.kind() == ActionKind::LeaderProcessRequest);
+    let sync =
+        pos(&|a| a.kind() == ActionKind::LeaderSyncFollower && a.servers().1 == Some(observer));
+    let in_sync = pos(&|a| {
+        a.kind() == ActionKind::FollowerProcessProposalInSync && a.servers().0 == observer
+    });
+    assert!(request < sync && sync < in_sync, "{actions:?}");
+    assert_eq!(
+        actions.last().map(zab_model::Action::kind),
+        Some(ActionKind::ObserverProcessInform)
+    );
+}

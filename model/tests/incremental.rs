@@ -81,6 +81,10 @@ fn whole(s: &ModelState<ZnodeTxn>) -> u64 {
 fn walk(bug: Option<Bug>, servers: u8, seed: u64, steps: usize) -> (usize, usize) {
     let mut cfg = Config::unbounded(servers);
     cfg.bug = bug;
+    // ZOOKEEPER-1551 needs an observer; some bug-free walks have one too (PROTOCOL.md §10.2).
+    if bug == Some(Bug::Zk1551) || (bug.is_none() && seed % 4 == 1) {
+        cfg.observers = 1;
+    }
     let model = ZabModel::new(cfg, Arc::new(Endless));
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut s = model.initial_state();

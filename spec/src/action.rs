@@ -92,6 +92,9 @@ action_kinds! {
     LeaderProcessAck = "LeaderProcessACK", Two;
     /// The follower handles a COMMIT in BROADCAST.
     FollowerProcessCommit = "FollowerProcessCOMMIT", Two;
+    /// An observer handles INFORM (a committed transaction), while synchronizing or in
+    /// BROADCAST (`spec/PROTOCOL.md` §10.2).
+    ObserverProcessInform = "ObserverProcessINFORM", Two;
     /// A snapshot becomes the server's recovery point.
     TakeSnapshot = "TakeSnapshot", One;
     /// A link is cut.
@@ -209,8 +212,8 @@ mod tests {
             );
         }
         assert_eq!(ActionKind::from_tla_name("NoSuchAction"), None);
-        assert_eq!(ActionKind::ALL.len(), 30);
-        assert_eq!(ActionKind::model_actions().count(), 28);
+        assert_eq!(ActionKind::ALL.len(), 31);
+        assert_eq!(ActionKind::model_actions().count(), 29);
     }
 
     #[test]

@@ -44,11 +44,16 @@ pub enum Bug {
     /// quorum without a committed transaction elects a leader that lacks it. Only has an
     /// effect with a storage-fault budget (`--storage-faults`).
     NoStorageRecovery,
+    /// ZOOKEEPER-1551 (fixed in 3.4.6/3.5.0): `Leader.startForwarding` queues the outstanding,
+    /// not yet committed proposals for an observer too, so an observer being synced logs a
+    /// transaction before it commits and then receives it again in INFORM. Model only; needs
+    /// an observer (`--observers 1`).
+    Zk1551,
 }
 
 impl Bug {
     /// All switches, in `--help` order.
-    pub const ALL: [Bug; 8] = [
+    pub const ALL: [Bug; 9] = [
         Bug::Zk4646,
         Bug::Zk4643,
         Bug::Zk4394,
@@ -57,6 +62,7 @@ impl Bug {
         Bug::PaperRedundantPropose,
         Bug::PaperCommitldZxid,
         Bug::NoStorageRecovery,
+        Bug::Zk1551,
     ];
 
     /// The CLI spelling (`--bug zk4646`).
@@ -71,6 +77,7 @@ impl Bug {
             Bug::PaperRedundantPropose => "paper-redundant-propose",
             Bug::PaperCommitldZxid => "paper-commitld-zxid",
             Bug::NoStorageRecovery => "no-storage-recovery",
+            Bug::Zk1551 => "zk1551",
         }
     }
 
@@ -86,6 +93,7 @@ impl Bug {
             Bug::PaperRedundantPropose => "PaperRedundantPropose",
             Bug::PaperCommitldZxid => "PaperCommitldZxid",
             Bug::NoStorageRecovery => "NoStorageRecovery",
+            Bug::Zk1551 => "ZK1551",
         }
     }
 }

@@ -155,6 +155,9 @@ pub enum QuorumMessage<P, S = Vec<Txn<P>>> {
         /// The acknowledged zxid.
         zxid: Zxid,
     },
+    /// Leader → observer: a committed transaction, to log and apply (`INFORM`); observers
+    /// get no PROPOSAL or COMMIT in BROADCAST and never acknowledge (`spec/PROTOCOL.md` §10.2).
+    Inform(Txn<P>),
 }
 
 impl<P, S> QuorumMessage<P, S> {
@@ -174,6 +177,7 @@ impl<P, S> QuorumMessage<P, S> {
             QuorumMessage::AckNewLeader { .. } => "ACKLD",
             QuorumMessage::UpToDate => "UPTODATE",
             QuorumMessage::Ack { .. } => "ACK",
+            QuorumMessage::Inform(_) => "INFORM",
         }
     }
 }
@@ -218,6 +222,7 @@ impl<P: fmt::Display, S> fmt::Display for QuorumMessage<P, S> {
             QuorumMessage::AckNewLeader { zxid } => write!(f, "ACKLD({zxid})"),
             QuorumMessage::UpToDate => write!(f, "UPTODATE"),
             QuorumMessage::Ack { zxid } => write!(f, "ACK({zxid})"),
+            QuorumMessage::Inform(t) => write!(f, "INFORM({}, {})", t.zxid, t.payload),
         }
     }
 }

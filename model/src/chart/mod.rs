@@ -177,7 +177,7 @@ pub fn message_label<P>(m: &Msg<P>) -> String {
             format!("{name} {last_zxid}")
         }
         QuorumMessage::Trunc { truncate_to } => format!("{name} {truncate_to}"),
-        QuorumMessage::Proposal(t) => format!("{name} {}", t.zxid),
+        QuorumMessage::Proposal(t) | QuorumMessage::Inform(t) => format!("{name} {}", t.zxid),
         QuorumMessage::Commit { zxid }
         | QuorumMessage::NewLeader { zxid }
         | QuorumMessage::AckNewLeader { zxid }
@@ -202,6 +202,7 @@ pub fn received<P>(a: &Action<P>) -> Option<(Sid, Sid)> {
         | Action::FollowerProcessProposal { i, j }
         | Action::LeaderProcessAck { i, j }
         | Action::FollowerProcessCommit { i, j }
+        | Action::ObserverProcessInform { i, j }
         | Action::FilterNonexistentMessage { i, j } => Some((j, i)),
         _ => None,
     }

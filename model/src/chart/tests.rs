@@ -23,6 +23,7 @@ fn zk4646_config() -> Config {
         bug: Some(Bug::Zk4646),
         workload: WorkloadKind::Sessions,
         init: InitKind::Epoch1,
+        observers: 0,
     }
 }
 

@@ -226,6 +226,33 @@ fn well_formed<P>(s: &ModelState<P>) -> bool {
     })
 }
 
+/// `ObserversNeverCount` (`spec/PROTOCOL.md` §10.5): no observer leads, is in a leader's
+/// counted ACKEPOCHs, `ackldRecv` or the ack set of an outstanding proposal, or has an ACK on
+/// its way (an observer never acknowledges a transaction). Cheap: the monitor evaluates it
+/// whole.
+fn observers_never_count<P>(s: &ModelState<P>) -> bool {
+    let obs = s.observers;
+    if obs.is_empty() {
+        return true;
+    }
+    let leaders_ok = s.servers.iter().enumerate().all(|(i, v)| {
+        v.leader.as_ref().is_none_or(|l| {
+            !obs.contains(i as Sid)
+                && l.epoch_acks().intersect(obs).is_empty()
+                && l.ackld_recv.intersect(obs).is_empty()
+                && l.ack_sets.iter().all(|a| a.intersect(obs).is_empty())
+        })
+    });
+    let no_acks = obs.iter().all(|o| {
+        (0..s.n()).all(|j| {
+            s.channel(o, j)
+                .iter()
+                .all(|m| !matches!(m, zab_spec::QuorumMessage::Ack { .. }))
+        })
+    });
+    leaders_ok && no_acks
+}
+
 fn no_anomaly<P: Payload>(s: &ModelState<P>, a: Anomaly) -> bool {
     (0..s.n()).all(|i| !replay(delivered(s, i)).1.contains(&a))
 }
@@ -360,6 +387,11 @@ pub fn invariants<P: Payload>() -> Vec<Invariant<P>> {
             "WellFormed",
             "epochs, indices and roles of every server are consistent",
             well_formed
+        ),
+        inv!(
+            "ObserversNeverCount",
+            "no observer leads, acknowledges or counts toward a quorum",
+            observers_never_count
         ),
         inv!(
             "ZnodeReplicaAgreement",

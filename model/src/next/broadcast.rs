@@ -110,7 +110,8 @@ impl<P: Payload> ZabModel<P> {
                     self.leader_try_to_commit(&mut t, i, k);
                 }
             }
-            ServerState::Following => {
+            // An observer logs but never acknowledges (PROTOCOL.md §10.2).
+            ServerState::Following if !s.is_observer(i) => {
                 let f = srv.follower.as_ref()?;
                 if f.nl_stage == NewLeaderStage::Done {
                     let leader = f.leader;
@@ -172,7 +173,7 @@ impl<P: Payload> ZabModel<P> {
         };
         let mut t = s.clone();
         t.pop(j, i);
-        if zxid <= me.zxid_at(committed) || !self.counts(s, j) {
+        if zxid <= me.zxid_at(committed) || !self.counts(s, j) || s.is_observer(j) {
             return Some(t);
         }
         match me.index_of(zxid) {
@@ -187,23 +188,32 @@ impl<P: Payload> ZabModel<P> {
     }
 
     /// ZooKeeper `Leader.tryToCommit`: the `k`-th transaction commits when it is the next one
-    /// and a quorum acknowledged it; COMMIT goes to the synced followers.
+    /// and a quorum (of voters) acknowledged it; COMMIT goes to the synced followers, INFORM
+    /// with the transaction to the synced observers.
     pub(crate) fn leader_try_to_commit(&self, t: &mut ModelState<P>, i: Sid, k: usize) {
-        let n = t.n();
+        let quorum = t
+            .srv(i)
+            .leader
+            .as_ref()
+            .and_then(|l| l.ack_sets.first())
+            .is_some_and(|a| t.is_quorum(*a));
         let srv = t.srv_mut(i);
         let lc = srv.last_committed as usize;
         let Some(lv) = srv.leader.as_mut() else {
             return;
         };
-        if k != lc + 1 || !lv.ack_sets.first().is_some_and(|a| a.is_quorum(n)) {
+        if k != lc + 1 || !quorum {
             return;
         }
         lv.ack_sets.remove(0);
         srv.last_committed += 1;
-        let zxid = srv.history[k - 1].zxid;
+        let txn = srv.history[k - 1].clone();
         Self::update_committed_log(t, i);
         for f in self.recipients(t, i, true).iter() {
-            t.send(i, f, QuorumMessage::Commit { zxid });
+            t.send(i, f, QuorumMessage::Commit { zxid: txn.zxid });
+        }
+        for o in Self::informees(t, i).iter() {
+            t.send(i, o, QuorumMessage::Inform(txn.clone()));
         }
     }
 

@@ -27,8 +27,9 @@ impl<P: Payload> ZabModel<P> {
         if !l.learners.contains(j) {
             return None;
         }
-        let n = s.n();
-        let waiting = !(l.connecting.contains(i) && l.connecting.is_quorum(n));
+        // An observer's FOLLOWERINFO (ZooKeeper's OBSERVERINFO) raises tempMaxEpoch and gets
+        // LEADERINFO, but only voters make the quorum (`Leader.getEpochToPropose`).
+        let waiting = !(l.connecting.contains(i) && s.is_quorum(l.connecting));
         let mut t = s.clone();
         t.pop(j, i);
         if waiting {
@@ -39,7 +40,7 @@ impl<P: Payload> ZabModel<P> {
             };
             let connecting = l.connecting.with(j);
             let live = l.connecting_live.with(j);
-            let decided = connecting.contains(i) && connecting.is_quorum(n);
+            let decided = connecting.contains(i) && s.is_quorum(connecting);
             if decided && self.cfg.epochs.is_some_and(|e| tmp.0 > e) {
                 return None;
             }
@@ -140,8 +141,7 @@ impl<P: Payload> ZabModel<P> {
         if !l.learners.contains(j) {
             return None;
         }
-        let n = s.n();
-        let finished = |set: crate::state::ServerSet| set.contains(i) && set.is_quorum(n);
+        let finished = |set: crate::state::ServerSet| set.contains(i) && s.is_quorum(set);
         let old_in_quorum = l.electing[usize::from(j)].is_some_and(|e| e.in_quorum);
         let mut t = s.clone();
         t.pop(j, i);
@@ -173,6 +173,12 @@ impl<P: Payload> ZabModel<P> {
         if (follower_epoch, last_zxid) > leader_summary {
             let mut t = s.clone();
             self.leader_shutdown(&mut t, i, false);
+            return Some(t);
+        }
+        if s.is_observer(j) {
+            // `Leader.waitForEpochAck`: an observer more recent than the leader stops it (above),
+            // but its ACKEPOCH never counts (`isParticipant`).
+            record(&mut t, false);
             return Some(t);
         }
         record(&mut t, true);

@@ -18,7 +18,8 @@ impl<P: Payload> ZabModel<P> {
     /// FOLLOWERINFO proposes `acceptedEpoch + 1` (ZooKeeper's `getEpochToPropose(self)`).
     pub(crate) fn elect_leader(&self, s: &ModelState<P>, i: Sid) -> Option<ModelState<P>> {
         let me = s.srv(i);
-        if me.state != ServerState::Looking || !self.counts(s, i) {
+        // An observer never leads and never votes (PROTOCOL.md §10.2).
+        if me.state != ServerState::Looking || !self.counts(s, i) || s.is_observer(i) {
             return None;
         }
         let my_vote = self.vote(s, i);
@@ -27,11 +28,12 @@ impl<P: Payload> ZabModel<P> {
                 let o = s.srv(j);
                 o.state == ServerState::Looking
                     && self.counts(s, j)
+                    && !s.is_observer(j)
                     && (j == i || !s.partitioned(i, j))
                     && self.vote(s, j) <= my_vote
             })
             .fold(ServerSet::EMPTY, ServerSet::with);
-        if !supporters.is_quorum(s.n()) {
+        if !s.is_quorum(supporters) {
             return None;
         }
         let mut t = s.clone();

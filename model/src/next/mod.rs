@@ -9,6 +9,7 @@ mod broadcast;
 mod discovery;
 mod election;
 mod faults;
+mod observer;
 mod sync;
 
 use crate::action::Action;
@@ -82,7 +83,11 @@ impl<P: Payload> ZabModel<P> {
     #[must_use]
     pub fn initial_state(&self) -> ModelState<P> {
         match self.cfg.init {
-            crate::config::InitKind::Fresh => ModelState::initial(self.n()),
+            crate::config::InitKind::Fresh => {
+                let mut s = ModelState::initial(self.n());
+                s.observers = self.cfg.observer_set();
+                s
+            }
             crate::config::InitKind::Epoch1 => self.epoch1_state(),
         }
     }
@@ -225,6 +230,14 @@ impl<P: Payload> ZabModel<P> {
                         ZabState::Synchronization | ZabState::Broadcast
                     )
             }
+            QuorumMessage::Inform(_) => {
+                follows
+                    && s.is_observer(i)
+                    && matches!(
+                        srv.zab_state,
+                        ZabState::Synchronization | ZabState::Broadcast
+                    )
+            }
         }
     }
 
@@ -249,6 +262,7 @@ impl<P: Payload> ZabModel<P> {
             QuorumMessage::AckNewLeader { .. } => Action::LeaderProcessAckLd { i, j },
             QuorumMessage::UpToDate => Action::FollowerProcessUpToDate { i, j },
             QuorumMessage::Ack { .. } => Action::LeaderProcessAck { i, j },
+            QuorumMessage::Inform(_) => Action::ObserverProcessInform { i, j },
         }
     }
 
@@ -372,6 +386,7 @@ impl<P: Payload> ZabModel<P> {
             Action::FollowerProcessProposal { i, j } => self.follower_process_proposal(s, *i, *j),
             Action::LeaderProcessAck { i, j } => self.leader_process_ack(s, *i, *j),
             Action::FollowerProcessCommit { i, j } => self.follower_process_commit(s, *i, *j),
+            Action::ObserverProcessInform { i, j } => self.observer_process_inform(s, *i, *j),
             Action::TakeSnapshot { i, k } => self.take_snapshot(s, *i, *k),
             Action::PartitionStart { i, j } => self.partition_start(s, *i, *j),
             Action::PartitionRecover { i, j } => self.partition_recover(s, *i, *j),
@@ -425,9 +440,9 @@ impl<P: Payload> ZabModel<P> {
     }
 
     /// `RemoveLearner`: leader `i` loses its connection to `j` (ZooKeeper
-    /// `removeLearnerHandler`); it steps down when the remaining learners are no quorum.
+    /// `removeLearnerHandler`); it steps down when the remaining learners are no quorum
+    /// (of the voters: observers do not keep a leader up).
     pub(crate) fn remove_learner(&self, t: &mut ModelState<P>, i: Sid, j: Sid) {
-        let n = t.n();
         let Some(l) = t.srv_mut(i).leader.as_mut() else {
             return;
         };
@@ -440,7 +455,7 @@ impl<P: Payload> ZabModel<P> {
         }
         let learners = l.learners;
         t.clean(i, j);
-        if !learners.is_quorum(n) {
+        if !t.is_quorum(learners) {
             self.leader_shutdown(t, i, false);
         }
     }
@@ -464,7 +479,8 @@ impl<P: Payload> ZabModel<P> {
         }
     }
 
-    /// The broadcast set of a leader for PROPOSAL (`propose`) or COMMIT (`commit`).
+    /// The broadcast set of a leader for PROPOSAL (`propose`) or COMMIT (`commit`): synced
+    /// followers, never observers (they get INFORM, [`Self::informees`]).
     pub(crate) fn recipients(&self, t: &ModelState<P>, i: Sid, commit: bool) -> ServerSet {
         let Some(l) = t.srv(i).leader.as_ref() else {
             return ServerSet::EMPTY;
@@ -481,7 +497,16 @@ impl<P: Payload> ZabModel<P> {
         } else {
             l.forwarding
         };
-        set.without(i)
+        set.intersect(t.voters()).without(i)
+    }
+
+    /// The synced observers of leader `i`: INFORM of every committed transaction goes there
+    /// (ZooKeeper `Leader.inform`, `spec/PROTOCOL.md` §10.2).
+    pub(crate) fn informees(t: &ModelState<P>, i: Sid) -> ServerSet {
+        t.srv(i)
+            .leader
+            .as_ref()
+            .map_or(ServerSet::EMPTY, |l| l.forwarding.intersect(t.observers))
     }
 }
 

@@ -30,7 +30,7 @@ impl<P: Payload> ZabModel<P> {
         }
         let l = me.leader.as_ref()?;
         let acks = l.epoch_acks();
-        if !(acks.contains(i) && acks.is_quorum(s.n()) && l.learners.contains(j)) {
+        if !(acks.contains(i) && s.is_quorum(acks) && l.learners.contains(j)) {
             return None;
         }
         let peer = l.electing[usize::from(j)]?.peer_last_zxid?;
@@ -70,7 +70,15 @@ impl<P: Payload> ZabModel<P> {
         };
         t.send(i, j, sync_msg);
         debug_assert!(committed_point <= base);
-        for (k, txn) in history.iter().enumerate().skip(base) {
+        // `Leader.startForwarding`: only participants get the outstanding proposals; an
+        // observer gets the committed ones and then INFORM as they commit (not so under
+        // `--bug zk1551`).
+        let end = if s.is_observer(j) && !self.cfg.has(Bug::Zk1551) {
+            committed
+        } else {
+            history.len()
+        };
+        for (k, txn) in history.iter().enumerate().take(end).skip(base) {
             t.send(i, j, QuorumMessage::Proposal(txn.clone()));
             if k < committed {
                 t.send(i, j, QuorumMessage::Commit { zxid: txn.zxid });
@@ -332,6 +340,8 @@ impl<P: Payload> ZabModel<P> {
         srv.history.extend(packets);
         srv.persisted = srv.history.len() as Idx;
         let acks: Vec<Zxid> = srv.history.iter().skip(from).map(|x| x.zxid).collect();
+        // An observer acknowledges NEWLEADER (uncounted) but never a transaction.
+        let acks = if t.is_observer(i) { Vec::new() } else { acks };
         t.send(i, j, QuorumMessage::AckNewLeader { zxid });
         for z in acks {
             t.send(i, j, QuorumMessage::Ack { zxid: z });
@@ -358,11 +368,10 @@ impl<P: Payload> ZabModel<P> {
         if !l.learners.contains(j) {
             return None;
         }
-        let n = s.n();
         let zxid = *zxid;
         let mut t = s.clone();
         t.pop(j, i);
-        let formed = l.ackld_recv.contains(i) && l.ackld_recv.is_quorum(n);
+        let formed = l.ackld_recv.contains(i) && s.is_quorum(l.ackld_recv);
         if formed {
             t.send(i, j, QuorumMessage::UpToDate);
             if self.cfg.has(Bug::PaperProposeRecipients) || self.cfg.has(Bug::PaperCommitldZxid) {
@@ -376,7 +385,8 @@ impl<P: Payload> ZabModel<P> {
             t.ghost.violations.set(Violation::AckInconsistent);
             return Some(t);
         }
-        let counts = self.counts(s, j);
+        // Neither a recovering follower nor an observer counts (`waitForNewLeaderAck`).
+        let counts = self.counts(s, j) && !s.is_observer(j);
         let lv = t.srv_mut(i).leader.as_mut()?;
         if counts {
             lv.ackld_recv = lv.ackld_recv.with(j);
@@ -384,7 +394,7 @@ impl<P: Payload> ZabModel<P> {
         // A recovering follower gets UPTODATE on establishment but does not count towards it.
         lv.ackld_live = lv.ackld_live.with(j);
         let (recv, live) = (lv.ackld_recv, lv.ackld_live);
-        if recv.contains(i) && recv.is_quorum(n) {
+        if recv.contains(i) && t.is_quorum(recv) {
             let srv = t.srv_mut(i);
             srv.zab_state = ZabState::Broadcast;
             srv.last_committed = srv.history.len() as Idx;

@@ -51,6 +51,16 @@ pub fn storage_small() -> Config {
     }
 }
 
+/// Observers (`spec/PROTOCOL.md` §10.2): 2 voters and 1 observer (s3) at the fresh small
+/// bounds (`tla/MCObserver.cfg`).
+#[allow(dead_code)]
+pub fn observer_small() -> Config {
+    Config {
+        observers: 1,
+        ..fresh_small()
+    }
+}
+
 /// Every bug switch, the bounds it is found at, and the invariant it breaks.
 #[allow(dead_code)]
 pub fn bug_table() -> Vec<(Bug, Config, &'static str)> {
@@ -75,5 +85,6 @@ pub fn bug_table() -> Vec<(Bug, Config, &'static str)> {
             "CheckCommitConsistent",
         ),
         (Bug::NoStorageRecovery, storage_small(), "Leadership2"),
+        (Bug::Zk1551, observer_small(), "CheckProposalConsistent"),
     ]
 }
