@@ -810,10 +810,12 @@ FollowerProcessCOMMITInSync(i, j) ==
           ELSE Apply(Flag(t, "commitInconsistent"))
 
 \* sync.rs log_sync_packets_and_ack: log the packets durably, then ACK NEWLEADER,
-\* then ACK every synced item after the sync point (ZK4685: the ACKs first).
+\* then ACK every synced item after the sync point (ZK4685: the log thread ACKs every
+\* packet it logs, committed ones too, and these ACKs go first).
 LogSyncPacketsAndAck(t, i, j, z) ==
     LET h == t.history[i] \o t.packets[i]
-        from == t.syncCommitted[i]
+        from == IF Bug = "ZK4685" THEN Min(t.syncCommitted[i], Len(t.history[i]))
+                ELSE t.syncCommitted[i]
         acks == [k \in 1..(Len(h) - from) |-> AckMsg(h[from + k].zxid)]
     IN SendSeq([t EXCEPT !.nlStage[i] = "DONE", !.packets[i] = <<>>, !.history[i] = h,
                          !.persisted[i] = Len(h)],

@@ -411,11 +411,19 @@ impl<P: Payload> Peer<P> {
         out: &mut Vec<Action<P>>,
     ) {
         let accepted = self.accepted_epoch;
+        let acks_first = self.cfg.has(Bug::Zk4685);
+        let last_logged = self.log.last_zxid();
         let Some(f) = self.follower_mut() else { return };
         let leader = f.leader;
         let packets = std::mem::take(&mut f.packets);
         f.nl_stage = NewLeaderStage::Done;
-        let sync_committed = f.sync_committed;
+        // ZOOKEEPER-4685: the log thread acknowledges every packet it logs, committed ones
+        // too (ZooKeeper's SendAckRequestProcessor).
+        let sync_committed = if acks_first {
+            f.sync_committed.min(last_logged)
+        } else {
+            f.sync_committed
+        };
         if !packets.is_empty() {
             for t in &packets {
                 self.log.append(t.clone());
@@ -430,9 +438,7 @@ impl<P: Payload> Peer<P> {
         if write_epoch {
             self.persist_current_epoch(accepted, out);
         }
-        // ZOOKEEPER-4685: the log thread's ACKs of the synced proposals win the race with
-        // the ACK of NEWLEADER.
-        let acks_first = self.cfg.has(Bug::Zk4685);
+        // ZOOKEEPER-4685: the log thread's ACKs win the race with the ACK of NEWLEADER.
         let ack_ld = Action::Send {
             to: leader,
             msg: QuorumMessage::AckNewLeader { zxid },

@@ -1129,13 +1129,14 @@ fn zk3911_acks_newleader_and_logs_the_packets_only_at_uptodate() {
 
 #[test]
 fn zk4685_acks_the_synced_proposals_before_newleader() {
+    // (1, 2) is committed in the sync: only the log thread of the bug acknowledges it.
     let ack_ld = QuorumMessage::AckNewLeader { zxid: z(2, 0) };
     let acks = [
         QuorumMessage::Ack { zxid: z(1, 2) },
         QuorumMessage::Ack { zxid: z(1, 3) },
     ];
     for (bug, expected) in [
-        (None, vec![ack_ld.clone(), acks[0].clone(), acks[1].clone()]),
+        (None, vec![ack_ld.clone(), acks[1].clone()]),
         (
             Some(Bug::Zk4685),
             vec![acks[0].clone(), acks[1].clone(), ack_ld.clone()],
@@ -1144,13 +1145,12 @@ fn zk4685_acks_the_synced_proposals_before_newleader() {
         let (mut p, l) = buggy_follower(Bug::Zk4685);
         p.cfg.bug = bug;
         let mut out = vec![];
-        p.step(
-            Input::Message {
-                from: l,
-                msg: QuorumMessage::NewLeader { zxid: z(2, 0) },
-            },
-            &mut out,
-        );
+        for msg in [
+            QuorumMessage::Commit { zxid: z(1, 2) },
+            QuorumMessage::NewLeader { zxid: z(2, 0) },
+        ] {
+            p.step(Input::Message { from: l, msg }, &mut out);
+        }
         assert_eq!(sends(out), expected, "with {bug:?}");
     }
 }

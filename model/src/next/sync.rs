@@ -337,13 +337,18 @@ impl<P: Payload> ZabModel<P> {
         };
         f.nl_stage = NewLeaderStage::Done;
         let packets = std::mem::take(&mut f.packets);
-        let from = f.sync_committed as usize;
+        // ZOOKEEPER-4685: the log thread acknowledges every packet it logs (ZooKeeper's
+        // SendAckRequestProcessor), committed ones too, and these ACKs win the race with the
+        // ACK of NEWLEADER.
+        let acks_first = self.cfg.has(Bug::Zk4685);
+        let from = if acks_first {
+            (f.sync_committed as usize).min(srv.history.len())
+        } else {
+            f.sync_committed as usize
+        };
         srv.history.extend(packets);
         srv.persisted = srv.history.len() as Idx;
         let acks: Vec<Zxid> = srv.history.iter().skip(from).map(|x| x.zxid).collect();
-        // ZOOKEEPER-4685: the log thread's ACKs of the synced proposals win the race with
-        // the ACK of NEWLEADER.
-        let acks_first = self.cfg.has(Bug::Zk4685);
         if !acks_first {
             t.send(i, j, QuorumMessage::AckNewLeader { zxid });
         }

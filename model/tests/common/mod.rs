@@ -75,5 +75,8 @@ pub fn bug_table() -> Vec<(Bug, Config, &'static str)> {
             "CheckCommitConsistent",
         ),
         (Bug::NoStorageRecovery, storage_small(), "Leadership2"),
+        (Bug::Zk3911, epoch1_recovery(), "LeaderLogCompleteness"),
+        (Bug::Zk4685, epoch1_recovery(), "CheckAckConsistent"),
+        (Bug::Zk4712, fresh_small(), "ProcessConsistency"),
     ]
 }
