@@ -100,7 +100,11 @@ fn second_wave_switches_pin_their_counterexample_length() {
 /// memory, the leader commits it, the follower crashes before UPTODATE and later leads.
 #[test]
 fn zk3911_counterexample_tells_the_story() {
-    let kinds = shortest_kinds(Bug::Zk3911, common::epoch1_recovery(), "LeaderLogCompleteness");
+    let kinds = shortest_kinds(
+        Bug::Zk3911,
+        common::epoch1_recovery(),
+        "LeaderLogCompleteness",
+    );
     let pos = |k: ActionKind| kinds.iter().position(|x| *x == k);
     let ack_ld = pos(ActionKind::LeaderProcessAckLd).expect("the leader counts the ACK");
     assert!(pos(ActionKind::FollowerProcessNewLeader).is_some_and(|p| p < ack_ld));
@@ -115,8 +119,15 @@ fn zk3911_counterexample_tells_the_story() {
 #[test]
 fn zk4685_counterexample_ends_with_the_early_ack() {
     let kinds = shortest_kinds(Bug::Zk4685, common::epoch1_recovery(), "CheckAckConsistent");
-    assert_eq!(kinds.last(), Some(&ActionKind::LeaderProcessAck), "{kinds:?}");
-    assert!(!kinds.contains(&ActionKind::LeaderProcessAckLd), "{kinds:?}");
+    assert_eq!(
+        kinds.last(),
+        Some(&ActionKind::LeaderProcessAck),
+        "{kinds:?}"
+    );
+    assert!(
+        !kinds.contains(&ActionKind::LeaderProcessAckLd),
+        "{kinds:?}"
+    );
 }
 
 /// ZOOKEEPER-4712: a follower goes LOOKING (its leader crashed) with a proposal still queued

@@ -1111,7 +1111,11 @@ fn zk3911_acks_newleader_and_logs_the_packets_only_at_uptodate() {
             },
         ]
     );
-    assert_eq!(p.log().last_zxid(), z(1, 1), "the packets are in memory only");
+    assert_eq!(
+        p.log().last_zxid(),
+        z(1, 1),
+        "the packets are in memory only"
+    );
     for msg in [
         QuorumMessage::Commit { zxid: z(1, 2) },
         QuorumMessage::UpToDate,
@@ -1123,7 +1127,11 @@ fn zk3911_acks_newleader_and_logs_the_packets_only_at_uptodate() {
         wait: false
     })));
     assert_eq!(p.log().last_zxid(), z(1, 3));
-    assert_eq!(p.log().persisted(), z(1, 1), "handed to the log thread at UPTODATE");
+    assert_eq!(
+        p.log().persisted(),
+        z(1, 1),
+        "handed to the log thread at UPTODATE"
+    );
     assert_eq!(p.log().committed(), z(1, 2));
 }
 
