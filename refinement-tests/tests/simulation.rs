@@ -76,7 +76,7 @@ fn the_same_seed_gives_a_byte_identical_trace() {
 /// deterministic simulation"); the seeds before it pass. CI runs only the finding seed (the
 /// sweep from 0 is the deep run). The other switches (ZOOKEEPER-4646, 4643, 2845, 3911) exist
 /// in the server but need a crash inside a window of a few ms and were not found within 16-22
-/// seeds of 3 s (3911: 200 seeds); README says so.
+/// seeds of 3 s (3911: 3888 seeds); README says so.
 const FOUND: [(Bug, u64); 6] = [
     (Bug::Zk4394, 4),
     // Seed 0 runs through without the bug showing (it used to end in the refiner's false
@@ -87,7 +87,7 @@ const FOUND: [(Bug, u64); 6] = [
     (Bug::PaperProposeRecipients, 2),
     // ZOOKEEPER-4685 (CheckAckConsistent) and 4712 (CheckProposalConsistent). ZOOKEEPER-3911
     // needs a crash between the ACK of NEWLEADER and UPTODATE and was not found within
-    // seeds 0-199 of 3 s.
+    // seeds 0-3887 of 3 s.
     (Bug::Zk4685, 5),
     (Bug::Zk4712, 24),
 ];
