@@ -6,8 +6,8 @@
 # (tla/MC*.cfg), failing on any difference in state counts or in the invariant a known bug
 # breaks. Idempotent; run it from anywhere in a clone. tla/README.md has the details.
 #
-#   ci/tla.sh                  the CI checks: 5 equalities, 8 bugs, 5 examples (minutes)
-#   ci/tla.sh --full           also 3 larger equalities and the 8 bug spaces
+#   ci/tla.sh                  the CI checks: 5 equalities, 11 bugs, 5 examples (minutes)
+#   ci/tla.sh --full           also 3 larger equalities and the 11 bug spaces
 #   ci/tla.sh --deep           also the deep configuration (MCDefault, 1 M states)
 #   ci/tla.sh --only MCFreshSmall MCBugZK4646    just these configurations
 #   ci/tla.sh -v ...           print both tools' output

@@ -62,7 +62,8 @@ CONSTANTS
     Workload        \* "Sessions" or "Sequential" (--workload)
 
 BugNames == {"ZK4646", "ZK4643", "ZK4394", "ZK2845", "PaperProposeRecipients",
-             "PaperRedundantPropose", "PaperCommitldZxid", "NoStorageRecovery", "ZK1551"}
+             "PaperRedundantPropose", "PaperCommitldZxid", "NoStorageRecovery", "ZK1551",
+             "ZK3911", "ZK4685", "ZK4712"}
 
 \* Config::validate (model/src/config.rs): 2..=7 servers (a single server needs no
 \* agreement), at least one epoch, at most 60 requests. InitEpoch1 also needs MaxTxns >= 2
@@ -444,15 +445,21 @@ ResetFollower(t, S) ==
 
 \* ZabModel::go_looking, for every server of S (they are independent): LOOKING
 \* without crashing; the log thread drains (persisted := Len(history)); under ZK2845
-\* the stale last applied index is kept.
+\* the stale last applied index is kept. Under ZK4712 a follower's log thread is not
+\* stopped (nor drained): it reports the last index logged now (Undrained).
 GoLooking(t, S) ==
     LET t1 == ResetFollower(ResetLeader(t, S), S)
+        Undrained(k) == Bug = "ZK4712" /\ t.state[k] = "FOLLOWING"
+                        /\ t.persisted[k] < Len(t.history[k])
     IN [t1 EXCEPT
           !.state = Upd(@, S, "LOOKING"),
           !.zabState = Upd(@, S, "ELECTION"),
-          !.persisted = [k \in Server |-> IF k \in S THEN Len(t.history[k]) ELSE @[k]],
+          !.persisted = [k \in Server |-> IF k \in S /\ ~Undrained(k)
+                                           THEN Len(t.history[k]) ELSE @[k]],
           !.staleLastProcessed =
-              [k \in Server |-> IF k \in S /\ Bug = "ZK2845" /\ @[k] = -1
+              [k \in Server |-> IF k \in S /\ Undrained(k) /\ @[k] = -1
+                                THEN t.persisted[k]
+                                ELSE IF k \in S /\ Bug = "ZK2845" /\ @[k] = -1
                                    /\ t.lastCommitted[k] < Len(t.history[k])
                                 THEN t.lastCommitted[k] ELSE @[k]]]
 
@@ -808,7 +815,7 @@ FollowerProcessPROPOSALInSync(i, j) ==
                    ELSE LastZxidOf(history[i])
        IN IF ~IsNextZxid(last, txn.zxid)
           THEN Apply(Flag(t, "proposalInconsistent"))
-          ELSE IF nlStage[i] = "WAITING"
+          ELSE IF nlStage[i] = "WAITING" \/ Bug = "ZK3911"   \* ZK3911: packets until UPTODATE
           THEN Apply([t EXCEPT !.packets[i] = Append(@, txn)])
           ELSE Apply([t EXCEPT !.history[i] = Append(@, txn)])
 
@@ -826,15 +833,18 @@ FollowerProcessCOMMITInSync(i, j) ==
           ELSE Apply(Flag(t, "commitInconsistent"))
 
 \* sync.rs log_sync_packets_and_ack: log the packets durably, then ACK NEWLEADER,
-\* then ACK every synced item after the sync point.
+\* then ACK every synced item after the sync point (ZK4685: the log thread ACKs every
+\* packet it logs, committed ones too, and these ACKs go first).
 LogSyncPacketsAndAck(t, i, j, z) ==
     LET h == t.history[i] \o t.packets[i]
-        from == t.syncCommitted[i]
+        from == IF Bug = "ZK4685" THEN Min(t.syncCommitted[i], Len(t.history[i]))
+                ELSE t.syncCommitted[i]
         acks == IF i \in Observers THEN <<>>     \* an observer never ACKs a transaction
                 ELSE [k \in 1..(Len(h) - from) |-> AckMsg(h[from + k].zxid)]
     IN SendSeq([t EXCEPT !.nlStage[i] = "DONE", !.packets[i] = <<>>, !.history[i] = h,
                          !.persisted[i] = Len(h)],
-               i, j, <<AckLdMsg(z)>> \o acks)
+               i, j, IF Bug = "ZK4685" THEN acks \o <<AckLdMsg(z)>>
+                     ELSE <<AckLdMsg(z)>> \o acks)
 
 FollowerProcessNEWLEADER(i, j) ==
     /\ HeadIs(j, i, "NEWLEADER")
@@ -850,6 +860,8 @@ FollowerProcessNEWLEADER(i, j) ==
                       Apply(Send([t1 EXCEPT !.nlStage[i] = "DONE", !.packets[i] = <<>>,
                                             !.history[i] = @ \o packets[i]],
                                  i, j, AckLdMsg(z)))
+                 [] Bug = "ZK3911" ->   \* the packets stay volatile until UPTODATE
+                      Apply(Send([t1 EXCEPT !.nlStage[i] = "DONE"], i, j, AckLdMsg(z)))
                  [] OTHER -> Apply(LogSyncPacketsAndAck(t1, i, j, z))
 
 \* ZK4643 only: the second half of NEWLEADER.
@@ -896,6 +908,9 @@ FollowerProcessUPTODATE(i, j) ==
           THEN Apply(Flag(t, "stateInconsistent"))
           ELSE Apply([t1 EXCEPT !.zabState[i] = "BROADCAST", !.staleLastProcessed[i] = -1,
                                 !.recovering[i] = FALSE,
+                                \* ZK3911: the synced proposals go to the log thread now
+                                !.history[i] = IF Bug = "ZK3911" THEN @ \o packets[i] ELSE @,
+                                !.packets[i] = IF Bug = "ZK3911" THEN <<>> ELSE @,
                                 !.lastCommitted[i] = syncCommitted[i],
                                 !.syncMode[i] = "NONE", !.syncCommitted[i] = 0])
 
@@ -960,7 +975,11 @@ LeaderProcessACK(i, j) ==
            t == Pop(Cur, j, i)
            committed == IF zabState[i] = "BROADCAST" THEN lastCommitted[i] ELSE Len(history[i])
            k == IndexOf(history[i], z)
-       IN IF ZxidLeq(z, ZxidAt(history[i], committed)) \/ recovering[j] \/ j \in Observers
+       IN \* before establishment, ZooKeeper reads the first ACK after the sync as the ACK
+          \* of NEWLEADER (waitForNewLeaderAck); unreachable unless ZK4685 reorders them
+          IF zabState[i] # "BROADCAST" /\ j \notin ackldLive[i]
+          THEN Apply(Flag(t, "ackInconsistent"))
+          ELSE IF ZxidLeq(z, ZxidAt(history[i], committed)) \/ recovering[j] \/ j \in Observers
           THEN Apply(t)
           ELSE IF k > committed
           THEN Apply(TryToCommit([t EXCEPT !.ackSets[i][k - committed] = @ \cup {j}], i, k))

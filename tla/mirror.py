@@ -50,6 +50,9 @@ BUG_CLI = {
     "PaperCommitldZxid": "paper-commitld-zxid",
     "NoStorageRecovery": "no-storage-recovery",
     "ZK1551": "zk1551",
+    "ZK3911": "zk3911",
+    "ZK4685": "zk4685",
+    "ZK4712": "zk4712",
 }
 
 # The shared configurations whose state spaces must be equal: the CI set (two servers with

@@ -79,6 +79,102 @@ fn every_switch_is_in_the_table() {
     assert_eq!(covered, Bug::ALL.into_iter().collect());
 }
 
+/// The shortest counterexample's length of the switches added for issue 14 (README's table
+/// of known-bug switches gives the same numbers).
+#[test]
+fn second_wave_switches_pin_their_counterexample_length() {
+    for (bug, steps) in [(Bug::Zk3911, 18), (Bug::Zk4685, 12), (Bug::Zk4712, 21)] {
+        let (_, cfg, invariant) = common::bug_table()
+            .into_iter()
+            .find(|(b, _, _)| *b == bug)
+            .expect("in the table");
+        assert_eq!(
+            expect_violation(bug, &cfg, invariant),
+            steps,
+            "{bug}: {invariant}"
+        );
+    }
+}
+
+/// ZOOKEEPER-3911: the follower acknowledges NEWLEADER with the synced proposal still in
+/// memory, the leader commits it, the follower crashes before UPTODATE and later leads.
+#[test]
+fn zk3911_counterexample_tells_the_story() {
+    let kinds = shortest_kinds(
+        Bug::Zk3911,
+        common::epoch1_recovery(),
+        "LeaderLogCompleteness",
+    );
+    let pos = |k: ActionKind| kinds.iter().position(|x| *x == k);
+    let ack_ld = pos(ActionKind::LeaderProcessAckLd).expect("the leader counts the ACK");
+    assert!(pos(ActionKind::FollowerProcessNewLeader).is_some_and(|p| p < ack_ld));
+    assert!(
+        kinds[ack_ld..].contains(&ActionKind::NodeCrash),
+        "a crash after the commit: {kinds:?}"
+    );
+}
+
+/// ZOOKEEPER-4685: the last step is the leader processing an ACK of a proposal where it
+/// waits for the ACK of NEWLEADER.
+#[test]
+fn zk4685_counterexample_ends_with_the_early_ack() {
+    let kinds = shortest_kinds(Bug::Zk4685, common::epoch1_recovery(), "CheckAckConsistent");
+    assert_eq!(
+        kinds.last(),
+        Some(&ActionKind::LeaderProcessAck),
+        "{kinds:?}"
+    );
+    assert!(
+        !kinds.contains(&ActionKind::LeaderProcessAckLd),
+        "{kinds:?}"
+    );
+}
+
+/// ZOOKEEPER-4712: a follower goes LOOKING (its leader crashed) with a proposal still queued
+/// for its log thread, which keeps running; the next leader syncs it from the zxid it reported
+/// and the queued proposal stays in its log (never written before the crash).
+#[test]
+fn zk4712_counterexample_keeps_the_queued_proposal() {
+    let kinds = shortest_kinds(Bug::Zk4712, common::fresh_small(), "ProcessConsistency");
+    let pos = |k: ActionKind| kinds.iter().position(|x| *x == k);
+    let crash = pos(ActionKind::NodeCrash).expect("the leader crashes");
+    assert!(pos(ActionKind::FollowerProcessProposal).is_some_and(|p| p < crash));
+    assert!(
+        !kinds[..crash].contains(&ActionKind::SyncProcessorLogRequest),
+        "queued, not written, when the follower stops: {kinds:?}"
+    );
+    assert!(
+        kinds[crash..].contains(&ActionKind::FollowerProcessSyncMessage),
+        "{kinds:?}"
+    );
+}
+
+fn shortest_kinds(bug: Bug, cfg: Config, invariant: &'static str) -> Vec<ActionKind> {
+    let cfg = Config {
+        bug: Some(bug),
+        ..cfg
+    };
+    let r = checker::check(
+        &cfg,
+        &CheckOptions {
+            threads: 1,
+            stop_at: Some(BTreeSet::from([invariant])),
+            ..CheckOptions::default()
+        },
+    );
+    let d = r
+        .failures
+        .iter()
+        .find(|d| d.property == invariant)
+        .expect("found");
+    d.path
+        .clone()
+        .into_actions()
+        .iter()
+        .map(zab_model::Action::kind)
+        .collect()
+}
+
 #[test]
 fn zk4646_counterexample_tells_the_story() {
     // ZOOKEEPER-4646: the follower acknowledges NEWLEADER before its log thread wrote the

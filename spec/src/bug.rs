@@ -49,11 +49,23 @@ pub enum Bug {
     /// transaction before it commits and then receives it again in INFORM. Model only; needs
     /// an observer (`--observers 1`).
     Zk1551,
+    /// ZOOKEEPER-3911: during sync a follower logs the synced proposals only after UPTODATE
+    /// but acknowledges NEWLEADER before, so a leader commits them while they are on no
+    /// follower's disk and a crash of that quorum loses committed transactions.
+    Zk3911,
+    /// ZOOKEEPER-4685: the log thread acknowledges the synced proposals before the ACK of
+    /// NEWLEADER leaves; the leader, waiting for that ACK, reads a proposal's ACK as the
+    /// ACK of NEWLEADER with the wrong zxid (and does not count the follower).
+    Zk4685,
+    /// ZOOKEEPER-4712: a follower that stops following does not stop its log thread; it
+    /// votes with the last zxid logged at shutdown, the log thread then logs a queued
+    /// proposal, and a new leader DIFFs it from the older zxid: the extra entry survives.
+    Zk4712,
 }
 
 impl Bug {
     /// All switches, in `--help` order.
-    pub const ALL: [Bug; 9] = [
+    pub const ALL: [Bug; 12] = [
         Bug::Zk4646,
         Bug::Zk4643,
         Bug::Zk4394,
@@ -63,6 +75,9 @@ impl Bug {
         Bug::PaperCommitldZxid,
         Bug::NoStorageRecovery,
         Bug::Zk1551,
+        Bug::Zk3911,
+        Bug::Zk4685,
+        Bug::Zk4712,
     ];
 
     /// The CLI spelling (`--bug zk4646`).
@@ -78,6 +93,9 @@ impl Bug {
             Bug::PaperCommitldZxid => "paper-commitld-zxid",
             Bug::NoStorageRecovery => "no-storage-recovery",
             Bug::Zk1551 => "zk1551",
+            Bug::Zk3911 => "zk3911",
+            Bug::Zk4685 => "zk4685",
+            Bug::Zk4712 => "zk4712",
         }
     }
 
@@ -94,6 +112,9 @@ impl Bug {
             Bug::PaperCommitldZxid => "PaperCommitldZxid",
             Bug::NoStorageRecovery => "NoStorageRecovery",
             Bug::Zk1551 => "ZK1551",
+            Bug::Zk3911 => "ZK3911",
+            Bug::Zk4685 => "ZK4685",
+            Bug::Zk4712 => "ZK4712",
         }
     }
 }

@@ -233,12 +233,14 @@ impl<P: Payload> Peer<P> {
     /// TLA+: `FollowerProcessPROPOSALInSync(i, j)`.
     fn follower_process_proposal_in_sync(&mut self, txn: Txn<P>, out: &mut Vec<Action<P>>) {
         let last_logged = self.log.last_zxid();
+        // ZOOKEEPER-3911: every proposal of the sync stays a packet until UPTODATE.
+        let held = self.cfg.has(Bug::Zk3911);
         let Some(f) = self.follower_mut() else { return };
         let leader = f.leader;
         let last = f.packets.last().map_or(last_logged, |p| p.zxid);
         if !is_next_zxid(last, txn.zxid) {
             self.ignore(Ignored::OutOfOrderProposal, Some(leader), Some(txn.zxid));
-        } else if f.nl_stage == NewLeaderStage::Done {
+        } else if f.nl_stage == NewLeaderStage::Done && !held {
             self.log.append(txn.clone());
             out.push(Action::Persist(Persist::Append {
                 txns: vec![txn],
@@ -346,6 +348,24 @@ impl<P: Payload> Peer<P> {
             );
             return;
         }
+        if self.cfg.has(Bug::Zk3911) {
+            // The packets stay in memory until UPTODATE; NEWLEADER is acknowledged now.
+            if let Some(f) = self.follower_mut() {
+                f.nl_stage = NewLeaderStage::Done;
+            }
+            self.persist_current_epoch(accepted, out);
+            out.push(Action::Send {
+                to: leader,
+                msg: QuorumMessage::AckNewLeader { zxid },
+            });
+            self.trace(
+                ActionKind::FollowerProcessNewLeader,
+                Some(leader),
+                None,
+                out,
+            );
+            return;
+        }
         self.log_sync_packets_and_ack(zxid, true, out);
         self.trace(
             ActionKind::FollowerProcessNewLeader,
@@ -391,11 +411,19 @@ impl<P: Payload> Peer<P> {
         out: &mut Vec<Action<P>>,
     ) {
         let accepted = self.accepted_epoch;
+        let acks_first = self.cfg.has(Bug::Zk4685);
+        let last_logged = self.log.last_zxid();
         let Some(f) = self.follower_mut() else { return };
         let leader = f.leader;
         let packets = std::mem::take(&mut f.packets);
         f.nl_stage = NewLeaderStage::Done;
-        let sync_committed = f.sync_committed;
+        // ZOOKEEPER-4685: the log thread acknowledges every packet it logs, committed ones
+        // too (ZooKeeper's SendAckRequestProcessor).
+        let sync_committed = if acks_first {
+            f.sync_committed.min(last_logged)
+        } else {
+            f.sync_committed
+        };
         if !packets.is_empty() {
             for t in &packets {
                 self.log.append(t.clone());
@@ -410,15 +438,22 @@ impl<P: Payload> Peer<P> {
         if write_epoch {
             self.persist_current_epoch(accepted, out);
         }
-        out.push(Action::Send {
+        // ZOOKEEPER-4685: the log thread's ACKs win the race with the ACK of NEWLEADER.
+        let ack_ld = Action::Send {
             to: leader,
             msg: QuorumMessage::AckNewLeader { zxid },
-        });
+        };
+        if !acks_first {
+            out.push(ack_ld.clone());
+        }
         for t in self.log.after(sync_committed) {
             out.push(Action::Send {
                 to: leader,
                 msg: QuorumMessage::Ack { zxid: t.zxid },
             });
+        }
+        if acks_first {
+            out.push(ack_ld);
         }
     }
 
@@ -432,6 +467,22 @@ impl<P: Payload> Peer<P> {
         );
         if ok {
             self.stale_last_processed = None;
+            if self.cfg.has(Bug::Zk3911) {
+                // ZOOKEEPER-3911: the synced proposals go to the log thread only now.
+                let packets = self
+                    .follower_mut()
+                    .map(|f| std::mem::take(&mut f.packets))
+                    .unwrap_or_default();
+                if !packets.is_empty() {
+                    for t in &packets {
+                        self.log.append(t.clone());
+                    }
+                    out.push(Action::Persist(Persist::Append {
+                        txns: packets,
+                        wait: false,
+                    }));
+                }
+            }
             self.deliver_up_to(point, out);
             if let Some(f) = self.follower_mut() {
                 f.zab_state = ZabState::Broadcast;

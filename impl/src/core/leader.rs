@@ -581,7 +581,12 @@ impl<P: Payload> Peer<P> {
             self.log.last_zxid()
         };
         let outstanding = l.ack_sets.contains_key(&zxid);
-        if zxid > committed && outstanding {
+        if l.zab_state != ZabState::Broadcast && !l.ackld_live.contains(&j) {
+            // ZooKeeper's LearnerHandler reads the first ACK after the sync as the ACK of
+            // NEWLEADER (`waitForNewLeaderAck`), so this one has the wrong zxid: the model's
+            // AckInconsistent. Only `--bug zk4685` sends a proposal's ACK first.
+            self.ignore(Ignored::AckNewLeaderWrongZxid, Some(j), Some(zxid));
+        } else if zxid > committed && outstanding {
             self.leader_count_ack(j, zxid);
             self.leader_try_to_commit(zxid, out);
         } else if zxid <= committed {

@@ -690,8 +690,11 @@ impl<P: Payload> Peer<P> {
                     "messages are deferred only between the two halves of NEWLEADER"
                 );
                 assert!(
-                    f.packets.is_empty() || f.nl_stage != NewLeaderStage::Done,
-                    "after NEWLEADER, proposals are logged, never held as packets"
+                    f.packets.is_empty()
+                        || f.nl_stage != NewLeaderStage::Done
+                        || self.cfg.has(Bug::Zk3911),
+                    "after NEWLEADER, proposals are logged, never held as packets (but under \
+                     --bug zk3911, until UPTODATE)"
                 );
             }
             Role::Looking { .. } => {}
@@ -703,7 +706,15 @@ impl<P: Payload> Peer<P> {
     /// Go back to LOOKING without crashing: drain the log thread (the whole log becomes
     /// durable), drop connections and role state, start a new election round.
     fn go_looking(&mut self, out: &mut Vec<Action<P>>) {
-        if self.log.persisted() < self.log.last_zxid() {
+        let undrained = self.cfg.has(Bug::Zk4712)
+            && matches!(self.role, Role::Following(_))
+            && self.log.persisted() < self.log.last_zxid();
+        if undrained && self.stale_last_processed.is_none() {
+            // ZOOKEEPER-4712: a follower's shutdown leaves its log thread running (and
+            // undrained): it reports the last zxid logged now and logs the rest later.
+            self.stale_last_processed = Some(self.log.persisted());
+        }
+        if self.log.persisted() < self.log.last_zxid() && !undrained {
             out.push(Action::Persist(Persist::Flush));
             self.log.set_persisted(self.log.last_zxid());
         }

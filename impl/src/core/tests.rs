@@ -1080,6 +1080,115 @@ fn zk2845_a_server_going_looking_reports_its_last_applied_zxid() {
     }
 }
 
+fn sends(actions: Vec<Action<P>>) -> Vec<Message<P>> {
+    actions
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Send { msg, .. } => Some(msg),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn zk3911_acks_newleader_and_logs_the_packets_only_at_uptodate() {
+    let (mut p, l) = buggy_follower(Bug::Zk3911);
+    let mut out = vec![];
+    p.step(
+        Input::Message {
+            from: l,
+            msg: QuorumMessage::NewLeader { zxid: z(2, 0) },
+        },
+        &mut out,
+    );
+    assert_eq!(
+        non_trace(std::mem::take(&mut out)),
+        vec![
+            Action::Persist(Persist::CurrentEpoch(Epoch(2))),
+            Action::Send {
+                to: l,
+                msg: QuorumMessage::AckNewLeader { zxid: z(2, 0) }
+            },
+        ]
+    );
+    assert_eq!(
+        p.log().last_zxid(),
+        z(1, 1),
+        "the packets are in memory only"
+    );
+    for msg in [
+        QuorumMessage::Commit { zxid: z(1, 2) },
+        QuorumMessage::UpToDate,
+    ] {
+        p.step(Input::Message { from: l, msg }, &mut out);
+    }
+    assert!(non_trace(out).contains(&Action::Persist(Persist::Append {
+        txns: vec![txn(1, 2), txn(1, 3)],
+        wait: false
+    })));
+    assert_eq!(p.log().last_zxid(), z(1, 3));
+    assert_eq!(
+        p.log().persisted(),
+        z(1, 1),
+        "handed to the log thread at UPTODATE"
+    );
+    assert_eq!(p.log().committed(), z(1, 2));
+}
+
+#[test]
+fn zk4685_acks_the_synced_proposals_before_newleader() {
+    // (1, 2) is committed in the sync: only the log thread of the bug acknowledges it.
+    let ack_ld = QuorumMessage::AckNewLeader { zxid: z(2, 0) };
+    let acks = [
+        QuorumMessage::Ack { zxid: z(1, 2) },
+        QuorumMessage::Ack { zxid: z(1, 3) },
+    ];
+    for (bug, expected) in [
+        (None, vec![ack_ld.clone(), acks[1].clone()]),
+        (
+            Some(Bug::Zk4685),
+            vec![acks[0].clone(), acks[1].clone(), ack_ld.clone()],
+        ),
+    ] {
+        let (mut p, l) = buggy_follower(Bug::Zk4685);
+        p.cfg.bug = bug;
+        let mut out = vec![];
+        for msg in [
+            QuorumMessage::Commit { zxid: z(1, 2) },
+            QuorumMessage::NewLeader { zxid: z(2, 0) },
+        ] {
+            p.step(Input::Message { from: l, msg }, &mut out);
+        }
+        assert_eq!(sends(out), expected, "with {bug:?}");
+    }
+}
+
+#[test]
+fn zk4712_a_follower_going_looking_leaves_its_log_thread_running() {
+    for (bug, reported, flushed) in [(None, z(1, 4), true), (Some(Bug::Zk4712), z(1, 3), false)] {
+        let (mut p, l) = buggy_follower(Bug::Zk4712);
+        p.cfg.bug = bug;
+        let mut out = vec![];
+        for msg in [
+            QuorumMessage::NewLeader { zxid: z(2, 0) },
+            QuorumMessage::UpToDate,
+            QuorumMessage::Proposal(txn(1, 4)),
+        ] {
+            p.step(Input::Message { from: l, msg }, &mut out);
+        }
+        assert_eq!(p.log().persisted(), z(1, 3), "with {bug:?}");
+        out.clear();
+        p.step(Input::Disconnected { peer: l }, &mut out);
+        assert_eq!(p.role().state, ServerState::Looking);
+        assert_eq!(
+            out.contains(&Action::Persist(Persist::Flush)),
+            flushed,
+            "with {bug:?}"
+        );
+        assert_eq!(p.own_vote().zxid, reported, "with {bug:?}");
+    }
+}
+
 // ----- what the core ignores ---------------------------------------------------------------
 
 #[test]

@@ -151,7 +151,9 @@ impl<P: Payload> ZabModel<P> {
     }
 
     /// TLA+: `LeaderProcessACK(i, j)` (ZooKeeper `Leader.processAck`): ACKs of committed
-    /// transactions are ignored, ACKs of unknown ones flagged, the rest counted.
+    /// transactions are ignored, ACKs of unknown ones flagged, the rest counted. Before
+    /// establishment, an ACK from a learner whose ACK of NEWLEADER was not processed is
+    /// flagged: ZooKeeper reads it as that ACK of NEWLEADER.
     pub(crate) fn leader_process_ack(
         &self,
         s: &ModelState<P>,
@@ -171,8 +173,16 @@ impl<P: Payload> ZabModel<P> {
         } else {
             me.history.len()
         };
+        let l = me.leader.as_ref()?;
         let mut t = s.clone();
         t.pop(j, i);
+        if me.zab_state != ZabState::Broadcast && !l.ackld_live.contains(j) {
+            // ZooKeeper's LearnerHandler takes the first ACK after the sync as the ACK of
+            // NEWLEADER (`waitForNewLeaderAck`): another zxid is an inconsistent ACK
+            // (ZOOKEEPER-4685; unreachable when the ACK of NEWLEADER goes first).
+            t.ghost.violations.set(Violation::AckInconsistent);
+            return Some(t);
+        }
         if zxid <= me.zxid_at(committed) || !self.counts(s, j) || s.is_observer(j) {
             return Some(t);
         }

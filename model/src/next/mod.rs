@@ -402,15 +402,25 @@ impl<P: Payload> ZabModel<P> {
 
     /// A follower or leader stops and goes back to LOOKING (ZooKeeper `shutdown()`, TLA+
     /// `FollowerShutdown` / the server part of `LeaderShutdown`). A graceful shutdown drains
-    /// the log thread, so the whole history becomes durable; sync packets that were never
-    /// logged are dropped. Channels are the caller's business.
+    /// the log thread, so the whole history becomes durable (a follower under `--bug zk4712`
+    /// leaves it running instead); sync packets that were never logged are dropped. Channels
+    /// are the caller's business.
     pub(crate) fn go_looking(&self, t: &mut ModelState<P>, i: Sid) {
         let bug_2845 = self.cfg.has(Bug::Zk2845);
         let srv = t.srv_mut(i);
+        let bug_4712 = self.cfg.has(Bug::Zk4712) && srv.state == ServerState::Following;
         srv.state = ServerState::Looking;
         srv.zab_state = ZabState::Election;
         srv.leader = None;
         srv.follower = None;
+        if bug_4712 && (srv.persisted as usize) < srv.history.len() {
+            // ZOOKEEPER-4712: the log thread is not stopped, so it is not drained either; the
+            // server reports the last zxid logged now, and logs the rest later.
+            if srv.stale_last_processed.is_none() {
+                srv.stale_last_processed = Some(srv.persisted);
+            }
+            return;
+        }
         srv.persisted = srv.history.len() as Idx;
         if bug_2845 && (srv.last_committed as usize) < srv.history.len() {
             // ZOOKEEPER-2845: the in-memory database is not fast-forwarded from the log.

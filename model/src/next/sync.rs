@@ -224,7 +224,8 @@ impl<P: Payload> ZabModel<P> {
             t.ghost.violations.set(Violation::ProposalInconsistent);
             return Some(t);
         }
-        if f.nl_stage == NewLeaderStage::Waiting {
+        // ZOOKEEPER-3911: every proposal of the sync stays a packet until UPTODATE.
+        if f.nl_stage == NewLeaderStage::Waiting || self.cfg.has(Bug::Zk3911) {
             f.packets.push(txn);
         } else {
             srv.history.push(txn);
@@ -268,7 +269,10 @@ impl<P: Payload> ZabModel<P> {
     /// logged and fsynced, then the new currentEpoch is written, then the ACK of NEWLEADER
     /// is sent, followed by an ACK for each synced transaction that is not yet committed.
     /// `--bug zk4646` hands the packets to the asynchronous log thread and acknowledges at
-    /// once; `--bug zk4643` writes the epoch first and the packets in a later step.
+    /// once; `--bug zk4643` writes the epoch first and the packets in a later step;
+    /// `--bug zk3911` acknowledges at once and keeps the packets (and every later proposal
+    /// of the sync) in memory until UPTODATE hands them to the log thread; `--bug zk4685`
+    /// sends the ACKs of the synced proposals before the ACK of NEWLEADER.
     pub(crate) fn follower_process_new_leader(
         &self,
         s: &ModelState<P>,
@@ -304,6 +308,11 @@ impl<P: Payload> ZabModel<P> {
                 srv.history.extend(packets);
                 t.send(i, j, QuorumMessage::AckNewLeader { zxid });
             }
+            Some(Bug::Zk3911) => {
+                // The packets stay volatile until UPTODATE; NEWLEADER is acknowledged now.
+                srv.follower.as_mut()?.nl_stage = NewLeaderStage::Done;
+                t.send(i, j, QuorumMessage::AckNewLeader { zxid });
+            }
             _ => self.log_sync_packets_and_ack(&mut t, i, j, zxid),
         }
         Some(t)
@@ -336,15 +345,28 @@ impl<P: Payload> ZabModel<P> {
         };
         f.nl_stage = NewLeaderStage::Done;
         let packets = std::mem::take(&mut f.packets);
-        let from = f.sync_committed as usize;
+        // ZOOKEEPER-4685: the log thread acknowledges every packet it logs (ZooKeeper's
+        // SendAckRequestProcessor), committed ones too, and these ACKs win the race with the
+        // ACK of NEWLEADER.
+        let acks_first = self.cfg.has(Bug::Zk4685);
+        let from = if acks_first {
+            (f.sync_committed as usize).min(srv.history.len())
+        } else {
+            f.sync_committed as usize
+        };
         srv.history.extend(packets);
         srv.persisted = srv.history.len() as Idx;
         let acks: Vec<Zxid> = srv.history.iter().skip(from).map(|x| x.zxid).collect();
         // An observer acknowledges NEWLEADER (uncounted) but never a transaction.
         let acks = if t.is_observer(i) { Vec::new() } else { acks };
-        t.send(i, j, QuorumMessage::AckNewLeader { zxid });
+        if !acks_first {
+            t.send(i, j, QuorumMessage::AckNewLeader { zxid });
+        }
         for z in acks {
             t.send(i, j, QuorumMessage::Ack { zxid: z });
+        }
+        if acks_first {
+            t.send(i, j, QuorumMessage::AckNewLeader { zxid });
         }
     }
 
@@ -444,6 +466,11 @@ impl<P: Payload> ZabModel<P> {
         let srv = t.srv_mut(i);
         srv.zab_state = ZabState::Broadcast;
         srv.stale_last_processed = None;
+        if self.cfg.has(Bug::Zk3911) {
+            // ZOOKEEPER-3911: the synced proposals go to the log thread only now.
+            let packets = std::mem::take(&mut srv.follower.as_mut()?.packets);
+            srv.history.extend(packets);
+        }
         // Restored by a leader a quorum of intact servers established (PROTOCOL.md §7.1).
         srv.recovering = false;
         let fv = srv.follower.as_mut()?;

@@ -86,5 +86,8 @@ pub fn bug_table() -> Vec<(Bug, Config, &'static str)> {
         ),
         (Bug::NoStorageRecovery, storage_small(), "Leadership2"),
         (Bug::Zk1551, observer_small(), "CheckProposalConsistent"),
+        (Bug::Zk3911, epoch1_recovery(), "LeaderLogCompleteness"),
+        (Bug::Zk4685, epoch1_recovery(), "CheckAckConsistent"),
+        (Bug::Zk4712, fresh_small(), "ProcessConsistency"),
     ]
 }
