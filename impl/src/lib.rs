@@ -25,6 +25,8 @@ pub mod migrate;
 #[cfg(not(zab_loom))]
 pub mod net;
 #[cfg(not(zab_loom))]
+mod net_out;
+#[cfg(not(zab_loom))]
 pub mod runtime;
 #[cfg(not(zab_loom))]
 pub mod server;

@@ -10,6 +10,7 @@
 //! that was replaced never reaches the core.
 
 use crate::latency::{Breakdown, Side, Stage};
+use crate::net_out::Outgoing;
 use crate::wire::{
     self, Frame, HELLO_LEN, HandshakeStatus, Hello, PayloadCodec, Purpose, WELCOME_LEN, Welcome,
 };
@@ -23,7 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
-use zab_spec::{QuorumMessage, ServerId, Zxid};
+use zab_spec::{QuorumMessage, ServerId};
 
 /// What the core thread asks of the network.
 #[derive(Debug)]
@@ -118,14 +119,9 @@ pub struct NetState {
     pub leading: AtomicBool,
 }
 
-/// One quorum connection: generation, writer, writer task, and when it last delivered a frame
-/// (milliseconds since [`Shared::started`]).
-type QuorumSlot<P> = (
-    u64,
-    mpsc::UnboundedSender<Frame<P>>,
-    tokio::task::AbortHandle,
-    Arc<AtomicU64>,
-);
+/// One quorum connection: generation, outgoing bytes, writer task, and when it last delivered
+/// a frame (milliseconds since [`Shared::started`]).
+type QuorumSlot = (u64, Arc<Outgoing>, tokio::task::AbortHandle, Arc<AtomicU64>);
 
 /// Where the network delivers its events, like the log writer's report closure: in `zabd`
 /// straight onto the replica thread's event channel (each wrapped as `runtime::Event::Net`),
@@ -139,13 +135,13 @@ struct Shared<P> {
     events: NetSink<P>,
     generation: AtomicU64,
     /// The current quorum connection with each peer: generation, writer, task, last frame.
-    quorum: std::sync::Mutex<BTreeMap<ServerId, QuorumSlot<P>>>,
+    quorum: std::sync::Mutex<BTreeMap<ServerId, QuorumSlot>>,
     /// The origin of the connections' last-frame clocks.
     started: std::time::Instant,
 }
 
 impl<P> Shared<P> {
-    fn slots(&self) -> std::sync::MutexGuard<'_, BTreeMap<ServerId, QuorumSlot<P>>> {
+    fn slots(&self) -> std::sync::MutexGuard<'_, BTreeMap<ServerId, QuorumSlot>> {
         // A poisoned lock only means another network task panicked; the map is still sound.
         self.quorum
             .lock()
@@ -154,19 +150,6 @@ impl<P> Shared<P> {
 
     fn now_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    /// Whether `peer` has a quorum connection that delivered a frame within the live window.
-    fn has_live_quorum(
-        slots: &BTreeMap<ServerId, QuorumSlot<P>>,
-        peer: ServerId,
-        now: u64,
-        window: Duration,
-    ) -> bool {
-        slots.get(&peer).is_some_and(|(_, _, _, seen)| {
-            now.saturating_sub(seen.load(Ordering::Relaxed))
-                < u64::try_from(window.as_millis()).unwrap_or(u64::MAX)
-        })
     }
 
     /// Reports a quorum connection's end, unless it was replaced or closed on purpose.
@@ -183,13 +166,61 @@ impl<P> Shared<P> {
     }
 }
 
-/// Starts the listeners and the election mesh; returns the command sender. Every event goes
-/// to `events`.
+/// The replica thread's direct way onto the quorum connections ([`crate::net_out`]): frames
+/// are encoded into each connection's buffer as the actions run, and [`QuorumSender::flush`]
+/// (at the end of the batch, and before a synchronous write) writes every buffer filled since
+/// the last flush straight to its socket. A frame to a server without a quorum connection is
+/// dropped, as through [`NetCommand::Quorum`].
+pub struct QuorumSender<P> {
+    shared: Arc<Shared<P>>,
+    dirty: std::cell::RefCell<Vec<Arc<Outgoing>>>,
+}
+
+impl<P: PayloadCodec> QuorumSender<P> {
+    /// Queues `frame` for `to`.
+    pub fn send(&self, to: ServerId, frame: &Frame<P>) {
+        let out = self
+            .shared
+            .slots()
+            .get(&to)
+            .map(|(_, out, _, _)| Arc::clone(out));
+        let Some(out) = out else { return };
+        out.queue(frame);
+        let mut dirty = self.dirty.borrow_mut();
+        if !dirty.iter().any(|d| Arc::ptr_eq(d, &out)) {
+            dirty.push(out);
+        }
+    }
+
+    /// Writes every connection's queued frames.
+    pub fn flush(&self) {
+        let dirty = std::mem::take(&mut *self.dirty.borrow_mut());
+        for out in dirty {
+            out.flush();
+        }
+    }
+}
+
+/// Whether `peer` has a quorum connection that delivered a frame within the live window.
+fn has_live_quorum(
+    slots: &BTreeMap<ServerId, QuorumSlot>,
+    peer: ServerId,
+    now: u64,
+    window: Duration,
+) -> bool {
+    slots.get(&peer).is_some_and(|(_, _, _, seen)| {
+        now.saturating_sub(seen.load(Ordering::Relaxed))
+            < u64::try_from(window.as_millis()).unwrap_or(u64::MAX)
+    })
+}
+
+/// Starts the listeners and the election mesh; returns the command sender and the replica
+/// thread's [`QuorumSender`]. Every event goes to `events`.
 pub async fn start<P>(
     cfg: NetConfig,
     state: Arc<NetState>,
     events: NetSink<P>,
-) -> std::io::Result<mpsc::UnboundedSender<NetCommand<P>>>
+) -> std::io::Result<(mpsc::UnboundedSender<NetCommand<P>>, QuorumSender<P>)>
 where
     P: PayloadCodec + Send + Sync + std::fmt::Debug + 'static,
 {
@@ -204,6 +235,10 @@ where
         started: std::time::Instant::now(),
     });
     let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<NetCommand<P>>();
+    let direct = QuorumSender {
+        shared: Arc::clone(&shared),
+        dirty: std::cell::RefCell::new(Vec::new()),
+    };
     tokio::spawn(accept_loop(
         election_listener,
         Purpose::Election,
@@ -235,8 +270,13 @@ where
                     }
                 }
                 NetCommand::Quorum { to, frame } => {
-                    if let Some((_, tx, _, _)) = shared.slots().get(&to) {
-                        let _ = tx.send(frame);
+                    let out = shared
+                        .slots()
+                        .get(&to)
+                        .map(|(_, out, _, _)| Arc::clone(out));
+                    if let Some(out) = out {
+                        out.queue(&frame);
+                        out.flush();
                     }
                 }
                 NetCommand::Connect { leader } => {
@@ -270,7 +310,7 @@ where
             }
         }
     });
-    Ok(cmd_tx)
+    Ok((cmd_tx, direct))
 }
 
 async fn bind(addr: Option<&SocketAddr>) -> std::io::Result<TcpListener> {
@@ -340,7 +380,7 @@ where
     {
         HandshakeStatus::Refused
     } else if purpose == Purpose::Quorum
-        && Shared::has_live_quorum(
+        && has_live_quorum(
             &shared.slots(),
             hello.sid,
             shared.now_ms(),
@@ -424,46 +464,19 @@ where
     P: PayloadCodec + Send + Sync + std::fmt::Debug + 'static,
 {
     let generation = shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
-    let (mut reader, mut writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Frame<P>>();
-    let breakdown = shared.cfg.breakdown.clone();
-    let writer_task = tokio::spawn(async move {
-        let mut buf = BytesMut::new();
-        // The PROPOSALs and ACKs of a batch, stamped once it is written.
-        let mut stamps: Vec<(Zxid, Stage)> = Vec::new();
-        while let Some(frame) = rx.recv().await {
-            buf.clear();
-            stamps.clear();
-            stamp_written(&frame, leader_side, &mut stamps);
-            wire::encode_frame(&frame, &mut buf);
-            while let Ok(next) = rx.try_recv() {
-                stamp_written(&next, leader_side, &mut stamps);
-                wire::encode_frame(&next, &mut buf);
-            }
-            if writer.write_all(&buf).await.is_err() {
-                return;
-            }
-            if let (Some(b), false) = (&breakdown, stamps.is_empty()) {
-                let now = std::time::Instant::now();
-                let side = if leader_side {
-                    Side::Leader
-                } else {
-                    Side::Follower
-                };
-                for &(zxid, stage) in &stamps {
-                    b.mark(side, zxid, stage, now);
-                }
-            }
-        }
-    });
+    let (mut reader, writer) = stream.into_split();
+    let out = Arc::new(Outgoing::new(
+        writer,
+        shared.cfg.breakdown.clone(),
+        leader_side,
+    ));
+    let writer_task = tokio::spawn(Arc::clone(&out).run());
     let seen = Arc::new(AtomicU64::new(shared.now_ms()));
     {
         let mut slots = shared.slots();
         // Checked again under the lock: of two handshakes racing for one id, the second
         // does not displace the first while it is live.
-        if leader_side
-            && Shared::has_live_quorum(&slots, peer, shared.now_ms(), shared.cfg.live_window)
-        {
+        if leader_side && has_live_quorum(&slots, peer, shared.now_ms(), shared.cfg.live_window) {
             drop(slots);
             warn!("closing a second quorum connection for a server whose connection is live");
             writer_task.abort();
@@ -471,7 +484,7 @@ where
         }
         let slot = (
             generation,
-            tx,
+            out,
             writer_task.abort_handle(),
             Arc::clone(&seen),
         );
@@ -531,20 +544,6 @@ where
     info!("quorum connection down");
     writer_task.abort();
     shared.quorum_closed(peer, generation);
-}
-
-/// The breakdown's stage a frame written on a quorum connection reaches, if any: a PROPOSAL
-/// from the leader, an ACK from a follower.
-fn stamp_written<P>(frame: &Frame<P>, leader_side: bool, out: &mut Vec<(Zxid, Stage)>) {
-    match frame {
-        Frame::Zab(QuorumMessage::Proposal(txn)) if leader_side => {
-            out.push((txn.zxid, Stage::LeaderProposalSent));
-        }
-        Frame::Zab(QuorumMessage::Ack { zxid }) if !leader_side => {
-            out.push((*zxid, Stage::FollowerAckSent));
-        }
-        _ => {}
-    }
 }
 
 /// Stamps a frame read on a quorum connection: a follower's PROPOSAL starts its measurement,
@@ -699,7 +698,7 @@ mod tests {
             true
         });
         // The command sender must outlive the test's connections.
-        let tx = start(cfg.clone(), state, sink).await.expect("start");
+        let (tx, _) = start(cfg.clone(), state, sink).await.expect("start");
         std::mem::forget(tx);
         (cfg, connects)
     }

@@ -15,7 +15,7 @@ use crate::core::{
 };
 use crate::latency::{Side, Stage};
 use crate::metrics::Status;
-use crate::net::{NetCommand, NetEvent, NetState};
+use crate::net::{NetCommand, NetEvent, NetState, QuorumSender};
 use crate::storage::{LogWriter, Recovered, SnapshotTicket, StorageError, WriterEvent};
 use crate::wire::{Frame, PayloadCodec};
 use bytes::{Bytes, BytesMut};
@@ -164,6 +164,7 @@ pub struct AppCx<'a, P> {
     peer: &'a mut Peer<P>,
     queued: &'a mut Vec<Action<P>>,
     net: &'a UnboundedSender<NetCommand<P>>,
+    quorum: Option<&'a QuorumSender<P>>,
     status: &'a Status,
     /// Wall-clock time, ms since the Unix epoch (simulated in tests).
     pub now_ms: i64,
@@ -220,18 +221,23 @@ impl<P: Payload> AppCx<'_, P> {
         proposed.then_some(zxid)
     }
 
-    /// Sends an application frame to `to` on the quorum connection.
-    pub fn send_frame(&self, to: ServerId, kind: u8, data: Bytes) {
-        let _ = self.net.send(NetCommand::Quorum {
-            to,
-            frame: Frame::App(kind, data),
-        });
-    }
-
     /// The runtime's published status.
     #[must_use]
     pub fn status(&self) -> &Status {
         self.status
+    }
+}
+
+impl<P: Payload + PayloadCodec> AppCx<'_, P> {
+    /// Sends an application frame to `to` on the quorum connection.
+    pub fn send_frame(&self, to: ServerId, kind: u8, data: Bytes) {
+        let frame = Frame::App(kind, data);
+        match self.quorum {
+            Some(q) => q.send(to, &frame),
+            None => {
+                let _ = self.net.send(NetCommand::Quorum { to, frame });
+            }
+        }
     }
 }
 
@@ -259,6 +265,8 @@ pub struct Replica<P, A: Application<P>, L: LogBackend = LogWriter> {
     sm: A,
     writer: Arc<L>,
     net: UnboundedSender<NetCommand<P>>,
+    /// Direct writes to the quorum connections (`zabd`); `None`: through `net`.
+    quorum: Option<QuorumSender<P>>,
     net_state: Arc<NetState>,
     events: Sender<Event<P, A::Client>>,
     status: Arc<Status>,
@@ -331,6 +339,7 @@ where
             sm,
             writer,
             net,
+            quorum: None,
             net_state,
             events,
             status,
@@ -353,6 +362,14 @@ where
                 }
             }),
         }
+    }
+
+    /// Writes quorum frames through `quorum` (straight to the sockets, one write per
+    /// connection and batch) instead of handing them to the network task.
+    #[must_use]
+    pub fn with_quorum_sender(mut self, quorum: QuorumSender<P>) -> Self {
+        self.quorum = Some(quorum);
+        self
     }
 
     /// Uses `clock` for timers and the application's wall-clock time.
@@ -452,6 +469,7 @@ where
                 peer: &mut self.peer,
                 queued: &mut queued,
                 net: &self.net,
+                quorum: self.quorum.as_ref(),
                 status: &self.status,
                 now_ms,
                 received: None,
@@ -539,7 +557,20 @@ where
     }
 
     fn send(&self, to: ServerId, frame: Frame<P>) {
-        let _ = self.net.send(NetCommand::Quorum { to, frame });
+        match &self.quorum {
+            Some(q) => q.send(to, &frame),
+            None => {
+                let _ = self.net.send(NetCommand::Quorum { to, frame });
+            }
+        }
+    }
+
+    /// Writes the quorum frames queued so far (end of a batch, or before a synchronous write,
+    /// so that frames queued before it do not wait for its fsync).
+    fn flush_sends(&self) {
+        if let Some(q) = &self.quorum {
+            q.flush();
+        }
     }
 
     /// A SNAP that would not restore: the leader that sent it is dropped (its connection
@@ -580,6 +611,7 @@ where
         for a in actions {
             self.execute(a)?;
         }
+        self.flush_sends();
         Ok(())
     }
 
@@ -623,7 +655,12 @@ where
                 );
             }
             Action::SendHeartbeat { to } => self.send(to, Frame::Heartbeat),
-            Action::Persist(p) => self.persist(p)?,
+            Action::Persist(p) => {
+                if !matches!(p, Persist::Append { wait: false, .. }) {
+                    self.flush_sends();
+                }
+                self.persist(p)?;
+            }
             Action::SetTimer { timer, after_ms } => {
                 self.timers
                     .insert(timer, self.clock.monotonic_ms() + after_ms);

@@ -9,7 +9,7 @@ use crate::config::ServerConfig;
 use crate::core::{PeerConfig, TraceEvent};
 use crate::latency::{Side, Stage};
 use crate::metrics::Status;
-use crate::net::{self, NetCommand, NetConfig, NetState};
+use crate::net::{self, NetCommand, NetConfig, NetState, QuorumSender};
 use crate::runtime::{self, Event, Replica};
 use crate::service::client::{self, ClientPortConfig};
 use crate::service::{ClientEvent, ServiceConfig, ZkService};
@@ -138,7 +138,7 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         .build()
         .context("cannot start the I/O runtime")?;
     let net_state = Arc::new(NetState::default());
-    let net_tx = start_network(&cfg, &tokio_rt, &net_state, &events_tx, &status)?;
+    let (net_tx, quorum) = start_network(&cfg, &tokio_rt, &net_state, &events_tx, &status)?;
 
     let client_listener = tokio_rt
         .block_on(tokio::net::TcpListener::bind(cfg.client_addr))
@@ -228,6 +228,9 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         Arc::clone(&status),
         cfg.snap_count,
     );
+    if let Some(quorum) = quorum {
+        replica = replica.with_quorum_sender(quorum);
+    }
     if let Some(path) = &opts.trace_file {
         let sink = trace_sink(path, &replica, cfg.myid)?;
         replica = replica.with_trace(sink);
@@ -242,17 +245,17 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
 
 /// Starts peer networking (an ensemble only; a standalone server gets a command channel no
 /// one reads). Peer events go straight onto the replica thread's channel, like the log
-/// writer's reports.
+/// writer's reports; the replica thread writes quorum frames itself (the [`QuorumSender`]).
 fn start_network(
     cfg: &ServerConfig,
     tokio_rt: &tokio::runtime::Runtime,
     net_state: &Arc<NetState>,
     events_tx: &std::sync::mpsc::Sender<Event<zab_zk::Txn, ClientEvent>>,
     status: &Status,
-) -> anyhow::Result<tokio::sync::mpsc::UnboundedSender<NetCommand<zab_zk::Txn>>> {
+) -> anyhow::Result<NetStarted> {
     let servers = cfg.server_ids();
     if servers.len() <= 1 {
-        return Ok(tokio::sync::mpsc::unbounded_channel().0);
+        return Ok((tokio::sync::mpsc::unbounded_channel().0, None));
     }
     warn_plaintext_quorum(servers.len());
     let net_cfg = NetConfig {
@@ -271,10 +274,17 @@ fn start_network(
     let net_events = events_tx.clone();
     let sink: net::NetSink<zab_zk::Txn> =
         Box::new(move |ev| net_events.send(Event::Net(ev)).is_ok());
-    tokio_rt
+    let (tx, quorum) = tokio_rt
         .block_on(net::start(net_cfg, Arc::clone(net_state), sink))
-        .context("cannot start peer networking")
+        .context("cannot start peer networking")?;
+    Ok((tx, Some(quorum)))
 }
+
+/// The network's command sender and, in an ensemble, the replica thread's direct sender.
+type NetStarted = (
+    tokio::sync::mpsc::UnboundedSender<NetCommand<zab_zk::Txn>>,
+    Option<QuorumSender<zab_zk::Txn>>,
+);
 
 /// The peer ports carry no authentication yet (quorum TLS is issue 11's next step): say loudly
 /// what anyone who reaches them can do, so that no one runs this on a shared network unaware.
