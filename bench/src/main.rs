@@ -398,30 +398,31 @@ async fn ordered(servers: Vec<SocketAddr>, leader_first: bool) -> Vec<SocketAddr
     }
 }
 
-/// One run with the load average at its start and, given endpoints, zabd's breakdown.
+/// One run with the load average at its start and, given endpoints, zabd's breakdown over
+/// the measured window (the first snapshot is taken when the warm-up ends).
 async fn measured_run(
     servers: &[SocketAddr],
     spec: &Spec,
     endpoints: &[SocketAddr],
 ) -> anyhow::Result<RunResult> {
     let loadavg = result::loadavg();
-    let before = if endpoints.is_empty() {
-        None
-    } else {
-        match breakdown::snapshot(endpoints).await {
-            Ok(s) => Some(s),
-            Err(e) => {
-                warn!("no breakdown for this run: {e:#}");
-                None
-            }
-        }
-    };
+    let before = (!endpoints.is_empty()).then(|| {
+        let (endpoints, warmup) = (endpoints.to_vec(), spec.warmup);
+        tokio::spawn(async move {
+            tokio::time::sleep(warmup).await;
+            breakdown::snapshot(&endpoints).await
+        })
+    });
     let mut r = load::run(servers, spec).await?;
     r.loadavg = loadavg;
     if let Some(before) = before {
-        match breakdown::snapshot(endpoints).await {
-            Ok(after) => r.breakdown = breakdown::between(&before, &after),
-            Err(e) => warn!("no breakdown for this run: {e:#}"),
+        let before = match before.await {
+            Ok(b) => b,
+            Err(e) => Err(anyhow!("{e}")),
+        };
+        match (before, breakdown::snapshot(endpoints).await) {
+            (Ok(before), Ok(after)) => r.breakdown = breakdown::between(&before, &after),
+            (Err(e), _) | (_, Err(e)) => warn!("no breakdown for this run: {e:#}"),
         }
     }
     Ok(r)
@@ -579,10 +580,13 @@ async fn cmd_wait(a: WaitArgs) -> anyhow::Result<()> {
 fn cmd_floor(a: &FloorArgs) -> anyhow::Result<()> {
     let f = floor::measure(&a.dir, a.duration)?;
     print_line(&format!(
-        "floor: fdatasync (1 KiB append) p50 {:.0} µs p99 {:.0} µs; loopback round trip p50 {:.0} µs p99 {:.0} µs; \
-         quorum write floor (fdatasync p50 + 2 × RTT p50) {:.0} µs; load {}",
+        "floor: fdatasync (1 KiB append) 3 at once p50 {:.0} µs p99 {:.0} µs, alone p50 {:.0} µs p99 {:.0} µs; \
+         loopback round trip p50 {:.0} µs p99 {:.0} µs; \
+         quorum write floor (fdatasync 3-at-once p50 + 2 × RTT p50) {:.0} µs; load {}",
         f.fdatasync.0,
         f.fdatasync.1,
+        f.fdatasync_alone.0,
+        f.fdatasync_alone.1,
         f.rtt.0,
         f.rtt.1,
         f.quorum_write,
@@ -591,6 +595,8 @@ fn cmd_floor(a: &FloorArgs) -> anyhow::Result<()> {
     for (name, v) in [
         ("floor_fdatasync_p50_us", f.fdatasync.0),
         ("floor_fdatasync_p99_us", f.fdatasync.1),
+        ("floor_fdatasync_alone_p50_us", f.fdatasync_alone.0),
+        ("floor_fdatasync_alone_p99_us", f.fdatasync_alone.1),
         ("floor_loopback_rtt_p50_us", f.rtt.0),
         ("floor_loopback_rtt_p99_us", f.rtt.1),
         ("floor_quorum_write_us", f.quorum_write),

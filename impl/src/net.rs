@@ -10,7 +10,7 @@
 //! that was replaced never reaches the core.
 
 use crate::latency::{Breakdown, Side, Stage};
-use crate::net_out::Outgoing;
+use crate::net_out::{OnWritten, Outgoing};
 use crate::wire::{
     self, Frame, HELLO_LEN, HandshakeStatus, Hello, PayloadCodec, Purpose, WELCOME_LEN, Welcome,
 };
@@ -24,7 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
-use zab_spec::{QuorumMessage, ServerId};
+use zab_spec::{QuorumMessage, ServerId, Zxid};
 
 /// What the core thread asks of the network.
 #[derive(Debug)]
@@ -121,7 +121,38 @@ pub struct NetState {
 
 /// One quorum connection: generation, outgoing bytes, writer task, and when it last delivered
 /// a frame (milliseconds since [`Shared::started`]).
-type QuorumSlot = (u64, Arc<Outgoing>, tokio::task::AbortHandle, Arc<AtomicU64>);
+type QuorumSlot = (
+    u64,
+    Arc<QuorumOut>,
+    tokio::task::AbortHandle,
+    Arc<AtomicU64>,
+);
+
+/// A breakdown stage a written frame reached.
+type Stamp = (Zxid, Stage);
+
+/// A quorum connection's outgoing bytes ([`crate::net_out`]), and which end this server is.
+struct QuorumOut {
+    out: Outgoing<Stamp>,
+    leader_side: bool,
+}
+
+impl QuorumOut {
+    /// Encodes `frame` into the buffer, marked when it is a PROPOSAL from the leader or an
+    /// ACK from a follower (the breakdown's `proposal_sent`, `ack_sent`).
+    fn queue<P: PayloadCodec>(&self, frame: &Frame<P>) {
+        let mark = match frame {
+            Frame::Zab(QuorumMessage::Proposal(txn)) if self.leader_side => {
+                Some((txn.zxid, Stage::LeaderProposalSent))
+            }
+            Frame::Zab(QuorumMessage::Ack { zxid }) if !self.leader_side => {
+                Some((*zxid, Stage::FollowerAckSent))
+            }
+            _ => None,
+        };
+        self.out.queue(|buf| wire::encode_frame(frame, buf), mark);
+    }
+}
 
 /// Where the network delivers its events, like the log writer's report closure: in `zabd`
 /// straight onto the replica thread's event channel (each wrapped as `runtime::Event::Net`),
@@ -173,7 +204,7 @@ impl<P> Shared<P> {
 /// dropped, as through [`NetCommand::Quorum`].
 pub struct QuorumSender<P> {
     shared: Arc<Shared<P>>,
-    dirty: std::cell::RefCell<Vec<Arc<Outgoing>>>,
+    dirty: std::cell::RefCell<Vec<Arc<QuorumOut>>>,
 }
 
 impl<P: PayloadCodec> QuorumSender<P> {
@@ -196,7 +227,7 @@ impl<P: PayloadCodec> QuorumSender<P> {
     pub fn flush(&self) {
         let dirty = std::mem::take(&mut *self.dirty.borrow_mut());
         for out in dirty {
-            out.flush();
+            out.out.flush();
         }
     }
 }
@@ -276,7 +307,7 @@ where
                         .map(|(_, out, _, _)| Arc::clone(out));
                     if let Some(out) = out {
                         out.queue(&frame);
-                        out.flush();
+                        out.out.flush();
                     }
                 }
                 NetCommand::Connect { leader } => {
@@ -465,12 +496,25 @@ where
 {
     let generation = shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
     let (mut reader, writer) = stream.into_split();
-    let out = Arc::new(Outgoing::new(
-        writer,
-        shared.cfg.breakdown.clone(),
+    let written: Option<OnWritten<Stamp>> = shared.cfg.breakdown.clone().map(|b| {
+        let side = if leader_side {
+            Side::Leader
+        } else {
+            Side::Follower
+        };
+        Box::new(move |marks: &[Stamp]| {
+            let now = std::time::Instant::now();
+            for &(zxid, stage) in marks {
+                b.mark(side, zxid, stage, now);
+            }
+        }) as OnWritten<Stamp>
+    });
+    let out = Arc::new(QuorumOut {
+        out: Outgoing::new(writer, written),
         leader_side,
-    ));
-    let writer_task = tokio::spawn(Arc::clone(&out).run());
+    });
+    let task_out = Arc::clone(&out);
+    let writer_task = tokio::spawn(async move { task_out.out.run().await });
     let seen = Arc::new(AtomicU64::new(shared.now_ms()));
     {
         let mut slots = shared.slots();

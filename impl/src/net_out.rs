@@ -1,23 +1,22 @@
-//! A quorum connection's outgoing bytes (issue 20: fewer hand-offs on the write path). The
-//! replica thread encodes its frames straight into the connection's buffer (no allocation per
-//! frame: PROPOSAL, ACK and COMMIT are written into a reused `BytesMut`) and, at the end of its
-//! batch, writes every buffer it filled to its socket itself with a non-blocking `try_write`:
-//! one `write` per connection and batch, and no wake-up of another thread on the way. Only what
-//! the socket does not take at once is left to the connection's writer task, which waits for
-//! the socket to be writable. Frames leave in the order they were queued either way: the task
-//! and the replica thread write under the same lock, and each writes the buffer's head first.
+//! A connection's outgoing bytes, written by the replica thread itself (issue 20: fewer
+//! hand-offs on the write path). The replica thread encodes its frames straight into the
+//! connection's buffer (PROPOSAL, ACK and COMMIT without an allocation: a reused `BytesMut`)
+//! and, once its event is handled, writes every buffer it filled to its socket with a
+//! non-blocking `try_write`: one `write` per connection and event, no wake-up of another thread
+//! on the way. Only what the socket does not take at once is left to the connection's writer
+//! task, which waits until the socket is writable. Bytes leave in the order they were queued
+//! either way: the task and the replica thread write under the same lock, head first.
 //!
-//! The persist-before-send order is the replica's: it queues a frame only when its action runs
-//! (an ACK after the `Durable` report, a sync ACK after its synchronous write), so writing the
-//! queued bytes earlier than a hand-off would have cannot move a frame before its persist.
+//! Used for the quorum connections (`net.rs`) and the client connections
+//! (`service/client.rs`). The persist-before-send order is the replica's: it queues a frame only
+//! when its action runs (an ACK after the `Durable` report, a sync ACK after its synchronous
+//! write), so writing queued bytes sooner than a hand-off would cannot move a frame before its
+//! persist.
 
-use crate::latency::{Breakdown, Side, Stage};
-use crate::wire::{self, Frame, PayloadCodec};
 use bytes::{Buf as _, BytesMut};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
-use zab_spec::{QuorumMessage, Zxid};
 
 /// What a flush achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,65 +29,55 @@ pub(crate) enum Flushed {
     Failed,
 }
 
-#[derive(Default)]
-struct Buffer {
+struct Buffer<M> {
     bytes: BytesMut,
-    /// Breakdown stages of the queued frames, stamped once they are written.
-    stamps: Vec<(Zxid, Stage)>,
+    /// Marks of the queued frames (latency breakdown), reported once they are written.
+    marks: Vec<M>,
     failed: bool,
 }
 
-/// One quorum connection's write side.
-pub(crate) struct Outgoing {
+/// Told which marks' frames were just written (on the writing thread; must be quick).
+pub(crate) type OnWritten<M> = Box<dyn Fn(&[M]) + Send + Sync>;
+
+/// One connection's write side.
+pub(crate) struct Outgoing<M> {
     half: OwnedWriteHalf,
-    buf: Mutex<Buffer>,
+    buf: Mutex<Buffer<M>>,
     /// Wakes the writer task when bytes are left that the socket did not take.
     wake: Notify,
-    breakdown: Option<Arc<Breakdown>>,
-    side: Side,
+    written: Option<OnWritten<M>>,
 }
 
-impl Outgoing {
-    pub(crate) fn new(
-        half: OwnedWriteHalf,
-        breakdown: Option<Arc<Breakdown>>,
-        leader_side: bool,
-    ) -> Outgoing {
+impl<M: Copy> Outgoing<M> {
+    pub(crate) fn new(half: OwnedWriteHalf, written: Option<OnWritten<M>>) -> Outgoing<M> {
         Outgoing {
             half,
-            buf: Mutex::new(Buffer::default()),
+            buf: Mutex::new(Buffer {
+                bytes: BytesMut::new(),
+                marks: Vec::new(),
+                failed: false,
+            }),
             wake: Notify::new(),
-            breakdown,
-            side: if leader_side {
-                Side::Leader
-            } else {
-                Side::Follower
-            },
+            written,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Buffer> {
+    fn lock(&self) -> MutexGuard<'_, Buffer<M>> {
         self.buf
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Encodes `frame` at the end of the buffer (written by the next flush).
-    pub(crate) fn queue<P: PayloadCodec>(&self, frame: &Frame<P>) {
+    /// Encodes a frame at the end of the buffer (written by the next flush).
+    pub(crate) fn queue(&self, encode: impl FnOnce(&mut BytesMut), mark: Option<M>) {
         let mut b = self.lock();
         if b.failed {
             return;
         }
-        match (frame, self.side) {
-            (Frame::Zab(QuorumMessage::Proposal(txn)), Side::Leader) => {
-                b.stamps.push((txn.zxid, Stage::LeaderProposalSent));
-            }
-            (Frame::Zab(QuorumMessage::Ack { zxid }), Side::Follower) => {
-                b.stamps.push((*zxid, Stage::FollowerAckSent));
-            }
-            _ => {}
+        if let Some(m) = mark {
+            b.marks.push(m);
         }
-        wire::encode_frame(frame, &mut b.bytes);
+        encode(&mut b.bytes);
     }
 
     /// Writes what the socket takes now, without waiting.
@@ -114,14 +103,11 @@ impl Outgoing {
             }
         }
         b.bytes.clear();
-        if !b.stamps.is_empty() {
-            if let Some(bd) = &self.breakdown {
-                let now = std::time::Instant::now();
-                for &(zxid, stage) in &b.stamps {
-                    bd.mark(self.side, zxid, stage, now);
-                }
+        if !b.marks.is_empty() {
+            if let Some(f) = &self.written {
+                f(&b.marks);
             }
-            b.stamps.clear();
+            b.marks.clear();
         }
         Flushed::All
     }
@@ -133,22 +119,35 @@ impl Outgoing {
         }
     }
 
-    /// The writer task: writes what a flush left, waiting for the socket to be writable;
-    /// returns when the connection fails.
-    pub(crate) async fn run(self: Arc<Self>) {
+    /// Writes everything queued, waiting for the socket as needed; `false` if the connection
+    /// failed.
+    pub(crate) async fn drain(&self) -> bool {
         loop {
-            self.wake.notified().await;
-            loop {
-                match self.try_flush() {
-                    Flushed::All => break,
-                    Flushed::Failed => return,
-                    Flushed::WouldBlock => {
-                        if self.half.writable().await.is_err() {
-                            self.lock().failed = true;
-                            return;
-                        }
+            match self.try_flush() {
+                Flushed::All => return true,
+                Flushed::Failed => return false,
+                Flushed::WouldBlock => {
+                    if self.half.writable().await.is_err() {
+                        self.lock().failed = true;
+                        return false;
                     }
                 }
+            }
+        }
+    }
+
+    /// Waits until a flush left bytes behind.
+    pub(crate) async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// The writer task of a connection with no other output: writes what flushes leave;
+    /// returns when the connection fails.
+    pub(crate) async fn run(&self) {
+        loop {
+            self.woken().await;
+            if !self.drain().await {
+                return;
             }
         }
     }

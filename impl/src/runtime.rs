@@ -157,6 +157,9 @@ pub trait Application<P>: Send {
     /// Whether `data` would restore: checked when a SNAP arrives, before the core adopts it,
     /// so that a leader's bad SNAP costs the connection to that leader, not the server.
     fn check_snapshot(&self, data: &[u8]) -> Result<(), String>;
+    /// Writes the output queued while handling an event (called once the event is handled,
+    /// and before a synchronous write): a no-op where output is not buffered.
+    fn flush(&mut self) {}
 }
 
 /// What an application may do from its hooks.
@@ -403,7 +406,9 @@ where
     /// Starts the protocol (the first election).
     pub fn start(&mut self) -> Result<(), StorageError> {
         self.next_app_tick = self.clock.monotonic_ms() + self.tick_ms;
-        self.step(Input::Start)
+        let r = self.step(Input::Start);
+        self.flush_sends();
+        r
     }
 
     /// When the next timer (or the application's tick) is due, on the monotonic clock.
@@ -416,8 +421,15 @@ where
             .map_or(self.next_app_tick, |t| t.min(self.next_app_tick))
     }
 
-    /// Fires every timer that is due, and the application's tick if due.
+    /// Fires every timer that is due, and the application's tick if due, then writes what
+    /// they queued for peers and clients.
     pub fn fire_due(&mut self) -> Result<(), StorageError> {
+        let r = self.fire_due_timers();
+        self.flush_sends();
+        r
+    }
+
+    fn fire_due_timers(&mut self) -> Result<(), StorageError> {
         let now = self.clock.monotonic_ms();
         if now >= self.next_app_tick {
             self.next_app_tick = now + self.tick_ms;
@@ -481,8 +493,15 @@ where
         Ok(())
     }
 
-    /// Handles one event (everything but the timers).
+    /// Handles one event (everything but the timers), then writes what it queued for peers
+    /// and clients.
     pub fn handle(&mut self, ev: Event<P, A::Client>) -> Result<(), StorageError> {
+        let r = self.handle_event(ev);
+        self.flush_sends();
+        r
+    }
+
+    fn handle_event(&mut self, ev: Event<P, A::Client>) -> Result<(), StorageError> {
         match ev {
             Event::Net(NetEvent::Election {
                 from,
@@ -565,12 +584,13 @@ where
         }
     }
 
-    /// Writes the quorum frames queued so far (end of a batch, or before a synchronous write,
-    /// so that frames queued before it do not wait for its fsync).
-    fn flush_sends(&self) {
+    /// Writes the frames queued so far, to peers and clients (once an event is handled, or
+    /// before a synchronous write, so that frames queued before it do not wait for its fsync).
+    fn flush_sends(&mut self) {
         if let Some(q) = &self.quorum {
             q.flush();
         }
+        self.sm.flush();
     }
 
     /// A SNAP that would not restore: the leader that sent it is dropped (its connection
@@ -611,7 +631,6 @@ where
         for a in actions {
             self.execute(a)?;
         }
-        self.flush_sends();
         Ok(())
     }
 

@@ -9,6 +9,7 @@
 
 use super::{ClientEvent, ClientOut, ConnId, fourlw};
 use crate::latency::{Breakdown, Stage};
+use crate::net_out::{OnWritten, Outgoing};
 use crate::runtime::Event;
 use bytes::BytesMut;
 use std::collections::HashMap;
@@ -140,53 +141,44 @@ async fn handle(
         }
     };
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ClientOut>();
+    let (mut reader, writer) = stream.into_split();
+    let timed = cfg
+        .breakdown
+        .clone()
+        .map(|b| (b, Arc::new(Mutex::new(InFlight::default()))));
+    let written: Option<OnWritten<i32>> = timed.clone().map(|(b, in_flight)| {
+        Box::new(move |xids: &[i32]| replies_written(&b, &in_flight, xids)) as OnWritten<i32>
+    });
+    let direct = DirectWriter(Arc::new(Outgoing::new(writer, written)));
     if events
         .send(Event::Client(ClientEvent::Open {
             conn,
             remote,
             request,
             out: out_tx,
+            direct: Some(direct.clone()),
         }))
         .is_err()
     {
         return;
     }
-    let (mut reader, mut writer) = stream.into_split();
-    let timed = cfg
-        .breakdown
-        .clone()
-        .map(|b| (b, Arc::new(Mutex::new(InFlight::default()))));
-    let writer_timed = timed.clone();
+    // The replica thread writes the socket itself; this task writes what the socket did not
+    // take at once, frames that came through the channel, and closes.
     let writer_task = tokio::spawn(async move {
-        let mut pending = BytesMut::new();
-        let mut xids: Vec<i32> = Vec::new();
-        while let Some(first) = out_rx.recv().await {
-            let mut close = false;
-            xids.clear();
-            for item in std::iter::once(first).chain(std::iter::from_fn(|| out_rx.try_recv().ok()))
-            {
-                match item {
-                    ClientOut::Frame(f) => {
-                        if let Some(xid) = f.get(4..8) {
-                            xids.push(i32::from_be_bytes([xid[0], xid[1], xid[2], xid[3]]));
-                        }
-                        pending.extend_from_slice(&f);
+        let d = &direct.0;
+        loop {
+            tokio::select! {
+                item = out_rx.recv() => match item {
+                    Some(ClientOut::Frame(f)) => direct.queue(&f),
+                    Some(ClientOut::Close) | None => {
+                        // Dropping the last handle on the write half sends the FIN.
+                        let _ = d.drain().await;
+                        return;
                     }
-                    ClientOut::Close => {
-                        close = true;
-                        break;
-                    }
-                }
+                },
+                () = d.woken() => {}
             }
-            if !pending.is_empty() && writer.write_all(&pending).await.is_err() {
-                return;
-            }
-            if let Some((b, in_flight)) = &writer_timed {
-                replies_written(b, in_flight, &xids);
-            }
-            pending.clear();
-            if close {
-                let _ = writer.shutdown().await;
+            if !d.drain().await {
                 return;
             }
         }
@@ -232,6 +224,37 @@ async fn handle(
         _ = &mut writer_task => { reader_task.abort(); }
     }
     let _ = events.send(Event::Client(ClientEvent::Closed { conn }));
+}
+
+/// A client connection's socket as the replica thread writes it ([`crate::net_out`]): frames
+/// are queued during an event and written when it is handled ([`super::ZkService`]'s flush).
+#[derive(Clone)]
+pub struct DirectWriter(Arc<Outgoing<i32>>);
+
+impl std::fmt::Debug for DirectWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DirectWriter")
+    }
+}
+
+impl DirectWriter {
+    /// Queues a frame (length prefix included), marked with its reply xid for the breakdown.
+    pub(super) fn queue(&self, frame: &[u8]) {
+        let xid = frame
+            .get(4..8)
+            .map(|x| i32::from_be_bytes([x[0], x[1], x[2], x[3]]));
+        self.0.queue(|buf| buf.extend_from_slice(frame), xid);
+    }
+
+    /// Writes what was queued (the rest, if the socket is full, by the connection's task).
+    pub(super) fn flush(&self) {
+        self.0.flush();
+    }
+
+    /// Whether both are the same connection's.
+    pub(super) fn same(&self, other: &DirectWriter) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// Requests of one connection whose replies are awaited, for the latency breakdown: xid, when

@@ -3,6 +3,7 @@
 //! refusal), decoding request frames, and writing replies with their statistics (ZooKeeper's
 //! `ServerCnxn`/`NIOServerCnxn` and `ZooKeeperServer.processConnectRequest`).
 
+use super::client::DirectWriter;
 use super::queue::SessionQueue;
 use super::{ClientOut, ConnId};
 use crate::metrics::Histogram;
@@ -70,6 +71,9 @@ fn ms_to_micros(ms: i64) -> u64 {
 pub(super) struct Conn {
     pub(super) remote: SocketAddr,
     out: UnboundedSender<ClientOut>,
+    /// The socket, written by this thread at the end of each event (zabd); `None`: frames go
+    /// through `out` (the simulation).
+    direct: Option<DirectWriter>,
     pub(super) session: Option<SessionId>,
     pub(super) timeout: i32,
     read_only_byte: bool,
@@ -124,6 +128,8 @@ pub(super) struct Connections {
     next_session: i64,
     session_secret: Vec<u8>,
     pub(super) traffic: Traffic,
+    /// Connections with frames queued since the last [`Connections::flush`].
+    dirty: Vec<DirectWriter>,
 }
 
 /// ZooKeeper's four-letter abbreviation of an operation (`cons`'s `lop`).
@@ -175,6 +181,31 @@ impl Connections {
             next_session: zab_zk::session::initial_session_id(server_byte, now_ms).0,
             session_secret,
             traffic: Traffic::default(),
+            dirty: Vec::new(),
+        }
+    }
+
+    /// Writes every frame queued for a directly written connection since the last flush (the
+    /// runtime calls it when an event is handled).
+    pub(super) fn flush(&mut self) {
+        for d in self.dirty.drain(..) {
+            d.flush();
+        }
+    }
+
+    /// Queues `frame` on `c`: into its socket's buffer (written at the next flush), or onto
+    /// its channel.
+    fn push(c: &Conn, dirty: &mut Vec<DirectWriter>, frame: Bytes) {
+        match &c.direct {
+            Some(d) => {
+                d.queue(&frame);
+                if !dirty.iter().any(|x| x.same(d)) {
+                    dirty.push(d.clone());
+                }
+            }
+            None => {
+                let _ = c.out.send(ClientOut::Frame(frame));
+            }
         }
     }
 
@@ -218,7 +249,7 @@ impl Connections {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.stats.sent += 1;
             self.traffic.packets_sent += 1;
-            let _ = c.out.send(ClientOut::Frame(frame));
+            Self::push(c, &mut self.dirty, frame);
         }
     }
 
@@ -281,7 +312,7 @@ impl Connections {
         conn: ConnId,
         remote: SocketAddr,
         req: &ConnectRequest,
-        out: UnboundedSender<ClientOut>,
+        (out, direct): (UnboundedSender<ClientOut>, Option<DirectWriter>),
         limits: &HandshakeLimits,
         tree: &DataTree,
         watches: &mut WatchManager,
@@ -306,6 +337,7 @@ impl Connections {
         let mut c = Conn {
             remote,
             out,
+            direct,
             session: None,
             timeout,
             read_only_byte,
@@ -329,9 +361,8 @@ impl Connections {
         let valid =
             tree.session_open(session) && req.passwd.as_ref() == self.password(session, imported);
         if !valid {
-            let _ = c.out.send(ClientOut::Frame(proto::encode_connect_response(
-                &ConnectResponse::refused(read_only_byte),
-            )));
+            let refused = proto::encode_connect_response(&ConnectResponse::refused(read_only_byte));
+            Self::push(&c, &mut self.dirty, refused);
             let _ = c.out.send(ClientOut::Close);
             return Opened::Refused;
         }

@@ -72,6 +72,9 @@ pub enum ClientEvent {
         request: ConnectRequest,
         /// Where the connection's output goes.
         out: UnboundedSender<ClientOut>,
+        /// The socket itself, written by the replica thread at the end of each event (`None`:
+        /// every frame through `out`, as in the simulation). `out` still carries `Close`.
+        direct: Option<client::DirectWriter>,
     },
     /// A request frame (header and body) arrived.
     Request {
@@ -302,7 +305,7 @@ impl ZkService {
         &mut self,
         (conn, remote): (ConnId, SocketAddr),
         req: &ConnectRequest,
-        out: UnboundedSender<ClientOut>,
+        out: (UnboundedSender<ClientOut>, Option<client::DirectWriter>),
         cx: &mut AppCx<'_, zab_zk::Txn>,
     ) {
         let s = &self.cfg.server;
@@ -541,6 +544,10 @@ impl ZkService {
 impl Application<zab_zk::Txn> for ZkService {
     type Client = ClientEvent;
 
+    fn flush(&mut self) {
+        self.conns.flush();
+    }
+
     fn deliver(&mut self, txn: &Txn<zab_zk::Txn>, cx: &mut AppCx<'_, zab_zk::Txn>) {
         self.deliver_txn(txn, cx);
     }
@@ -552,7 +559,8 @@ impl Application<zab_zk::Txn> for ZkService {
                 remote,
                 request,
                 out,
-            } => self.open((conn, remote), &request, out, cx),
+                direct,
+            } => self.open((conn, remote), &request, (out, direct), cx),
             ClientEvent::Request {
                 conn,
                 payload,

@@ -285,6 +285,7 @@ impl Sim {
                 remote,
                 request,
                 out: tx,
+                direct: None,
             },
         );
         self.wake(c, now + CONNECT_TIMEOUT_MS);
