@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 pub type Snapshot = BTreeMap<String, BTreeMap<u64, u64>>;
 
 /// The stages in the order of a write's path (the order they are printed in).
-pub const ORDER: [&str; 14] = [
+pub const ORDER: [&str; 16] = [
     "origin.prepared",
     "leader.proposal_sent",
     "follower.proposal_accepted",
@@ -32,6 +32,8 @@ pub const ORDER: [&str; 14] = [
     "origin.write_replied",
     "origin.read_replied",
     "log.fsync",
+    "replica.event",
+    "replica.snapshot_capture",
 ];
 
 async fn get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {

@@ -496,8 +496,12 @@ where
     /// Handles one event (everything but the timers), then writes what it queued for peers
     /// and clients.
     pub fn handle(&mut self, ev: Event<P, A::Client>) -> Result<(), StorageError> {
+        let start = Instant::now();
         let r = self.handle_event(ev);
         self.flush_sends();
+        self.status
+            .breakdown
+            .record_since(Stage::ReplicaEvent, start, Instant::now());
         r
     }
 
@@ -587,10 +591,12 @@ where
     /// Writes the frames queued so far, to peers and clients (once an event is handled, or
     /// before a synchronous write, so that frames queued before it do not wait for its fsync).
     fn flush_sends(&mut self) {
+        // Clients first: a reply ends a request's latency, a COMMIT does not (the leader's
+        // reply needs none; a follower's client waits for the COMMIT, which follows at once).
+        self.sm.flush();
         if let Some(q) = &self.quorum {
             q.flush();
         }
-        self.sm.flush();
     }
 
     /// A SNAP that would not restore: the leader that sent it is dropped (its connection
@@ -757,6 +763,7 @@ where
                     }
                 }
                 for t in txns {
+                    // One allocation of the record's size: the writer thread owns the bytes.
                     let mut buf = BytesMut::new();
                     t.payload.encode(&mut buf);
                     w.append(t.zxid, buf.freeze())?;
@@ -835,7 +842,11 @@ where
         self.snapshot_running = true;
         self.delivered_since_snapshot = 0;
         let ticket = self.writer.snapshot_ticket();
+        let start = Instant::now();
         let job = self.sm.snapshot_job();
+        self.status
+            .breakdown
+            .record_since(Stage::ReplicaSnapshotCapture, start, Instant::now());
         let writer = Arc::clone(&self.writer);
         let events = self.events.clone();
         (self.spawner)(Box::new(move || {
