@@ -277,7 +277,10 @@ fn a_former_leader_with_an_uncommitted_proposal_is_truncated() {
     // Killed before its fsync, the old leader would restart without the proposal (no TRUNC
     // to check): wait until it is durable there.
     while e.metric(old_leader, DURABLE).expect("metric") <= durable_before {
-        assert!(Instant::now() < deadline, "the proposal never became durable");
+        assert!(
+            Instant::now() < deadline,
+            "the proposal never became durable"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     e.kill(old_leader);
