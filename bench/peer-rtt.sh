@@ -29,7 +29,7 @@ BENCH=${ZAB_BENCH:-${CARGO_TARGET_DIR:-target}/release/zab-bench}
 [ -x "$BENCH" ] || { echo "no load generator at $BENCH (cargo build --release -p zab-bench)" >&2; exit 1; }
 
 WORK=$(mktemp -d /tmp/zab-peer-rtt.XXXXXX)
-BASE=25180 # clients 25181-3, quorum 25281-3, election 25381-3, metrics 25481-3: loopback only
+BASE=${PEER_RTT_BASE:-25180} # clients 25181-3, quorum 25281-3, election 25381-3, metrics 25481-3: loopback only
 SERVERS="127.0.0.1:$((BASE+1)),127.0.0.1:$((BASE+2)),127.0.0.1:$((BASE+3))"
 METRICS="127.0.0.1:$((BASE+301)),127.0.0.1:$((BASE+302)),127.0.0.1:$((BASE+303))"
 pids=()

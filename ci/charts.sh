@@ -103,7 +103,7 @@ explorer_pid=
 
 # --- 3. zab-sim run --report: a simulation that finds a bug switch ------------------------
 rc=0
-"$sim" run --seed 0 --safety-ms 3000 --bug paper-redundant-propose \
+"$sim" run --seed 1 --safety-ms 3000 --bug paper-redundant-propose \
   --report "$out/sim-report.html" >"$out/sim.txt" || rc=$?
 if [ "$rc" != 1 ] || [ ! -s "$out/sim-report.html" ]; then
   cat "$out/sim.txt"

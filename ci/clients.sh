@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
 # ci/clients.sh — ZooKeeper clients we did not write, unchanged, against zabd.
 #
-#  1. installs what it needs: Debian's `zookeeper` (zkCli.sh) and python3-venv, then a venv in
+#  1. installs what it needs: Debian's `zookeeper` (zkCli.sh, java, keytool), python3-venv and
+#     openssl, then a venv in
 #     target/ci-venv with kazoo and pytest from PyPI;
 #  2. builds zabd (release) and starts a 3-server ensemble on free loopback ports, plus a
 #     standalone zabd started with no arguments in a temporary working directory (port 2181; if
 #     2181 is taken, with --client-addr on a free port);
 #  3. runs pytest on tests/kazoo/ (kazoo's recipes across the three servers, kazoo's README
 #     example against the standalone server);
-#  4. drives zkCli.sh through a scripted session against the ensemble and checks its output.
+#  4. drives zkCli.sh through a scripted session against the ensemble and checks its output;
+#  5. the TLS round: a second 3-server ensemble with TLS on the client port only
+#     (`secureClientPort`, certificates made here with openssl: node 1 reads a PKCS#12 key
+#     store, nodes 2 and 3 PEM) and on the quorum (`sslQuorum`), which must pass kazoo's
+#     recipe tests over TLS (`use_ssl=True`, client certificate, CA, verify_certs) plus
+#     tests/kazoo/test_x509.py (the certificate's subject as Java prints it, computed with
+#     ci/X509Subject.java, is the client's x509 id), and zkCli.sh over Netty TLS with PKCS#12
+#     stores (whoami, an `auth` ACL that becomes the x509 id, a second certificate refused).
 #
 #   ci/clients.sh            everything above; exits non-zero on any failure
 #   ci/clients.sh --serve    only start the servers, print their addresses and wait (Ctrl-C)
+#   ci/clients.sh --tls-only only the TLS round (5)
 #
 # Every process it starts is stopped on exit. Environment: CARGO_TARGET_DIR (as usual),
 # ZABD=path uses that zabd instead of building one, ZAB_CLIENTS_KEEP=1 keeps the servers' logs
@@ -24,7 +33,8 @@ mode=all
 for arg in "$@"; do
   case "$arg" in
     --serve) mode=serve ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    --tls-only) mode=tls ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 64 ;;
   esac
 done
@@ -96,7 +106,7 @@ apt_install() {
   return 1
 }
 
-apt_install zookeeper python3-venv
+apt_install zookeeper python3-venv openssl
 zkcli=/usr/share/zookeeper/bin/zkCli.sh
 [ -x "$zkcli" ] || { echo "no $zkcli after installing zookeeper" >&2; exit 1; }
 
@@ -226,7 +236,7 @@ wait_serving() {
     sleep 0.2
   done
 }
-wait_serving
+[ "$mode" = tls ] || wait_serving
 
 if [ "$mode" = serve ]; then
   echo "ZAB_HOSTS=$ensemble ZAB_STANDALONE=$standalone  (data in $work; Ctrl-C stops)"
@@ -240,7 +250,7 @@ run_pytest() {
     "$venv/bin/pytest" -q -p no:cacheprovider -o console_output_style=classic \
     "$repo/tests/kazoo"
 }
-step "kazoo: recipes on 3 servers, README example on standalone zabd" run_pytest
+[ "$mode" = tls ] || step "kazoo: recipes on 3 servers, README example on standalone zabd" run_pytest
 
 # --- 4. zkCli.sh -------------------------------------------------------------------------------
 # `zkcli SERVER <<<commands`: one zkCli session reading commands from stdin.
@@ -328,7 +338,7 @@ CMDS
     "hidden" \
     "Node does not exist: /zkcli" || return 1
 }
-step "zkCli.sh: scripted session against the ensemble" run_zkcli
+[ "$mode" = tls ] || step "zkCli.sh: scripted session against the ensemble" run_zkcli
 
 # The Java client's reconnection: zkCli, given the two followers, sets watches; the follower it
 # is on freezes (SIGSTOP; no election follows); another client changes the watched nodes;
@@ -418,14 +428,213 @@ PY
   fi
   return "$rc"
 }
-step "zkCli.sh: watches survive a move to another server (SetWatches)" run_zkcli_failover
+[ "$mode" = tls ] ||
+  step "zkCli.sh: watches survive a move to another server (SetWatches)" run_zkcli_failover
+
+# --- 5. the TLS round ----------------------------------------------------------------------------
+# The plaintext servers are stopped first: the machine has two cores.
+for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+pids=()
+tls=$work/tls
+mkdir -p "$tls"
+tls_pass=zab-ci-secret
+
+# `leaf NAME SUBJECT EXTENSIONS`: NAME.crt and NAME.key (P-256, PKCS#8) signed by the CI CA.
+leaf() {
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$tls/$1.key" \
+    -out "$tls/$1.csr" -subj "$2" 2>/dev/null &&
+    openssl x509 -req -in "$tls/$1.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
+      -days 2 -out "$tls/$1.crt" -extfile <(printf '%s\n' "$3") 2>/dev/null
+}
+
+make_pki() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$tls/ca.key" \
+    -out "$tls/ca.pem" -days 2 -subj "/CN=zab CI CA" 2>/dev/null || return 1
+  # A certificate per node, for its client port and its quorum links (server and client
+  # usage): all three are 127.0.0.1, so quorum TLS tells them apart by the URI zab:server.N.
+  local i
+  for i in 1 2 3; do
+    leaf "server$i" "/CN=zab server $i" \
+      "subjectAltName=DNS:localhost,IP:127.0.0.1,URI:zab:server.$i
+extendedKeyUsage=serverAuth,clientAuth" || return 1
+    cat "$tls/server$i.crt" "$tls/server$i.key" >"$tls/server$i.pem"
+    openssl pkcs12 -export -in "$tls/server$i.crt" -inkey "$tls/server$i.key" \
+      -certfile "$tls/ca.pem" -passout "pass:$tls_pass" -out "$tls/server$i.p12" || return 1
+  done
+  # Clients: a subject with every escape Java's RFC 2253 form has (a comma, a literal +, a
+  # multi-valued RDN, a leading space, an attribute written as OID=#hex), and a plain one.
+  leaf client '/C=US/O=Acme, Inc./OU=dev\+ops+UID=k1/CN= kazoo client/emailAddress=kazoo@example.com' \
+    "extendedKeyUsage=clientAuth" || return 1
+  leaf other "/C=US/O=Acme, Inc./CN=other client" "extendedKeyUsage=clientAuth" || return 1
+  for c in client other; do
+    openssl pkcs12 -export -in "$tls/$c.crt" -inkey "$tls/$c.key" -passout "pass:$tls_pass" \
+      -out "$tls/$c.p12" || return 1
+  done
+  keytool -importcert -noprompt -alias ca -file "$tls/ca.pem" -keystore "$tls/trust.p12" \
+    -storetype PKCS12 -storepass "$tls_pass" >/dev/null 2>&1
+}
+make_pki || { echo "cannot make the TLS certificates" >&2; exit 1; }
+{ read -r x509_dn && read -r other_dn; } < <(java "$repo/ci/X509Subject.java" "$tls/client.crt" "$tls/other.crt")
+say "TLS client subjects as Java writes them: [$x509_dn] [$other_dn]"
+
+# `fourlw_tls WORD PORT`: a four-letter word over TLS with the client certificate.
+fourlw_tls() {
+  "$py" - "$1" "$2" "$tls" <<'PY'
+import socket, ssl, sys
+word, port, d = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+try:
+    ctx = ssl.create_default_context(cafile=f"{d}/ca.pem")
+    ctx.load_cert_chain(f"{d}/client.crt", f"{d}/client.key")
+    with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=2),
+                         server_hostname="localhost") as s:
+        s.sendall(word.encode())
+        out = b""
+        while True:
+            b = s.recv(4096)
+            if not b:
+                break
+            out += b
+        print(out.decode(errors="replace"))
+except (OSError, ssl.SSLError):
+    pass
+PY
+}
+
+read -r -a tports <<<"$(free_ports 9)"
+tservers=""
+for i in 1 2 3; do
+  tservers+="server.$i=127.0.0.1:${tports[$((3 * i - 2))]}:${tports[$((3 * i - 1))]}"$'\n'
+done
+thosts=()
+for i in 1 2 3; do
+  dir=$work/tls-node$i
+  mkdir -p "$dir"
+  echo "$i" >"$dir/myid"
+  if [ "$i" = 1 ]; then
+    keystore="ssl.keyStore.location=$tls/server$i.p12
+ssl.keyStore.password=$tls_pass
+ssl.keyStore.type=PKCS12"
+  else
+    keystore="ssl.keyStore.location=$tls/server$i.pem
+ssl.keyStore.type=PEM"
+  fi
+  cat >"$dir/zoo.cfg" <<CFG
+tickTime=500
+initLimit=10
+syncLimit=5
+maxSessionTimeout=30000
+dataDir=$dir
+secureClientPort=${tports[$((3 * i - 3))]}
+secureClientPortAddress=127.0.0.1
+serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory
+authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider
+$keystore
+ssl.trustStore.location=$tls/ca.pem
+ssl.trustStore.type=PEM
+ssl.clientAuth=need
+sslQuorum=true
+ssl.quorum.keyStore.location=$tls/server$i.pem
+ssl.quorum.keyStore.type=PEM
+ssl.quorum.trustStore.location=$tls/ca.pem
+ssl.quorum.trustStore.type=PEM
+4lw.commands.whitelist=*
+admin.enableServer=false
+$tservers
+CFG
+  RUST_LOG=${RUST_LOG:-info} NO_COLOR=1 "$zabd" --config "$dir/zoo.cfg" >"$dir/zabd.log" 2>&1 </dev/null &
+  pids+=($!)
+  thosts+=("127.0.0.1:${tports[$((3 * i - 3))]}")
+done
+tensemble=$(IFS=,; echo "${thosts[*]}")
+
+wait_serving_tls() {
+  local deadline=$((SECONDS + 120)) modes
+  while :; do
+    modes=""
+    for h in "${thosts[@]}"; do
+      modes+="$(fourlw_tls srvr "${h##*:}" | sed -n 's/^Mode: //p') "
+    done
+    if [ "$(count_words leader $modes)" = 1 ] && [ "$(count_words follower $modes)" = 2 ]; then
+      say "serving over TLS: $tensemble ($modes)"
+      return 0
+    fi
+    if [ $SECONDS -gt $deadline ]; then
+      echo "TLS servers not serving after 120 s: modes [$modes]" >&2
+      tail -n 30 "$work"/tls-node*/zabd.log >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+run_pytest_tls() {
+  wait_serving_tls || return 1
+  ZAB_HOSTS=$tensemble ZAB_TLS="$tls/ca.pem,$tls/client.crt,$tls/client.key" \
+    ZAB_TLS_OTHER="$tls/other.crt,$tls/other.key" ZAB_X509_DN=$x509_dn \
+    "$venv/bin/pytest" -q -p no:cacheprovider -o console_output_style=classic \
+    "$repo/tests/kazoo/test_recipes.py" "$repo/tests/kazoo/test_x509.py"
+}
+step "TLS: kazoo recipes and x509 ACLs over TLS on 3 servers with quorum TLS" run_pytest_tls
+
+# zkCli over Netty TLS with PKCS#12 stores (`zkcli_tls P12 SERVER <<<commands`). Debian's
+# zookeeper.jar lists netty-handler but not netty-codec and netty-resolver, which its
+# SslHandler needs: the class path is given again with them (java takes the last -cp).
+zkcli_tls() {
+  CLIENT_JVMFLAGS="-cp /etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/netty-codec.jar:/usr/share/java/netty-resolver.jar \
+    -Dzookeeper.client.secure=true \
+    -Dzookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty \
+    -Dzookeeper.ssl.keyStore.location=$tls/$1 -Dzookeeper.ssl.keyStore.password=$tls_pass \
+    -Dzookeeper.ssl.keyStore.type=PKCS12 -Dzookeeper.ssl.trustStore.location=$tls/trust.p12 \
+    -Dzookeeper.ssl.trustStore.password=$tls_pass -Dzookeeper.ssl.trustStore.type=PKCS12" \
+    timeout 120 "$zkcli" -server "$2" 2>&1 | tr -d '\r'
+}
+
+run_zkcli_tls() {
+  local out1 out2
+  out1=$(zkcli_tls client.p12 "${thosts[0]}" <<CMDS
+whoami
+create /zkcli-tls top
+create /zkcli-tls/secret hidden
+setAcl /zkcli-tls/secret auth::cdrwa
+getAcl /zkcli-tls/secret
+get /zkcli-tls/secret
+quit
+CMDS
+  )
+  echo "$out1" >"$work/zkcli-tls-1.out"
+  # getAcl prints the Id record as jute's CSV, which writes a comma in the id as %2C.
+  local dn_csv
+  dn_csv=$(sed 's/%/%25/g; s/,/%2C/g' <<<"$x509_dn")
+  expect_in_order "$out1" "x509: $x509_dn" "Created /zkcli-tls" "Created /zkcli-tls/secret" \
+    "'x509,'$dn_csv" ": cdrwa" "hidden" || return 1
+  out2=$(zkcli_tls other.p12 "${thosts[1]}" <<CMDS
+whoami
+sync /zkcli-tls
+ls /zkcli-tls
+get /zkcli-tls/secret
+delete /zkcli-tls/secret
+delete /zkcli-tls
+quit
+CMDS
+  )
+  echo "$out2" >"$work/zkcli-tls-2.out"
+  expect_in_order "$out2" "x509: $other_dn" "[secret]" \
+    "Insufficient permission : /zkcli-tls/secret" || return 1
+  if grep -q "hidden" <<<"$out2"; then
+    echo "the other certificate read the secret:" >&2
+    echo "$out2" >&2
+    return 1
+  fi
+}
+step "TLS: zkCli.sh over Netty TLS (PKCS#12 stores, x509 identity and ACL)" run_zkcli_tls
 
 # --- summary -----------------------------------------------------------------------------------
 echo
 echo "=== ci/clients.sh summary ($((SECONDS - started)) s)"
 for line in "${summary[@]}"; do echo "  $line"; done
 if [ "$failed" != 0 ]; then
-  for f in "$work"/node*/zabd.log "$standalone_dir/zabd.log"; do
+  for f in "$work"/node*/zabd.log "$work"/tls-node*/zabd.log "$standalone_dir/zabd.log"; do
     echo "----- $f (last 40 lines)"
     tail -n 40 "$f"
   done

@@ -3,7 +3,8 @@
 #
 # Installs what it needs, then runs, in order: formatting, lints, every test of the
 # workspace, the client compatibility tests (ci/clients.sh), the ZooKeeper migration round
-# trip (ci/migrate.sh), a nemesis round (ci/nemesis.sh), the CI model check, the
+# trip (ci/migrate.sh), a nemesis round (ci/nemesis.sh), the damage matrix's short variant
+# (ci/damage.sh --quick), the CI model check, the
 # counterexample charts in headless Chromium (ci/charts.sh), loom and the TLA+ mirror check
 # (ci/tla.sh). Deep checks (long simulation sweeps, deep model checks) are behind a flag
 # (see `ci/test.sh --help`).
@@ -15,7 +16,7 @@ for arg in "$@"; do
   case "$arg" in
     --deep) deep=1 ;;
     -h|--help)
-      sed -n '2,9p' "$0"
+      sed -n '2,10p' "$0"
       echo "  --deep   also run the deep checks: simulation sweeps, larger TLC and model checks (hours)"
       exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 64 ;;
@@ -47,6 +48,11 @@ step "ZooKeeper migration round trip (import, export)" \
 # seeded; installs iproute2 and iptables itself (README "The nemesis suite").
 step "nemesis round (kills, pauses, partitions, loss, storage damage)" \
   env ZABD="${CARGO_TARGET_DIR:-$PWD/target}/debug/zabd" ci/nemesis.sh --seed 1
+# One server's disk damaged under writes (epoch files lost, currentEpoch lost, bit flip in the
+# last fsynced record, fsynced suffix cut, dataDir wiped), restarted with the server that missed the latest writes
+# before the intact one: no acknowledged write may be lost (README "Damaged disks").
+step "damage matrix (one server's disk damaged, adversarial restarts)" \
+  env ZABD="${CARGO_TARGET_DIR:-$PWD/target}/debug/zabd" ci/damage.sh --quick
 # The AdminServer key sets impl/tests/admin_server.rs compares zabd with, re-recorded from a
 # live Debian ZooKeeper 3.8 (standalone and a 3-server ensemble) and diffed with the fixture.
 step "ZooKeeper AdminServer keys (live ZooKeeper vs fixture)" ci/admin-keys.sh --check
@@ -67,6 +73,8 @@ step "loom (log writer hand-off)" \
 step "TLA+ mirror (TLC)" ci/tla.sh
 
 if [ "$deep" = 1 ]; then
+  step "deterministic simulation with storage faults (3 seeds, ignored in the quick run)" \
+    cargo test --locked -p zab-refinement --test simulation -- --ignored
   step "deterministic simulation (200 seeds of 3 servers, 20 s each)" \
     cargo run --locked --release -p zab-refinement --bin zab-sim -- sweep --from 0 --count 200
   step "deterministic simulation (50 seeds of 5 servers)" \

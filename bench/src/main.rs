@@ -46,6 +46,16 @@ struct Cli {
     /// Worker threads of the load generator's tokio runtime (default: the number of CPUs).
     #[arg(long, global = true)]
     threads: Option<usize>,
+    /// Connect over TLS (the servers' `secureClientPort`s), trusting this CA (PEM); needs
+    /// --tls-cert and --tls-key, the client certificate and key (PEM).
+    #[arg(long, global = true, requires_all = ["tls_cert", "tls_key"])]
+    tls_ca: Option<PathBuf>,
+    /// The client certificate presented over TLS (PEM).
+    #[arg(long, global = true)]
+    tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, global = true)]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -687,6 +697,12 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let (Some(ca), Some(cert), Some(key)) = (&cli.tls_ca, &cli.tls_cert, &cli.tls_key) {
+        if let Err(e) = session::init_tls(ca, cert, key) {
+            error!("cannot set up TLS: {e:#}");
+            return ExitCode::from(2);
+        }
+    }
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
     if let Some(n) = cli.threads {

@@ -6,15 +6,49 @@
 use anyhow::{Context as _, anyhow, bail};
 use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use zab_zk::jute::{Reader, Record as _};
 use zab_zk::proto::{self, ConnectRequest, FrameDecoder, ReplyHeader, Request};
 
 /// The largest reply frame accepted (ZooKeeper's `jute.maxbuffer` plus headroom).
 const MAX_FRAME: usize = 4 << 20;
+
+/// The TLS client every session uses, once [`init_tls`] has set it.
+static TLS: OnceLock<tokio_rustls::TlsConnector> = OnceLock::new();
+
+/// Makes every later session connect over TLS: the servers' certificates must chain to `ca`
+/// and name the address connected to (an IP address SAN); `cert` and `key` (PEM) are
+/// presented as the client certificate.
+pub fn init_tls(ca: &Path, cert: &Path, key: &Path) -> anyhow::Result<()> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in
+        CertificateDer::pem_file_iter(ca).with_context(|| format!("reading {}", ca.display()))?
+    {
+        roots.add(c.with_context(|| format!("a certificate in {}", ca.display()))?)?;
+    }
+    let chain = CertificateDer::pem_file_iter(cert)
+        .with_context(|| format!("reading {}", cert.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("a certificate in {}", cert.display()))?;
+    let key =
+        PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading {}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)?;
+    TLS.set(tokio_rustls::TlsConnector::from(Arc::new(config)))
+        .map_err(|_| anyhow!("TLS is already set up"))
+}
+
+type Rd = Box<dyn AsyncRead + Unpin + Send>;
+type Wr = Box<dyn AsyncWrite + Unpin + Send>;
 
 /// A request frame whose xid (bytes 4..8) is patched at send time.
 #[derive(Clone, Debug)]
@@ -28,16 +62,24 @@ impl Template {
 }
 
 /// An open session, split into a reading and a writing half.
-#[derive(Debug)]
 pub struct Session {
-    rd: OwnedReadHalf,
-    wr: OwnedWriteHalf,
+    rd: Rd,
+    wr: Wr,
     inbuf: BytesMut,
     out: Vec<u8>,
     decoder: FrameDecoder,
     next_xid: i32,
     /// The session id the server gave.
     pub session_id: i64,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("session_id", &self.session_id)
+            .field("next_xid", &self.next_xid)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Session {
@@ -52,7 +94,21 @@ impl Session {
             .map_err(|_| anyhow!("connecting to {addr} timed out"))?
             .with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true)?;
-        let (rd, wr) = stream.into_split();
+        let (rd, wr): (Rd, Wr) = match TLS.get() {
+            None => {
+                let (rd, wr) = stream.into_split();
+                (Box::new(rd), Box::new(wr))
+            }
+            Some(tls) => {
+                let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
+                let s = tokio::time::timeout(connect_timeout, tls.connect(name, stream))
+                    .await
+                    .map_err(|_| anyhow!("TLS handshake with {addr} timed out"))?
+                    .with_context(|| format!("TLS handshake with {addr}"))?;
+                let (rd, wr) = tokio::io::split(s);
+                (Box::new(rd), Box::new(wr))
+            }
+        };
         let mut s = Session {
             rd,
             wr,
@@ -73,6 +129,7 @@ impl Session {
         s.wr.write_all(&proto::encode_connect_request(&req))
             .await
             .with_context(|| format!("sending the handshake to {addr}"))?;
+        s.wr.flush().await?;
         let frame = tokio::time::timeout(connect_timeout, s.next_frame())
             .await
             .map_err(|_| anyhow!("no handshake answer from {addr} within {connect_timeout:?}"))??
@@ -140,6 +197,8 @@ impl Session {
     pub async fn flush(&mut self) -> anyhow::Result<()> {
         if !self.out.is_empty() {
             self.wr.write_all(&self.out).await?;
+            // A TLS stream may hold the last record until flushed; a socket's flush is free.
+            self.wr.flush().await?;
             self.out.clear();
         }
         Ok(())

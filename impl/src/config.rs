@@ -7,8 +7,16 @@
 //! `4lw.commands.whitelist`, `jute.maxbuffer`, `extendedTypesEnabled`,
 //! `metricsProvider.className`, `metricsProvider.httpPort`, `metricsProvider.httpHost`,
 //! `admin.enableServer`, `admin.serverAddress`, `admin.serverPort`, `admin.commandURL`,
-//! `minSessionTimeout`, `maxSessionTimeout`. Others are ignored with a warning. The server id comes from `dataDir/myid`, as in ZooKeeper.
+//! `minSessionTimeout`, `maxSessionTimeout`; quorum TLS: `sslQuorum`, `portUnification`,
+//! `ssl.quorum.*` ([`crate::tls`] lists them); client TLS: `secureClientPort`,
+//! `secureClientPortAddress`, `client.portUnification`, the `ssl.*` keys and
+//! `X509AuthenticationProvider.superUser` (`serverCnxnFactory` and an `authProvider.N` naming
+//! ZooKeeper's `X509AuthenticationProvider` are accepted: zabd's client port always has what
+//! they enable); the queue bounds of [`crate::bounds`] (`globalOutstandingLimit`, ...).
+//! Others are ignored with a warning. The server id comes from `dataDir/myid`,
+//! as in ZooKeeper.
 
+use crate::tls::{CLIENT_PREFIX, QUORUM_PREFIX, TlsError, TlsSettings};
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -55,6 +63,9 @@ pub enum ConfigError {
 pub struct Member {
     /// `N`.
     pub id: ServerId,
+    /// The host as written in `server.N` (a name or an IP literal): quorum TLS checks the
+    /// member's certificate against it.
+    pub host: String,
     /// Where followers connect to it when it leads.
     pub quorum_addr: SocketAddr,
     /// Where election notifications reach it.
@@ -76,6 +87,18 @@ pub struct ServerConfig {
     pub data_log_dir: PathBuf,
     /// The client port address.
     pub client_addr: SocketAddr,
+    /// Whether the plaintext client port listens: off when `zoo.cfg` gives `secureClientPort`
+    /// and no `clientPort` (ZooKeeper then has no plaintext port).
+    pub client_port_plaintext: bool,
+    /// `secureClientPortAddress:secureClientPort`: the TLS client port, if any.
+    pub secure_client_addr: Option<SocketAddr>,
+    /// `client.portUnification`: the plaintext client port also accepts TLS connections.
+    pub client_port_unification: bool,
+    /// The client port's TLS settings (`ssl.*`).
+    pub client_tls: TlsSettings,
+    /// `X509AuthenticationProvider.superUser`: the certificate subject (RFC 2253, as Java
+    /// writes it) that is the super user.
+    pub x509_super_user: Option<String>,
     /// ZooKeeper's `tickTime`, ms.
     pub tick_ms: u64,
     /// `initLimit`, ticks.
@@ -105,6 +128,14 @@ pub struct ServerConfig {
     pub min_session_timeout_ms: u64,
     /// Upper session timeout bound, ms.
     pub max_session_timeout_ms: u64,
+    /// `sslQuorum`: peer links over TLS with mutual authentication.
+    pub ssl_quorum: bool,
+    /// `portUnification`: the peer ports also accept plaintext peers (a rolling switch).
+    pub port_unification: bool,
+    /// The `ssl.quorum.*` keys.
+    pub quorum_tls: TlsSettings,
+    /// The bounds on client and peer queues (issue 12).
+    pub bounds: crate::bounds::Bounds,
 }
 
 /// `metricsProvider.className` of ZooKeeper's Prometheus provider.
@@ -140,6 +171,11 @@ impl ServerConfig {
             data_dir: PathBuf::from("zab-data"),
             data_log_dir: PathBuf::from("zab-data"),
             client_addr: SocketAddr::from(([127, 0, 0, 1], 2181)),
+            client_port_plaintext: true,
+            secure_client_addr: None,
+            client_port_unification: false,
+            client_tls: TlsSettings::new(CLIENT_PREFIX),
+            x509_super_user: None,
             tick_ms: 2000,
             init_limit: 10,
             sync_limit: 5,
@@ -154,6 +190,10 @@ impl ServerConfig {
             admin: None,
             min_session_timeout_ms: 4000,
             max_session_timeout_ms: 40_000,
+            ssl_quorum: false,
+            port_unification: false,
+            quorum_tls: TlsSettings::new(QUORUM_PREFIX),
+            bounds: crate::bounds::Bounds::default(),
         }
     }
 
@@ -193,12 +233,49 @@ impl ServerConfig {
                 )));
             }
         }
+        self.bounds
+            .validate(self.jute_max_buffer)
+            .map_err(bounds_err)?;
         if self.min_session_timeout_ms > self.max_session_timeout_ms {
             return Err(ConfigError::Invalid(
                 "minSessionTimeout exceeds maxSessionTimeout".into(),
             ));
         }
         Ok(())
+    }
+}
+
+impl From<TlsError> for ConfigError {
+    fn from(e: TlsError) -> ConfigError {
+        match e {
+            TlsError::Value {
+                key,
+                value,
+                message,
+            } => ConfigError::Value {
+                key,
+                value,
+                message,
+            },
+            other => ConfigError::Invalid(other.to_string()),
+        }
+    }
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(value_err(key, value, "expected true or false")),
+    }
+}
+
+fn bounds_err(e: crate::bounds::BoundsError) -> ConfigError {
+    match e {
+        crate::bounds::BoundsError::Value { key, value } => {
+            value_err(&key, &value, "expected a non-negative integer")
+        }
+        crate::bounds::BoundsError::Invalid(message) => ConfigError::Invalid(message),
     }
 }
 
@@ -261,6 +338,10 @@ pub fn parse_member(key: &str, id: u64, value: &str) -> Result<Member, ConfigErr
     };
     Ok(Member {
         id: ServerId(id),
+        host: parts[0]
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
         quorum_addr,
         election_addr,
         client_addr,
@@ -359,6 +440,64 @@ impl Monitoring {
     }
 }
 
+/// The client-TLS keys (`secureClientPort*`, `client.portUnification`, `ssl.*`, the x509
+/// super user), applied once every key is read.
+#[derive(Default)]
+struct SecureClient {
+    port: Option<u16>,
+    host: Option<String>,
+}
+
+/// `authProvider.N` / `ssl.authProvider` values that name what zabd's client port does.
+const X509_PROVIDER: &str = "org.apache.zookeeper.server.auth.X509AuthenticationProvider";
+
+impl SecureClient {
+    /// Takes `key` if it is one of these; `Ok(false)` for any other key.
+    fn apply(
+        &mut self,
+        base: &mut ServerConfig,
+        key: &str,
+        value: &str,
+    ) -> Result<bool, ConfigError> {
+        match key {
+            "secureClientPort" => self.port = Some(parse_num(key, value)?),
+            "secureClientPortAddress" => self.host = Some(value.into()),
+            "client.portUnification" => {
+                base.client_port_unification = value.eq_ignore_ascii_case("true");
+            }
+            "X509AuthenticationProvider.superUser"
+            | "zookeeper.X509AuthenticationProvider.superUser" => {
+                if !zab_zk::x509::is_valid_dn(value) {
+                    return Err(value_err(
+                        key,
+                        value,
+                        "expected a distinguished name such as CN=admin,O=Example",
+                    ));
+                }
+                base.x509_super_user = Some(value.into());
+            }
+            // ZooKeeper needs Netty for TLS; zabd's client port is one implementation.
+            "serverCnxnFactory" => {}
+            k if k.starts_with("authProvider.") && value.trim() == X509_PROVIDER => {}
+            _ => {
+                return base.client_tls.apply(key, value).map_err(ConfigError::from);
+            }
+        }
+        Ok(true)
+    }
+
+    /// `secureClientPortAddress` defaults to every interface, as in ZooKeeper.
+    fn finish(self, base: &mut ServerConfig, client_port_given: bool) -> Result<(), ConfigError> {
+        if let Some(port) = self.port {
+            let host = self.host.as_deref().unwrap_or("0.0.0.0");
+            base.secure_client_addr = Some(resolve("secureClientPort", host, &port.to_string())?);
+            // Only a secure port: no plaintext one (`--client-addr` still adds one).
+            base.client_port_plaintext = client_port_given;
+        }
+        Ok(())
+    }
+}
+
 /// Applies `zoo.cfg` properties on top of `base`. `dataDir` is taken relative to `dir` (the
 /// directory of the file). Returns the unknown keys, for a warning.
 pub fn apply_properties(
@@ -374,8 +513,19 @@ pub fn apply_properties(
     let mut min_timeout = None;
     let mut max_timeout = None;
     let mut monitoring = Monitoring::default();
+    let mut secure = SecureClient::default();
     for (key, value) in props {
-        if monitoring.apply(key, value)? {
+        if monitoring.apply(key, value)?
+            || secure.apply(base, key, value)?
+            || base.bounds.apply(key, value).map_err(bounds_err)?
+        {
+            continue;
+        }
+        if base
+            .quorum_tls
+            .apply(key, value)
+            .map_err(ConfigError::from)?
+        {
             continue;
         }
         match key.as_str() {
@@ -395,6 +545,8 @@ pub fn apply_properties(
                 base.snap_retain_count = parse_num::<usize>(key, value)?.max(3)
             }
             "jute.maxbuffer" => base.jute_max_buffer = parse_num(key, value)?,
+            "sslQuorum" => base.ssl_quorum = parse_bool(key, value)?,
+            "portUnification" => base.port_unification = parse_bool(key, value)?,
             "minSessionTimeout" => min_timeout = Some(parse_num(key, value)?),
             "maxSessionTimeout" => max_timeout = Some(parse_num(key, value)?),
             "extendedTypesEnabled" | "zookeeper.extendedTypesEnabled" => {
@@ -427,6 +579,8 @@ pub fn apply_properties(
         base.data_log_dir = base.data_dir.clone();
     }
     monitoring.finish(base)?;
+    let client_port_given = client_port.is_some();
+    secure.finish(base, client_port_given)?;
     if let Some(port) = client_port {
         let host = client_host.as_deref().unwrap_or("0.0.0.0");
         base.client_addr = resolve("clientPort", host, &port.to_string())?;
@@ -611,6 +765,64 @@ admin.commandURL=/cmds/
         let (cfg, _) = load_zoo_cfg(&p).expect("parses");
         assert_eq!(cfg.four_letter_words.len(), ALL_4LW.len());
         assert!(cfg.four_letter_words.iter().any(|w| w == "mntr"));
+    }
+
+    #[test]
+    fn client_tls_keys_are_read_as_zookeeper_names_them() {
+        let mut cfg = ServerConfig::standalone_default();
+        let props = parse_properties(
+            "zoo.cfg",
+            "secureClientPort=2281\nsecureClientPortAddress=127.0.0.1\n\
+             serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+             authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n\
+             ssl.keyStore.location=/etc/zk/server.p12\nssl.keyStore.password=pw\n\
+             ssl.trustStore.location=/etc/zk/ca.pem\nssl.clientAuth=want\n\
+             X509AuthenticationProvider.superUser=CN=admin,O=Example\n",
+        )
+        .expect("props");
+        let unknown = apply_properties(&mut cfg, &props, Path::new(".")).expect("applies");
+        assert!(unknown.is_empty(), "{unknown:?}");
+        assert_eq!(
+            cfg.secure_client_addr,
+            Some(SocketAddr::from(([127, 0, 0, 1], 2281)))
+        );
+        // Only a secure port: no plaintext one, as in ZooKeeper.
+        assert!(!cfg.client_port_plaintext);
+        assert_eq!(cfg.client_tls.client_auth, crate::tls::ClientAuth::Want);
+        assert_eq!(
+            cfg.client_tls.key_store.location,
+            Some(PathBuf::from("/etc/zk/server.p12"))
+        );
+        assert_eq!(cfg.x509_super_user.as_deref(), Some("CN=admin,O=Example"));
+        // Both ports; the secure one on every interface by default.
+        let mut cfg = ServerConfig::standalone_default();
+        let props = parse_properties(
+            "zoo.cfg",
+            "clientPort=2181\nsecureClientPort=2281\nclient.portUnification=true\n",
+        )
+        .expect("props");
+        apply_properties(&mut cfg, &props, Path::new(".")).expect("applies");
+        assert!(cfg.client_port_plaintext && cfg.client_port_unification);
+        assert_eq!(
+            cfg.secure_client_addr,
+            Some(SocketAddr::from(([0, 0, 0, 0], 2281)))
+        );
+        assert_eq!(cfg.client_tls.client_auth, crate::tls::ClientAuth::Need);
+        // Bad values are named.
+        for (line, wanted) in [
+            ("ssl.clientAuth=sometimes", "ssl.clientAuth"),
+            ("X509AuthenticationProvider.superUser=admin", "superUser"),
+            ("secureClientPort=x", "secureClientPort"),
+        ] {
+            let props = parse_properties("zoo.cfg", line).expect("props");
+            let e = apply_properties(
+                &mut ServerConfig::standalone_default(),
+                &props,
+                Path::new("."),
+            )
+            .unwrap_err();
+            assert!(e.to_string().contains(wanted), "{line}: {e}");
+        }
     }
 
     #[test]

@@ -94,12 +94,19 @@ pub fn log(path: &Path, json: bool) -> std::io::Result<String> {
             "torn (shorter than {LOG_HEADER_LEN} bytes or all zeros)"
         )),
         HeaderState::Bad(why) => Value::from(format!("bad: {why}")),
+        HeaderState::Unsupported(why) => Value::from(format!("unsupported: {why}")),
     };
     let damage = scan.damage.as_ref().map(|d| {
         json!({
             "offset": d.offset,
             "reason": d.reason,
-            "kind": if d.valid_after.is_some() { "corrupt (valid records follow)" } else { "torn tail" },
+            "kind": if d.valid_after.is_some() {
+                "corrupt (valid records follow)"
+            } else if d.torn {
+                "torn tail"
+            } else {
+                "corrupt (a complete record fails its checksum)"
+            },
             "valid_record_after": d.valid_after,
         })
     });
@@ -314,7 +321,10 @@ mod tests {
         let cfg = StorageConfig::new(dir.path(), dir.path());
         let (mut s, _) = Storage::open(Arc::new(StdFs), &cfg).expect("open");
         let bodies = [
-            TxnBody::CreateSession { timeout: 5000 },
+            TxnBody::CreateSession {
+                timeout: 5000,
+                passwd: None,
+            },
             TxnBody::Delete { path: "/a".into() },
             TxnBody::SetData {
                 path: "/b".into(),

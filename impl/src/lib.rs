@@ -10,6 +10,7 @@
 
 #[cfg(not(zab_loom))]
 pub mod admin;
+pub mod bounds;
 pub mod config;
 pub mod core;
 #[cfg(not(zab_loom))]
@@ -27,10 +28,13 @@ pub mod net;
 #[cfg(not(zab_loom))]
 mod net_out;
 #[cfg(not(zab_loom))]
+pub mod quorum_tls;
+#[cfg(not(zab_loom))]
 pub mod runtime;
 #[cfg(not(zab_loom))]
 pub mod server;
 #[cfg(not(zab_loom))]
 pub mod service;
 pub mod storage;
+pub mod tls;
 pub mod wire;

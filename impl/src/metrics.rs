@@ -126,8 +126,107 @@ pub struct Status {
     pub syncs: [AtomicU64; 3],
     /// Inputs the core ignored, by `ignore_*` path (in [`Ignored::ALL`] order).
     pub ignored: [AtomicU64; Ignored::ALL.len()],
+    /// How long each step of the replica thread took (one event handled, or the due timers
+    /// fired), microseconds: any stall of the thread every client and follower waits on
+    /// shows here.
+    pub step_micros: Histogram,
+    /// Directory sizes and file descriptors, measured off the replica thread.
+    pub disk: DiskUsage,
     /// The write path's stage-by-stage latency breakdown (shared with the I/O layers).
     pub breakdown: Arc<Breakdown>,
+}
+
+/// What the four-letter words, the AdminServer and the metrics report about the disk and
+/// the process's files, measured every second by a thread of its own ([`spawn_disk_usage`])
+/// so that no request walks a directory on the replica thread. Zero until first measured.
+#[derive(Debug, Default)]
+pub struct DiskUsage {
+    data_dir_bytes: AtomicU64,
+    log_dir_bytes: AtomicU64,
+    /// Open and maximum file descriptors; the maximum is 0 where the platform does not tell.
+    open_fds: AtomicU64,
+    max_fds: AtomicU64,
+}
+
+impl DiskUsage {
+    /// Bytes in the data directory and in the log directory.
+    #[must_use]
+    pub fn dir_sizes(&self) -> (u64, u64) {
+        (
+            self.data_dir_bytes.load(Ordering::Relaxed),
+            self.log_dir_bytes.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Open and maximum file descriptors, where the platform tells (Linux `/proc`).
+    #[must_use]
+    pub fn file_descriptors(&self) -> Option<(u64, u64)> {
+        let max = self.max_fds.load(Ordering::Relaxed);
+        (max > 0).then(|| (self.open_fds.load(Ordering::Relaxed), max))
+    }
+
+    /// Measures now (on the calling thread).
+    pub fn measure(&self, data_dir: &std::path::Path, log_dir: &std::path::Path) {
+        self.data_dir_bytes
+            .store(dir_size(data_dir), Ordering::Relaxed);
+        self.log_dir_bytes
+            .store(dir_size(log_dir), Ordering::Relaxed);
+        if let Some((open, max)) = file_descriptors() {
+            self.open_fds.store(open, Ordering::Relaxed);
+            self.max_fds.store(max, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Starts the thread that measures [`DiskUsage`] every `period`, until `status` is dropped.
+pub fn spawn_disk_usage(
+    status: &Arc<Status>,
+    data_dir: std::path::PathBuf,
+    log_dir: std::path::PathBuf,
+    period: std::time::Duration,
+) {
+    let weak = Arc::downgrade(status);
+    let spawned = std::thread::Builder::new()
+        .name("zab-disk-usage".into())
+        .spawn(move || {
+            while let Some(status) = weak.upgrade() {
+                status.disk.measure(&data_dir, &log_dir);
+                drop(status);
+                std::thread::sleep(period);
+            }
+        });
+    if let Err(e) = spawned {
+        warn!("cannot start the disk-usage thread (dirs and mntr will report 0): {e}");
+    }
+}
+
+/// The bytes of the files under `path`, recursively.
+fn dir_size(path: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Open and maximum file descriptors (Linux `/proc`).
+fn file_descriptors() -> Option<(u64, u64)> {
+    let open = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let max = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()?;
+    Some((open, max))
 }
 
 impl Status {
@@ -257,6 +356,11 @@ pub fn render(status: &Status) -> String {
     status.fsync_micros.render(
         "zab_fsync_seconds",
         "Latency of fsync: the log's group commits and the synchronous writes (epochs, TRUNC, SNAP).",
+        &mut out,
+    );
+    status.step_micros.render(
+        "zab_replica_step_seconds",
+        "How long each step of the replica thread took (an event handled, or the due timers fired): a stall of the thread shows here.",
         &mut out,
     );
     status.breakdown.render(&mut out);

@@ -8,9 +8,26 @@
 //! retries until the leader accepts or the core gives up; a leader accepts learners only while
 //! it leads. Each quorum connection has a generation number, so that an event of a connection
 //! that was replaced never reaches the core.
+//!
+//! Bounds (issue 12): a quorum connection's send queue counts the bytes of the frames queued
+//! and not yet written (a SNAP frame excepted); past `peerSendQueueLimitBytes` the peer is
+//! dropped with a warning (the core hears `Disconnected`; a follower reconnects and is
+//! resynchronized). An election connection queues at most [`crate::bounds::ELECTION_QUEUE`]
+//! notifications; newer ones past that are dropped (only the latest matters, and the election
+//! resends). Frames read from peers and not yet taken by the replica thread are counted
+//! ([`InboxGauge`]); past `peerInboxLimit` no peer connection is read until it drains, so a
+//! server that cannot keep up pushes back through TCP and its leader drops it, instead of
+//! buffering.
+//!
+//! Writes (issue 20, [`crate::net_out`]): the replica thread encodes quorum frames straight
+//! into each connection's buffer ([`QuorumSender`]) and, once its event is handled, writes a
+//! plaintext connection's socket itself; a TLS connection's bytes are written by its writer
+//! task, woken once per batch. The send bound counts the bytes the socket has not taken
+//! either way.
 
 use crate::latency::{Breakdown, Side, Stage};
 use crate::net_out::{OnWritten, Outgoing};
+use crate::quorum_tls::{PeerStream, QuorumTls};
 use crate::wire::{
     self, Frame, HELLO_LEN, HandshakeStatus, Hello, PayloadCodec, Purpose, WELCOME_LEN, Welcome,
 };
@@ -20,9 +37,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tracing::{Instrument, debug, info, info_span, warn};
 use zab_spec::{QuorumMessage, ServerId, Zxid};
 
@@ -107,6 +124,13 @@ pub struct NetConfig {
     /// live (the leader heartbeats every tick, so two ticks): a second handshake for a learner
     /// whose connection is live is refused instead of displacing it.
     pub live_window: Duration,
+    /// Quorum TLS (`sslQuorum`, `portUnification`): `None` for plaintext peer links.
+    pub tls: Option<Arc<QuorumTls>>,
+    /// `peerSendQueueLimitBytes`: bytes queued for one quorum peer past which it is dropped.
+    pub send_queue_limit: usize,
+    /// `peerInboxLimit`: peer frames not yet taken by the replica thread past which no peer
+    /// connection is read.
+    pub inbox_limit: usize,
     /// The latency breakdown, stamped as PROPOSAL, ACK and COMMIT frames are read and
     /// written (`None`: not measured).
     pub breakdown: Option<Arc<Breakdown>>,
@@ -117,6 +141,81 @@ pub struct NetConfig {
 pub struct NetState {
     /// Whether this server leads (learners are accepted only then).
     pub leading: AtomicBool,
+    /// Peer frames handed to the replica thread and not yet taken.
+    pub inbox: InboxGauge,
+}
+
+/// Counts the peer frames handed to the replica thread and not yet taken by it: the network
+/// waits ([`InboxGauge::admit`]) before handing over more than the limit.
+#[derive(Debug, Default)]
+pub struct InboxGauge {
+    queued: AtomicU64,
+    wake: Notify,
+}
+
+impl InboxGauge {
+    /// Network: waits until fewer than `limit` frames are queued, then counts one more.
+    pub async fn admit(&self, limit: usize) {
+        let limit = limit as u64;
+        loop {
+            let n = self.queued.load(Ordering::SeqCst);
+            if n < limit {
+                if self
+                    .queued
+                    .compare_exchange(n, n + 1, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
+                    return;
+                }
+                continue;
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+        }
+    }
+
+    /// Replica thread: one frame taken (a frame it did not count is ignored); also the
+    /// network, for a counted frame it did not hand over after all.
+    pub fn taken(&self) {
+        if self
+            .queued
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            self.wake.notify_waiters();
+        }
+    }
+
+    /// Frames queued now.
+    #[must_use]
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::SeqCst)
+    }
+}
+
+/// A breakdown stage a written frame reached.
+type Stamp = (Zxid, Stage);
+
+/// A quorum connection's outgoing bytes ([`crate::net_out`]), and which end this server is.
+struct QuorumOut {
+    out: Outgoing<Stamp>,
+    /// Whether this server leads on the connection (which frames are stamped).
+    leader_side: bool,
+}
+
+impl QuorumOut {
+    /// Encodes `frame` into the buffer; returns the bytes queued and not yet written. A SNAP
+    /// is not counted: it is one O(data) frame, sent whole.
+    fn queue<P: PayloadCodec>(&self, frame: &Frame<P>) -> usize {
+        let exempt = matches!(frame, Frame::Zab(QuorumMessage::Snap { .. }));
+        self.out.queue(
+            |buf| wire::encode_frame(frame, buf),
+            stamp_written(frame, self.leader_side),
+            exempt,
+        )
+    }
 }
 
 /// One quorum connection: generation, outgoing bytes, writer task, and when it last delivered
@@ -127,32 +226,6 @@ type QuorumSlot = (
     tokio::task::AbortHandle,
     Arc<AtomicU64>,
 );
-
-/// A breakdown stage a written frame reached.
-type Stamp = (Zxid, Stage);
-
-/// A quorum connection's outgoing bytes ([`crate::net_out`]), and which end this server is.
-struct QuorumOut {
-    out: Outgoing<Stamp>,
-    leader_side: bool,
-}
-
-impl QuorumOut {
-    /// Encodes `frame` into the buffer, marked when it is a PROPOSAL from the leader or an
-    /// ACK from a follower (the breakdown's `proposal_sent`, `ack_sent`).
-    fn queue<P: PayloadCodec>(&self, frame: &Frame<P>) {
-        let mark = match frame {
-            Frame::Zab(QuorumMessage::Proposal(txn)) if self.leader_side => {
-                Some((txn.zxid, Stage::LeaderProposalSent))
-            }
-            Frame::Zab(QuorumMessage::Ack { zxid }) if !self.leader_side => {
-                Some((*zxid, Stage::FollowerAckSent))
-            }
-            _ => None,
-        };
-        self.out.queue(|buf| wire::encode_frame(frame, buf), mark);
-    }
-}
 
 /// Where the network delivers its events, like the log writer's report closure: in `zabd`
 /// straight onto the replica thread's event channel (each wrapped as `runtime::Event::Net`),
@@ -169,7 +242,20 @@ struct Shared<P> {
     quorum: std::sync::Mutex<BTreeMap<ServerId, QuorumSlot>>,
     /// The origin of the connections' last-frame clocks.
     started: std::time::Instant,
+    /// Per leader: the wait before the next connection, grown while its connections end
+    /// soon after they start ([`Shared::rejoin_delay`]).
+    rejoin: std::sync::Mutex<BTreeMap<ServerId, Duration>>,
 }
+
+/// A follower's connection to a leader that ends within this time of its start counts as a
+/// failed join (the leader refused our epoch, or dropped us at once).
+const SHORT_LIVED: Duration = Duration::from_secs(2);
+/// The first wait after a failed join; it doubles with each one after.
+const REJOIN_MIN: Duration = Duration::from_millis(100);
+/// The longest wait between joins: a follower stuck in follow -> LEADERINFO too old ->
+/// LOOKING (it accepted a higher epoch, from a rogue or a leader that lost its quorum)
+/// tries at most this often instead of in a tight loop.
+pub const REJOIN_MAX: Duration = Duration::from_secs(5);
 
 impl<P> Shared<P> {
     fn slots(&self) -> std::sync::MutexGuard<'_, BTreeMap<ServerId, QuorumSlot>> {
@@ -179,8 +265,55 @@ impl<P> Shared<P> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The wait before joining `leader` again: zero unless its last connections were short.
+    fn rejoin_delay(&self, leader: ServerId) -> Duration {
+        self.rejoin
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&leader)
+            .copied()
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// Records how long a connection to `leader` lived: a short one doubles the wait before
+    /// the next (from [`REJOIN_MIN`] up to [`REJOIN_MAX`]), a long one clears it.
+    fn record_join(&self, leader: ServerId, lived: Duration) {
+        let mut rejoin = self
+            .rejoin
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if lived >= SHORT_LIVED {
+            rejoin.remove(&leader);
+            return;
+        }
+        let next = rejoin
+            .get(&leader)
+            .map_or(REJOIN_MIN, |d| (*d * 2).min(REJOIN_MAX));
+        if next == REJOIN_MAX && rejoin.get(&leader) != Some(&REJOIN_MAX) {
+            warn!(
+                %leader,
+                "connections to the leader keep ending at once (is our accepted epoch ahead \
+                 of its epoch?); trying again every {REJOIN_MAX:?}"
+            );
+        }
+        rejoin.insert(leader, next);
+    }
+
     fn now_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether `peer` has a quorum connection that delivered a frame within the live window.
+    fn has_live_quorum(
+        slots: &BTreeMap<ServerId, QuorumSlot>,
+        peer: ServerId,
+        now: u64,
+        window: Duration,
+    ) -> bool {
+        slots.get(&peer).is_some_and(|(_, _, _, seen)| {
+            now.saturating_sub(seen.load(Ordering::Relaxed))
+                < u64::try_from(window.as_millis()).unwrap_or(u64::MAX)
+        })
     }
 
     /// Reports a quorum connection's end, unless it was replaced or closed on purpose.
@@ -197,11 +330,59 @@ impl<P> Shared<P> {
     }
 }
 
+impl<P: PayloadCodec> Shared<P> {
+    /// Queues `frame` on the quorum connection with `to` (dropped if there is none) and
+    /// returns the connection to flush; past `peerSendQueueLimitBytes` of bytes its socket has
+    /// not taken, the peer is dropped instead ([`Shared::drop_slow_peer`]).
+    fn queue_quorum(&self, to: ServerId, frame: &Frame<P>) -> Option<Arc<QuorumOut>> {
+        let (generation, out) = self
+            .slots()
+            .get(&to)
+            .map(|(g, out, _, _)| (*g, Arc::clone(out)))?;
+        let queued = out.queue(frame);
+        let limit = self.cfg.send_queue_limit;
+        if queued <= limit {
+            return Some(out);
+        }
+        self.drop_slow_peer(to, generation, &out, (queued, limit));
+        None
+    }
+
+    /// Drops a peer that does not read what it is sent: its connection's queue is freed, the
+    /// core hears `Disconnected` (a follower reconnects and is resynchronized).
+    fn drop_slow_peer(
+        &self,
+        to: ServerId,
+        generation: u64,
+        out: &QuorumOut,
+        (queued, limit): (usize, usize),
+    ) {
+        {
+            let mut slots = self.slots();
+            if slots.get(&to).is_none_or(|(g, _, _, _)| *g != generation) {
+                return;
+            }
+            if let Some((_, _, task, _)) = slots.remove(&to) {
+                task.abort();
+            }
+        }
+        out.out.discard();
+        warn!(
+            peer = %to,
+            queued,
+            limit,
+            "dropping a peer that does not keep up (peerSendQueueLimitBytes); it \
+             reconnects and is resynchronized"
+        );
+        let _ = (self.events)(NetEvent::Disconnected { peer: to });
+    }
+}
+
 /// The replica thread's direct way onto the quorum connections ([`crate::net_out`]): frames
 /// are encoded into each connection's buffer as the actions run, and [`QuorumSender::flush`]
 /// (at the end of the batch, and before a synchronous write) writes every buffer filled since
-/// the last flush straight to its socket. A frame to a server without a quorum connection is
-/// dropped, as through [`NetCommand::Quorum`].
+/// the last flush: a plaintext socket at once, a TLS stream by waking its writer task. A frame
+/// to a server without a quorum connection is dropped, as through [`NetCommand::Quorum`].
 pub struct QuorumSender<P> {
     shared: Arc<Shared<P>>,
     dirty: std::cell::RefCell<Vec<Arc<QuorumOut>>>,
@@ -210,13 +391,9 @@ pub struct QuorumSender<P> {
 impl<P: PayloadCodec> QuorumSender<P> {
     /// Queues `frame` for `to`.
     pub fn send(&self, to: ServerId, frame: &Frame<P>) {
-        let out = self
-            .shared
-            .slots()
-            .get(&to)
-            .map(|(_, out, _, _)| Arc::clone(out));
-        let Some(out) = out else { return };
-        out.queue(frame);
+        let Some(out) = self.shared.queue_quorum(to, frame) else {
+            return;
+        };
         let mut dirty = self.dirty.borrow_mut();
         if !dirty.iter().any(|d| Arc::ptr_eq(d, &out)) {
             dirty.push(out);
@@ -230,19 +407,6 @@ impl<P: PayloadCodec> QuorumSender<P> {
             out.out.flush();
         }
     }
-}
-
-/// Whether `peer` has a quorum connection that delivered a frame within the live window.
-fn has_live_quorum(
-    slots: &BTreeMap<ServerId, QuorumSlot>,
-    peer: ServerId,
-    now: u64,
-    window: Duration,
-) -> bool {
-    slots.get(&peer).is_some_and(|(_, _, _, seen)| {
-        now.saturating_sub(seen.load(Ordering::Relaxed))
-            < u64::try_from(window.as_millis()).unwrap_or(u64::MAX)
-    })
 }
 
 /// Starts the listeners and the election mesh; returns the command sender and the replica
@@ -264,6 +428,7 @@ where
         generation: AtomicU64::new(0),
         quorum: std::sync::Mutex::new(BTreeMap::new()),
         started: std::time::Instant::now(),
+        rejoin: std::sync::Mutex::new(BTreeMap::new()),
     });
     let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<NetCommand<P>>();
     let direct = QuorumSender {
@@ -280,15 +445,15 @@ where
         Purpose::Quorum,
         Arc::clone(&shared),
     ));
-    let mut election_out: BTreeMap<ServerId, mpsc::UnboundedSender<Frame<P>>> = BTreeMap::new();
+    let mut election_out: BTreeMap<ServerId, mpsc::Sender<Frame<P>>> = BTreeMap::new();
     for (&peer, &addr) in &cfg.election {
         if peer == cfg.me {
             continue;
         }
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(crate::bounds::ELECTION_QUEUE);
         election_out.insert(peer, tx);
         let span = info_span!("election", peer = %peer, %addr);
-        tokio::spawn(election_sender(addr, Arc::clone(&shared), rx).instrument(span));
+        tokio::spawn(election_sender(peer, addr, Arc::clone(&shared), rx).instrument(span));
     }
     let connecting: Arc<std::sync::Mutex<BTreeMap<ServerId, tokio::task::AbortHandle>>> =
         Arc::default();
@@ -297,16 +462,14 @@ where
             match cmd {
                 NetCommand::Election { to, frame } => {
                     if let Some(tx) = election_out.get(&to) {
-                        let _ = tx.send(frame);
+                        if tx.try_send(frame).is_err() {
+                            debug!(peer = %to, "election queue full: dropping a notification");
+                        }
                     }
                 }
                 NetCommand::Quorum { to, frame } => {
-                    let out = shared
-                        .slots()
-                        .get(&to)
-                        .map(|(_, out, _, _)| Arc::clone(out));
-                    if let Some(out) = out {
-                        out.queue(&frame);
+                    // Encoded outside the map's lock (a SNAP may be large).
+                    if let Some(out) = shared.queue_quorum(to, &frame) {
                         out.out.flush();
                     }
                 }
@@ -376,7 +539,7 @@ where
 }
 
 async fn accept_one<P>(
-    mut stream: TcpStream,
+    tcp: TcpStream,
     addr: SocketAddr,
     purpose: Purpose,
     shared: Arc<Shared<P>>,
@@ -384,6 +547,12 @@ async fn accept_one<P>(
 where
     P: PayloadCodec + Send + Sync + std::fmt::Debug + 'static,
 {
+    let (mut stream, names): (PeerStream, _) = match &shared.cfg.tls {
+        None => (Box::new(tcp), None),
+        Some(tls) => tls.accept(tcp).await.inspect_err(|e| {
+            warn!(%addr, ?purpose, "refusing a peer: {e}");
+        })?,
+    };
     let mut hello = [0u8; HELLO_LEN];
     tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut hello))
         .await
@@ -398,12 +567,20 @@ where
             let _ = stream
                 .write_all(&reply(HandshakeStatus::VersionMismatch))
                 .await;
+            let _ = stream.flush().await;
             return Err(e.to_string());
         }
         Err(e) => return Err(e.to_string()),
     };
+    let identity = match (&shared.cfg.tls, &names) {
+        (Some(tls), Some(names)) => tls.check_identity(names, hello.sid),
+        _ => Ok(()),
+    };
     let status = if !shared.cfg.election.contains_key(&hello.sid) || hello.sid == me {
         HandshakeStatus::UnknownServer
+    } else if let Err(e) = identity {
+        warn!(%addr, claimed = %hello.sid, ?purpose, "refusing a peer whose certificate is not that server's: {e}");
+        HandshakeStatus::Refused
     } else if hello.ensemble != shared.cfg.ensemble {
         HandshakeStatus::WrongEnsemble
     } else if hello.purpose != purpose
@@ -411,7 +588,7 @@ where
     {
         HandshakeStatus::Refused
     } else if purpose == Purpose::Quorum
-        && has_live_quorum(
+        && Shared::<P>::has_live_quorum(
             &shared.slots(),
             hello.sid,
             shared.now_ms(),
@@ -427,6 +604,7 @@ where
         .write_all(&reply(status))
         .await
         .map_err(|e| e.to_string())?;
+    stream.flush().await.map_err(|e| e.to_string())?;
     if status != HandshakeStatus::Accepted {
         return Err(format!("{status:?} for server {}", hello.sid));
     }
@@ -453,7 +631,7 @@ where
 
 /// Reads frames until the stream ends, turning each into an event.
 async fn read_frames<P>(
-    mut stream: TcpStream,
+    mut stream: PeerStream,
     peer: ServerId,
     shared: Arc<Shared<P>>,
     event: impl Fn(ServerId, Frame<P>) -> NetEvent<P>,
@@ -466,6 +644,7 @@ async fn read_frames<P>(
             match wire::take_frame(&mut buf, &wire::FrameLimits::ELECTION) {
                 Ok(Some(body)) => match wire::decode_frame::<P>(&body) {
                     Ok(frame) => {
+                        shared.state.inbox.admit(shared.cfg.inbox_limit).await;
                         if !(shared.events)(event(peer, frame)) {
                             return;
                         }
@@ -490,37 +669,44 @@ async fn read_frames<P>(
 }
 
 /// Runs an established quorum connection: registers it, then reads until it ends.
-async fn run_quorum<P>(stream: TcpStream, peer: ServerId, shared: Arc<Shared<P>>, leader_side: bool)
-where
+async fn run_quorum<P>(
+    stream: PeerStream,
+    peer: ServerId,
+    shared: Arc<Shared<P>>,
+    leader_side: bool,
+) where
     P: PayloadCodec + Send + Sync + std::fmt::Debug + 'static,
 {
     let generation = shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
-    let (mut reader, writer) = stream.into_split();
+    let up = std::time::Instant::now();
+    let side = if leader_side {
+        Side::Leader
+    } else {
+        Side::Follower
+    };
+    // A PROPOSAL (leader) or ACK (follower) reaches its breakdown stage once written.
     let written: Option<OnWritten<Stamp>> = shared.cfg.breakdown.clone().map(|b| {
-        let side = if leader_side {
-            Side::Leader
-        } else {
-            Side::Follower
-        };
-        Box::new(move |marks: &[Stamp]| {
+        Box::new(move |_: usize, marks: &[Stamp]| {
+            if marks.is_empty() {
+                return;
+            }
             let now = std::time::Instant::now();
             for &(zxid, stage) in marks {
                 b.mark(side, zxid, stage, now);
             }
         }) as OnWritten<Stamp>
     });
-    let out = Arc::new(QuorumOut {
-        out: Outgoing::new(writer, written),
-        leader_side,
-    });
-    let task_out = Arc::clone(&out);
-    let writer_task = tokio::spawn(async move { task_out.out.run().await });
+    let Some((mut reader, out, writer_task)) = split_quorum(stream, leader_side, written) else {
+        return;
+    };
     let seen = Arc::new(AtomicU64::new(shared.now_ms()));
     {
         let mut slots = shared.slots();
         // Checked again under the lock: of two handshakes racing for one id, the second
         // does not displace the first while it is live.
-        if leader_side && has_live_quorum(&slots, peer, shared.now_ms(), shared.cfg.live_window) {
+        if leader_side
+            && Shared::<P>::has_live_quorum(&slots, peer, shared.now_ms(), shared.cfg.live_window)
+        {
             drop(slots);
             warn!("closing a second quorum connection for a server whose connection is live");
             writer_task.abort();
@@ -557,6 +743,7 @@ where
                 Ok(Some(body)) => match wire::decode_frame::<P>(&body) {
                     Ok(frame) => {
                         seen.store(shared.now_ms(), Ordering::Relaxed);
+                        shared.state.inbox.admit(shared.cfg.inbox_limit).await;
                         if let Some(b) = &shared.cfg.breakdown {
                             stamp_received(b, &frame, leader_side);
                         }
@@ -564,7 +751,12 @@ where
                             .slots()
                             .get(&peer)
                             .is_some_and(|(g, _, _, _)| *g == generation);
-                        if !current || !(shared.events)(NetEvent::Quorum { from: peer, frame }) {
+                        if !current {
+                            // Not handed over: it leaves the inbox count again.
+                            shared.state.inbox.taken();
+                            break 'outer;
+                        }
+                        if !(shared.events)(NetEvent::Quorum { from: peer, frame }) {
                             break 'outer;
                         }
                     }
@@ -587,7 +779,61 @@ where
     }
     info!("quorum connection down");
     writer_task.abort();
+    if !leader_side {
+        // Before the core hears of it (and asks for the next connection).
+        shared.record_join(peer, up.elapsed());
+    }
     shared.quorum_closed(peer, generation);
+}
+
+/// The reading half of a quorum connection.
+type QuorumReader = Box<dyn AsyncRead + Unpin + Send>;
+
+/// Splits an established quorum connection into its reader, its outgoing bytes and their
+/// writer task: a plaintext socket is written by the replica thread itself, a TLS stream
+/// (or a plaintext peer under `portUnification`, which arrives boxed) by the task.
+fn split_quorum(
+    stream: PeerStream,
+    leader_side: bool,
+    written: Option<OnWritten<Stamp>>,
+) -> Option<(QuorumReader, Arc<QuorumOut>, tokio::task::JoinHandle<()>)> {
+    if (&*stream as &dyn std::any::Any).is::<TcpStream>() {
+        let any: Box<dyn std::any::Any + Send> = stream;
+        let Ok(tcp) = any.downcast::<TcpStream>() else {
+            warn!("closing: a plaintext quorum connection that is not a socket");
+            return None;
+        };
+        let (reader, writer) = tcp.into_split();
+        let out = Arc::new(QuorumOut {
+            out: Outgoing::direct(writer, written),
+            leader_side,
+        });
+        let task_out = Arc::clone(&out);
+        let task = tokio::spawn(async move { task_out.out.run_direct().await });
+        return Some((Box::new(reader), out, task));
+    }
+    let (reader, writer) = tokio::io::split(stream);
+    let out = Arc::new(QuorumOut {
+        out: Outgoing::via_task(written),
+        leader_side,
+    });
+    let task_out = Arc::clone(&out);
+    let task = tokio::spawn(async move { task_out.out.run_task(writer).await });
+    Some((Box::new(reader), out, task))
+}
+
+/// The breakdown's stage a frame written on a quorum connection reaches, if any: a PROPOSAL
+/// from the leader, an ACK from a follower.
+fn stamp_written<P>(frame: &Frame<P>, leader_side: bool) -> Option<(Zxid, Stage)> {
+    match frame {
+        Frame::Zab(QuorumMessage::Proposal(txn)) if leader_side => {
+            Some((txn.zxid, Stage::LeaderProposalSent))
+        }
+        Frame::Zab(QuorumMessage::Ack { zxid }) if !leader_side => {
+            Some((*zxid, Stage::FollowerAckSent))
+        }
+        _ => None,
+    }
 }
 
 /// Stamps a frame read on a quorum connection: a follower's PROPOSAL starts its measurement,
@@ -608,16 +854,33 @@ fn stamp_received<P>(b: &Breakdown, frame: &Frame<P>, leader_side: bool) {
     }
 }
 
-async fn handshake(addr: SocketAddr, hello: Hello) -> Result<(TcpStream, Welcome), String> {
-    let mut stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
+/// Connects to member `peer` at `addr` (over TLS when the quorum uses it, the certificate
+/// bound to `peer`) and exchanges the hello and the welcome.
+async fn handshake(
+    addr: SocketAddr,
+    peer: ServerId,
+    hello: Hello,
+    tls: Option<&QuorumTls>,
+) -> Result<(PeerStream, Welcome), String> {
+    let tcp = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
         .await
         .map_err(|_| "connect timed out".to_string())?
         .map_err(|e| e.to_string())?;
-    let _ = stream.set_nodelay(true);
+    let _ = tcp.set_nodelay(true);
+    let mut stream: PeerStream = match tls {
+        None => Box::new(tcp),
+        Some(tls) => {
+            tls.connect(tcp, peer)
+                .await
+                .inspect_err(|e| warn!(%addr, %peer, "cannot connect to a peer: {e}"))?
+                .0
+        }
+    };
     stream
         .write_all(&wire::encode_hello(&hello))
         .await
         .map_err(|e| e.to_string())?;
+    stream.flush().await.map_err(|e| e.to_string())?;
     let mut reply = [0u8; WELCOME_LEN];
     tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut reply))
         .await
@@ -629,9 +892,10 @@ async fn handshake(addr: SocketAddr, hello: Hello) -> Result<(TcpStream, Welcome
 
 /// Keeps an outgoing election connection up and sends the queued notifications on it.
 async fn election_sender<P>(
+    peer: ServerId,
     addr: SocketAddr,
     shared: Arc<Shared<P>>,
-    mut rx: mpsc::UnboundedReceiver<Frame<P>>,
+    mut rx: mpsc::Receiver<Frame<P>>,
 ) where
     P: PayloadCodec + Send + Sync + 'static,
 {
@@ -643,7 +907,7 @@ async fn election_sender<P>(
     let mut backoff = Duration::from_millis(50);
     let mut pending: Option<Frame<P>> = None;
     loop {
-        match handshake(addr, hello).await {
+        match handshake(addr, peer, hello, shared.cfg.tls.as_deref()).await {
             Ok((mut stream, w)) if w.status == HandshakeStatus::Accepted => {
                 backoff = Duration::from_millis(50);
                 let mut buf = BytesMut::new();
@@ -657,7 +921,7 @@ async fn election_sender<P>(
                     };
                     buf.clear();
                     wire::encode_frame(&frame, &mut buf);
-                    if stream.write_all(&buf).await.is_err() {
+                    if stream.write_all(&buf).await.is_err() || stream.flush().await.is_err() {
                         pending = Some(frame);
                         break;
                     }
@@ -688,9 +952,14 @@ where
         sid: shared.cfg.me,
         ensemble: shared.cfg.ensemble,
     };
+    let delay = shared.rejoin_delay(leader);
+    if !delay.is_zero() {
+        debug!("the last connections to this leader were short: waiting {delay:?}");
+        tokio::time::sleep(delay).await;
+    }
     let mut backoff = Duration::from_millis(20);
     loop {
-        match handshake(addr, hello).await {
+        match handshake(addr, leader, hello, shared.cfg.tls.as_deref()).await {
             Ok((stream, w)) if w.status == HandshakeStatus::Accepted => {
                 run_quorum(stream, leader, shared, false).await;
                 return;
@@ -729,6 +998,9 @@ mod tests {
             ensemble: wire::ensemble_fingerprint(&ids),
             jute_max_buffer: 0xfffff,
             live_window: Duration::from_millis(400),
+            tls: None,
+            send_queue_limit: 1 << 20,
+            inbox_limit: 64,
             breakdown: None,
         };
         let state = Arc::new(NetState::default());
@@ -755,10 +1027,33 @@ mod tests {
         }
     }
 
-    async fn heartbeat(stream: &mut TcpStream) {
+    async fn heartbeat(stream: &mut PeerStream) {
         let mut buf = BytesMut::new();
         wire::encode_frame::<ZnodeTxn>(&Frame::Heartbeat, &mut buf);
         stream.write_all(&buf).await.expect("write");
+    }
+
+    /// The inbox admits up to its limit, then waits until the replica thread takes a frame;
+    /// a frame taken that was never counted does not open a slot.
+    #[tokio::test]
+    async fn the_inbox_waits_at_its_limit() {
+        let gauge = Arc::new(InboxGauge::default());
+        gauge.taken();
+        for _ in 0..2 {
+            gauge.admit(2).await;
+        }
+        assert_eq!(gauge.queued(), 2);
+        let waiting = tokio::time::timeout(Duration::from_millis(100), gauge.admit(2)).await;
+        assert!(waiting.is_err(), "a third frame waits");
+        let g = Arc::clone(&gauge);
+        let third = tokio::spawn(async move { g.admit(2).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        gauge.taken();
+        tokio::time::timeout(Duration::from_secs(5), third)
+            .await
+            .expect("admitted once one is taken")
+            .expect("task");
+        assert_eq!(gauge.queued(), 2);
     }
 
     /// The displacement attack: a second handshake with a connected learner's id, while that
@@ -768,12 +1063,16 @@ mod tests {
     async fn a_second_handshake_does_not_displace_a_live_learner() {
         let (cfg, connects) = leader().await;
         let addr = cfg.quorum[&ServerId(1)];
-        let (mut first, w) = handshake(addr, hello_as(&cfg, 2)).await.expect("first");
+        let (mut first, w) = handshake(addr, ServerId(1), hello_as(&cfg, 2), None)
+            .await
+            .expect("first");
         assert_eq!(w.status, HandshakeStatus::Accepted);
         for _ in 0..3 {
             heartbeat(&mut first).await;
             tokio::time::sleep(Duration::from_millis(50)).await;
-            let (_, w) = handshake(addr, hello_as(&cfg, 2)).await.expect("second");
+            let (_, w) = handshake(addr, ServerId(1), hello_as(&cfg, 2), None)
+                .await
+                .expect("second");
             assert_eq!(w.status, HandshakeStatus::Refused, "a live learner stays");
         }
         // The first connection still works: it is still the registered one.
@@ -781,10 +1080,80 @@ mod tests {
         assert_eq!(connects.load(Ordering::SeqCst), 1);
         // Silent past the window: a reconnect (the learner restarted) replaces it.
         tokio::time::sleep(Duration::from_millis(600)).await;
-        let (_, w) = handshake(addr, hello_as(&cfg, 2)).await.expect("reconnect");
+        let (_, w) = handshake(addr, ServerId(1), hello_as(&cfg, 2), None)
+            .await
+            .expect("reconnect");
         assert_eq!(w.status, HandshakeStatus::Accepted);
         // Another learner is unaffected throughout.
-        let (_, w) = handshake(addr, hello_as(&cfg, 3)).await.expect("other");
+        let (_, w) = handshake(addr, ServerId(1), hello_as(&cfg, 3), None)
+            .await
+            .expect("other");
         assert_eq!(w.status, HandshakeStatus::Accepted);
+    }
+
+    /// The rogue-epoch loop: a leader that drops the follower right after the handshake (as a
+    /// follower whose accepted epoch is ahead sees: LEADERINFO too old, LOOKING, the same
+    /// leader elected again) is joined again after a growing wait, not in a tight loop; and
+    /// still joined again (the wait is bounded).
+    #[tokio::test]
+    async fn a_leader_that_drops_us_at_once_is_rejoined_with_a_bounded_backoff() {
+        let ids = [ServerId(1), ServerId(2), ServerId(3)];
+        let leader = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let mut quorum: BTreeMap<ServerId, SocketAddr> =
+            ids.iter().map(|s| (*s, free_addr())).collect();
+        quorum.insert(ServerId(1), leader.local_addr().expect("addr"));
+        let cfg = NetConfig {
+            me: ServerId(2),
+            election: ids.iter().map(|s| (*s, free_addr())).collect(),
+            quorum,
+            ensemble: wire::ensemble_fingerprint(&ids),
+            jute_max_buffer: 0xfffff,
+            live_window: Duration::from_millis(400),
+            tls: None,
+            send_queue_limit: 1 << 20,
+            inbox_limit: 64,
+            breakdown: None,
+        };
+        let accepted = Arc::new(AtomicU64::new(0));
+        let count = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = leader.accept().await {
+                let mut hello = [0u8; HELLO_LEN];
+                if s.read_exact(&mut hello).await.is_ok() {
+                    let w = wire::encode_welcome(&Welcome {
+                        status: HandshakeStatus::Accepted,
+                        sid: ServerId(1),
+                    });
+                    let _ = s.write_all(&w).await;
+                    count.fetch_add(1, Ordering::SeqCst);
+                }
+                // Dropped at once.
+            }
+        });
+        let (down_tx, mut down_rx) = mpsc::unbounded_channel();
+        let sink: NetSink<ZnodeTxn> = Box::new(move |ev| {
+            if matches!(ev, NetEvent::Disconnected { .. }) {
+                let _ = down_tx.send(());
+            }
+            true
+        });
+        let (tx, _direct) = start(cfg, Arc::new(NetState::default()), sink)
+            .await
+            .expect("start");
+        // The core's loop: every disconnection is followed by a new Connect at once.
+        tx.send(NetCommand::Connect {
+            leader: ServerId(1),
+        })
+        .expect("connect");
+        let until = tokio::time::Instant::now() + Duration::from_secs(4);
+        while let Ok(Some(())) = tokio::time::timeout_at(until, down_rx.recv()).await {
+            tx.send(NetCommand::Connect {
+                leader: ServerId(1),
+            })
+            .expect("connect");
+        }
+        // Waits of 0.1, 0.2, 0.4, 0.8, 1.6 s fit in 4 s: about six joins, not thousands.
+        let n = accepted.load(Ordering::SeqCst);
+        assert!((3..=10).contains(&n), "{n} joins in 4 s");
     }
 }

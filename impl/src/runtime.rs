@@ -45,6 +45,8 @@ pub trait LogBackend: Send + Sync + 'static {
     fn set_accepted_epoch(&self, epoch: Epoch) -> Result<(), StorageError>;
     /// Writes `currentEpoch`, durably.
     fn set_current_epoch(&self, epoch: Epoch) -> Result<(), StorageError>;
+    /// Sets or clears the `recovering` flag, durably (`spec/PROTOCOL.md` §7.1).
+    fn set_recovering(&self, on: bool) -> Result<(), StorageError>;
     /// The history generation (bumped by every TRUNC and SNAP).
     fn generation(&self) -> u64;
     /// A ticket for a snapshot of the state as of now.
@@ -76,6 +78,10 @@ impl LogBackend for LogWriter {
     }
     fn set_current_epoch(&self, epoch: Epoch) -> Result<(), StorageError> {
         self.epochs().set_current_epoch(epoch)
+    }
+    fn set_recovering(&self, on: bool) -> Result<(), StorageError> {
+        self.epochs()
+            .set_recovering(on, crate::storage::WIPE_SUSPECTED)
     }
     fn generation(&self) -> u64 {
         self.snapshots().generation()
@@ -278,6 +284,11 @@ pub struct Replica<P, A: Application<P>, L: LogBackend = LogWriter> {
     generation: u64,
     snap_count: u64,
     delivered_since_snapshot: u64,
+    /// `snapSizeLimitInKb`, in bytes: a snapshot is also taken once this many log bytes were
+    /// appended since the last one (the core keeps the log since the last snapshot in
+    /// memory, so this bounds it).
+    snap_size_limit: u64,
+    appended_since_snapshot: u64,
     snapshot_running: bool,
     trace_sink: Option<TraceSink<P>>,
     tick_ms: u64,
@@ -303,12 +314,10 @@ pub fn recover_peer<P: Payload + PayloadCodec>(
         });
     }
     let log = crate::core::log::ReplicaLog::recovered(recovered.snapshot_zxid(), txns);
-    Ok(Peer::new(
-        cfg,
-        recovered.accepted_epoch,
-        recovered.current_epoch,
-        log,
-    ))
+    Ok(
+        Peer::new(cfg, recovered.accepted_epoch, recovered.current_epoch, log)
+            .with_recovering(recovered.recovering),
+    )
 }
 
 /// Wall-clock milliseconds since the Unix epoch.
@@ -351,6 +360,8 @@ where
             generation,
             snap_count: snap_count.max(1),
             delivered_since_snapshot: 0,
+            snap_size_limit: u64::MAX,
+            appended_since_snapshot: 0,
             snapshot_running: false,
             tick_ms: (peer_tick_ms(&peer) / 2).max(1),
             peer,
@@ -378,6 +389,13 @@ where
     /// Uses `clock` for timers and the application's wall-clock time.
     pub fn with_clock(mut self, clock: Box<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Also snapshots once `bytes` of log were appended since the last snapshot
+    /// (`snapSizeLimitInKb`).
+    pub fn with_snap_size_limit(mut self, bytes: u64) -> Self {
+        self.snap_size_limit = bytes.max(1);
         self
     }
 
@@ -455,7 +473,9 @@ where
     pub fn run(mut self, rx: Receiver<Event<P, A::Client>>) -> Result<(), StorageError> {
         self.start()?;
         loop {
+            let started = Instant::now();
             self.fire_due()?;
+            self.record_step(started);
             let wait = self
                 .next_deadline()
                 .saturating_sub(self.clock.monotonic_ms());
@@ -464,11 +484,21 @@ where
                     info!("replica stopping");
                     return Ok(());
                 }
-                Ok(ev) => self.handle(ev)?,
+                Ok(ev) => {
+                    let started = Instant::now();
+                    self.handle(ev)?;
+                    self.record_step(started);
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             }
         }
+    }
+
+    /// Records one step's duration (`zab_replica_step_seconds`).
+    fn record_step(&self, started: Instant) {
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.status.step_micros.record(micros);
     }
 
     /// Runs an application hook with a context, then executes the actions its proposals
@@ -506,6 +536,13 @@ where
     }
 
     fn handle_event(&mut self, ev: Event<P, A::Client>) -> Result<(), StorageError> {
+        if matches!(
+            ev,
+            Event::Net(NetEvent::Election { .. } | NetEvent::Quorum { .. })
+        ) {
+            // The network counted it into the inbox (peerInboxLimit); it is taken now.
+            self.net_state.inbox.taken();
+        }
         match ev {
             Event::Net(NetEvent::Election {
                 from,
@@ -531,6 +568,7 @@ where
                 }
                 Frame::Zab(msg) => self.step(Input::Message { from, msg }),
                 Frame::Heartbeat => self.step(Input::Heartbeat { from }),
+                Frame::Restored => self.step(Input::Restored { from }),
                 Frame::App(kind, data) => {
                     self.with_app(|app, cx| app.on_frame(from, kind, data, cx))
                 }
@@ -680,6 +718,7 @@ where
                 );
             }
             Action::SendHeartbeat { to } => self.send(to, Frame::Heartbeat),
+            Action::SendRestored { to } => self.send(to, Frame::Restored),
             Action::Persist(p) => {
                 if !matches!(p, Persist::Append { wait: false, .. }) {
                     self.flush_sends();
@@ -766,6 +805,7 @@ where
                     // One allocation of the record's size: the writer thread owns the bytes.
                     let mut buf = BytesMut::new();
                     t.payload.encode(&mut buf);
+                    self.appended_since_snapshot += buf.len() as u64;
                     w.append(t.zxid, buf.freeze())?;
                 }
                 if wait {
@@ -788,9 +828,11 @@ where
                 self.timed(|| w.install_snapshot(last_zxid, data))?;
                 self.generation = w.generation();
                 self.delivered_since_snapshot = 0;
+                self.appended_since_snapshot = 0;
             }
             Persist::AcceptedEpoch(e) => self.timed(|| w.set_accepted_epoch(e))?,
             Persist::CurrentEpoch(e) => self.timed(|| w.set_current_epoch(e))?,
+            Persist::Recovering(on) => self.timed(|| w.set_recovering(on))?,
         }
         Ok(())
     }
@@ -823,12 +865,16 @@ where
         }
     }
 
-    /// Every `snap_count` deliveries, snapshot the state in the background (serialization and
-    /// the write happen on another thread; the core adopts it when told, `TakeSnapshot`).
+    /// Every `snap_count` deliveries, or `snap_size_limit` appended log bytes, snapshot the
+    /// state in the background (serialization and the write happen on another thread; the
+    /// core adopts it when told, `TakeSnapshot`).
     fn maybe_snapshot(&mut self) {
         let log = self.peer.log();
+        let due = self.delivered_since_snapshot >= self.snap_count
+            || (self.appended_since_snapshot >= self.snap_size_limit
+                && self.delivered_since_snapshot > 0);
         if self.snapshot_running
-            || self.delivered_since_snapshot < self.snap_count
+            || !due
             || log.committed() > log.persisted()
             || log.committed() <= log.snapshot()
         {
@@ -841,6 +887,7 @@ where
         }
         self.snapshot_running = true;
         self.delivered_since_snapshot = 0;
+        self.appended_since_snapshot = 0;
         let ticket = self.writer.snapshot_ticket();
         let start = Instant::now();
         let job = self.sm.snapshot_job();

@@ -10,8 +10,9 @@ use crate::core::{PeerConfig, TraceEvent};
 use crate::latency::{Side, Stage};
 use crate::metrics::Status;
 use crate::net::{self, NetCommand, NetConfig, NetState, QuorumSender};
+use crate::quorum_tls::{MemberHost, QuorumTls};
 use crate::runtime::{self, Event, Replica};
-use crate::service::client::{self, ClientPortConfig};
+use crate::service::client::{self, ClientPortConfig, Security};
 use crate::service::{ClientEvent, ServiceConfig, ZkService};
 use crate::storage::{LogWriter, StdFs, Storage, StorageConfig, WriterEvent};
 use crate::wire::PayloadCodec;
@@ -61,6 +62,7 @@ pub fn trace_json<P: PayloadCodec>(ev: &TraceEvent<P>, t_nanos: u128) -> String 
         "log": s.log.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "persisted": s.persisted.to_string(),
         "committed": s.committed.to_string(),
+        "recovering": s.recovering,
     })
     .to_string()
 }
@@ -102,6 +104,32 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         "recovered"
     );
     let servers = cfg.server_ids();
+    if recovered.recovering && servers.len() == 1 {
+        // §7.1: a damaged server is restored by its peers; alone, it has none, and starting
+        // would serve a history that may lack acknowledged writes.
+        anyhow::bail!(
+            "cannot start from {}: its durable state is damaged ({}), and a single-server \
+             ensemble has no peer to restore it from. Restore the data directory from a backup; \
+             or, to accept the loss of what the damage took, delete {} and start again",
+            cfg.data_dir.display(),
+            if recovered.damage.is_empty() {
+                "the recovering flag is set".to_owned()
+            } else {
+                recovered.damage.join("; ")
+            },
+            cfg.data_dir
+                .join(crate::storage::LAYOUT_DIR)
+                .join(crate::storage::RECOVERING_FILE)
+                .display()
+        );
+    }
+    if recovered.recovering {
+        tracing::warn!(
+            myid = cfg.myid.0,
+            "starting in the recovering state: not a candidate, votes and ACKs not counted, \
+             until a leader established by intact servers restores this server"
+        );
+    }
     let mut peer_cfg = PeerConfig::new(cfg.myid, servers.clone());
     peer_cfg.tick_ms = cfg.tick_ms;
     peer_cfg.init_limit = cfg.init_limit;
@@ -137,13 +165,18 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the I/O runtime")?;
+    let status = Arc::new(Status::default());
+    // Directory sizes and file descriptors for dirs, conf, mntr, the AdminServer and
+    // /metrics, measured here so that none of them walks a directory on the replica thread.
+    crate::metrics::spawn_disk_usage(
+        &status,
+        cfg.data_dir.clone(),
+        cfg.data_log_dir.clone(),
+        Duration::from_secs(1),
+    );
     let net_state = Arc::new(NetState::default());
     let (net_tx, quorum) = start_network(&cfg, &tokio_rt, &net_state, &events_tx, &status)?;
 
-    let client_listener = tokio_rt
-        .block_on(tokio::net::TcpListener::bind(cfg.client_addr))
-        .with_context(|| format!("cannot listen on the client port {}", cfg.client_addr))?;
-    info!(addr = %cfg.client_addr, "client port listening");
     let port_cfg = ClientPortConfig {
         max_frame: cfg.jute_max_buffer,
         max_per_ip: cfg.max_client_cnxns,
@@ -151,9 +184,15 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         // ZooKeeper drops a connection without a session after
         // `zookeeper.nio.sessionlessCnxnTimeout` (10 s; checked by tests/bad_input.rs).
         handshake_timeout: Duration::from_secs(10),
+        output_soft_limit: cfg.bounds.client_output_soft,
+        max_outstanding: cfg.bounds.client_outstanding_limit,
+        outstanding: crate::service::backpressure::Outstanding::new(
+            cfg.bounds.global_outstanding_limit,
+            cfg.bounds.global_outstanding_bytes,
+        ),
         breakdown: Some(Arc::clone(&status.breakdown)),
     };
-    tokio_rt.spawn(client::serve(client_listener, events_tx.clone(), port_cfg));
+    start_client_ports(&cfg, &tokio_rt, &events_tx, &port_cfg)?;
     if let Some(addr) = cfg.metrics_addr {
         let st = Arc::clone(&status);
         let zk: Option<crate::metrics::ZkQuery> = cfg.zookeeper_metrics.then(|| {
@@ -206,11 +245,7 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
     let service = ZkService::new(
         ServiceConfig {
             super_digest: opts.super_digest.clone(),
-            session_secret: format!(
-                "zab-session-{:x}",
-                crate::wire::ensemble_fingerprint(&servers)
-            )
-            .into_bytes(),
+            session_secret: random_secret()?,
             container_check_ms: opts.container_check_ms.unwrap_or(60_000),
             server: cfg.clone(),
         },
@@ -227,7 +262,8 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         events_tx,
         Arc::clone(&status),
         cfg.snap_count,
-    );
+    )
+    .with_snap_size_limit((cfg.bounds.snap_size_limit_kb as u64).saturating_mul(1024));
     if let Some(quorum) = quorum {
         replica = replica.with_quorum_sender(quorum);
     }
@@ -241,6 +277,53 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
     }
     tokio_rt.shutdown_timeout(Duration::from_secs(1));
     result.map_err(|e| anyhow::anyhow!("storage failure, stopping: {e}"))
+}
+
+/// Binds the client ports: `clientPort` (plaintext, or both with `client.portUnification`)
+/// and `secureClientPort` (TLS, configured by the `ssl.*` keys). A TLS configuration that
+/// does not load (a missing store, a wrong password, a key that does not fit) stops the
+/// start with the reason, rather than serving without the port the operator asked for.
+fn start_client_ports(
+    cfg: &ServerConfig,
+    tokio_rt: &tokio::runtime::Runtime,
+    events_tx: &std::sync::mpsc::Sender<Event<zab_zk::Txn, ClientEvent>>,
+    port_cfg: &ClientPortConfig,
+) -> anyhow::Result<()> {
+    let acceptor = if cfg.secure_client_addr.is_some() || cfg.client_port_unification {
+        let tls = cfg
+            .client_tls
+            .server_config()
+            .context("cannot set up TLS for the client port")?;
+        Some(tokio_rustls::TlsAcceptor::from(tls))
+    } else {
+        None
+    };
+    let mut ports = Vec::new();
+    if cfg.client_port_plaintext {
+        let security = match (&acceptor, cfg.client_port_unification) {
+            (Some(a), true) => Security::Unified(a.clone()),
+            _ => Security::Plain,
+        };
+        ports.push((cfg.client_addr, security, "client port"));
+    }
+    if let (Some(addr), Some(a)) = (cfg.secure_client_addr, &acceptor) {
+        ports.push((addr, Security::Tls(a.clone()), "secure client port"));
+    }
+    if ports.is_empty() {
+        anyhow::bail!("no client port: set clientPort or secureClientPort");
+    }
+    for (addr, security, what) in ports {
+        let listener = tokio_rt
+            .block_on(tokio::net::TcpListener::bind(addr))
+            .with_context(|| format!("cannot listen on the {what} {addr}"))?;
+        tokio_rt.spawn(client::serve(
+            listener,
+            events_tx.clone(),
+            port_cfg.clone(),
+            security,
+        ));
+    }
+    Ok(())
 }
 
 /// Starts peer networking (an ensemble only; a standalone server gets a command channel no
@@ -257,7 +340,25 @@ fn start_network(
     if servers.len() <= 1 {
         return Ok((tokio::sync::mpsc::unbounded_channel().0, None));
     }
-    warn_plaintext_quorum(servers.len());
+    let tls = quorum_tls(cfg)?;
+    match &tls {
+        None => warn_plaintext_quorum(servers.len()),
+        Some(t) if t.accepts_plaintext() => warn!(
+            ssl_quorum = cfg.ssl_quorum,
+            port_unification = cfg.port_unification,
+            "SECURITY: the quorum and election ports still accept PLAINTEXT peers \
+             (portUnification=true or sslQuorum=false, for a rolling switch to TLS): until \
+             every member runs sslQuorum=true without portUnification, any process that \
+             reaches them can pose as a member; see README, Security."
+        ),
+        Some(_) => info!("quorum TLS: every peer link is TLS with mutual authentication"),
+    }
+    if tls.as_ref().is_some_and(|t| !t.hostname_verification()) {
+        warn!(
+            "SECURITY: ssl.quorum.hostnameVerification=false: any certificate the trust store \
+             trusts can pose as any member (unless it carries zab:server.N URIs)"
+        );
+    }
     let net_cfg = NetConfig {
         me: cfg.myid,
         election: cfg
@@ -269,6 +370,9 @@ fn start_network(
         ensemble: crate::wire::ensemble_fingerprint(&servers),
         jute_max_buffer: cfg.jute_max_buffer,
         live_window: Duration::from_millis(cfg.tick_ms.saturating_mul(2)),
+        tls,
+        send_queue_limit: cfg.bounds.peer_send_queue,
+        inbox_limit: cfg.bounds.peer_inbox,
         breakdown: Some(Arc::clone(&status.breakdown)),
     };
     let net_events = events_tx.clone();
@@ -286,7 +390,47 @@ type NetStarted = (
     Option<QuorumSender<zab_zk::Txn>>,
 );
 
-/// The peer ports carry no authentication yet (quorum TLS is issue 11's next step): say loudly
+/// 32 random bytes from the operating system: this process's key for new sessions'
+/// passwords (they travel in the `createSession`, so no other server needs it).
+fn random_secret() -> anyhow::Result<Vec<u8>> {
+    let mut secret = vec![0u8; 32];
+    rustls::crypto::ring::default_provider()
+        .secure_random
+        .fill(&mut secret)
+        .map_err(|_| anyhow::anyhow!("no randomness from the operating system"))?;
+    Ok(secret)
+}
+
+/// The quorum's TLS, when `sslQuorum` or `portUnification` asks for it: the stores are read
+/// now, so a bad store stops the start with a message naming the key and the file.
+fn quorum_tls(cfg: &ServerConfig) -> anyhow::Result<Option<Arc<QuorumTls>>> {
+    if !cfg.ssl_quorum && !cfg.port_unification {
+        return Ok(None);
+    }
+    let members = cfg
+        .members
+        .iter()
+        .map(|m| {
+            (
+                m.id,
+                MemberHost {
+                    host: m.host.clone(),
+                    ip: m.quorum_addr.ip(),
+                },
+            )
+        })
+        .collect();
+    let tls = QuorumTls::new(
+        &cfg.quorum_tls,
+        members,
+        cfg.ssl_quorum,
+        cfg.port_unification,
+    )
+    .context("cannot set up quorum TLS (sslQuorum)")?;
+    Ok(Some(Arc::new(tls)))
+}
+
+/// Without `sslQuorum` the peer ports carry no authentication: say loudly
 /// what anyone who reaches them can do, so that no one runs this on a shared network unaware.
 fn warn_plaintext_quorum(members: usize) {
     warn!(
@@ -294,8 +438,8 @@ fn warn_plaintext_quorum(members: usize) {
         "SECURITY: the quorum and election ports are PLAINTEXT and UNAUTHENTICATED. Any process \
          that reaches them can pose as a member: vote itself leader and commit forged writes, \
          acknowledge proposals for stopped followers (acknowledged writes can then be lost), \
-         or forward writes with super-user rights past every ACL. Bind them to a private \
-         network or loopback only; see README, Security."
+         or forward writes with super-user rights past every ACL. Set sslQuorum=true (README, \
+         Security), or bind them to loopback for development only."
     );
 }
 

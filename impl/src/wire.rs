@@ -18,7 +18,11 @@ use zab_spec::{Epoch, QuorumMessage, ServerId, ServerState, Txn, Vote, Zxid};
 /// The magic that opens every handshake.
 pub const MAGIC: &[u8; 4] = b"ZABP";
 /// The version of this format. A peer speaking another version is refused with a clear error.
-pub const VERSION: u16 = 1;
+///
+/// Version 2 (zab 0.2, storage recovery, `spec/PROTOCOL.md` §7.1): a notification ends with a
+/// flags byte (bit 0 `recovering`, bit 1 `empty`), FOLLOWERINFO with a `recovering` byte, and
+/// a RESTORED frame exists.
+pub const VERSION: u16 = 2;
 /// The largest frame accepted on any connection: a SNAP of a big tree is one frame, and only a
 /// follower's connection to its leader accepts one ([`FrameLimits::from_leader`]).
 pub const MAX_FRAME: usize = 1 << 30;
@@ -67,9 +71,10 @@ impl FrameLimits {
     /// an unknown type.
     fn max_body(&self, t: u8) -> Option<usize> {
         Some(match t {
-            tag::NOTIFICATION => 30,
-            tag::HEARTBEAT | tag::UPTODATE => 1,
-            tag::FOLLOWERINFO | tag::LEADERINFO => 5,
+            tag::NOTIFICATION => 31,
+            tag::HEARTBEAT | tag::UPTODATE | tag::RESTORED => 1,
+            tag::FOLLOWERINFO => 6,
+            tag::LEADERINFO => 5,
             tag::ACKEPOCH => 14,
             tag::DIFF | tag::TRUNC | tag::COMMIT | tag::NEWLEADER | tag::ACKLD | tag::ACK => 9,
             tag::SNAP => 9 + self.snapshot,
@@ -297,6 +302,8 @@ pub enum Frame<P> {
     Zab(Message<P>),
     /// A heartbeat (the leader's ping and the follower's answer).
     Heartbeat,
+    /// A follower that was recovering processed UPTODATE: it is restored (§7.1).
+    Restored,
     /// An application frame (forwarded client requests, session traffic): a kind and bytes.
     App(u8, Bytes),
 }
@@ -316,6 +323,7 @@ mod tag {
     pub const UPTODATE: u8 = 12;
     pub const ACK: u8 = 3;
     pub const HEARTBEAT: u8 = 5;
+    pub const RESTORED: u8 = 6;
     pub const APP: u8 = 40;
 }
 
@@ -339,9 +347,11 @@ pub fn encode_frame<P: PayloadCodec>(frame: &Frame<P>, out: &mut BytesMut) {
             out.put_u32(n.vote.peer_epoch.0);
             out.put_u64(n.election_epoch);
             out.put_u8(state_byte(n.state));
+            out.put_u8(u8::from(n.recovering) | (u8::from(n.empty) << 1));
         }
         Frame::Zab(m) => encode_message(m, out),
         Frame::Heartbeat => out.put_u8(tag::HEARTBEAT),
+        Frame::Restored => out.put_u8(tag::RESTORED),
         Frame::App(kind, bytes) => {
             out.put_u8(tag::APP);
             out.put_u8(*kind);
@@ -354,9 +364,13 @@ pub fn encode_frame<P: PayloadCodec>(frame: &Frame<P>, out: &mut BytesMut) {
 
 fn encode_message<P: PayloadCodec>(m: &Message<P>, out: &mut BytesMut) {
     match m {
-        QuorumMessage::FollowerInfo { accepted_epoch } => {
+        QuorumMessage::FollowerInfo {
+            accepted_epoch,
+            recovering,
+        } => {
             out.put_u8(tag::FOLLOWERINFO);
             out.put_u32(accepted_epoch.0);
+            out.put_u8(u8::from(*recovering));
         }
         QuorumMessage::LeaderInfo { new_epoch } => {
             out.put_u8(tag::LEADERINFO);
@@ -457,7 +471,7 @@ pub fn decode_frame<P: PayloadCodec>(body: &Bytes) -> Result<Frame<P>, WireError
     let t = buf.get_u8();
     let frame = match t {
         tag::NOTIFICATION => {
-            need(buf, 29, "notification")?;
+            need(buf, 30, "notification")?;
             let leader = ServerId(buf.get_u64());
             let zxid = Zxid::from_u64(buf.get_u64());
             let peer_epoch = Epoch(buf.get_u32());
@@ -473,6 +487,13 @@ pub fn decode_frame<P: PayloadCodec>(body: &Bytes) -> Result<Frame<P>, WireError
                     });
                 }
             };
+            let flags = buf.get_u8();
+            if flags > 3 {
+                return Err(WireError::Unknown {
+                    what: "notification flags",
+                    value: flags,
+                });
+            }
             Frame::Notification(Notification {
                 vote: Vote {
                     peer_epoch,
@@ -481,9 +502,12 @@ pub fn decode_frame<P: PayloadCodec>(body: &Bytes) -> Result<Frame<P>, WireError
                 },
                 election_epoch,
                 state,
+                recovering: flags & 1 != 0,
+                empty: flags & 2 != 0,
             })
         }
         tag::HEARTBEAT => Frame::Heartbeat,
+        tag::RESTORED => Frame::Restored,
         tag::APP => {
             need(buf, 1, "app kind")?;
             let kind = buf.get_u8();
@@ -491,9 +515,24 @@ pub fn decode_frame<P: PayloadCodec>(body: &Bytes) -> Result<Frame<P>, WireError
             buf = &[];
             Frame::App(kind, rest)
         }
-        tag::FOLLOWERINFO => Frame::Zab(QuorumMessage::FollowerInfo {
-            accepted_epoch: epoch(&mut buf)?,
-        }),
+        tag::FOLLOWERINFO => {
+            let accepted_epoch = epoch(&mut buf)?;
+            need(buf, 1, "followerinfo flag")?;
+            let recovering = match buf.get_u8() {
+                0 => false,
+                1 => true,
+                v => {
+                    return Err(WireError::Unknown {
+                        what: "followerinfo flag",
+                        value: v,
+                    });
+                }
+            };
+            Frame::Zab(QuorumMessage::FollowerInfo {
+                accepted_epoch,
+                recovering,
+            })
+        }
         tag::LEADERINFO => Frame::Zab(QuorumMessage::LeaderInfo {
             new_epoch: epoch(&mut buf)?,
         }),
@@ -770,11 +809,26 @@ mod tests {
                 vote,
                 election_epoch: 4,
                 state: ServerState::Following,
+                recovering: false,
+                empty: false,
+            }),
+            Frame::Notification(Notification {
+                vote,
+                election_epoch: 4,
+                state: ServerState::Looking,
+                recovering: true,
+                empty: true,
             }),
             Frame::Heartbeat,
+            Frame::Restored,
             Frame::App(3, Bytes::from_static(b"req")),
             Frame::Zab(QuorumMessage::FollowerInfo {
                 accepted_epoch: Epoch(1),
+                recovering: false,
+            }),
+            Frame::Zab(QuorumMessage::FollowerInfo {
+                accepted_epoch: Epoch(1),
+                recovering: true,
             }),
             Frame::Zab(QuorumMessage::LeaderInfo {
                 new_epoch: Epoch(2),
@@ -826,7 +880,7 @@ mod tests {
         );
         assert_eq!(
             err.to_string(),
-            "peer speaks wire version 9, this server speaks 1"
+            "peer speaks wire version 9, this server speaks 2"
         );
         assert!(matches!(
             decode_hello(b"GET / HTTP/1.1\r\n\r\n"),
@@ -880,11 +934,11 @@ mod tests {
         assert!(take_frame(&mut b, &FrameLimits::ELECTION).is_err());
         // A notification one byte too long is refused on an election connection.
         let mut b = BytesMut::new();
-        b.put_u32(31);
+        b.put_u32(32);
         b.put_u8(tag::NOTIFICATION);
         assert_eq!(
             take_frame(&mut b, &FrameLimits::ELECTION),
-            Err(WireError::TooLarge(31))
+            Err(WireError::TooLarge(32))
         );
         // A follower accepts a large SNAP from its leader, but reserves only as bytes come.
         let mut b = BytesMut::new();

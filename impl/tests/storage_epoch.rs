@@ -25,6 +25,10 @@ fn current_path() -> PathBuf {
     PathBuf::from("/data/zab-v1/currentEpoch")
 }
 
+fn recovering_path() -> PathBuf {
+    PathBuf::from("/data/zab-v1/recovering")
+}
+
 #[test]
 fn a_fresh_data_dir_is_epoch_zero_and_writes_nothing() {
     let sim = SimFs::new();
@@ -136,26 +140,74 @@ fn with_data(sim: &SimFs) {
 }
 
 #[test]
-fn a_missing_accepted_epoch_next_to_data_refuses_to_start() {
+fn missing_epoch_files_next_to_data_take_the_last_logged_epoch_and_recover() {
+    // Both lost (spec/PROTOCOL.md §7.1 LoseEpochFiles): ZooKeeper's rule, and recovering.
+    let sim = SimFs::new();
+    with_data(&sim);
+    sim.remove_file(&accepted_path()).unwrap();
+    sim.remove_file(&current_path()).unwrap();
+    sim.sync_dir(&PathBuf::from("/data/zab-v1")).unwrap();
+    let (s, r) = open(&sim).unwrap();
+    assert_eq!((r.accepted_epoch, r.current_epoch), (Epoch(1), Epoch(1)));
+    assert!(r.recovering && s.epochs().recovering());
+    assert_eq!(r.txns.len(), 1);
+    // The flag and the rewritten epochs are durable: a crash now changes nothing.
+    drop(s);
+    sim.crash(CrashMode::DropUnsynced);
+    let (s, r) = open(&sim).unwrap();
+    assert_eq!((r.accepted_epoch, r.current_epoch), (Epoch(1), Epoch(1)));
+    assert!(r.recovering);
+    let flag = sim.read_durable(&recovering_path()).expect("flag file");
+    assert!(
+        String::from_utf8_lossy(&flag).contains("acceptedEpoch and currentEpoch missing"),
+        "{}",
+        String::from_utf8_lossy(&flag)
+    );
+    // Restored (UPTODATE): the flag is cleared durably.
+    s.epochs().set_recovering(false, "").unwrap();
+    drop(s);
+    sim.crash(CrashMode::DropUnsynced);
+    let (_, r) = open(&sim).unwrap();
+    assert!(!r.recovering);
+    assert_eq!(sim.read_durable(&recovering_path()), None);
+
+    // acceptedEpoch alone lost: never below currentEpoch.
     let sim = SimFs::new();
     with_data(&sim);
     sim.remove_file(&accepted_path()).unwrap();
     sim.sync_dir(&PathBuf::from("/data/zab-v1")).unwrap();
-    let err = open(&sim).unwrap_err();
-    assert!(matches!(err, StorageError::Inconsistent(_)), "{err}");
-    assert!(
-        err.to_string().contains("acceptedEpoch is missing"),
-        "{err}"
-    );
-    // Even without log data, a lone currentEpoch is not a fresh directory.
+    let (_, r) = open(&sim).unwrap();
+    assert_eq!((r.accepted_epoch, r.current_epoch), (Epoch(1), Epoch(1)));
+    assert!(r.recovering);
+
+    // A lone currentEpoch without data: acceptedEpoch is lost, so recovering as well.
     let sim = SimFs::new();
     sim.put_file(&current_path(), b"1\n");
-    assert!(open(&sim).is_err());
+    let (_, r) = open(&sim).unwrap();
+    assert_eq!((r.accepted_epoch, r.current_epoch), (Epoch(1), Epoch(1)));
+    assert!(r.recovering);
 }
 
 #[test]
-fn a_missing_current_epoch_next_to_data_is_the_first_newleader_crash_window() {
-    // NEWLEADER on a fresh follower: (1) log the synced packets, fsync; crash before (2).
+fn a_missing_current_epoch_next_to_data_is_recovered_from_peers() {
+    // The case: currentEpoch deleted beside a log of epoch 3. Reading it as 0 lost
+    // acknowledged writes; now it is the last logged epoch, and the server recovers.
+    let sim = SimFs::new();
+    let (mut s, _) = open(&sim).unwrap();
+    s.epochs().set_accepted_epoch(Epoch(3)).unwrap();
+    s.epochs().set_current_epoch(Epoch(3)).unwrap();
+    s.append(Zxid::new(3, 1), b"t").unwrap();
+    s.sync().unwrap();
+    drop(s);
+    sim.remove_file(&current_path()).unwrap();
+    sim.sync_dir(&PathBuf::from("/data/zab-v1")).unwrap();
+    let (_, r) = open(&sim).unwrap();
+    assert_eq!((r.accepted_epoch, r.current_epoch), (Epoch(3), Epoch(3)));
+    assert!(r.recovering);
+
+    // The crash window of a fresh follower's first NEWLEADER (synced packets logged,
+    // currentEpoch not yet) looks the same: never below what was logged, and recovering
+    // (it costs that follower a sync from the leader, nothing more).
     let sim = SimFs::new();
     let (mut s, _) = open(&sim).unwrap();
     s.epochs().set_accepted_epoch(Epoch(2)).unwrap();
@@ -164,8 +216,9 @@ fn a_missing_current_epoch_next_to_data_is_the_first_newleader_crash_window() {
     sim.crash(CrashMode::DropUnsynced);
     drop(s);
     let (_, r) = open(&sim).unwrap();
-    assert_eq!((r.accepted_epoch, r.current_epoch), (Epoch(2), Epoch(0)));
+    assert_eq!((r.accepted_epoch, r.current_epoch), (Epoch(2), Epoch(1)));
     assert_eq!(r.txns.len(), 1);
+    assert!(r.recovering);
 }
 
 #[test]

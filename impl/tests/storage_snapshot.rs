@@ -184,8 +184,9 @@ fn a_corrupt_only_snapshot_falls_back_to_the_empty_state_when_the_log_starts_at_
 }
 
 #[test]
-fn a_corrupt_newest_snapshot_refuses_to_start_when_the_log_does_not_cover_the_gap() {
-    // Pruned log: nothing older to fall back to.
+fn a_corrupt_newest_snapshot_the_log_does_not_cover_keeps_what_rebuilds_and_recovers() {
+    // Pruned log: nothing older to fall back to. The state the corrupt snapshot held is
+    // lost here (spec/PROTOCOL.md §7.1): keep what rebuilds (nothing), and recover.
     let sim = SimFs::new();
     let mut c = config();
     c.snap_retain_count = 1;
@@ -194,25 +195,34 @@ fn a_corrupt_newest_snapshot_refuses_to_start_when_the_log_does_not_cover_the_ga
     snapshot(&mut s, z(30));
     drop(s);
     sim.put_file(&snap_path(z(30)), b"garbage");
-    let err = open_with(&sim, &c).unwrap_err();
-    let msg = err.to_string();
-    assert!(matches!(err, StorageError::Inconsistent(_)), "{msg}");
+    let (_, r) = open_with(&sim, &c).unwrap();
+    assert!(r.recovering);
+    assert_eq!((r.snapshot, r.txns.len()), (None, 0));
     assert!(
-        msg.contains("snapshot at 0x10000001e") && msg.contains("missing"),
-        "{msg}"
+        r.damage[0].contains("snapshot at 0x10000001e") && r.damage[0].contains("recovering"),
+        "{:?}",
+        r.damage
     );
-    // The snapshot is not renamed when recovery refuses.
-    assert!(sim.read_durable(&snap_path(z(30))).is_some());
+    // Reopening finds the same state, still recovering, with nothing new to report.
+    let (_, again) = open_with(&sim, &c).unwrap();
+    assert!(again.recovering && again.damage.is_empty() && again.txns.is_empty());
 
-    // The log ends before the corrupt snapshot: falling back would lose transactions.
+    // The log ends before the corrupt snapshot: the older snapshot and the log up to its end.
     let sim = SimFs::new();
     let mut s = with_log(&sim, &config(), 5);
     snapshot(&mut s, z(2));
     snapshot(&mut s, z(9));
     drop(s);
     sim.put_file(&snap_path(z(9)), b"garbage");
-    let msg = open_with(&sim, &config()).unwrap_err().to_string();
-    assert!(msg.contains("it ends at 0x100000005"), "{msg}");
+    let (_, r) = open_with(&sim, &config()).unwrap();
+    assert!(r.recovering);
+    assert_eq!(r.snapshot_zxid(), z(2));
+    assert_eq!(r.last_zxid(), z(5));
+    assert!(
+        r.damage[0].contains("through 0x100000005"),
+        "{:?}",
+        r.damage
+    );
 }
 
 #[test]

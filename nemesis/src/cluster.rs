@@ -134,13 +134,25 @@ impl Cluster {
         launcher: Launcher,
         start: Instant,
     ) -> Result<Cluster> {
+        Self::prepare_with(topo, n, run_dir, launcher, start, "")
+    }
+
+    /// [`Cluster::prepare`] with `extra` lines appended to every `zoo.cfg` (e.g. `snapCount`).
+    pub fn prepare_with(
+        topo: &Topology,
+        n: u64,
+        run_dir: &Path,
+        launcher: Launcher,
+        start: Instant,
+        extra: &str,
+    ) -> Result<Cluster> {
         let mut servers = Vec::new();
         for id in 1..=n {
             let dir = run_dir.join(format!("s{id}"));
             let data = dir.join("data");
             std::fs::create_dir_all(&data).with_context(|| format!("mkdir {}", data.display()))?;
             std::fs::write(data.join("myid"), format!("{id}\n"))?;
-            std::fs::write(dir.join("zoo.cfg"), zoo_cfg(n, &data))?;
+            std::fs::write(dir.join("zoo.cfg"), zoo_cfg(n, &data) + extra)?;
             servers.push(Server {
                 id,
                 ns: topo.server_ns(id),

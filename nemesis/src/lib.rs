@@ -4,6 +4,8 @@
 
 pub mod check;
 pub mod cluster;
+pub mod damage;
+pub mod disk;
 pub mod history;
 pub mod nemesis;
 pub mod report;

@@ -76,6 +76,43 @@ enum Cmd {
         #[arg(long, default_value = DEFAULT_PREFIX)]
         prefix: String,
     },
+    /// The damage matrix: each kind of damage to one server of a 3-node ensemble under writes,
+    /// restarts in adversarial orders, acknowledged writes lost counted (README "Damaged
+    /// disks"). Exit 1 when a zabd row loses an acknowledged write or does not serve again.
+    Damage {
+        /// The system(s) under test (`both`: zabd's rows, then ZooKeeper's).
+        #[arg(long, value_enum, default_value = "zabd")]
+        system: Which,
+        /// The rows (comma-separated): epoch-files, current-epoch, flip-last, flip-middle,
+        /// truncate, snapshot, wipe (default: all).
+        #[arg(long, value_delimiter = ',')]
+        rows: Vec<String>,
+        /// Restart orders (comma-separated): bc-a (damaged B and lagging C first, intact A
+        /// last), ab-c, all.
+        #[arg(long, value_delimiter = ',', default_value = "bc-a")]
+        orders: Vec<String>,
+        /// Seed (which follower is damaged).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Seconds of writes before C stops, while it is down, and after recovery.
+        #[arg(long, default_value_t = 3.0)]
+        load_secs: f64,
+        /// Seconds the first restarted servers are alone.
+        #[arg(long, default_value_t = 12.0)]
+        window_secs: f64,
+        /// Where row folders and the table go.
+        #[arg(long, default_value = "target/damage")]
+        out: PathBuf,
+        /// zabd binary (default: next to this binary).
+        #[arg(long)]
+        zabd: Option<PathBuf>,
+        /// ZooKeeper's class path.
+        #[arg(long, default_value = ZK_CLASSPATH)]
+        zk_classpath: String,
+        /// Namespace name prefix.
+        #[arg(long, default_value = zab_nemesis::damage::DAMAGE_PREFIX)]
+        prefix: String,
+    },
     /// Feeds the checkers known non-linearizable and lossy histories; fails unless all are
     /// rejected (and the good ones accepted).
     SelfTest,
@@ -123,6 +160,41 @@ fn main() {
             }
         },
         Cmd::EphHolder { hosts, path } => eph_holder(&hosts, &path),
+        Cmd::Damage {
+            system,
+            rows,
+            orders,
+            seed,
+            load_secs,
+            window_secs,
+            out,
+            zabd,
+            zk_classpath,
+            prefix,
+        } => {
+            let a = DamageArgs {
+                rows,
+                orders,
+                seed,
+                load: Duration::from_secs_f64(load_secs),
+                window: Duration::from_secs_f64(window_secs),
+                out,
+                zabd,
+                zk_classpath,
+                prefix,
+            };
+            match damage_cmd(system, &a) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("zab-nemesis damage: {e:#}");
+                    if INTERRUPTED.load(Ordering::Relaxed) {
+                        130
+                    } else {
+                        2
+                    }
+                }
+            }
+        }
         Cmd::Run {
             system,
             seed,
@@ -185,6 +257,114 @@ struct RunArgs {
     zabd: Option<PathBuf>,
     zk_classpath: String,
     prefix: String,
+}
+
+struct DamageArgs {
+    rows: Vec<String>,
+    orders: Vec<String>,
+    seed: u64,
+    load: Duration,
+    window: Duration,
+    out: PathBuf,
+    zabd: Option<PathBuf>,
+    zk_classpath: String,
+    prefix: String,
+}
+
+fn damage_cmd(which: Which, a: &DamageArgs) -> Result<i32> {
+    use zab_nemesis::damage::{self, Kind, Order};
+    let mut kinds = Vec::new();
+    for r in &a.rows {
+        kinds.push(Kind::parse(r).with_context(|| format!("unknown row {r:?}"))?);
+    }
+    if kinds.is_empty() {
+        kinds = damage::ALL.to_vec();
+    }
+    let mut orders = Vec::new();
+    for o in &a.orders {
+        orders.push(Order::parse(o).with_context(|| format!("unknown order {o:?}"))?);
+    }
+    install_signal_thread()?;
+    let exe = std::env::current_exe().context("current_exe")?;
+    let zabd = a.zabd.clone().unwrap_or_else(|| exe.with_file_name("zabd"));
+    let systems: Vec<System> = match which {
+        Which::Zabd => vec![System::Zabd],
+        Which::Zookeeper => vec![System::Zookeeper],
+        Which::Both => vec![System::Zabd, System::Zookeeper],
+    };
+    if systems.contains(&System::Zabd) && !zabd.exists() {
+        anyhow::bail!("no zabd at {} (build it or pass --zabd)", zabd.display());
+    }
+    let load_avg = || {
+        std::fs::read_to_string("/proc/loadavg")
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    let started = std::time::SystemTime::now();
+    let before = load_avg();
+    let mut rows = Vec::new();
+    for system in systems {
+        let opts = damage::Options {
+            launcher: Launcher {
+                system,
+                zabd: zabd.clone(),
+                zk_classpath: a.zk_classpath.clone(),
+            },
+            kinds: kinds.clone(),
+            orders: orders.clone(),
+            seed: a.seed,
+            load: a.load,
+            window: a.window,
+            out: a.out.clone(),
+            prefix: a.prefix.clone(),
+        };
+        rows.extend(damage::run(&opts)?);
+    }
+    let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+    let order_names: Vec<&str> = orders.iter().map(|o| o.name()).collect();
+    let t = format!(
+        "zab-nemesis damage --system {} --rows {} --orders {} --seed {} --load-secs {} \
+         --window-secs {}: {} rows in {:.0} s, started {}, load average {} before, {} after\n\n{}",
+        match which {
+            Which::Zabd => "zabd",
+            Which::Zookeeper => "zookeeper",
+            Which::Both => "both",
+        },
+        names.join(","),
+        order_names.join(","),
+        a.seed,
+        a.load.as_secs_f64(),
+        a.window.as_secs_f64(),
+        rows.len(),
+        started.elapsed().map_or(0.0, |d| d.as_secs_f64()),
+        damage::utc(
+            started
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        ),
+        before,
+        load_avg(),
+        damage::table(&rows)
+    );
+    println!("{t}");
+    let _ = std::fs::create_dir_all(&a.out);
+    let _ = std::fs::write(a.out.join("table.md"), &t);
+    let failed: Vec<_> = rows
+        .iter()
+        .filter(|r| r.system == "zabd" && !r.passed())
+        .collect();
+    for r in &failed {
+        println!(
+            "FAILED: zabd {} {}: lost {:?} of {} acknowledged; {}   [logs: {}]",
+            r.kind.name(),
+            r.order.name(),
+            r.lost,
+            r.acked,
+            r.behaviour(),
+            r.dir.display()
+        );
+    }
+    Ok(if failed.is_empty() { 0 } else { 1 })
 }
 
 /// SIGINT, SIGTERM and SIGHUP set [`INTERRUPTED`]; the run stops and tears down.

@@ -104,6 +104,11 @@ pub fn parse_line(line: &str) -> Result<Timed, String> {
         log,
         persisted: zxid(field("persisted")?)?,
         committed: zxid(field("committed")?)?,
+        // Absent in traces written before storage recovery (`spec/PROTOCOL.md` §7.1).
+        recovering: match v.get("recovering") {
+            None | Some(serde_json::Value::Null) => false,
+            Some(x) => x.as_bool().ok_or("recovering must be a boolean")?,
+        },
     };
     Ok((
         t,

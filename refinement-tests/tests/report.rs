@@ -7,12 +7,13 @@ use zab_spec::Bug;
 
 #[test]
 fn a_failed_simulation_is_drawn_around_the_failure() {
-    // The finding seed of `tests/simulation.rs` for this switch.
-    let mut cfg = sim::SimConfig::new(0, 3);
+    // The finding seed of `tests/simulation.rs` for this switch (seed 0 now ends in a
+    // FollowLeader divergence before the bug shows).
+    let mut cfg = sim::SimConfig::new(1, 3);
     cfg.safety_ms = 3000;
     cfg.bug = Some(Bug::PaperRedundantPropose);
     let Err(f) = sim::run(cfg.clone()) else {
-        panic!("--bug paper-redundant-propose is found at seed 0");
+        panic!("--bug paper-redundant-propose is found at seed 1");
     };
     let w = &f.window;
     assert!(!w.actions.is_empty() && w.actions.len() <= WINDOW);

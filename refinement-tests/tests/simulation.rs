@@ -77,9 +77,11 @@ fn the_same_seed_gives_a_byte_identical_trace() {
 /// server but need a crash inside a window of a few ms and were not found within 16-22 seeds
 /// of 3 s; README says so.
 const FOUND: [(Bug, u64); 4] = [
-    (Bug::Zk4394, 1),
-    (Bug::PaperRedundantPropose, 0),
-    (Bug::PaperCommitldZxid, 1),
+    (Bug::Zk4394, 4),
+    // Seed 0 now ends in a refinement divergence (a FollowLeader the refiner cannot commute
+    // past its leader's FOLLOWERINFO) before the bug shows; seed 1 breaks the invariant.
+    (Bug::PaperRedundantPropose, 1),
+    (Bug::PaperCommitldZxid, 4),
     (Bug::PaperProposeRecipients, 2),
 ];
 
@@ -101,4 +103,32 @@ fn known_bug_switches_are_found_by_simulation_and_refinement() {
             f.repro
         );
     }
+}
+
+/// Storage faults (`spec/PROTOCOL.md` §7.1) on one server at a time: bit flips in fsynced log
+/// records, lost epoch files, wiped data directories, failing fsyncs. Every check stays green:
+/// the restarted server must be `recovering` where the model says so (refinement), and no
+/// acknowledged write is lost (linearizability, replica agreement).
+///
+/// Deep (`ci/test.sh --deep`): a seed takes minutes (about 3 in release on the 2-core
+/// machine), too long for the CI budget.
+#[test]
+#[ignore = "deep: minutes per seed; ci/test.sh --deep runs it"]
+fn storage_faults_lose_no_acknowledged_write() {
+    let mut injected = std::collections::BTreeMap::new();
+    for seed in 1..=3 {
+        let mut c = config(seed, 3);
+        c.faults = Faults::WITH_STORAGE;
+        c.safety_ms = 6000;
+        c.fault_interval_ms = 300;
+        let r = must_pass(c);
+        for (k, v) in r.faults {
+            *injected.entry(k).or_insert(0) += v;
+        }
+    }
+    let storage: usize = ["LoseLogSuffix", "LoseEpochFiles", "LoseDataDir"]
+        .iter()
+        .map(|k| injected.get(k).copied().unwrap_or(0))
+        .sum();
+    assert!(storage > 0, "no storage fault was injected: {injected:?}");
 }

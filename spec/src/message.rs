@@ -75,6 +75,14 @@ pub struct Notification {
     pub election_epoch: u64,
     /// The sender's state: a LOOKING sender is still voting, the others report the leader.
     pub state: ServerState,
+    /// The sender is recovering from damaged storage, or does not know yet whether it is
+    /// (it started with no durable state): its vote is neither counted nor adopted, and it
+    /// is never a candidate (`spec/PROTOCOL.md` §7.1).
+    pub recovering: bool,
+    /// The sender holds no durable state at all (no epochs, no log, no snapshot): what a
+    /// server that never joined has, and what a wiped data directory looks like. A server
+    /// that starts empty is fresh only if every other member reports empty too (§7.1).
+    pub empty: bool,
 }
 
 /// A message between a leader and a follower in Zab 1.0 (ZooKeeper `Leader.*` packet types).
@@ -87,6 +95,10 @@ pub enum QuorumMessage<P, S = Vec<Txn<P>>> {
     FollowerInfo {
         /// The follower's `acceptedEpoch`.
         accepted_epoch: Epoch,
+        /// The follower is recovering from damaged storage (`spec/PROTOCOL.md` §7.1): the
+        /// leader records its ACKEPOCH without counting it, lets its ACK of NEWLEADER join
+        /// the live set but not the establishing quorum, and ignores its ACKs.
+        recovering: bool,
     },
     /// Leader → follower: the proposed new epoch (`LEADERINFO`).
     LeaderInfo {
@@ -169,8 +181,20 @@ impl<P, S> QuorumMessage<P, S> {
 impl<P: fmt::Display, S> fmt::Display for QuorumMessage<P, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            QuorumMessage::FollowerInfo { accepted_epoch } => {
+            QuorumMessage::FollowerInfo {
+                accepted_epoch,
+                recovering: false,
+            } => {
                 write!(f, "FOLLOWERINFO(acceptedEpoch={accepted_epoch})")
+            }
+            QuorumMessage::FollowerInfo {
+                accepted_epoch,
+                recovering: true,
+            } => {
+                write!(
+                    f,
+                    "FOLLOWERINFO(acceptedEpoch={accepted_epoch}, recovering)"
+                )
             }
             QuorumMessage::LeaderInfo { new_epoch } => write!(f, "LEADERINFO(epoch={new_epoch})"),
             QuorumMessage::AckEpoch {

@@ -2,6 +2,11 @@
 
 ZAB_HOSTS: the 3-server ensemble, "host:port,host:port,host:port".
 ZAB_STANDALONE: a standalone zabd started with no arguments, "host:port".
+ZAB_TLS: "ca,certfile,keyfile" (PEM files): every client connects over TLS with that client
+certificate and verifies the server's (the TLS round of ci/clients.sh).
+ZAB_TLS_OTHER: "certfile,keyfile" of a second client certificate (test_x509.py).
+ZAB_X509_DN: the subject of ZAB_TLS's client certificate as Java's X500Principal.getName()
+writes it (computed by ci/clients.sh with java), the id zabd must give that client.
 """
 
 import os
@@ -38,6 +43,14 @@ def connect(hosts):
 
     def make(i, **kwargs):
         kwargs.setdefault("timeout", 10.0)
+        tls = os.environ.get("ZAB_TLS")
+        if tls:
+            ca, certfile, keyfile = tls.split(",")
+            kwargs.setdefault("use_ssl", True)
+            kwargs.setdefault("verify_certs", True)
+            kwargs.setdefault("ca", ca)
+            kwargs.setdefault("certfile", certfile)
+            kwargs.setdefault("keyfile", keyfile)
         zk = KazooClient(hosts=hosts[i % len(hosts)], **kwargs)
         zk.start(timeout=30)
         clients.append(zk)

@@ -140,7 +140,7 @@ fn tree_with_keys(keys: usize) -> (DataTree, Preparer, SessionId) {
     let mut prep = Preparer::new(PrepConfig::default());
     let session = SessionId(0x0100_0000_0000_0001);
     let z = Zxid::new(1, 1);
-    let t = prep.create_session(session, 30_000, 0, z);
+    let t = prep.create_session(session, (30_000, [0; 16]), 0, z);
     tree.apply(&t, z);
     prep.committed(z);
     let mut n = 2;

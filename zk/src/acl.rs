@@ -1,6 +1,7 @@
 //! ACL checks and ACL fix-up, as ZooKeeper 3.8 does them (`ZooKeeperServer.checkACL`,
-//! `PrepRequestProcessor.fixupACL`) for the schemes `world`, `auth`, `digest` and `ip`, with
-//! the `super` id bypassing every check.
+//! `PrepRequestProcessor.fixupACL`) for the schemes `world`, `auth`, `digest`, `ip` and `x509`
+//! (a TLS client certificate's subject, `X509AuthenticationProvider`), with the `super` id
+//! bypassing every check.
 
 use crate::proto::perms;
 use crate::proto::{Acl, Id};
@@ -17,7 +18,9 @@ pub fn is_super(auth: &[Id]) -> bool {
 
 /// `checkACL`: an empty ACL allows everything; a `super` id allows everything; otherwise some
 /// entry holding `perm` must be `world:anyone` or match one of the caller's ids of its scheme
-/// (`digest`: equal strings, `ip`: address or CIDR match). Else `NoAuth`.
+/// (`digest` and `x509`: equal strings, `ip`: address or CIDR match). Else `NoAuth`. (The
+/// x509 super user's own rule, that its DN matches every `x509` entry, needs no case here: its
+/// connection also holds the `super` id.)
 pub fn check(acl: &[Acl], perm: i32, auth: &[Id]) -> Result<(), ErrorCode> {
     if acl.is_empty() || is_super(auth) {
         return Ok(());
@@ -30,7 +33,7 @@ pub fn check(acl: &[Acl], perm: i32, auth: &[Id]) -> Result<(), ErrorCode> {
             return Ok(());
         }
         let matches = |candidate: &Id| match a.id.scheme.as_str() {
-            "digest" => candidate.id == a.id.id,
+            "digest" | "x509" => candidate.id == a.id.id,
             "ip" => ip_matches(&candidate.id, &a.id.id),
             _ => false,
         };
@@ -46,13 +49,15 @@ pub fn check(acl: &[Acl], perm: i32, auth: &[Id]) -> Result<(), ErrorCode> {
 
 /// Whether an ACL id is valid for its scheme's provider (`isValid`): `digest` ids are
 /// `user:hash` (exactly two `:`-separated parts, Java `split` semantics), `ip` ids an IPv4
-/// address with an optional `/bits`. `world` (other than `anyone`), `super`, `auth` and
-/// unknown schemes have no provider here.
+/// address with an optional `/bits`, `x509` ids a distinguished name `X500Principal` would
+/// accept. `world` (other than `anyone`), `super`, `auth` and unknown schemes have no
+/// provider here.
 #[must_use]
 pub fn is_valid_id(id: &Id) -> bool {
     match id.scheme.as_str() {
         "digest" => java_split_len(&id.id, ':') == 2,
         "ip" => ip_valid(&id.id),
+        "x509" => crate::x509::is_valid_dn(&id.id),
         _ => false,
     }
 }
@@ -69,8 +74,8 @@ fn java_split_len(s: &str, sep: char) -> usize {
 }
 
 /// `fixupACL`: removes duplicates (keeping the first), refuses an empty list, keeps
-/// `world:anyone`, expands `auth` into the caller's authenticated ids (digest ids; an `auth`
-/// entry with none is invalid) and checks every other id with its scheme's provider. Any
+/// `world:anyone`, expands `auth` into the caller's authenticated ids (digest and x509 ids,
+/// the providers whose `isAuthenticated` is true; an `auth` entry with none is invalid) and checks every other id with its scheme's provider. Any
 /// problem is `InvalidAcl`.
 pub fn fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
     let mut uniq: Vec<&Acl> = Vec::with_capacity(acl.len());
@@ -89,9 +94,9 @@ pub fn fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
         } else if a.id.scheme == "auth" {
             let mut any = false;
             for cid in auth {
-                // Only providers that authenticate (digest) count; `ip` does not and `super`
-                // has no provider.
-                if cid.scheme == "digest" {
+                // Only providers that authenticate (digest, x509) count; `ip` does not and
+                // `super` has no provider.
+                if cid.scheme == "digest" || cid.scheme == "x509" {
                     any = true;
                     out.push(Acl {
                         perms: a.perms,
@@ -283,6 +288,32 @@ mod tests {
             Acl::new(1, "ip", "10.0.0.1"),
         ];
         assert_eq!(fixup(&dup, &[]).map(|v| v.len()), Ok(2));
+    }
+
+    #[test]
+    fn x509_ids_match_exactly_expand_auth_and_are_validated() {
+        let dn = "CN=client,O=Example,C=US";
+        let acl = vec![Acl::new(perms::READ, "x509", dn)];
+        let me = [Id::new("ip", "127.0.0.1"), Id::new("x509", dn)];
+        assert_eq!(check(&acl, perms::READ, &me), Ok(()));
+        assert_eq!(check(&acl, perms::WRITE, &me), Err(ErrorCode::NoAuth));
+        let other = [Id::new("x509", "CN=client,O=Example")];
+        assert_eq!(check(&acl, perms::READ, &other), Err(ErrorCode::NoAuth));
+        // The same string under another scheme does not match.
+        assert_eq!(
+            check(&acl, perms::READ, &[Id::new("digest", dn)]),
+            Err(ErrorCode::NoAuth)
+        );
+        // `auth` expands to the certificate's id (X509AuthenticationProvider.isAuthenticated).
+        assert_eq!(
+            fixup(&ids::creator_all_acl(), &me),
+            Ok(vec![Acl::new(perms::ALL, "x509", dn)])
+        );
+        assert_eq!(fixup(&acl, &[]), Ok(acl.clone()));
+        assert_eq!(
+            fixup(&[Acl::new(31, "x509", "not a dn")], &[]),
+            Err(ErrorCode::InvalidAcl)
+        );
     }
 
     #[test]

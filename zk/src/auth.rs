@@ -1,6 +1,8 @@
 //! Authentication: the per-connection auth ids ([`AuthInfo`]: implicit `ip:<remote>`, plus
 //! what `auth` packets add), the `digest` scheme (`user:password` → `user:base64(sha1)`, like
-//! `DigestAuthenticationProvider`), the configured super user, and `whoAmI`.
+//! `DigestAuthenticationProvider`), the `x509` scheme (a TLS client certificate's subject, set
+//! when the TLS handshake completes, like `X509AuthenticationProvider`), the configured super
+//! users, and `whoAmI`.
 
 use crate::acl::SUPER_SCHEME;
 use crate::proto::{AuthPacket, ClientInfo, Id};
@@ -26,12 +28,18 @@ pub struct AuthConfig {
     /// `zookeeper.DigestAuthenticationProvider.superDigest`: `super:<base64 sha1>`; a digest
     /// auth producing exactly this id also gets `Id("super", "")`.
     pub super_digest: Option<String>,
+    /// `zookeeper.X509AuthenticationProvider.superUser`: a subject DN (as
+    /// [`crate::x509::rfc2253_from_der`] writes it); a client whose certificate has exactly
+    /// this subject also gets `Id("super", dn)`.
+    pub x509_super_user: Option<String>,
 }
 
 /// The auth ids of one connection (`ServerCnxn.authInfo`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuthInfo {
     remote_ip: String,
+    /// The subject of the client's verified TLS certificate, if it presented one.
+    x509: Option<String>,
     ids: Vec<Id>,
 }
 
@@ -41,8 +49,35 @@ impl AuthInfo {
     pub fn new(remote_ip: &str) -> AuthInfo {
         AuthInfo {
             remote_ip: remote_ip.to_owned(),
+            x509: None,
             ids: vec![Id::new("ip", remote_ip)],
         }
+    }
+
+    /// A new TLS connection whose client presented a certificate the server verified, with
+    /// subject `dn`: authenticated as `x509:<dn>` at once, and as the super user when `dn` is
+    /// the configured one (ZooKeeper runs `X509AuthenticationProvider.handleAuthentication`
+    /// when the handshake completes).
+    #[must_use]
+    pub fn with_certificate(remote_ip: &str, dn: &str, config: &AuthConfig) -> AuthInfo {
+        let mut a = AuthInfo::new(remote_ip);
+        a.x509 = Some(dn.to_owned());
+        a.add_x509(config);
+        a
+    }
+
+    fn add_x509(&mut self, config: &AuthConfig) {
+        let Some(dn) = self.x509.clone() else { return };
+        if config.x509_super_user.as_deref() == Some(dn.as_str()) {
+            self.add(Id::new(SUPER_SCHEME, &dn));
+        }
+        self.add(Id::new("x509", &dn));
+    }
+
+    /// The subject of the client's certificate, if it presented one.
+    #[must_use]
+    pub fn certificate_subject(&self) -> Option<&str> {
+        self.x509.as_deref()
     }
 
     /// Auth ids carried by a request forwarded from another server (the leader sees the
@@ -54,7 +89,11 @@ impl AuthInfo {
             .find(|i| i.scheme == "ip")
             .map(|i| i.id.clone())
             .unwrap_or_default();
-        AuthInfo { remote_ip, ids }
+        AuthInfo {
+            remote_ip,
+            x509: None,
+            ids,
+        }
     }
 
     /// The ids, in ZooKeeper's iteration order (see [`java_set_bin`]).
@@ -84,8 +123,9 @@ impl AuthInfo {
     }
 
     /// Handles an `auth` packet (xid -4). `digest` always succeeds; `ip` re-adds the remote
-    /// address; any other scheme is `AuthFailed` (ZooKeeper replies -115 and closes the
-    /// connection).
+    /// address; `x509` re-adds the certificate's ids and fails without a certificate (as
+    /// `X509AuthenticationProvider` does with no chain); any other scheme is `AuthFailed`
+    /// (ZooKeeper replies -115 and closes the connection).
     pub fn authenticate(
         &mut self,
         config: &AuthConfig,
@@ -105,6 +145,10 @@ impl AuthInfo {
                 self.add(Id::new("ip", &ip));
                 Ok(())
             }
+            "x509" if self.x509.is_some() => {
+                self.add_x509(config);
+                Ok(())
+            }
             _ => Err(ErrorCode::AuthFailed),
         }
     }
@@ -120,7 +164,7 @@ impl AuthInfo {
                 auth_scheme: id.scheme.clone(),
                 user: match id.scheme.as_str() {
                     "digest" => id.id.split(':').next().unwrap_or("").to_owned(),
-                    "ip" => id.id.clone(),
+                    "ip" | "x509" => id.id.clone(),
                     _ => String::new(),
                 },
             })
@@ -224,6 +268,7 @@ mod tests {
         );
         let config = AuthConfig {
             super_digest: Some(generate_digest("super:pw")),
+            ..AuthConfig::default()
         };
         assert_eq!(
             a.authenticate(&config, &packet("digest", "super:pw")),
@@ -236,5 +281,35 @@ mod tests {
             Ok(())
         );
         assert_eq!(a.ids().len(), 3);
+    }
+
+    #[test]
+    fn a_certificate_authenticates_as_x509_and_the_configured_dn_is_super() {
+        let dn = "CN=admin,O=Example";
+        let config = AuthConfig {
+            x509_super_user: Some(dn.into()),
+            ..AuthConfig::default()
+        };
+        let a = AuthInfo::with_certificate("127.0.0.1", "CN=client,O=Example", &config);
+        assert!(!a.is_super());
+        assert!(a.ids().contains(&Id::new("x509", "CN=client,O=Example")));
+        let users: Vec<(String, String)> = a
+            .who_am_i()
+            .into_iter()
+            .map(|c| (c.auth_scheme, c.user))
+            .collect();
+        assert!(users.contains(&("x509".into(), "CN=client,O=Example".into())));
+        let mut admin = AuthInfo::with_certificate("127.0.0.1", dn, &config);
+        assert!(admin.is_super());
+        assert!(admin.ids().contains(&Id::new("super", dn)));
+        assert_eq!(admin.certificate_subject(), Some(dn));
+        // `addauth x509` re-adds the certificate's ids; without a certificate it fails.
+        assert_eq!(admin.authenticate(&config, &packet("x509", "")), Ok(()));
+        assert_eq!(admin.ids().len(), 3);
+        let mut plain = AuthInfo::new("127.0.0.1");
+        assert_eq!(
+            plain.authenticate(&config, &packet("x509", "")),
+            Err(ErrorCode::AuthFailed)
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! A minimal blocking ZooKeeper client: one TCP connection, requests in order, no reconnect.
+//! A minimal blocking ZooKeeper client: one TCP connection (or any [`Transport`] over one,
+//! e.g. a TLS stream), requests in order, no reconnect.
 //!
 //! It exists for the project's own tests, benchmarks and trace harness, which need exact
 //! control over which server a request goes to and what happens when that server dies.
@@ -58,13 +59,32 @@ impl Default for ConnectOptions {
     }
 }
 
+/// The byte stream a [`Client`] talks over: a `TcpStream`, or a stream wrapped around one
+/// (TLS) that passes the read timeout through to the socket.
+pub trait Transport: std::io::Read + std::io::Write + Send + std::fmt::Debug {
+    /// The socket's read timeout.
+    fn read_timeout(&self) -> std::io::Result<Option<Duration>>;
+    /// Sets the socket's read timeout.
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl Transport for TcpStream {
+    fn read_timeout(&self) -> std::io::Result<Option<Duration>> {
+        TcpStream::read_timeout(self)
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+}
+
 /// A reply: the header and, on success, the body.
 pub type Reply = (ReplyHeader, Option<Response>);
 
 /// One session on one server.
 #[derive(Debug)]
 pub struct Client {
-    stream: TcpStream,
+    stream: Box<dyn Transport>,
     buf: BytesMut,
     decoder: FrameDecoder,
     next_xid: i32,
@@ -83,10 +103,22 @@ pub struct Client {
 impl Client {
     /// Opens a session on `addr`.
     pub fn connect(addr: SocketAddr, opts: &ConnectOptions) -> Result<Client, ClientError> {
+        let stream = Client::tcp(addr, opts)?;
+        Client::over(Box::new(stream), opts)
+    }
+
+    /// A TCP connection to `addr` with `opts`' timeouts and `TCP_NODELAY`, to wrap (in TLS)
+    /// and pass to [`Client::over`].
+    pub fn tcp(addr: SocketAddr, opts: &ConnectOptions) -> Result<TcpStream, ClientError> {
         let stream = TcpStream::connect_timeout(&addr, opts.io_timeout)?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(opts.io_timeout))?;
         stream.set_write_timeout(Some(opts.io_timeout))?;
+        Ok(stream)
+    }
+
+    /// Opens a session over an established stream.
+    pub fn over(stream: Box<dyn Transport>, opts: &ConnectOptions) -> Result<Client, ClientError> {
         let (session_id, passwd) = opts
             .session
             .clone()
@@ -112,6 +144,7 @@ impl Client {
             read_only: Some(false),
         };
         c.stream.write_all(&proto::encode_connect_request(&req))?;
+        c.stream.flush()?;
         let payload = c.read_frame()?;
         let resp = proto::decode_connect_response(&payload)
             .map_err(|e| ClientError::Protocol(format!("connect response: {e}")))?;
@@ -155,6 +188,7 @@ impl Client {
             }
         };
         self.stream.write_all(&proto::encode_request(x, req))?;
+        self.stream.flush()?;
         self.pending.push_back((x, req.op()));
         Ok(x)
     }

@@ -7,12 +7,13 @@
 //! | [`txn`] | the replicated transaction (Zab payload), its binary encoding, its canonical view |
 //! | [`tree`] | the DataTree: nodes, stats, ephemerals, containers/TTL, sessions, apply, snapshots |
 //! | [`prep`] | write request → transaction against the speculative (outstanding) view |
-//! | [`acl`] | ACL checks and fix-up (`world`, `auth`, `digest`, `ip`, super) |
-//! | [`auth`] | per-connection auth ids, digest auth, super user, whoAmI |
+//! | [`acl`] | ACL checks and fix-up (`world`, `auth`, `digest`, `ip`, `x509`, super) |
+//! | [`auth`] | per-connection auth ids, digest and x509 auth, super users, whoAmI |
 //! | [`client`] | a minimal blocking client for tests, benchmarks and trace harnesses |
 //! | [`read`] | read operations with ACL checks and watch registration |
 //! | [`reply`] | client replies for applied writes |
 //! | [`session`] | handshake helpers: timeout negotiation, session ids, passwords |
+//! | [`x509`] | certificate subjects as Java's RFC 2253 names (`x509` ids), DN validity |
 //! | [`watch`] | the watch manager: one-shot, persistent and recursive watches, triggers, SetWatches |
 //!
 //! How a server uses it:
@@ -50,7 +51,7 @@
 //!     (DataTree::new(), Preparer::new(PrepConfig::default()), WatchManager::new());
 //! let session = SessionId(0x0100_0000_0000_0001);
 //! let z1 = Zxid::new(1, 1);
-//! let t = prep.create_session(session, 30_000, 0, z1);
+//! let t = prep.create_session(session, (30_000, [0; 16]), 0, z1);
 //! tree.apply(&t, z1);
 //! prep.committed(z1);
 //!
@@ -91,6 +92,7 @@ pub mod session;
 pub mod tree;
 pub mod txn;
 pub mod watch;
+pub mod x509;
 
 #[cfg(test)]
 mod testkit;

@@ -252,11 +252,12 @@ impl Preparer {
         Ok(())
     }
 
-    /// A `createSession` transaction for a new session with its negotiated timeout.
+    /// A `createSession` transaction for a new session with its negotiated timeout and the
+    /// password its server gave it.
     pub fn create_session(
         &mut self,
         session: SessionId,
-        timeout: i32,
+        (timeout, passwd): (i32, [u8; 16]),
         time: i64,
         zxid: Zxid,
     ) -> Txn {
@@ -269,7 +270,10 @@ impl Preparer {
                 cxid: 0,
                 time,
             },
-            TxnBody::CreateSession { timeout },
+            TxnBody::CreateSession {
+                timeout,
+                passwd: Some(passwd),
+            },
         )
     }
 

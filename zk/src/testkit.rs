@@ -55,7 +55,9 @@ impl Sim {
     /// Opens (and commits) a session.
     pub fn open(&mut self, id: i64) -> SessionId {
         let z = self.next_zxid();
-        let t = self.prep.create_session(SessionId(id), 30000, self.time, z);
+        let t = self
+            .prep
+            .create_session(SessionId(id), (30000, [id as u8; 16]), self.time, z);
         self.commit(&t, z);
         SessionId(id)
     }

@@ -110,10 +110,14 @@ pub struct CreateTxn {
 /// A transaction body.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TxnBody {
-    /// `createSession` with the negotiated timeout.
+    /// `createSession` with the negotiated timeout and the session's password.
     CreateSession {
         /// Session timeout, ms.
         timeout: i32,
+        /// The password the creating server gave the session (random to anyone without that
+        /// server's secret), so that every replica can check it when the client moves;
+        /// `None` in transactions written before passwords travelled (and in ZooKeeper's).
+        passwd: Option<[u8; 16]>,
     },
     /// `closeSession`; the ephemerals to delete as the leader saw them (committed and
     /// outstanding). Applying also deletes any other ephemeral of the session.
@@ -212,6 +216,7 @@ mod tag {
     pub const CHECK: u8 = 8;
     pub const MULTI: u8 = 9;
     pub const ERROR: u8 = 10;
+    pub const CREATE_SESSION_PASSWD: u8 = 11;
 
     pub const KIND_PERSISTENT: u8 = 0;
     pub const KIND_EPHEMERAL: u8 = 1;
@@ -243,9 +248,20 @@ fn read_acl(r: &mut Reader<'_>) -> Result<Vec<Acl>, JuteError> {
 impl TxnBody {
     fn encode(&self, w: &mut Writer) {
         match self {
-            TxnBody::CreateSession { timeout } => {
+            TxnBody::CreateSession {
+                timeout,
+                passwd: None,
+            } => {
                 w.write_u8(tag::CREATE_SESSION);
                 w.write_i32(*timeout);
+            }
+            TxnBody::CreateSession {
+                timeout,
+                passwd: Some(p),
+            } => {
+                w.write_u8(tag::CREATE_SESSION_PASSWD);
+                w.write_i32(*timeout);
+                w.write_raw(p);
             }
             TxnBody::CloseSession { ephemerals } => {
                 w.write_u8(tag::CLOSE_SESSION);
@@ -316,7 +332,19 @@ impl TxnBody {
         Ok(match t {
             tag::CREATE_SESSION => TxnBody::CreateSession {
                 timeout: r.read_i32()?,
+                passwd: None,
             },
+            tag::CREATE_SESSION_PASSWD => {
+                let timeout = r.read_i32()?;
+                let mut p = [0u8; 16];
+                for b in &mut p {
+                    *b = r.read_u8()?;
+                }
+                TxnBody::CreateSession {
+                    timeout,
+                    passwd: Some(p),
+                }
+            }
             tag::CLOSE_SESSION => TxnBody::CloseSession {
                 ephemerals: r.read_vec(|r| r.read_string("path"))?.unwrap_or_default(),
             },
@@ -484,7 +512,7 @@ impl Payload for Txn {
 impl fmt::Display for TxnBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TxnBody::CreateSession { timeout } => write!(f, "createSession({timeout}ms)"),
+            TxnBody::CreateSession { timeout, .. } => write!(f, "createSession({timeout}ms)"),
             TxnBody::CloseSession { ephemerals } => {
                 write!(f, "closeSession({} ephemerals)", ephemerals.len())
             }
@@ -550,7 +578,10 @@ mod tests {
     #[test]
     fn every_body_round_trips() {
         let bodies = vec![
-            TxnBody::CreateSession { timeout: 30000 },
+            TxnBody::CreateSession {
+                timeout: 30000,
+                passwd: Some([7; 16]),
+            },
             TxnBody::CloseSession {
                 ephemerals: vec!["/e".into()],
             },
@@ -624,7 +655,11 @@ mod tests {
             );
         }
         assert_eq!(
-            txn(TxnBody::CreateSession { timeout: 1 }).to_znode_txn(),
+            txn(TxnBody::CreateSession {
+                timeout: 1,
+                passwd: None,
+            })
+            .to_znode_txn(),
             ZnodeTxn::CreateSession {
                 session: SessionId(0x0100_0014_f448_0003)
             }

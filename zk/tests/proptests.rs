@@ -283,7 +283,8 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
 
 fn simple_body() -> impl Strategy<Value = TxnBody> {
     prop_oneof![
-        any::<i32>().prop_map(|timeout| TxnBody::CreateSession { timeout }),
+        (any::<i32>(), any::<Option<[u8; 16]>>())
+            .prop_map(|(timeout, passwd)| TxnBody::CreateSession { timeout, passwd }),
         strings().prop_map(|ephemerals| TxnBody::CloseSession { ephemerals }),
         (
             s(),
@@ -486,7 +487,7 @@ fn start() -> Run {
     };
     for (k, s) in [1i64, 2, 3].into_iter().enumerate() {
         let z = Zxid::new(1, k as u32 + 1);
-        let t = r.prep.create_session(SessionId(s), 4000, 0, z);
+        let t = r.prep.create_session(SessionId(s), (4000, [0; 16]), 0, z);
         r.tree.apply(&t, z);
         r.prep.committed(z);
     }

@@ -106,6 +106,7 @@ fn effective_config(cli: &Cli) -> anyhow::Result<ServerConfig> {
     }
     if let Some(addr) = cli.client_addr {
         cfg.client_addr = addr;
+        cfg.client_port_plaintext = true;
     }
     if cli.metrics_addr.is_some() {
         cfg.metrics_addr = cli.metrics_addr;

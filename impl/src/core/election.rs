@@ -9,7 +9,7 @@
 
 use super::{Action, Ignored, Peer, Persist, Role, Timer};
 use crate::core::leader::Leader;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use zab_spec::message::Notification;
 use zab_spec::{Payload, QuorumMessage, ServerId, ServerState, Vote};
 
@@ -28,6 +28,9 @@ pub(crate) struct Fle {
     timeout_ms: u64,
     /// Whether `finalizeWait` is running.
     finalizing: bool,
+    /// Servers whose last notification said they are recovering (§7.1): their votes are
+    /// neither counted nor adopted.
+    recovering: BTreeSet<ServerId>,
 }
 
 impl Fle {
@@ -43,6 +46,7 @@ impl Fle {
             out_of_election: BTreeMap::new(),
             timeout_ms: 0,
             finalizing: false,
+            recovering: BTreeSet::new(),
         }
     }
 }
@@ -64,6 +68,8 @@ impl<P: Payload> Peer<P> {
             vote: self.fle.vote,
             election_epoch: self.fle.round,
             state: self.role().state,
+            recovering: self.is_recovering(),
+            empty: self.is_empty(),
         }
     }
 
@@ -121,6 +127,12 @@ impl<P: Payload> Peer<P> {
             self.ignore(Ignored::NotificationFromStranger, Some(from), None);
             return;
         }
+        if n.recovering {
+            self.fle.recovering.insert(from);
+        } else {
+            self.fle.recovering.remove(&from);
+        }
+        self.check_wipe(from, n.empty, out);
         if !self.is_looking_free() {
             // Settled (or settling) servers answer LOOKING ones with the leader they chose.
             if n.state == ServerState::Looking {
@@ -132,6 +144,17 @@ impl<P: Payload> Peer<P> {
             return;
         }
         match n.state {
+            ServerState::Looking if n.recovering => {
+                // §7.1: a recovering server's vote is neither adopted nor counted; a sender
+                // in an older round learns ours.
+                if n.election_epoch < self.fle.round {
+                    out.push(Action::SendNotification {
+                        to: from,
+                        notification: self.notification(),
+                    });
+                }
+                self.ignore(Ignored::VoteOfRecovering, Some(from), None);
+            }
             ServerState::Looking => {
                 if n.election_epoch > self.fle.round {
                     self.fle.round = n.election_epoch;
@@ -175,6 +198,7 @@ impl<P: Payload> Peer<P> {
                     .fle
                     .out_of_election
                     .iter()
+                    .filter(|(s, _)| !self.fle.recovering.contains(s))
                     .map(|(s, (v, _, _))| (*s, *v))
                     .collect();
                 if self.term(&votes, n.vote) && self.check_leader(n.vote.leader, n.election_epoch) {
@@ -185,10 +209,63 @@ impl<P: Payload> Peer<P> {
         }
     }
 
-    /// `termPredicate`: the servers whose vote equals `vote` form a quorum.
+    /// `termPredicate`: the servers whose vote equals `vote` form a quorum. Only servers
+    /// that are not recovering count (§7.1), this one included.
     fn term(&self, votes: &BTreeMap<ServerId, Vote>, vote: Vote) -> bool {
-        self.cfg
-            .is_quorum(votes.values().filter(|v| **v == vote).count())
+        let me = self.cfg.id;
+        let counted = |s: &ServerId| {
+            if *s == me {
+                !self.is_recovering()
+            } else {
+                !self.fle.recovering.contains(s)
+            }
+        };
+        self.cfg.is_quorum(
+            votes
+                .iter()
+                .filter(|(s, v)| counted(s) && **v == vote)
+                .count(),
+        )
+    }
+
+    /// §7.1, "detects the damage": a server that started with no durable state learns from
+    /// the other members whether the ensemble is fresh. One that reports durable state
+    /// means the ensemble ran, so this server may have been a member whose data directory
+    /// was wiped: it becomes recovering, durably, before anything else. When every other
+    /// member reports empty, the ensemble is fresh and this server votes normally.
+    fn check_wipe(&mut self, from: ServerId, empty: bool, out: &mut Vec<Action<P>>) {
+        let Some(heard) = self.wipe_check.as_mut() else {
+            return;
+        };
+        heard.insert(from, empty);
+        if !empty {
+            tracing::error!(
+                server = self.cfg.id.0,
+                peer = from.0,
+                "this server started with an empty data directory, but server {} holds \
+                 durable state: the ensemble has run, so this data directory may have been \
+                 wiped; recovering (not a candidate, votes and ACKs not counted) until a \
+                 leader restores it",
+                from.0
+            );
+            self.wipe_check = None;
+            self.recovering = true;
+            out.push(Action::Persist(Persist::Recovering(true)));
+            return;
+        }
+        let others = self.cfg.servers.iter().filter(|s| **s != self.cfg.id);
+        if others.clone().all(|s| heard.get(s) == Some(&true)) {
+            tracing::info!(
+                server = self.cfg.id.0,
+                "every member reports an empty data directory: a fresh ensemble"
+            );
+            self.wipe_check = None;
+            // Our vote counts from now on: tell everyone, and see whether a round is won.
+            if self.is_looking_free() {
+                self.send_notifications(out);
+                self.check_round(out);
+            }
+        }
     }
 
     /// `checkLeader`: the proposed leader must itself report LEADING (or be us, in this round).
@@ -238,6 +315,12 @@ impl<P: Payload> Peer<P> {
     }
 
     fn decide(&mut self, vote: Vote, out: &mut Vec<Action<P>>) {
+        if self.wipe_check.is_some() || (vote.leader == self.cfg.id && self.is_recovering()) {
+            // §7.1: a recovering server is never a candidate, and one that does not know yet
+            // whether it was wiped does not settle before it knows.
+            self.fle.finalizing = false;
+            return;
+        }
         self.fle.vote = vote;
         self.fle.finalizing = false;
         out.push(Action::CancelTimer(Timer::ElectionNotify));
@@ -285,6 +368,7 @@ impl<P: Payload> Peer<P> {
             to: leader,
             msg: QuorumMessage::FollowerInfo {
                 accepted_epoch: self.accepted_epoch,
+                recovering: self.is_recovering(),
             },
         });
         self.trace("FollowLeader", Some(leader), None, out);

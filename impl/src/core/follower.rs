@@ -382,6 +382,18 @@ impl<P: Payload> Peer<P> {
                 f.zab_state = ZabState::Broadcast;
                 f.sync_mode = None;
             }
+            if self.recovering {
+                // §7.1: restored by a leader that a quorum of intact servers established,
+                // which synced this server to its history (every committed transaction).
+                tracing::info!(
+                    server = self.cfg.id.0,
+                    leader = leader.0,
+                    "restored from the leader: no longer recovering"
+                );
+                self.recovering = false;
+                out.push(Action::Persist(Persist::Recovering(false)));
+                out.push(Action::SendRestored { to: leader });
+            }
             self.role_changed(out);
         } else {
             self.ignore(Ignored::OutOfPhase, Some(leader), None);

@@ -43,11 +43,16 @@ pub enum Ignored {
     /// An epoch at the top of the 32-bit range (a FOLLOWERINFO whose successor epoch does
     /// not exist, or a leader whose own epoch space is exhausted): refused, never a panic.
     EpochOverflow,
+    /// A LOOKING notification of a recovering server (§7.1): its vote is neither adopted
+    /// nor counted.
+    VoteOfRecovering,
+    /// An ACK of a follower that is recovering (§7.1): not counted.
+    AckOfRecovering,
 }
 
 impl Ignored {
     /// Every reason, in counter order.
-    pub const ALL: [Ignored; 15] = [
+    pub const ALL: [Ignored; 17] = [
         Ignored::OutOfOrderProposal,
         Ignored::CommitWrongZxid,
         Ignored::AckUnknownZxid,
@@ -63,6 +68,8 @@ impl Ignored {
         Ignored::SnapshotNotAdoptable,
         Ignored::ProposalRefused,
         Ignored::EpochOverflow,
+        Ignored::VoteOfRecovering,
+        Ignored::AckOfRecovering,
     ];
 
     /// The path's name, as logs and metrics show it.
@@ -84,6 +91,8 @@ impl Ignored {
             Ignored::SnapshotNotAdoptable => "ignore_snapshot_not_adoptable",
             Ignored::ProposalRefused => "ignore_proposal_refused",
             Ignored::EpochOverflow => "ignore_epoch_overflow",
+            Ignored::VoteOfRecovering => "ignore_vote_of_recovering",
+            Ignored::AckOfRecovering => "ignore_ack_of_recovering",
         }
     }
 
@@ -131,6 +140,6 @@ mod tests {
         }
         c.count(Ignored::AckUnknownZxid);
         assert_eq!(c.get(Ignored::AckUnknownZxid), 2);
-        assert_eq!(c.iter().map(|(_, n)| n).sum::<u64>(), 16);
+        assert_eq!(c.iter().map(|(_, n)| n).sum::<u64>(), 18);
     }
 }

@@ -34,6 +34,10 @@ pub(crate) struct Leader {
     pub(crate) ackld_live: BTreeSet<ServerId>,
     /// Synced followers: they receive every PROPOSAL and COMMIT.
     pub(crate) forwarding: BTreeSet<ServerId>,
+    /// Learners whose FOLLOWERINFO said they are recovering (§7.1) and that have not
+    /// reported being restored since: their ACKEPOCH is recorded but not counted, their ACK
+    /// of NEWLEADER joins `ackld_live` but not `ackld_recv`, their ACKs are ignored.
+    pub(crate) recovering: BTreeSet<ServerId>,
     pub(crate) temp_max_epoch: Epoch,
     /// Ack sets of outstanding proposals.
     pub(crate) ack_sets: BTreeMap<Zxid, BTreeSet<ServerId>>,
@@ -64,6 +68,7 @@ impl Leader {
             ackld_recv: BTreeSet::from([me]),
             ackld_live: BTreeSet::from([me]),
             forwarding: BTreeSet::new(),
+            recovering: BTreeSet::new(),
             // At the last epoch there is no next one: the epoch is then never decided
             // (`leader_try_decide_epoch` refuses) and the leader times out to LOOKING.
             temp_max_epoch: accepted_epoch.checked_next().unwrap_or(accepted_epoch),
@@ -128,7 +133,17 @@ impl<P: Payload> Peer<P> {
             *t = 0;
         }
         match msg {
-            QuorumMessage::FollowerInfo { accepted_epoch } => {
+            QuorumMessage::FollowerInfo {
+                accepted_epoch,
+                recovering,
+            } => {
+                if let Some(l) = self.leader_mut() {
+                    if recovering {
+                        l.recovering.insert(from);
+                    } else {
+                        l.recovering.remove(&from);
+                    }
+                }
                 self.leader_process_follower_info(from, accepted_epoch, out);
             }
             QuorumMessage::AckEpoch {
@@ -260,6 +275,13 @@ impl<P: Payload> Peer<P> {
             self.trace("LeaderProcessACKEPOCH", Some(j), None, out);
             return;
         };
+        if self.is_recovering_learner(j) {
+            // §7.1: a recovering follower is synced but does not count towards the epoch
+            // quorum, and never makes the leader step down.
+            record(self, false);
+            self.trace("LeaderProcessACKEPOCH", Some(j), None, out);
+            return;
+        }
         if (follower_epoch, last_zxid) > leader_summary {
             // A follower more recent than the leader: the leader steps down.
             self.go_looking(out);
@@ -384,8 +406,13 @@ impl<P: Payload> Peer<P> {
             return;
         }
         if zxid == Zxid::epoch_start(self.accepted_epoch) {
+            let counts = !self.is_recovering_learner(j);
             if let Some(l) = self.leader_mut() {
-                l.ackld_recv.insert(j);
+                // §7.1: a recovering follower gets UPTODATE on establishment but does not
+                // count towards it.
+                if counts {
+                    l.ackld_recv.insert(j);
+                }
                 l.ackld_live.insert(j);
             }
             let now = self
@@ -509,8 +536,31 @@ impl<P: Payload> Peer<P> {
         }
     }
 
+    /// Whether learner `j` said it is recovering and has not reported being restored.
+    fn is_recovering_learner(&self, j: ServerId) -> bool {
+        self.leader().is_some_and(|l| l.recovering.contains(&j))
+    }
+
+    /// A follower reports it processed UPTODATE while recovering: it is restored, and its
+    /// ACKs from now on count (the connection is FIFO, so every ACK it sent while it was
+    /// still recovering arrived before this).
+    pub(crate) fn leader_on_restored(&mut self, j: ServerId) {
+        match self.leader_mut() {
+            Some(l) if l.learners.contains(&j) => {
+                l.recovering.remove(&j);
+            }
+            _ => self.ignore(Ignored::MessageFromStranger, Some(j), None),
+        }
+    }
+
     /// TLA+: `LeaderProcessACK(i, j)`.
     fn leader_process_ack(&mut self, j: ServerId, zxid: Zxid, out: &mut Vec<Action<P>>) {
+        if self.is_recovering_learner(j) {
+            // §7.1: an ACK of a recovering follower is ignored.
+            self.ignore(Ignored::AckOfRecovering, Some(j), Some(zxid));
+            self.trace("LeaderProcessACK", Some(j), None, out);
+            return;
+        }
         let Some(l) = self.leader() else { return };
         let committed = if l.zab_state == ZabState::Broadcast {
             self.log.committed()
@@ -562,6 +612,7 @@ impl<P: Payload> Peer<P> {
         l.silent_ticks.remove(&j);
         l.connecting_live.remove(&j);
         l.ackld_live.remove(&j);
+        l.recovering.remove(&j);
         if let Some(e) = l.electing.get_mut(&j) {
             e.peer_last_zxid = None;
         }

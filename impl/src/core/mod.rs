@@ -27,6 +27,7 @@ use follower::{Follower, NewLeaderStage};
 pub use ignored::{Ignored, IgnoredCounts};
 use leader::Leader;
 use log::ReplicaLog;
+use std::collections::BTreeMap;
 use zab_spec::message::Notification;
 use zab_spec::{Bug, Epoch, Payload, QuorumMessage, ServerId, ServerState, Txn, ZabState, Zxid};
 
@@ -131,6 +132,9 @@ pub enum Persist<P> {
     AcceptedEpoch(Epoch),
     /// Write `currentEpoch` (atomically, durably) before the next action.
     CurrentEpoch(Epoch),
+    /// Set (`true`) or clear the durable `recovering` flag (`spec/PROTOCOL.md` §7.1)
+    /// atomically and durably before the next action.
+    Recovering(bool),
 }
 
 /// What a server is doing, for the runtime (request routing) and for operators.
@@ -186,6 +190,13 @@ pub enum Action<P> {
         /// The receiver.
         to: ServerId,
     },
+    /// Tell the leader, on the quorum connection, that this follower is restored (it
+    /// processed UPTODATE while recovering, `spec/PROTOCOL.md` §7.1): its ACKs sent after
+    /// this count.
+    SendRestored {
+        /// The leader.
+        to: ServerId,
+    },
     /// A durable operation.
     Persist(Persist<P>),
     /// Arm (or re-arm) a timer.
@@ -224,6 +235,9 @@ pub struct Summary {
     pub persisted: Zxid,
     /// `lastCommitted`, as a zxid.
     pub committed: Zxid,
+    /// `recovering` (§7.1): the durable flag, or a server that started with no durable state
+    /// and does not know yet whether its data directory was wiped.
+    pub recovering: bool,
 }
 
 /// One model action taken by this server, with the state it left (for trace refinement).
@@ -278,6 +292,11 @@ pub enum Input<P> {
     },
     /// A heartbeat arrived on the quorum connection.
     Heartbeat {
+        /// The sender.
+        from: ServerId,
+    },
+    /// A follower reports it is restored (it processed UPTODATE while recovering).
+    Restored {
         /// The sender.
         from: ServerId,
     },
@@ -338,6 +357,15 @@ pub struct Peer<P> {
     stale_last_processed: Option<Zxid>,
     /// Inputs ignored so far, by reason.
     ignored: IgnoredCounts,
+    /// The durable `recovering` flag (`spec/PROTOCOL.md` §7.1): this server's durable state
+    /// was damaged; it neither votes as complete nor acknowledges as durable until a leader
+    /// established by intact servers has restored it (UPTODATE).
+    recovering: bool,
+    /// This server started with no durable state at all in a multi-server ensemble: a
+    /// server that never joined looks exactly like one whose data directory was wiped. Until
+    /// it knows, it behaves as recovering; here are the `empty` flags the other members
+    /// reported so far. `None` once resolved (§7.1, "detects the damage").
+    wipe_check: Option<BTreeMap<ServerId, bool>>,
 }
 
 impl<P: Payload> Peer<P> {
@@ -358,6 +386,11 @@ impl<P: Payload> Peer<P> {
             "a peer is a member of its ensemble"
         );
         let fle = Fle::new(cfg.id);
+        let empty = accepted_epoch == Epoch(0)
+            && current_epoch == Epoch(0)
+            && log.last_zxid() == Zxid::ZERO
+            && log.snapshot() == Zxid::ZERO;
+        let wipe_check = (empty && cfg.servers.len() > 1).then(BTreeMap::new);
         Peer {
             cfg,
             accepted_epoch,
@@ -370,7 +403,36 @@ impl<P: Payload> Peer<P> {
             fle,
             stale_last_processed: None,
             ignored: IgnoredCounts::default(),
+            recovering: false,
+            wipe_check,
         }
+    }
+
+    /// The peer restarts with the durable `recovering` flag as recovery found it: set, or
+    /// newly set because recovery detected damage (the runtime persisted it first).
+    #[must_use]
+    pub fn with_recovering(mut self, recovering: bool) -> Peer<P> {
+        self.recovering = recovering;
+        if recovering {
+            self.wipe_check = None;
+        }
+        self
+    }
+
+    /// Whether this server's vote and acknowledgements do not count (§7.1): it is
+    /// recovering, or it started empty and does not know yet whether it was wiped.
+    #[must_use]
+    pub fn is_recovering(&self) -> bool {
+        self.recovering || self.wipe_check.is_some()
+    }
+
+    /// Whether this server holds no durable state at all (what it reports as `empty`).
+    pub(crate) fn is_empty(&self) -> bool {
+        !self.recovering
+            && self.accepted_epoch == Epoch(0)
+            && self.current_epoch == Epoch(0)
+            && self.log.last_zxid() == Zxid::ZERO
+            && self.log.snapshot() == Zxid::ZERO
     }
 
     /// Inputs ignored so far, by reason (for the metrics endpoint).
@@ -451,6 +513,7 @@ impl<P: Payload> Peer<P> {
             log: self.log.zxids(),
             persisted: self.log.persisted(),
             committed: self.log.committed(),
+            recovering: self.is_recovering(),
         }
     }
 
@@ -484,6 +547,7 @@ impl<P: Payload> Peer<P> {
             Input::Disconnected { peer } => self.on_disconnected(peer, out),
             Input::Message { from, msg } => self.on_message(from, msg, out),
             Input::Heartbeat { from } => self.on_heartbeat(from, out),
+            Input::Restored { from } => self.leader_on_restored(from),
             Input::Timer(timer) => self.on_timer(timer, out),
             Input::Durable { zxid } => self.on_durable(zxid, out),
             Input::Propose { payload } => {
@@ -567,8 +631,18 @@ impl<P: Payload> Peer<P> {
         match &self.role {
             Role::Leading(l) => {
                 assert!(
-                    l.ackld_live.is_subset(&l.ackld_recv),
-                    "ackld_live ⊆ ackld_recv: an ACK of NEWLEADER is live only while counted"
+                    l.zab_state == ZabState::Broadcast
+                        || l.ackld_live
+                            .iter()
+                            .all(|s| l.ackld_recv.contains(s) || l.recovering.contains(s)),
+                    "before establishment, ackld_live ⊆ ackld_recv ∪ recovering: an ACK of \
+                     NEWLEADER is live only while counted, or from a recovering follower (§7.1; \
+                     RESTORED, which ends the mark, only follows UPTODATE)"
+                );
+                assert!(
+                    !l.recovering.contains(&self.cfg.id) && !self.is_recovering(),
+                    "the leader itself is never recovering (§7.1: a recovering server is \
+                     never elected)"
                 );
                 assert!(
                     l.connecting_live.is_subset(&l.connecting),

@@ -45,6 +45,15 @@ fn fresh(me: u64, n: u64) -> Peer<P> {
     )
 }
 
+/// A fresh peer made leader by hand, as if the election had run (a fresh peer of an
+/// ensemble is unsure whether it was wiped until it hears every member, §7.1).
+fn fresh_leader(me: u64, n: u64) -> Peer<P> {
+    let mut p = fresh(me, n);
+    p.wipe_check = None;
+    p.role = Role::Leading(Leader::new(sid(me), Epoch(0)));
+    p
+}
+
 fn non_trace(actions: Vec<Action<P>>) -> Vec<Action<P>> {
     actions
         .into_iter()
@@ -116,7 +125,8 @@ fn leaderinfo_is_accepted_durably_before_ackepoch() {
         vec![Action::Send {
             to: sid(3),
             msg: QuorumMessage::FollowerInfo {
-                accepted_epoch: Epoch(0)
+                accepted_epoch: Epoch(0),
+                recovering: false,
             }
         }]
     );
@@ -304,14 +314,18 @@ fn a_leader_accepts_the_new_epoch_durably_before_leaderinfo() {
         vote,
         election_epoch: 1,
         state: ServerState::Looking,
+        recovering: false,
+        empty: true,
     };
-    p.step(
-        Input::Notification {
-            from: sid(1),
-            notification: n,
-        },
-        &mut out,
-    );
+    for from in [sid(1), sid(2)] {
+        p.step(
+            Input::Notification {
+                from,
+                notification: n,
+            },
+            &mut out,
+        );
+    }
     p.step(Input::Timer(Timer::ElectionFinalize), &mut out);
     assert_eq!(p.role().state, ServerState::Leading);
     p.step(Input::LearnerConnected { learner: sid(1) }, &mut out);
@@ -321,6 +335,7 @@ fn a_leader_accepts_the_new_epoch_durably_before_leaderinfo() {
             from: sid(1),
             msg: QuorumMessage::FollowerInfo {
                 accepted_epoch: Epoch(4),
+                recovering: false,
             },
         },
         &mut out,
@@ -348,6 +363,8 @@ struct Disk {
     current: Epoch,
     snapshot: Zxid,
     log: Vec<Txn<P>>,
+    /// The durable `recovering` flag (§7.1).
+    recovering: bool,
 }
 
 struct Node {
@@ -392,7 +409,8 @@ impl Cluster {
 
     fn boot(&mut self, id: ServerId, disk: Disk) {
         let log = ReplicaLog::recovered(disk.snapshot, disk.log.clone());
-        let peer = Peer::new(cfg(id.0, self.n), disk.accepted, disk.current, log);
+        let peer = Peer::new(cfg(id.0, self.n), disk.accepted, disk.current, log)
+            .with_recovering(disk.recovering);
         let applied = vec![];
         self.nodes.insert(
             id,
@@ -461,7 +479,7 @@ impl Cluster {
                     if self.links.remove(&(id.min(peer), id.max(peer))) {
                         // Messages in flight on the connection are gone with it.
                         self.queue.retain(|(to, i)| {
-                            !(*to == peer && matches!(i, Input::Message { from, .. } | Input::Heartbeat { from } if *from == id))
+                            !(*to == peer && matches!(i, Input::Message { from, .. } | Input::Heartbeat { from } | Input::Restored { from } if *from == id))
                         });
                         self.queue
                             .push_back((peer, Input::Disconnected { peer: id }));
@@ -499,6 +517,11 @@ impl Cluster {
                         self.queue.push_back((to, Input::Heartbeat { from: id }));
                     }
                 }
+                Action::SendRestored { to } => {
+                    if self.linked(id, to) {
+                        self.queue.push_back((to, Input::Restored { from: id }));
+                    }
+                }
                 Action::Persist(p) => {
                     let node = self.nodes.get_mut(&id).expect("node");
                     match p {
@@ -533,6 +556,7 @@ impl Cluster {
                         }
                         Persist::AcceptedEpoch(e) => node.disk.accepted = e,
                         Persist::CurrentEpoch(e) => node.disk.current = e,
+                        Persist::Recovering(on) => node.disk.recovering = on,
                     }
                 }
                 Action::SetTimer { timer, after_ms } => {
@@ -1038,9 +1062,8 @@ fn a_leader_ignores_acks_it_has_no_proposal_for() {
 
 #[test]
 fn a_followerinfo_at_the_last_epoch_is_refused_not_a_panic() {
-    let mut p = fresh(3, 3);
+    let mut p = fresh_leader(3, 3);
     let mut out = vec![];
-    p.role = Role::Leading(Leader::new(sid(3), Epoch(0)));
     p.step(Input::LearnerConnected { learner: sid(1) }, &mut out);
     let mut out = vec![];
     p.step(
@@ -1048,6 +1071,7 @@ fn a_followerinfo_at_the_last_epoch_is_refused_not_a_panic() {
             from: sid(1),
             msg: QuorumMessage::FollowerInfo {
                 accepted_epoch: Epoch(u32::MAX),
+                recovering: false,
             },
         },
         &mut out,
@@ -1077,6 +1101,7 @@ fn a_leader_at_the_last_epoch_never_decides_an_epoch() {
             from: sid(1),
             msg: QuorumMessage::FollowerInfo {
                 accepted_epoch: Epoch(3),
+                recovering: false,
             },
         },
         &mut out,
@@ -1142,4 +1167,244 @@ fn a_bad_diff_or_trunc_drops_the_leader_and_goes_looking() {
         assert_eq!(p.log().last_zxid(), z(1, 2));
         assert_eq!(p.ignored().get(Ignored::SyncMessageMisfit), 1);
     }
+}
+
+// ----- storage faults and the recovering state (spec/PROTOCOL.md §7.1) --------------------------
+
+impl Cluster {
+    /// Runs `steps` steps (or until nothing is left to do).
+    fn run_steps(&mut self, steps: usize) {
+        for _ in 0..steps {
+            if !self.step_one() {
+                return;
+            }
+        }
+    }
+
+    /// Whether any server leads an established epoch (BROADCAST) or is past discovery.
+    fn anyone_established(&self) -> bool {
+        self.nodes.values().any(|n| {
+            n.peer.role().state == ServerState::Leading
+                && n.peer.role().zab_state != ZabState::Discovery
+        })
+    }
+}
+
+/// The scenario, on three servers 1 (C), 2 (B), 3 (A, the leader): C is down; X is
+/// committed by A and B; A and B go down; B restarts with damaged storage (`damage` turns its
+/// disk into what recovery hands the core); B and C start. Returns the cluster after A
+/// rejoins, and whether B and C established a leader without A.
+fn bc_without_a(damage: impl FnOnce(&mut Disk)) -> (Cluster, bool, Zxid) {
+    let mut c = Cluster::new(3);
+    c.run_until(|c| c.all_broadcasting());
+    assert_eq!(c.leader(), Some(sid(3)));
+    let c_disk = c.down(sid(1));
+    let x = c.propose(1);
+    c.run_until(|c| c.applied(sid(2)).contains(&x) && c.applied(sid(3)).contains(&x));
+    let a_disk = c.down(sid(3));
+    let mut b_disk = c.down(sid(2));
+    damage(&mut b_disk);
+    c.up(sid(2), b_disk);
+    c.up(sid(1), c_disk);
+    c.run_steps(20_000);
+    let established = c.anyone_established();
+    c.up(sid(3), a_disk);
+    (c, established, x)
+}
+
+#[test]
+fn a_recovering_server_neither_elects_nor_establishes_and_is_restored_by_intact_peers() {
+    // B's currentEpoch file is lost: recovery takes the last logged epoch and sets the flag.
+    let (mut c, established, x) = bc_without_a(|b| {
+        b.current = b.log.last().map_or(Epoch(0), |t| t.zxid.epoch);
+        b.recovering = true;
+    });
+    assert!(
+        !established,
+        "B (recovering) and C formed a quorum without an intact server that holds X"
+    );
+    c.run_until(|c| c.all_broadcasting() && (1..=3).all(|k| c.applied(sid(k)).contains(&x)));
+    // Restored at UPTODATE, durably.
+    c.run_until(|c| !c.nodes[&sid(2)].peer.is_recovering());
+    assert!(!c.nodes[&sid(2)].disk.recovering);
+    assert!(
+        c.trace.iter().any(|t| t.action == "FollowerProcessUPTODATE"
+            && t.i == sid(2)
+            && !t.summary.recovering)
+    );
+}
+
+#[test]
+fn without_the_recovering_flag_the_lost_current_epoch_loses_the_committed_write() {
+    // The control: the same damage read as ZooKeeper 3.8 reads it (currentEpoch 0, no flag)
+    // lets B and C establish a leader without X; the committed X is then truncated away.
+    let (mut c, established, x) = bc_without_a(|b| b.current = Epoch(0));
+    assert!(established, "B and C elect a leader without A");
+    c.run_until(|c| c.all_broadcasting());
+    assert!(
+        (1..=3).all(|k| !c.applied(sid(k)).contains(&x)),
+        "X survived: the control does not show the loss"
+    );
+}
+
+#[test]
+fn a_wiped_server_waits_for_an_intact_quorum() {
+    // B's whole data directory is lost: it starts empty, learns from C (non-empty) that the
+    // ensemble has run, and becomes recovering durably.
+    let (mut c, established, x) = bc_without_a(|b| *b = Disk::default());
+    assert!(!established, "a wiped B counted towards a quorum");
+    assert!(
+        c.nodes[&sid(2)].disk.recovering,
+        "the wipe was detected durably"
+    );
+    c.run_until(|c| c.all_broadcasting() && (1..=3).all(|k| c.applied(sid(k)).contains(&x)));
+    c.run_until(|c| !c.nodes[&sid(2)].peer.is_recovering());
+}
+
+#[test]
+fn an_empty_server_is_unsure_until_every_member_answers() {
+    let notification = |empty: bool| Notification {
+        vote: Vote {
+            peer_epoch: Epoch(0),
+            zxid: Zxid::ZERO,
+            leader: sid(3),
+        },
+        election_epoch: 1,
+        state: ServerState::Looking,
+        recovering: false,
+        empty,
+    };
+    // A fresh ensemble: every member reports empty.
+    let mut p = fresh(1, 3);
+    let mut out = vec![];
+    p.step(Input::Start, &mut out);
+    assert!(p.is_recovering() && p.summary().recovering);
+    for (from, is_unsure) in [(2, true), (3, false)] {
+        p.step(
+            Input::Notification {
+                from: sid(from),
+                notification: notification(true),
+            },
+            &mut out,
+        );
+        assert_eq!(p.is_recovering(), is_unsure, "after hearing from {from}");
+    }
+    assert!(!out.iter().any(|a| matches!(a, Action::Persist(_))));
+    // One member reports durable state: this server may have been wiped.
+    let mut p = fresh(1, 3);
+    let mut out = vec![];
+    p.step(Input::Start, &mut out);
+    out.clear();
+    p.step(
+        Input::Notification {
+            from: sid(3),
+            notification: notification(false),
+        },
+        &mut out,
+    );
+    assert!(p.is_recovering());
+    assert_eq!(
+        out.first(),
+        Some(&Action::Persist(Persist::Recovering(true))),
+        "the flag is durable before anything else"
+    );
+    // A single server is never unsure (it has no one to ask; zabd refuses damage instead).
+    assert!(!fresh(1, 1).is_recovering());
+}
+
+#[test]
+fn a_leader_records_but_does_not_count_a_recovering_followers_ackepoch_and_ignores_its_acks() {
+    // Lead epoch 1 with server 1 (intact) and server 2 (recovering).
+    let mut p = fresh_leader(3, 3);
+    let mut out = vec![];
+    for (j, recovering) in [(2, true), (1, false)] {
+        p.step(Input::LearnerConnected { learner: sid(j) }, &mut out);
+        p.step(
+            Input::Message {
+                from: sid(j),
+                msg: QuorumMessage::FollowerInfo {
+                    accepted_epoch: Epoch(0),
+                    recovering,
+                },
+            },
+            &mut out,
+        );
+    }
+    assert_eq!(p.accepted_epoch(), Epoch(1));
+    let ack_epoch = |p: &mut Peer<P>, j: u64, out: &mut Vec<Action<P>>| {
+        p.step(
+            Input::Message {
+                from: sid(j),
+                msg: QuorumMessage::AckEpoch {
+                    current_epoch: Some(Epoch(0)),
+                    // Ahead of the leader: an intact follower would make it step down.
+                    last_zxid: if j == 2 { z(0, 9) } else { Zxid::ZERO },
+                },
+            },
+            out,
+        );
+    };
+    ack_epoch(&mut p, 2, &mut out);
+    assert_eq!(
+        p.role().state,
+        ServerState::Leading,
+        "no step-down for a recovering follower"
+    );
+    assert_eq!(p.role().zab_state, ZabState::Discovery, "not counted");
+    ack_epoch(&mut p, 1, &mut out);
+    assert_eq!(p.role().zab_state, ZabState::Synchronization);
+    // ACK of NEWLEADER: server 2 joins the live set only; server 1 establishes.
+    let nl = QuorumMessage::AckNewLeader { zxid: z(1, 0) };
+    p.step(
+        Input::Message {
+            from: sid(2),
+            msg: nl.clone(),
+        },
+        &mut out,
+    );
+    assert_eq!(p.role().zab_state, ZabState::Synchronization);
+    out.clear();
+    p.step(
+        Input::Message {
+            from: sid(1),
+            msg: nl,
+        },
+        &mut out,
+    );
+    assert_eq!(p.role().zab_state, ZabState::Broadcast);
+    for j in [1, 2] {
+        assert!(
+            out.contains(&Action::Send {
+                to: sid(j),
+                msg: QuorumMessage::UpToDate
+            }),
+            "UPTODATE to {j}"
+        );
+    }
+    // Broadcast: server 2's ACK is ignored until it reports RESTORED, then counted.
+    let zxid = p
+        .leader_process_request(payload(1), &mut out)
+        .expect("accepted");
+    p.step(
+        Input::Message {
+            from: sid(2),
+            msg: QuorumMessage::Ack { zxid },
+        },
+        &mut out,
+    );
+    assert_eq!(p.ignored().get(Ignored::AckOfRecovering), 1);
+    p.step(Input::Durable { zxid }, &mut out);
+    assert!(
+        p.log().committed() < zxid,
+        "the leader and an ignored ACK are no quorum"
+    );
+    p.step(Input::Restored { from: sid(2) }, &mut out);
+    p.step(
+        Input::Message {
+            from: sid(2),
+            msg: QuorumMessage::Ack { zxid },
+        },
+        &mut out,
+    );
+    assert_eq!(p.log().committed(), zxid, "counted once restored");
 }

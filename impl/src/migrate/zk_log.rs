@@ -352,6 +352,7 @@ fn read_body(op: i32, session: i64, r: &mut Reader<'_>) -> std::result::Result<T
     Ok(match op {
         opcode::CREATE_SESSION => TxnBody::CreateSession {
             timeout: r.read_i32()?,
+            passwd: None,
         },
         opcode::CREATE | opcode::CREATE2 => {
             let path = r.read_string("path")?;

@@ -5,7 +5,7 @@
 //! impl/tests/admin_server.rs.
 
 use super::StatsView;
-use super::fourlw::{VERSION, dir_size, mntr_pairs, mode};
+use super::fourlw::{VERSION, mntr_pairs, mode};
 use crate::config::ServerConfig;
 use crate::runtime::AppCx;
 use serde_json::{Map, Value, json};
@@ -130,8 +130,8 @@ pub fn answer(name: &str, a: &AdminCx<'_, '_>) -> Value {
         "configuration" => configuration(a),
         "connections" => connections(a),
         "dirs" => json!({
-            "datadir_size": dir_size(&a.cfg.data_dir),
-            "logdir_size": dir_size(&a.cfg.data_log_dir),
+            "datadir_size": a.cx.status().disk.dir_sizes().0,
+            "logdir_size": a.cx.status().disk.dir_sizes().1,
         }),
         "dump" => dump(a),
         "environment" => environment(),
@@ -309,8 +309,8 @@ fn server_stats(a: &AdminCx<'_, '_>, with_connections: bool) -> Value {
     let stats = json!({
         "packets_sent": s.packets_sent,
         "packets_received": s.packets_received,
-        "data_dir_size": dir_size(&a.cfg.data_dir),
-        "log_dir_size": dir_size(&a.cfg.data_log_dir),
+        "data_dir_size": a.cx.status().disk.dir_sizes().0,
+        "log_dir_size": a.cx.status().disk.dir_sizes().1,
         "server_state": mode(a.cx, standalone(a)),
         "last_processed_zxid": zxid.to_u64(),
         "outstanding_requests": v.outstanding(),

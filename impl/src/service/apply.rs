@@ -5,6 +5,7 @@
 
 use super::ConnId;
 use super::connections::Connections;
+use super::queue::WriteAnswer;
 use bytes::Bytes;
 use zab_spec::{ErrorCode, Txn, Zxid};
 use zab_zk::tree::TxnResult;
@@ -47,15 +48,33 @@ impl FinalApply {
         result: &TxnResult,
         now_ms: i64,
     ) {
-        let Some(start_ms) = conns.get_mut(conn).and_then(|c| c.queue.pop_write(cxid)) else {
+        let Some(c) = conns.get_mut(conn) else {
             return;
         };
+        let (now, later) = match c.queue.pop_write(cxid) {
+            Some(start) => (Some(start), None),
+            None => (None, c.queue.queued_write(cxid)),
+        };
         let (err, body) = reply::write_reply(result);
-        if err == ErrorCode::SessionMoved {
+        if (now.is_some() || later.is_some()) && err == ErrorCode::SessionMoved {
             // ZooKeeper closes a connection whose session moved, without replying.
             conns.close(conn, watches);
             return;
         }
+        if let Some(start_ms) = later {
+            // Requests before it are held back (backpressure): answered in order, by drain.
+            c.queue.defer_answer(WriteAnswer {
+                xid: cxid,
+                zxid: zxid.to_u64() as i64,
+                err,
+                body,
+                start_ms,
+            });
+            return;
+        }
+        let Some(start_ms) = now else {
+            return;
+        };
         conns.reply(
             conn,
             cxid,

@@ -1,12 +1,23 @@
-//! The client port: accepts connections, answers four-letter words, splits the stream into
-//! frames (refusing negative or oversized ones, like ZooKeeper: the connection is closed and
-//! nothing else is affected), and relays frames to the replica thread and its answers back.
+//! The client port: accepts connections (plaintext on `clientPort`, TLS on `secureClientPort`,
+//! either on one port with `client.portUnification`), answers four-letter words, splits the
+//! stream into frames (refusing negative or oversized ones, like ZooKeeper: the connection is
+//! closed and nothing else is affected), and relays frames to the replica thread and its
+//! answers back.
 //!
-//! A connection task owns the socket: it reads frames and sends them on, in order, as
-//! [`ClientEvent`]s; a writer task writes what the replica thread sends ([`ClientOut`]). A client
-//! that does not finish its handshake within the limit is disconnected; a client that stalls
-//! after that is left alone until its session expires (the replica thread then closes it).
+//! A connection task owns the socket: it completes the TLS handshake if the port has one (a
+//! failed or slow handshake is a log line and a closed connection, nothing more), reads frames
+//! and sends them on, in order, as [`ClientEvent`]s. Replies: on a plaintext connection the
+//! replica thread writes the socket itself once an event is handled ([`DirectWriter`],
+//! `crate::net_out`; issue 20), and the connection's writer task writes only what the socket
+//! did not take and closes; on a TLS connection the writer task writes what the replica
+//! thread sends ([`ClientOut`]). Both are generic over the stream ([`ClientStream`]). A client that does not finish its handshake within the
+//! limit is disconnected; a client that stalls after that is left alone until its session
+//! expires (the replica thread then closes it).
+//! The reader stops reading while the connection is throttled and the writer reports what it
+//! wrote ([`super::backpressure`]), so a client that does not read its replies is pushed back
+//! through TCP; one killed at the hard limit has both tasks stopped and its queue dropped.
 
+use super::backpressure::{ConnGate, Outbox, Outstanding};
 use super::{ClientEvent, ClientOut, ConnId, fourlw};
 use crate::latency::{Breakdown, Stage};
 use crate::net_out::{OnWritten, Outgoing};
@@ -18,9 +29,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
 use tracing::{Instrument, debug, info, info_span, warn};
 use zab_zk::proto::{self, FrameDecoder};
 
@@ -33,17 +45,95 @@ pub struct ClientPortConfig {
     pub max_per_ip: u32,
     /// Words answered.
     pub four_letter_words: Vec<String>,
-    /// Time allowed for the handshake frame.
+    /// Time allowed for the TLS handshake, and again for the session handshake frame.
     pub handshake_timeout: Duration,
+    /// `clientOutputSoftLimitBytes`: queued reply bytes past which a connection is not read.
+    pub output_soft_limit: usize,
+    /// `clientOutstandingLimit`: one connection's outstanding requests past which it is not read.
+    pub max_outstanding: usize,
+    /// The requests outstanding over every connection (`globalOutstandingLimit`).
+    pub outstanding: Arc<Outstanding>,
     /// The latency breakdown: each read's and write's time from its frame decoded to its
     /// reply written (`None`: not measured).
     pub breakdown: Option<Arc<Breakdown>>,
 }
 
+/// How a listener's connections are secured.
+#[derive(Clone)]
+pub enum Security {
+    /// Plaintext (`clientPort`).
+    Plain,
+    /// TLS on every connection (`secureClientPort`).
+    Tls(TlsAcceptor),
+    /// `client.portUnification`: TLS when the first byte opens a TLS handshake record, else
+    /// plaintext (ZooKeeper's `UnifiedServerSocket` / Netty's `DualModeSslHandler`).
+    Unified(TlsAcceptor),
+}
+
+impl Security {
+    fn name(&self) -> &'static str {
+        match self {
+            Security::Plain => "plaintext",
+            Security::Tls(_) => "TLS",
+            Security::Unified(_) => "plaintext and TLS (port unification)",
+        }
+    }
+}
+
+/// The first byte of a TLS record carrying a handshake message (a ClientHello).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// A client connection's byte stream, split into halves for the reader and writer tasks.
+pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// The reading half.
+    type Reader: AsyncRead + Unpin + Send + 'static;
+    /// The writing half.
+    type Writer: AsyncWrite + Unpin + Send + 'static;
+    /// Splits the stream.
+    fn split(self) -> (Self::Reader, Self::Writer);
+    /// The plaintext socket, which the replica thread writes directly; `Err`: not one.
+    fn into_tcp(self) -> Result<TcpStream, Self>
+    where
+        Self: Sized,
+    {
+        Err(self)
+    }
+}
+
+impl ClientStream for TcpStream {
+    type Reader = tokio::net::tcp::OwnedReadHalf;
+    type Writer = tokio::net::tcp::OwnedWriteHalf;
+    fn split(self) -> (Self::Reader, Self::Writer) {
+        self.into_split()
+    }
+    fn into_tcp(self) -> Result<TcpStream, Self> {
+        Ok(self)
+    }
+}
+
+impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
+    type Reader = tokio::io::ReadHalf<Self>;
+    type Writer = tokio::io::WriteHalf<Self>;
+    fn split(self) -> (Self::Reader, Self::Writer) {
+        tokio::io::split(self)
+    }
+}
+/// Replies are written in batches of up to this many bytes (larger frames on their own), so
+/// the writer holds one batch, not a copy of the whole queue.
+const WRITE_BATCH: usize = 64 * 1024;
+
 type Sender = std::sync::mpsc::Sender<Event<zab_zk::Txn, ClientEvent>>;
 
 /// Accepts client connections on `listener` until the process ends.
-pub async fn serve(listener: TcpListener, events: Sender, cfg: ClientPortConfig) {
+pub async fn serve(
+    listener: TcpListener,
+    events: Sender,
+    cfg: ClientPortConfig,
+    security: Security,
+) {
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, security = security.name(), "client port listening");
+    }
     let next_id = Arc::new(AtomicU64::new(1));
     let per_ip: Arc<Mutex<HashMap<IpAddr, u32>>> = Arc::default();
     loop {
@@ -70,10 +160,11 @@ pub async fn serve(listener: TcpListener, events: Sender, cfg: ClientPortConfig)
         }
         let conn = next_id.fetch_add(1, Ordering::Relaxed);
         let (events, cfg, per_ip) = (events.clone(), cfg.clone(), Arc::clone(&per_ip));
+        let security = security.clone();
         let span = info_span!("client", conn, %remote);
         tokio::spawn(
             async move {
-                handle(stream, remote, conn, events, &cfg).await;
+                secure(stream, remote, conn, events, &cfg, &security).await;
                 let mut map = per_ip
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -86,12 +177,59 @@ pub async fn serve(listener: TcpListener, events: Sender, cfg: ClientPortConfig)
     }
 }
 
-async fn handle(
-    mut stream: TcpStream,
+/// Completes the TLS handshake the port asks for, then serves the connection.
+async fn secure(
+    stream: TcpStream,
     remote: SocketAddr,
     conn: ConnId,
     events: Sender,
     cfg: &ClientPortConfig,
+    security: &Security,
+) {
+    let acceptor = match security {
+        Security::Plain => return handle(stream, remote, conn, events, cfg, None).await,
+        Security::Tls(acceptor) => acceptor,
+        Security::Unified(acceptor) => {
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(cfg.handshake_timeout, stream.peek(&mut first)).await {
+                Ok(Ok(1)) if first[0] == TLS_HANDSHAKE_RECORD => acceptor,
+                Ok(Ok(1)) => return handle(stream, remote, conn, events, cfg, None).await,
+                _ => return,
+            }
+        }
+    };
+    let tls = match tokio::time::timeout(cfg.handshake_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            warn!(%remote, "TLS handshake with a client failed: {e}");
+            return;
+        }
+        Err(_) => {
+            warn!(%remote, timeout = ?cfg.handshake_timeout, "TLS handshake with a client timed out");
+            return;
+        }
+    };
+    let x509 = match tls.get_ref().1.peer_certificates().and_then(<[_]>::first) {
+        None => None,
+        Some(cert) => match subject_rfc2253(cert) {
+            Ok(dn) => Some(dn),
+            Err(e) => {
+                // X509AuthenticationProvider fails the authentication; ZooKeeper then closes.
+                warn!(%remote, "closing a TLS client whose certificate subject is unreadable: {e}");
+                return;
+            }
+        },
+    };
+    handle(tls, remote, conn, events, cfg, x509).await;
+}
+
+async fn handle<S: ClientStream>(
+    mut stream: S,
+    remote: SocketAddr,
+    conn: ConnId,
+    events: Sender,
+    cfg: &ClientPortConfig,
+    x509: Option<String>,
 ) {
     let mut buf = BytesMut::with_capacity(4096);
     // A four-letter word is only recognised as the first 4 bytes of a fresh connection.
@@ -111,6 +249,7 @@ async fn handle(
     if let Some(word) = proto::four_letter_word(&buf[..4]) {
         let text = four_letter(word, remote, &events, cfg).await;
         let _ = stream.write_all(text.as_bytes()).await;
+        let _ = stream.flush().await;
         let _ = stream.shutdown().await;
         return;
     }
@@ -140,94 +279,77 @@ async fn handle(
             return;
         }
     };
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ClientOut>();
-    let (mut reader, writer) = stream.into_split();
-    let timed = cfg
+    let (out_tx, out_rx) = mpsc::unbounded_channel::<ClientOut>();
+    let gate = ConnGate::new(
+        Arc::clone(&cfg.outstanding),
+        cfg.output_soft_limit,
+        cfg.max_outstanding,
+    );
+    let timed: Timed = cfg
         .breakdown
         .clone()
         .map(|b| (b, Arc::new(Mutex::new(InFlight::default()))));
-    let written: Option<OnWritten<i32>> = timed.clone().map(|(b, in_flight)| {
-        Box::new(move |xids: &[i32]| replies_written(&b, &in_flight, xids)) as OnWritten<i32>
-    });
-    let direct = DirectWriter(Arc::new(Outgoing::new(writer, written)));
+    let mut out = Outbox::new(out_tx, Arc::clone(&gate));
+    let (reader, mut writer_task): (ClientReader, _) = match stream.into_tcp() {
+        Ok(tcp) => {
+            let (reader, writer) = tcp.into_split();
+            let direct = DirectWriter::new(
+                writer,
+                (Arc::clone(&gate), timed.clone()),
+                (conn, events.clone()),
+            );
+            out = out.with_direct(direct.clone());
+            let task = tokio::spawn(write_direct(direct, out_rx));
+            (Box::new(reader), task)
+        }
+        Err(stream) => {
+            let (reader, writer) = stream.split();
+            let task = tokio::spawn(write_replies(
+                writer,
+                out_rx,
+                (Arc::clone(&gate), timed.clone()),
+                (conn, events.clone()),
+            ));
+            (Box::new(reader), task)
+        }
+    };
     if events
         .send(Event::Client(ClientEvent::Open {
             conn,
             remote,
             request,
-            out: out_tx,
-            direct: Some(direct.clone()),
+            out,
+            x509,
         }))
         .is_err()
     {
+        writer_task.abort();
         return;
     }
-    // The replica thread writes the socket itself; this task writes what the socket did not
-    // take at once, frames that came through the channel, and closes.
-    let writer_task = tokio::spawn(async move {
-        let d = &direct.0;
-        loop {
-            tokio::select! {
-                item = out_rx.recv() => match item {
-                    Some(ClientOut::Frame(f)) => direct.queue(&f),
-                    Some(ClientOut::Close) | None => {
-                        // Dropping the last handle on the write half sends the FIN.
-                        let _ = d.drain().await;
-                        return;
-                    }
-                },
-                () = d.woken() => {}
-            }
-            if !d.drain().await {
-                return;
-            }
-        }
-    });
-    let reader_events = events.clone();
-    let mut reader_task = tokio::spawn(async move {
-        loop {
-            loop {
-                match decoder.decode(&mut buf) {
-                    Ok(Some(payload)) => {
-                        let received = timed.as_ref().map(|(_, in_flight)| {
-                            let now = Instant::now();
-                            request_decoded(in_flight, &payload, now);
-                            now
-                        });
-                        if reader_events
-                            .send(Event::Client(ClientEvent::Request {
-                                conn,
-                                payload,
-                                received,
-                            }))
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        info!("closing a client that sent a bad frame: {e}");
-                        return;
-                    }
-                }
-            }
-            match reader.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    });
-    let mut writer_task = writer_task;
+    let mut reader_task = tokio::spawn(read_requests(
+        reader,
+        buf,
+        decoder,
+        (Arc::clone(&gate), timed),
+        (conn, events.clone()),
+    ));
     tokio::select! {
         _ = &mut reader_task => { writer_task.abort(); }
         _ = &mut writer_task => { reader_task.abort(); }
+        () = gate.killed() => { reader_task.abort(); writer_task.abort(); }
     }
+    // Whatever this connection still had outstanding leaves the global count.
+    gate.release();
     let _ = events.send(Event::Client(ClientEvent::Closed { conn }));
 }
 
-/// A client connection's socket as the replica thread writes it ([`crate::net_out`]): frames
-/// are queued during an event and written when it is handled ([`super::ZkService`]'s flush).
+/// A client connection's reading half.
+type ClientReader = Box<dyn AsyncRead + Unpin + Send>;
+
+/// A plaintext client connection's socket as the replica thread writes it
+/// ([`crate::net_out`]): replies are queued during an event and written when it is handled
+/// ([`super::ZkService`]'s flush); what reaches the socket is reported to the connection's
+/// gate, and the replies' xids to the latency breakdown.
 #[derive(Clone)]
 pub struct DirectWriter(Arc<Outgoing<i32>>);
 
@@ -238,12 +360,28 @@ impl std::fmt::Debug for DirectWriter {
 }
 
 impl DirectWriter {
+    fn new(
+        half: tokio::net::tcp::OwnedWriteHalf,
+        (gate, timed): (Arc<ConnGate>, Timed),
+        (conn, events): (ConnId, Sender),
+    ) -> DirectWriter {
+        let written: OnWritten<i32> = Box::new(move |n: usize, xids: &[i32]| {
+            if n > 0 && gate.written(n) {
+                let _ = events.send(Event::Client(ClientEvent::Writable { conn }));
+            }
+            if let (Some((b, in_flight)), false) = (&timed, xids.is_empty()) {
+                replies_written(b, in_flight, xids);
+            }
+        });
+        DirectWriter(Arc::new(Outgoing::direct(half, Some(written))))
+    }
+
     /// Queues a frame (length prefix included), marked with its reply xid for the breakdown.
     pub(super) fn queue(&self, frame: &[u8]) {
         let xid = frame
             .get(4..8)
             .map(|x| i32::from_be_bytes([x[0], x[1], x[2], x[3]]));
-        self.0.queue(|buf| buf.extend_from_slice(frame), xid);
+        self.0.queue(|buf| buf.extend_from_slice(frame), xid, false);
     }
 
     /// Writes what was queued (the rest, if the socket is full, by the connection's task).
@@ -251,11 +389,167 @@ impl DirectWriter {
         self.0.flush();
     }
 
+    /// Drops what is queued; nothing more is written (the connection is being killed).
+    pub(super) fn discard(&self) {
+        self.0.discard();
+    }
+
     /// Whether both are the same connection's.
     pub(super) fn same(&self, other: &DirectWriter) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
 }
+
+/// The writer task of a plaintext connection: writes what the replica thread's flushes left
+/// (the socket was full), and on `Close` everything still queued, then ends (the socket is
+/// closed once the replica thread drops the connection too).
+async fn write_direct(direct: DirectWriter, mut out_rx: mpsc::UnboundedReceiver<ClientOut>) {
+    let d = &direct.0;
+    loop {
+        tokio::select! {
+            item = out_rx.recv() => match item {
+                // (Replies go to the socket's buffer; a frame sent here joins them in order.)
+                Some(ClientOut::Frame(f)) => direct.queue(&f),
+                Some(ClientOut::Close) | None => {
+                    let _ = d.drain().await;
+                    return;
+                }
+            },
+            () = d.woken() => {}
+        }
+        if !d.drain().await {
+            return;
+        }
+    }
+}
+
+/// A certificate's subject as Java's `X500Principal.getName()` writes it: the `x509` id
+/// ZooKeeper's `X509AuthenticationProvider` gives the client.
+pub fn subject_rfc2253(cert: &rustls_pki_types::CertificateDer<'_>) -> Result<String, String> {
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|e| e.to_string())?;
+    zab_zk::x509::rfc2253_from_der(parsed.subject().as_raw()).map_err(|e| e.to_string())
+}
+
+/// Reads request frames and hands them to the replica thread, waiting while the connection
+/// is throttled (nothing is read then, so TCP pushes back on the client).
+async fn read_requests<R: AsyncRead + Unpin>(
+    mut reader: R,
+    mut buf: BytesMut,
+    decoder: FrameDecoder,
+    (gate, timed): (Arc<ConnGate>, Timed),
+    (conn, events): (ConnId, Sender),
+) {
+    loop {
+        loop {
+            gate.wait_open().await;
+            match decoder.decode(&mut buf) {
+                Ok(Some(payload)) => {
+                    gate.request_sent(payload.len());
+                    let received = timed.as_ref().map(|(_, in_flight)| {
+                        let now = Instant::now();
+                        request_decoded(in_flight, &payload, now);
+                        now
+                    });
+                    if events
+                        .send(Event::Client(ClientEvent::Request {
+                            conn,
+                            payload,
+                            received,
+                        }))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    info!("closing a client that sent a bad frame: {e}");
+                    return;
+                }
+            }
+        }
+        match reader.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Writes what the replica thread queued, in batches, and reports each batch written to the
+/// gate; when that brings the queue back under the soft limit, the replica thread is told
+/// ([`ClientEvent::Writable`]) so it answers the reads it held back.
+async fn write_replies<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    mut out_rx: mpsc::UnboundedReceiver<ClientOut>,
+    (gate, timed): (Arc<ConnGate>, Timed),
+    (conn, events): (ConnId, Sender),
+) {
+    let mut pending = BytesMut::new();
+    // The xids of the replies in this round, for the latency breakdown.
+    let mut xids: Vec<i32> = Vec::new();
+    let written = |n: usize| {
+        if gate.written(n) {
+            let _ = events.send(Event::Client(ClientEvent::Writable { conn }));
+        }
+    };
+    while let Some(first) = out_rx.recv().await {
+        let mut close = false;
+        let mut next = Some(first);
+        xids.clear();
+        while let Some(item) = next.take() {
+            match item {
+                ClientOut::Frame(f) => {
+                    if timed.is_some()
+                        && let Some(xid) = f.get(4..8)
+                    {
+                        xids.push(i32::from_be_bytes([xid[0], xid[1], xid[2], xid[3]]));
+                    }
+                    if !pending.is_empty() && pending.len() + f.len() > WRITE_BATCH {
+                        if writer.write_all(&pending).await.is_err() {
+                            return;
+                        }
+                        written(pending.len());
+                        pending.clear();
+                    }
+                    if f.len() >= WRITE_BATCH {
+                        if writer.write_all(&f).await.is_err() {
+                            return;
+                        }
+                        written(f.len());
+                    } else {
+                        pending.extend_from_slice(&f);
+                    }
+                }
+                ClientOut::Close => {
+                    close = true;
+                    break;
+                }
+            }
+            next = out_rx.try_recv().ok();
+        }
+        // (A TLS stream may hold the last record until flushed; a socket's flush is free.)
+        if !pending.is_empty() {
+            if writer.write_all(&pending).await.is_err() || writer.flush().await.is_err() {
+                return;
+            }
+            written(pending.len());
+            pending.clear();
+        } else if writer.flush().await.is_err() {
+            return;
+        }
+        if let Some((b, in_flight)) = &timed {
+            replies_written(b, in_flight, &xids);
+        }
+        if close {
+            let _ = writer.shutdown().await;
+            return;
+        }
+    }
+}
+
+/// The breakdown and this connection's measured requests (`None`: not measured).
+type Timed = Option<(Arc<Breakdown>, Arc<Mutex<InFlight>>)>;
 
 /// Requests of one connection whose replies are awaited, for the latency breakdown: xid, when
 /// decoded, whether a write. Bounded: past [`TIMED_PER_CONN`] further requests go unmeasured.

@@ -3,14 +3,14 @@
 //! refusal), decoding request frames, and writing replies with their statistics (ZooKeeper's
 //! `ServerCnxn`/`NIOServerCnxn` and `ZooKeeperServer.processConnectRequest`).
 
+use super::ConnId;
+use super::backpressure::Outbox;
 use super::client::DirectWriter;
 use super::queue::SessionQueue;
-use super::{ClientOut, ConnId};
 use crate::metrics::Histogram;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info, warn};
 use zab_spec::{ErrorCode, SessionId, Zxid};
 use zab_zk::auth::AuthInfo;
@@ -44,6 +44,8 @@ pub(super) struct Traffic {
     /// Latency, ms: min, max, total, count.
     pub(super) latency: (i64, i64, i64, u64),
     pub(super) auth_failed: u64,
+    /// Connections closed for passing `clientOutputHardLimitBytes`.
+    pub(super) closed_over_limit: u64,
     /// Latency of answered reads, microseconds (ZooKeeper's `readlatency`, at ms resolution).
     pub(super) read_latency: Histogram,
     /// Latency of answered writes, microseconds (`updatelatency`, at ms resolution).
@@ -70,10 +72,7 @@ fn ms_to_micros(ms: i64) -> u64 {
 #[derive(Debug)]
 pub(super) struct Conn {
     pub(super) remote: SocketAddr,
-    out: UnboundedSender<ClientOut>,
-    /// The socket, written by this thread at the end of each event (zabd); `None`: frames go
-    /// through `out` (the simulation).
-    direct: Option<DirectWriter>,
+    pub(super) out: Outbox,
     pub(super) session: Option<SessionId>,
     pub(super) timeout: i32,
     read_only_byte: bool,
@@ -95,6 +94,8 @@ pub(super) enum Opened {
         session: SessionId,
         /// The negotiated timeout.
         timeout: i32,
+        /// The password this server gave it (it travels in the `createSession`).
+        passwd: [u8; 16],
     },
     /// A valid session resumed on this connection: answer the handshake now.
     Resume {
@@ -128,6 +129,8 @@ pub(super) struct Connections {
     next_session: i64,
     session_secret: Vec<u8>,
     pub(super) traffic: Traffic,
+    /// `clientOutputHardLimitBytes`: queued reply bytes past which a connection is closed.
+    hard_limit: usize,
     /// Connections with frames queued since the last [`Connections::flush`].
     dirty: Vec<DirectWriter>,
 }
@@ -173,8 +176,14 @@ pub(super) struct HandshakeLimits {
 }
 
 impl Connections {
-    pub(super) fn new(server_byte: u8, session_secret: Vec<u8>, now_ms: i64) -> Connections {
+    pub(super) fn new(
+        server_byte: u8,
+        session_secret: Vec<u8>,
+        now_ms: i64,
+        hard_limit: usize,
+    ) -> Connections {
         Connections {
+            hard_limit,
             conns: BTreeMap::new(),
             by_session: HashMap::new(),
             creating: HashMap::new(),
@@ -193,30 +202,31 @@ impl Connections {
         }
     }
 
-    /// Queues `frame` on `c`: into its socket's buffer (written at the next flush), or onto
-    /// its channel.
-    fn push(c: &Conn, dirty: &mut Vec<DirectWriter>, frame: Bytes) {
-        match &c.direct {
-            Some(d) => {
-                d.queue(&frame);
-                if !dirty.iter().any(|x| x.same(d)) {
-                    dirty.push(d.clone());
-                }
-            }
-            None => {
-                let _ = c.out.send(ClientOut::Frame(frame));
+    /// Remembers that `out`'s socket has frames to write at the next flush.
+    fn mark_dirty(out: &Outbox, dirty: &mut Vec<DirectWriter>) {
+        if let Some(d) = out.direct() {
+            if !dirty.iter().any(|x| x.same(d)) {
+                dirty.push(d.clone());
             }
         }
     }
 
-    /// The password of `session`: keyed with the ensemble's secret, or ZooKeeper's id-derived
-    /// one for a session that came from a ZooKeeper import (so its client can resume it after
-    /// the migration; `DataTree::session_imported`).
-    fn password(&self, session: SessionId, imported: bool) -> [u8; 16] {
-        if imported {
-            zab_zk::session::zookeeper_password(session)
+    /// A new session's password: keyed with this server's secret (random per process in
+    /// `zabd`), so no one without it can compute it from the session id.
+    fn new_password(&self, session: SessionId) -> [u8; 16] {
+        zab_zk::session::keyed_password(session, &self.session_secret)
+    }
+
+    /// The password of an open `session`, as every replica knows it: the one its
+    /// `createSession` carried, or ZooKeeper's id-derived one for a session that came from a
+    /// ZooKeeper import (so its client can resume it after the migration;
+    /// `DataTree::session_imported`). `None`: no password is known (a session created before
+    /// passwords travelled), and no password opens it.
+    fn password(tree: &DataTree, session: SessionId) -> Option<[u8; 16]> {
+        if tree.session_imported(session) {
+            Some(zab_zk::session::zookeeper_password(session))
         } else {
-            zab_zk::session::keyed_password(session, &self.session_secret)
+            tree.session_password(session)
         }
     }
 
@@ -245,11 +255,28 @@ impl Connections {
         Some(conn)
     }
 
+    /// Queues a frame for `conn`. Past the hard limit on queued reply bytes (a client that
+    /// does not read what it is sent: watch notifications, write results) the connection is
+    /// closed at once, its queue dropped; the connection task then reports it closed
+    /// ([`super::ClientEvent::Closed`]), which removes it here as any other close.
     pub(super) fn send(&mut self, conn: ConnId, frame: Bytes) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.stats.sent += 1;
-            self.traffic.packets_sent += 1;
-            Self::push(c, &mut self.dirty, frame);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.stats.sent += 1;
+        self.traffic.packets_sent += 1;
+        let queued = c.out.send_frame(frame);
+        Self::mark_dirty(&c.out, &mut self.dirty);
+        if queued > self.hard_limit && !c.out.killed() {
+            warn!(
+                conn,
+                remote = %c.remote,
+                queued,
+                limit = self.hard_limit,
+                "closing a client that does not read its replies (clientOutputHardLimitBytes)"
+            );
+            self.traffic.closed_over_limit += 1;
+            c.out.kill();
         }
     }
 
@@ -275,6 +302,7 @@ impl Connections {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.stats.last_zxid = zxid;
             record_latency(&mut c.stats.lat, lat);
+            c.out.answered();
         }
         record_latency(&mut self.traffic.latency, lat);
         self.send(conn, frame);
@@ -284,7 +312,7 @@ impl Connections {
     /// connection); the session lives on until it expires or is closed.
     pub(super) fn close(&mut self, conn: ConnId, watches: &mut WatchManager) {
         if let Some(c) = self.conns.remove(&conn) {
-            let _ = c.out.send(ClientOut::Close);
+            c.out.close();
             if let Some(s) = c.session {
                 if self.by_session.get(&s) == Some(&conn) {
                     self.by_session.remove(&s);
@@ -309,10 +337,9 @@ impl Connections {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn open(
         &mut self,
-        conn: ConnId,
-        remote: SocketAddr,
+        (conn, remote, auth): (ConnId, SocketAddr, AuthInfo),
         req: &ConnectRequest,
-        (out, direct): (UnboundedSender<ClientOut>, Option<DirectWriter>),
+        out: Outbox,
         limits: &HandshakeLimits,
         tree: &DataTree,
         watches: &mut WatchManager,
@@ -320,13 +347,13 @@ impl Connections {
     ) -> Opened {
         let read_only_byte = req.read_only.is_some();
         if !limits.serving {
-            let _ = out.send(ClientOut::Close);
+            out.close();
             return Opened::Refused;
         }
         if req.last_zxid_seen > limits.applied.to_u64() as i64 {
             // The client saw a newer state than ours: it must try another server.
             info!(%remote, client = %Zxid::from_u64(req.last_zxid_seen as u64), ours = %limits.applied, "refusing a client that is ahead of this server");
-            let _ = out.send(ClientOut::Close);
+            out.close();
             return Opened::Refused;
         }
         let timeout = zab_zk::session::negotiate_timeout(
@@ -337,11 +364,10 @@ impl Connections {
         let mut c = Conn {
             remote,
             out,
-            direct,
             session: None,
             timeout,
             read_only_byte,
-            auth: AuthInfo::new(&remote.ip().to_string()),
+            auth,
             early: Vec::new(),
             queue: SessionQueue::default(),
             stats: ConnStats {
@@ -354,16 +380,22 @@ impl Connections {
             let session = SessionId(self.next_session);
             self.conns.insert(conn, c);
             self.creating.insert(session, conn);
-            return Opened::Create { session, timeout };
+            return Opened::Create {
+                session,
+                timeout,
+                passwd: self.new_password(session),
+            };
         }
         let session = SessionId(req.session_id);
-        let imported = tree.session_imported(session);
-        let valid =
-            tree.session_open(session) && req.passwd.as_ref() == self.password(session, imported);
+        let valid = tree.session_open(session)
+            && Self::password(tree, session).is_some_and(|p| req.passwd.as_ref() == p);
         if !valid {
-            let refused = proto::encode_connect_response(&ConnectResponse::refused(read_only_byte));
-            Self::push(&c, &mut self.dirty, refused);
-            let _ = c.out.send(ClientOut::Close);
+            c.out
+                .send_frame(proto::encode_connect_response(&ConnectResponse::refused(
+                    read_only_byte,
+                )));
+            Self::mark_dirty(&c.out, &mut self.dirty);
+            c.out.close();
             return Opened::Refused;
         }
         if let Some(old) = self.by_session.get(&session).copied() {
@@ -382,9 +414,11 @@ impl Connections {
         conn: ConnId,
         session: SessionId,
         timeout: i32,
-        imported: bool,
+        tree: &DataTree,
     ) -> Vec<Bytes> {
-        let passwd = Bytes::copy_from_slice(&self.password(session, imported));
+        // Only a createSession replayed from before passwords travelled has none (and no
+        // client waits for it); zeros then open nothing.
+        let passwd = Bytes::copy_from_slice(&Self::password(tree, session).unwrap_or([0; 16]));
         let Some(c) = self.conns.get_mut(&conn) else {
             return Vec::new();
         };
@@ -415,9 +449,11 @@ impl Connections {
             return Received::Nothing;
         };
         let Some(session) = c.session else {
+            // Counted when handled, after the handshake (`ZkService::accept`).
             c.early.push(payload.clone());
             return Received::Nothing;
         };
+        c.out.received(payload.len());
         let (header, body) = match proto::decode_request(payload, max_frame) {
             Ok(x) => x,
             Err(e) => {

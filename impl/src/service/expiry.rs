@@ -63,7 +63,9 @@ impl Expiry {
     /// The leader applied `body` of `session`.
     pub(super) fn committed(&mut self, session: SessionId, body: &TxnBody, now_ms: i64) {
         match body {
-            TxnBody::CreateSession { timeout } => self.tracker.add(session, *timeout, None, now_ms),
+            TxnBody::CreateSession { timeout, .. } => {
+                self.tracker.add(session, *timeout, None, now_ms)
+            }
             TxnBody::CloseSession { .. } => self.tracker.remove(session),
             TxnBody::DeleteContainer { path } => {
                 self.containers_pending.remove(path);

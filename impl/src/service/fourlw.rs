@@ -61,35 +61,6 @@ fn latency(l: (i64, i64, i64, u64)) -> String {
     format!("{}/{}/{}", l.0, avg_latency(l), l.1)
 }
 
-/// Open and maximum file descriptors (`zk_open_file_descriptor_count`,
-/// `zk_max_file_descriptor_count`), where the platform tells (Linux `/proc`).
-pub(super) fn file_descriptors() -> Option<(usize, u64)> {
-    let open = std::fs::read_dir("/proc/self/fd").ok()?.count();
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let max = limits
-        .lines()
-        .find(|l| l.starts_with("Max open files"))?
-        .split_whitespace()
-        .nth(3)?
-        .parse()
-        .ok()?;
-    Some((open, max))
-}
-
-pub(super) fn dir_size(path: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return 0;
-    };
-    entries
-        .filter_map(Result::ok)
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
 /// What a word's renderer reads: the configuration, the service's statistics and the
 /// runtime's status.
 struct Ctx<'a, 'c> {
@@ -133,14 +104,10 @@ pub fn render(
         "isro" => out.push_str("rw"),
         "wchs" => wchs(&mut out, view),
         "cons" => cons(&mut out, &c),
-        "conf" => conf(&mut out, cfg, c.standalone),
+        "conf" => conf(&mut out, cfg, c.standalone, cx.status().disk.dir_sizes()),
         "dirs" => {
-            let _ = writeln!(
-                out,
-                "datadir_size: {}\nlogdir_size: {}",
-                dir_size(&cfg.data_dir),
-                dir_size(&cfg.data_log_dir)
-            );
+            let (data, log) = cx.status().disk.dir_sizes();
+            let _ = writeln!(out, "datadir_size: {data}\nlogdir_size: {log}");
         }
         "envi" => envi(&mut out),
         "mntr" => {
@@ -236,20 +203,24 @@ fn cons(out: &mut String, c: &Ctx<'_, '_>) {
 }
 
 /// `conf`: the configuration, ZooKeeper's keys.
-fn conf(out: &mut String, cfg: &ServerConfig, standalone: bool) {
-    let client_port = cfg.client_addr.port();
-    let _ = writeln!(out, "clientPort={client_port}\nsecureClientPort=-1");
+fn conf(out: &mut String, cfg: &ServerConfig, standalone: bool, (data, log): (u64, u64)) {
+    // ZooKeeper prints -1 for a port it does not listen on.
+    let client_port = if cfg.client_port_plaintext {
+        i32::from(cfg.client_addr.port())
+    } else {
+        -1
+    };
+    let secure = cfg.secure_client_addr.map_or(-1, |a| i32::from(a.port()));
+    let _ = writeln!(out, "clientPort={client_port}\nsecureClientPort={secure}");
     let _ = writeln!(
         out,
-        "dataDir={}\ndataDirSize={}",
+        "dataDir={}\ndataDirSize={data}",
         cfg.data_dir.display(),
-        dir_size(&cfg.data_dir)
     );
     let _ = writeln!(
         out,
-        "dataLogDir={}\ndataLogSize={}",
+        "dataLogDir={}\ndataLogSize={log}",
         cfg.data_log_dir.display(),
-        dir_size(&cfg.data_log_dir)
     );
     let _ = writeln!(
         out,
@@ -379,7 +350,7 @@ fn mntr(c: &Ctx<'_, '_>) -> Vec<(&'static str, String)> {
         ),
         ("zk_fsync_count", st.fsync_micros.count().to_string()),
     ];
-    if let Some((open, max)) = file_descriptors() {
+    if let Some((open, max)) = st.disk.file_descriptors() {
         kv.push(("zk_open_file_descriptor_count", open.to_string()));
         kv.push(("zk_max_file_descriptor_count", max.to_string()));
     }

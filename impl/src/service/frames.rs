@@ -27,6 +27,8 @@ pub enum ServiceFrame {
         session: SessionId,
         /// The negotiated timeout, ms.
         timeout: i32,
+        /// The password the sender gave the session.
+        passwd: [u8; 16],
     },
     /// Sessions active at the sender since its last report (the sender owns them).
     Touch {
@@ -95,9 +97,14 @@ impl ServiceFrame {
                 out.put_slice(payload);
                 FORWARD
             }
-            ServiceFrame::CreateSession { session, timeout } => {
+            ServiceFrame::CreateSession {
+                session,
+                timeout,
+                passwd,
+            } => {
                 out.put_i64(session.0);
                 out.put_i32(*timeout);
+                out.put_slice(passwd);
                 CREATE_SESSION
             }
             ServiceFrame::Touch { sessions } => {
@@ -151,12 +158,17 @@ impl ServiceFrame {
                 }
             }
             CREATE_SESSION => {
-                if buf.len() != 12 {
+                if buf.len() != 28 {
                     return None;
                 }
+                let session = SessionId(buf.get_i64());
+                let timeout = buf.get_i32();
+                let mut passwd = [0u8; 16];
+                buf.copy_to_slice(&mut passwd);
                 ServiceFrame::CreateSession {
-                    session: SessionId(buf.get_i64()),
-                    timeout: buf.get_i32(),
+                    session,
+                    timeout,
+                    passwd,
                 }
             }
             TOUCH => {
@@ -210,6 +222,7 @@ mod tests {
             ServiceFrame::CreateSession {
                 session: SessionId(-3),
                 timeout: 4000,
+                passwd: [9; 16],
             },
             ServiceFrame::Touch {
                 sessions: vec![SessionId(1), SessionId(2)],

@@ -26,6 +26,7 @@
 
 pub mod admin;
 mod apply;
+pub mod backpressure;
 pub mod client;
 mod connections;
 mod expiry;
@@ -39,6 +40,7 @@ pub mod zkmetrics;
 
 use crate::runtime::{AppCx, Application};
 use apply::FinalApply;
+use backpressure::Outbox;
 use bytes::Bytes;
 pub use connections::ConnStats;
 use connections::{Connections, HandshakeLimits, Opened, Received};
@@ -48,10 +50,9 @@ use prep::LeaderPrep;
 use queue::Ready;
 use reads::{LocalReads, LocalRequest};
 use std::net::SocketAddr;
-use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info, warn};
 use zab_spec::{ErrorCode, ServerId, ServerState, SessionId, Txn, ZabState, Zxid};
-use zab_zk::auth::AuthConfig;
+use zab_zk::auth::{AuthConfig, AuthInfo};
 use zab_zk::proto::{self, ConnectRequest, Request, Response, SyncResponse};
 use zab_zk::txn::TxnBody;
 use zab_zk::{DataTree, PrepConfig};
@@ -70,11 +71,17 @@ pub enum ClientEvent {
         remote: SocketAddr,
         /// The handshake.
         request: ConnectRequest,
-        /// Where the connection's output goes.
-        out: UnboundedSender<ClientOut>,
-        /// The socket itself, written by the replica thread at the end of each event (`None`:
-        /// every frame through `out`, as in the simulation). `out` still carries `Close`.
-        direct: Option<client::DirectWriter>,
+        /// Where the connection's output goes (metered: [`backpressure`]).
+        out: Outbox,
+        /// The subject of the client's TLS certificate, verified in the handshake (RFC 2253,
+        /// as Java writes it): the connection is authenticated as `x509:<subject>`.
+        x509: Option<String>,
+    },
+    /// The connection's queued replies fell back under the soft limit: the reads held back
+    /// may be answered.
+    Writable {
+        /// The connection.
+        conn: ConnId,
     },
     /// A request frame (header and body) arrived.
     Request {
@@ -131,7 +138,9 @@ pub struct ServiceConfig {
     pub server: crate::config::ServerConfig,
     /// `superDigest` (`super:<base64 sha1>`), enabling the super user.
     pub super_digest: Option<String>,
-    /// Secret that session passwords are keyed with (identical on every server).
+    /// This server's secret that new sessions' passwords are keyed with (`zabd`: random per
+    /// process); the password travels in the `createSession`, so other servers need not
+    /// know the secret.
     pub session_secret: Vec<u8>,
     /// How often the leader looks for empty containers and expired TTL nodes, ms.
     pub container_check_ms: i64,
@@ -228,12 +237,18 @@ impl ZkService {
     pub fn new(cfg: ServiceConfig, tree: DataTree, applied: Zxid, now_ms: i64) -> ZkService {
         let server_byte = u8::try_from(cfg.server.myid.0).unwrap_or(u8::MAX);
         ZkService {
-            conns: Connections::new(server_byte, cfg.session_secret.clone(), now_ms),
+            conns: Connections::new(
+                server_byte,
+                cfg.session_secret.clone(),
+                now_ms,
+                cfg.server.bounds.client_output_hard,
+            ),
             prep: LeaderPrep::new(PrepConfig {
                 ttl_enabled: cfg.server.extended_types,
             }),
             reads: LocalReads::new(AuthConfig {
                 super_digest: cfg.super_digest.clone(),
+                x509_super_user: cfg.server.x509_super_user.clone(),
             }),
             db: FinalApply::new(tree, applied, &cfg.server, now_ms),
             expiry: Expiry::new(cfg.container_check_ms, cfg.server.tick_ms as i64, now_ms),
@@ -303,11 +318,20 @@ impl ZkService {
 
     fn open(
         &mut self,
-        (conn, remote): (ConnId, SocketAddr),
+        (conn, remote, x509): (ConnId, SocketAddr, Option<String>),
         req: &ConnectRequest,
-        out: (UnboundedSender<ClientOut>, Option<client::DirectWriter>),
+        out: Outbox,
         cx: &mut AppCx<'_, zab_zk::Txn>,
     ) {
+        let ip = remote.ip().to_string();
+        let auth = match &x509 {
+            // X509AuthenticationProvider.handleAuthentication, run when the handshake is done.
+            Some(dn) => {
+                info!(conn, %remote, subject = %dn, "authenticated by TLS client certificate");
+                AuthInfo::with_certificate(&ip, dn, self.reads.auth_config())
+            }
+            None => AuthInfo::new(&ip),
+        };
         let s = &self.cfg.server;
         let limits = HandshakeLimits {
             min_timeout_ms: s.min_session_timeout_ms as i32,
@@ -316,8 +340,7 @@ impl ZkService {
             applied: self.db.applied,
         };
         let opened = self.conns.open(
-            conn,
-            remote,
+            (conn, remote, auth),
             req,
             out,
             &limits,
@@ -327,8 +350,17 @@ impl ZkService {
         );
         match opened {
             Opened::Refused => {}
-            Opened::Create { session, timeout } => {
-                self.route(ServiceFrame::CreateSession { session, timeout }, cx);
+            Opened::Create {
+                session,
+                timeout,
+                passwd,
+            } => {
+                let frame = ServiceFrame::CreateSession {
+                    session,
+                    timeout,
+                    passwd,
+                };
+                self.route(frame, cx);
             }
             Opened::Resume { session, timeout } => {
                 self.expiry.touch(session, self.leading, cx.me(), cx.now_ms);
@@ -345,8 +377,7 @@ impl ZkService {
         timeout: i32,
         cx: &mut AppCx<'_, zab_zk::Txn>,
     ) {
-        let imported = self.db.tree.session_imported(session);
-        for payload in self.conns.accept(conn, session, timeout, imported) {
+        for payload in self.conns.accept(conn, session, timeout, &self.db.tree) {
             self.request(conn, payload, cx);
         }
     }
@@ -397,13 +428,17 @@ impl ZkService {
         self.drain(conn, cx);
     }
 
-    /// Answers, in order, what heads the connection's queue and can be answered now.
+    /// Answers, in order, what heads the connection's queue and can be answered now. While
+    /// the connection's queued replies exceed `clientOutputSoftLimitBytes`, nothing more is
+    /// answered (the reads wait in the queue); [`ClientEvent::Writable`] resumes.
     fn drain(&mut self, conn: ConnId, cx: &mut AppCx<'_, zab_zk::Txn>) {
+        let soft = self.cfg.server.bounds.client_output_soft;
         loop {
             let applied = self.db.applied;
             let Some(ready) = self
                 .conns
                 .get_mut(conn)
+                .filter(|c| c.out.queued() <= soft)
                 .and_then(|c| c.queue.pop_ready(applied))
             else {
                 return;
@@ -423,6 +458,11 @@ impl ZkService {
                     };
                     self.reads
                         .serve(&mut self.conns, &self.db.tree, self.db.applied, r);
+                }
+                Ready::Answered(a) => {
+                    let times = (a.start_ms, cx.now_ms);
+                    self.conns.reply(conn, a.xid, a.zxid, a.err, a.body, times);
+                    self.conns.traffic.update_answered(times);
                 }
                 Ready::Sync {
                     xid,
@@ -459,9 +499,13 @@ impl ZkService {
                 self.prep
                     .forward(from, write, &self.db.tree, tracker, max, cx);
             }
-            ServiceFrame::CreateSession { session, timeout } if self.leading => {
+            ServiceFrame::CreateSession {
+                session,
+                timeout,
+                passwd,
+            } if self.leading => {
                 self.prep
-                    .create_session(from, (session, timeout), tracker, cx);
+                    .create_session(from, (session, timeout, passwd), tracker, cx);
             }
             ServiceFrame::Touch { sessions } if self.leading => {
                 for s in sessions {
@@ -508,7 +552,7 @@ impl ZkService {
         let watches = &mut self.reads.watches;
         let (cxid, now) = (t.header.cxid, cx.now_ms);
         match &t.body {
-            TxnBody::CreateSession { timeout } => {
+            TxnBody::CreateSession { timeout, .. } => {
                 if let Some(conn) = self.conns.created(session) {
                     self.accept(conn, session, *timeout, cx);
                 }
@@ -559,8 +603,8 @@ impl Application<zab_zk::Txn> for ZkService {
                 remote,
                 request,
                 out,
-                direct,
-            } => self.open((conn, remote), &request, (out, direct), cx),
+                x509,
+            } => self.open((conn, remote, x509), &request, out, cx),
             ClientEvent::Request {
                 conn,
                 payload,
@@ -570,6 +614,7 @@ impl Application<zab_zk::Txn> for ZkService {
                 self.request(conn, payload, cx);
                 cx.received = None;
             }
+            ClientEvent::Writable { conn } => self.drain(conn, cx),
             ClientEvent::Closed { conn } => self.conns.close(conn, &mut self.reads.watches),
             ClientEvent::FourLetter {
                 word,

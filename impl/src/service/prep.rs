@@ -104,14 +104,16 @@ impl LeaderPrep {
     pub(super) fn create_session(
         &mut self,
         from: ServerId,
-        (session, timeout): (SessionId, i32),
+        (session, timeout, passwd): (SessionId, i32, [u8; 16]),
         tracker: &mut SessionTracker,
         cx: &mut AppCx<'_, zab_zk::Txn>,
     ) {
         let now = cx.now_ms;
         let Ok(zxid) = cx.next_zxid() else { return };
         tracker.pre_own(session, from, timeout, now);
-        let txn = self.prep.create_session(session, timeout, now, zxid);
+        let txn = self
+            .prep
+            .create_session(session, (timeout, passwd), now, zxid);
         self.propose(txn, cx);
     }
 }

@@ -5,13 +5,26 @@
 
 use std::collections::VecDeque;
 use zab_spec::{ErrorCode, Zxid};
-use zab_zk::proto::Request;
+use zab_zk::proto::{Request, Response};
+
+/// A write's answer, ready once its transaction is applied.
+#[derive(Debug)]
+pub(super) struct WriteAnswer {
+    pub(super) xid: i32,
+    pub(super) zxid: i64,
+    pub(super) err: ErrorCode,
+    pub(super) body: Option<Response>,
+    pub(super) start_ms: i64,
+}
 
 /// A request of the session, waiting for its answer.
 #[derive(Debug)]
 enum Waiting {
     /// A write in flight (forwarded or proposed).
     Write { xid: i32, start_ms: i64 },
+    /// A write applied while requests before it were still held back (backpressure: the
+    /// connection's replies past the soft limit); answered when it reaches the head.
+    Answered(WriteAnswer),
     /// A sync barrier: answered once `target` (from the leader) is delivered here.
     Sync {
         xid: i32,
@@ -42,6 +55,8 @@ pub(super) enum Ready {
         path: String,
         start_ms: i64,
     },
+    /// A write answered while it waited behind held-back requests.
+    Answered(WriteAnswer),
 }
 
 /// One session's requests in flight, in the order they were sent.
@@ -105,6 +120,10 @@ impl SessionQueue {
     /// Takes the head if it can be answered now, `applied` being the state's zxid.
     pub(super) fn pop_ready(&mut self, applied: Zxid) -> Option<Ready> {
         match self.waiting.front()? {
+            Waiting::Answered(_) => match self.waiting.pop_front() {
+                Some(Waiting::Answered(a)) => Some(Ready::Answered(a)),
+                _ => None,
+            },
             Waiting::Local { .. } => match self.waiting.pop_front() {
                 Some(Waiting::Local {
                     xid,
@@ -149,6 +168,25 @@ impl SessionQueue {
             _ => None,
         }
     }
+
+    /// When the write `cxid` started, if it waits behind other requests (not at the head).
+    pub(super) fn queued_write(&self, cxid: i32) -> Option<i64> {
+        self.waiting.iter().skip(1).find_map(|w| match w {
+            Waiting::Write { xid, start_ms } if *xid == cxid => Some(*start_ms),
+            _ => None,
+        })
+    }
+
+    /// Stores the answer of a write that waits behind other requests, to be sent in order.
+    pub(super) fn defer_answer(&mut self, answer: WriteAnswer) {
+        let slot = self
+            .waiting
+            .iter_mut()
+            .find(|w| matches!(w, Waiting::Write { xid, .. } if *xid == answer.xid));
+        if let Some(w) = slot {
+            *w = Waiting::Answered(answer);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -180,6 +218,35 @@ mod tests {
         assert!(matches!(
             q.pop_ready(Zxid::from_u64(5)),
             Some(Ready::Sync { xid: 3, .. })
+        ));
+        assert_eq!(q.len(), 0);
+    }
+
+    #[test]
+    fn a_write_answered_behind_a_held_read_keeps_its_place() {
+        let mut q = SessionQueue::default();
+        q.push_local(1, Ok(Request::Ping), 0);
+        q.push_write(2, 0);
+        assert_eq!(q.pop_write(2), None, "the read heads");
+        assert_eq!(q.queued_write(2), Some(0));
+        q.defer_answer(WriteAnswer {
+            xid: 2,
+            zxid: 7,
+            err: ErrorCode::Ok,
+            body: None,
+            start_ms: 0,
+        });
+        assert!(matches!(
+            q.pop_ready(Zxid::ZERO),
+            Some(Ready::Local { xid: 1, .. })
+        ));
+        assert!(matches!(
+            q.pop_ready(Zxid::ZERO),
+            Some(Ready::Answered(WriteAnswer {
+                xid: 2,
+                zxid: 7,
+                ..
+            }))
         ));
         assert_eq!(q.len(), 0);
     }

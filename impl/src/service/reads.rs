@@ -28,6 +28,11 @@ pub(super) struct LocalRequest {
 }
 
 impl LocalReads {
+    /// The server-wide authentication settings.
+    pub(super) fn auth_config(&self) -> &AuthConfig {
+        &self.auth_config
+    }
+
     pub(super) fn new(auth_config: AuthConfig) -> LocalReads {
         LocalReads {
             watches: WatchManager::new(),

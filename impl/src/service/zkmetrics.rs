@@ -148,7 +148,7 @@ pub fn render(
     value(o, "global_sessions", view.global_sessions);
     // zabd has no local sessions (every session is global).
     value(o, "local_sessions", 0);
-    if let Some((open, max_fd)) = super::fourlw::file_descriptors() {
+    if let Some((open, max_fd)) = st.disk.file_descriptors() {
         value(o, "max_file_descriptor_count", max_fd);
         value(o, "open_file_descriptor_count", open);
     }

@@ -2,6 +2,10 @@
 //! and content: the epoch in plain decimal text), each replaced atomically and durably, and
 //! read back at startup.
 //!
+//! It also keeps the `recovering` flag file (`spec/PROTOCOL.md` §7.1): present while this
+//! server's durable state is known to be damaged and not yet restored by a leader; its content
+//! is the reason, for operators.
+//!
 //! Durability order is the caller's job (`spec/PROTOCOL.md` §4, §5.2): `acceptedEpoch` before
 //! ACKEPOCH, the log fsync *then* `currentEpoch` *then* the ACK of NEWLEADER. Every setter
 //! returns only once the new value is durable.
@@ -25,6 +29,15 @@ use super::{
 pub const ACCEPTED_EPOCH_FILE: &str = "acceptedEpoch";
 /// The name of the current-epoch file (ZooKeeper's).
 pub const CURRENT_EPOCH_FILE: &str = "currentEpoch";
+/// The name of the `recovering` flag file (ours, `spec/PROTOCOL.md` §7.1).
+pub const RECOVERING_FILE: &str = "recovering";
+
+/// Sets the `recovering` flag durably (write temp, fsync, rename, fsync the directory):
+/// called before anything relies on it, e.g. before recovery cuts a damaged log.
+pub(crate) fn write_recovering_flag(fs: &dyn FileSystem, dir: &Path, reason: &str) -> Result<()> {
+    let text = format!("{reason}\n");
+    replace_atomically(fs, dir, RECOVERING_FILE, &[text.as_bytes()])
+}
 
 /// The two epoch files. Cloning gives another handle on the same files.
 #[derive(Debug, Clone)]
@@ -43,6 +56,7 @@ struct Inner {
 struct State {
     accepted: Epoch,
     current: Epoch,
+    recovering: bool,
     failed: Option<StorageError>,
 }
 
@@ -73,14 +87,24 @@ fn read_epoch(fs: &dyn FileSystem, path: &Path) -> Result<Option<Epoch>> {
 }
 
 impl EpochFiles {
-    /// Reads the epoch files of `dir` (which must exist). `has_data`: the data directories hold
-    /// log records or snapshots.
+    /// Reads the epoch files and the `recovering` flag of `dir` (which must exist).
+    /// `last_logged`: the last zxid of the log or snapshot, `None` when the data directories
+    /// hold neither.
     ///
-    /// A missing file is epoch 0 only when nothing else exists (a fresh data directory), with
-    /// one exception: `currentEpoch` alone may be missing next to data, because a server's very
-    /// first NEWLEADER persists the synced transactions (or a SNAP) *before* it writes
-    /// `currentEpoch`, and a crash in between is legal; its current epoch is then 0.
-    pub(crate) fn open(fs: Arc<dyn FileSystem>, dir: PathBuf, has_data: bool) -> Result<Self> {
+    /// A missing file is epoch 0 only when nothing else exists (a fresh data directory).
+    /// An epoch file missing beside data is damage (§7.1): ZooKeeper's rule gives the missing
+    /// epoch(s) the epoch of the last logged zxid (a missing `currentEpoch` never above
+    /// `acceptedEpoch`, a missing `acceptedEpoch` never below `currentEpoch`), and the server
+    /// enters the recovering state: the flag is made durable first, then the epoch files are
+    /// rewritten. A lone missing `currentEpoch` is also what a crash during a server's very
+    /// first NEWLEADER leaves (the synced transactions are persisted before `currentEpoch`);
+    /// treating it as damage only costs that server a restoration by its peers.
+    pub(crate) fn open(
+        fs: Arc<dyn FileSystem>,
+        dir: PathBuf,
+        last_logged: Option<zab_spec::Zxid>,
+    ) -> Result<Self> {
+        let has_data = last_logged.is_some();
         for name in [ACCEPTED_EPOCH_FILE, CURRENT_EPOCH_FILE] {
             let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
             match fs.remove_file(&tmp) {
@@ -93,32 +117,71 @@ impl EpochFiles {
         let current_path = dir.join(CURRENT_EPOCH_FILE);
         let accepted = read_epoch(&*fs, &accepted_path)?;
         let current = read_epoch(&*fs, &current_path)?;
-        let (accepted, current) = match (accepted, current) {
-            (None, None) if !has_data => (Epoch(0), Epoch(0)),
-            (None, _) => {
-                return Err(StorageError::Inconsistent(format!(
-                    "{} is missing but the data directories are not fresh (they hold {}): \
-                     refusing to assume epoch 0",
-                    accepted_path.display(),
-                    if has_data {
-                        "log records or snapshots"
-                    } else {
-                        "a currentEpoch file"
-                    }
-                )));
+        let mut recovering = match fs.read(&dir.join(RECOVERING_FILE)) {
+            Ok(reason) => {
+                warn!(
+                    file = %dir.join(RECOVERING_FILE).display(),
+                    reason = %String::from_utf8_lossy(&reason[..reason.len().min(400)]).trim(),
+                    "this server is recovering from damaged storage (not a candidate, votes and \
+                     ACKs not counted) until a leader restores it"
+                );
+                true
             }
-            (Some(a), None) => {
-                if has_data {
-                    warn!(
-                        file = %current_path.display(),
-                        accepted_epoch = %a,
-                        "currentEpoch is missing next to data: crash during this server's first \
-                         NEWLEADER (transactions persisted, currentEpoch not yet); using 0"
-                    );
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(StorageError::io("read", dir.join(RECOVERING_FILE), e)),
+        };
+        let logged_epoch = last_logged.map_or(Epoch(0), |z| z.epoch);
+        let lost = match (accepted, current) {
+            (None, None) if !has_data => None,
+            (Some(_), None) if !has_data => None,
+            (Some(_), Some(_)) => None,
+            (a, c) => {
+                let a2 = a.unwrap_or_else(|| logged_epoch.max(c.unwrap_or(Epoch(0))));
+                let c2 = c.unwrap_or_else(|| logged_epoch.min(a2));
+                Some((a.is_none(), c.is_none(), a2, c2))
+            }
+        };
+        let (accepted, current) = match (lost, accepted, current) {
+            (Some((lost_a, lost_c, a, c)), _, _) => {
+                let missing: Vec<&str> =
+                    [(lost_a, ACCEPTED_EPOCH_FILE), (lost_c, CURRENT_EPOCH_FILE)]
+                        .iter()
+                        .filter(|(l, _)| *l)
+                        .map(|(_, n)| *n)
+                        .collect();
+                let reason = format!(
+                    "{} missing in {} beside a non-empty data directory (last logged zxid {}): \
+                     using the epoch of the last logged zxid (acceptedEpoch {a}, currentEpoch \
+                     {c}); recovering until a leader restores this server",
+                    missing.join(" and "),
+                    dir.display(),
+                    last_logged.unwrap_or(zab_spec::Zxid::ZERO),
+                );
+                tracing::error!("{reason}");
+                write_recovering_flag(&*fs, &dir, &reason)?;
+                recovering = true;
+                if lost_a {
+                    replace_atomically(
+                        &*fs,
+                        &dir,
+                        ACCEPTED_EPOCH_FILE,
+                        &[format!("{}\n", a.0).as_bytes()],
+                    )?;
                 }
-                (a, Epoch(0))
+                if lost_c {
+                    replace_atomically(
+                        &*fs,
+                        &dir,
+                        CURRENT_EPOCH_FILE,
+                        &[format!("{}\n", c.0).as_bytes()],
+                    )?;
+                }
+                (a, c)
             }
-            (Some(a), Some(c)) => {
+            (None, None, None) => (Epoch(0), Epoch(0)),
+            (None, Some(a), None) => (a, Epoch(0)),
+            (None, None, Some(c)) => (c, c),
+            (None, Some(a), Some(c)) => {
                 if c > a {
                     return Err(StorageError::EpochFile {
                         path: current_path,
@@ -135,6 +198,7 @@ impl EpochFiles {
                 state: Mutex::new(State {
                     accepted,
                     current,
+                    recovering,
                     failed: None,
                 }),
             }),
@@ -168,6 +232,50 @@ impl EpochFiles {
             st.failed = Some(e.clone());
         }
         r
+    }
+
+    /// Whether the `recovering` flag is set (§7.1).
+    #[must_use]
+    pub fn recovering(&self) -> bool {
+        self.state().recovering
+    }
+
+    /// Durably sets (with `reason`) or clears the `recovering` flag; setting or clearing it
+    /// twice is a no-op.
+    pub fn set_recovering(&self, on: bool, reason: &str) -> Result<()> {
+        let mut st = self.state();
+        st.failed.as_ref().map_or(Ok(()), |e| Err(e.poisoned()))?;
+        if st.recovering == on {
+            return Ok(());
+        }
+        let r = if on {
+            write_recovering_flag(&*self.inner.fs, &self.inner.dir, reason)
+        } else {
+            let path = self.inner.dir.join(RECOVERING_FILE);
+            self.inner
+                .fs
+                .remove_file(&path)
+                .or_else(|e| {
+                    if e.kind() == io::ErrorKind::NotFound {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })
+                .map_err(|e| StorageError::io("remove", &path, e))
+                .and_then(|()| {
+                    self.inner
+                        .fs
+                        .sync_dir(&self.inner.dir)
+                        .map_err(|e| StorageError::io("fsync directory", &self.inner.dir, e))
+                })
+        };
+        if let Err(e) = &r {
+            st.failed = Some(e.clone());
+            return r;
+        }
+        st.recovering = on;
+        Ok(())
     }
 
     /// Durably sets `acceptedEpoch`. Epochs never go back: `epoch` must be at least the current

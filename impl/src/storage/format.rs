@@ -15,6 +15,18 @@
 //!   header: magic "ZABSNAPS" (8) | format version u32 = 1 | flags u32 = 0 | zxid u64
 //!         | data length u64 | crc32c of the data u32 | crc32c of the previous 36 bytes u32
 //! ```
+//!
+//! Torn write versus damage (`spec/PROTOCOL.md` §7.1). Records are appended and fsynced in
+//! order, so a crash during a write leaves a *prefix* of what was written (or a zero-filled
+//! tail where the file grew but the data blocks were not written). Recovery cuts only what
+//! looks like that, at the end of the last segment ([`Damage::torn`]): a record header or a
+//! record running past the end of the file, or nothing but zero bytes from the bad record to
+//! the end. A record wholly inside the file whose checksum fails, a bad record followed by
+//! more data that is not all zero, or a bad header of any segment is damage to data that may
+//! have been fsynced and acknowledged: never cut silently. A record that runs past the end
+//! only because one of its length bits flipped is told apart too: if the bytes up to the end
+//! of the file check out under the length that would end the record there, the record was
+//! complete, and it is damage.
 
 use std::ops::Range;
 
@@ -79,8 +91,10 @@ pub(crate) enum HeaderState {
     Valid,
     /// Shorter than a header, or all zeros: what a crash during the segment's creation leaves.
     Torn,
-    /// Anything else that is not a valid header for this segment.
+    /// Anything else that is not a valid header for this segment: damage.
     Bad(String),
+    /// A valid header of a format version this build does not read: not damage, refused.
+    Unsupported(String),
 }
 
 pub(crate) fn check_log_header(bytes: &[u8], expected_first: Zxid) -> HeaderState {
@@ -99,7 +113,7 @@ pub(crate) fn check_log_header(bytes: &[u8], expected_first: Zxid) -> HeaderStat
     match u32_at(h, 8) {
         Some(FORMAT_VERSION) => {}
         v => {
-            return HeaderState::Bad(format!(
+            return HeaderState::Unsupported(format!(
                 "unsupported format version {v:?} (this build reads {FORMAT_VERSION})"
             ));
         }
@@ -143,38 +157,55 @@ impl RecordPos {
 pub(crate) enum RecordRead {
     Valid(RecordPos),
     /// Not a valid record; the reason says why (incomplete, checksum, length).
-    Invalid(String),
+    Invalid {
+        /// Why.
+        reason: String,
+        /// The record's header or payload runs past the end of the file.
+        incomplete: bool,
+    },
+}
+
+fn invalid(reason: impl Into<String>, incomplete: bool) -> RecordRead {
+    RecordRead::Invalid {
+        reason: reason.into(),
+        incomplete,
+    }
 }
 
 pub(crate) fn read_record(bytes: &[u8], at: usize, max_record_bytes: u32) -> RecordRead {
     let remaining = bytes.len().saturating_sub(at);
     if remaining < RECORD_HEADER_LEN {
-        return RecordRead::Invalid(format!(
-            "incomplete record header ({remaining} of {RECORD_HEADER_LEN} bytes)"
-        ));
+        return invalid(
+            format!("incomplete record header ({remaining} of {RECORD_HEADER_LEN} bytes)"),
+            true,
+        );
     }
     let (Some(crc), Some(len), Some(zxid)) = (
         u32_at(bytes, at),
         u32_at(bytes, at + 4),
         u64_at(bytes, at + 8),
     ) else {
-        return RecordRead::Invalid("incomplete record header".into());
+        return invalid("incomplete record header", true);
     };
-    if len > max_record_bytes {
-        return RecordRead::Invalid(format!(
-            "record length {len} exceeds the maximum {max_record_bytes}"
-        ));
-    }
     let end = at + RECORD_HEADER_LEN + len as usize;
     if end > bytes.len() {
-        return RecordRead::Invalid(format!(
-            "incomplete record ({} of {} payload bytes)",
-            remaining - RECORD_HEADER_LEN,
-            len
-        ));
+        return invalid(
+            format!(
+                "incomplete record ({} of {} payload bytes)",
+                remaining - RECORD_HEADER_LEN,
+                len
+            ),
+            true,
+        );
+    }
+    if len > max_record_bytes {
+        return invalid(
+            format!("record length {len} exceeds the maximum {max_record_bytes}"),
+            false,
+        );
     }
     if crc32c::crc32c(&bytes[at + 4..end]) != crc {
-        return RecordRead::Invalid("record checksum mismatch".into());
+        return invalid("record checksum mismatch", false);
     }
     RecordRead::Valid(RecordPos {
         zxid: Zxid::from_u64(zxid),
@@ -210,6 +241,33 @@ pub(crate) struct Damage {
     pub reason: String,
     /// Where a valid record starts after the damage, if one does.
     pub valid_after: Option<usize>,
+    /// What a write that never completed leaves (never acknowledged, safe to cut when it is
+    /// at the end of the last segment): see the module docs.
+    pub torn: bool,
+}
+
+/// Whether a complete record whose length field was damaged ends exactly at the end of the
+/// file: the checksum holds under the length that would end it there.
+fn complete_with_bad_length(bytes: &[u8], at: usize) -> bool {
+    let (Some(crc), Some(payload)) = (
+        u32_at(bytes, at),
+        bytes.len().checked_sub(at + RECORD_HEADER_LEN),
+    ) else {
+        return false;
+    };
+    let Ok(len) = u32::try_from(payload) else {
+        return false;
+    };
+    let mut h = crc32c::crc32c(&len.to_le_bytes());
+    h = crc32c::crc32c_append(h, &bytes[at + 8..]);
+    h == crc
+}
+
+/// Whether the damage at `at` looks like a torn write: the record runs past the end of the
+/// file (and is not a complete record with a damaged length), or only zero bytes follow.
+fn looks_torn(bytes: &[u8], at: usize, incomplete: bool) -> bool {
+    let zero_tail = bytes[at..].iter().all(|&b| b == 0);
+    zero_tail || (incomplete && !complete_with_bad_length(bytes, at))
 }
 
 impl SegmentScan {
@@ -236,11 +294,13 @@ pub(crate) fn scan_segment(bytes: &[u8], first: Zxid, max_record_bytes: u32) -> 
                 at = rec.end();
                 scan.records.push(rec);
             }
-            RecordRead::Invalid(reason) => {
+            RecordRead::Invalid { reason, incomplete } => {
+                let valid_after = find_valid_record(bytes, at + 1, max_record_bytes);
                 scan.damage = Some(Damage {
                     offset: at,
                     reason,
-                    valid_after: find_valid_record(bytes, at + 1, max_record_bytes),
+                    torn: valid_after.is_none() && looks_torn(bytes, at, incomplete),
+                    valid_after,
                 });
                 break;
             }
@@ -333,11 +393,65 @@ mod tests {
                 let mut damaged = bytes.clone();
                 damaged[i] ^= 1 << bit;
                 assert!(
-                    matches!(read_record(&damaged, 0, 1024), RecordRead::Invalid(_)),
+                    matches!(read_record(&damaged, 0, 1024), RecordRead::Invalid { .. }),
                     "flip of bit {bit} of byte {i} undetected"
                 );
             }
         }
+    }
+
+    fn segment(n: u32) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        encode_log_header(Zxid::new(1, 1), &mut bytes);
+        for c in 1..=n {
+            encode_record(Zxid::new(1, c), b"some payload bytes", &mut bytes);
+        }
+        bytes
+    }
+
+    #[test]
+    fn every_bit_flip_in_the_last_record_is_damage_not_a_torn_write() {
+        let bytes = segment(3);
+        let last = scan_segment(&bytes, Zxid::new(1, 1), 1024).records[2].start;
+        for i in last..bytes.len() {
+            for bit in 0..8 {
+                let mut damaged = bytes.clone();
+                damaged[i] ^= 1 << bit;
+                let scan = scan_segment(&damaged, Zxid::new(1, 1), 1024);
+                let d = scan.damage.expect("damage found");
+                assert_eq!(d.offset, last, "byte {i} bit {bit}");
+                assert!(
+                    !d.torn,
+                    "flip of bit {bit} of byte {i} taken for a torn write"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_prefix_and_zero_filled_tail_is_a_torn_write() {
+        let bytes = segment(3);
+        let full = scan_segment(&bytes, Zxid::new(1, 1), 1024);
+        assert!(full.damage.is_none());
+        let last = full.records[2].start;
+        for cut in last + 1..bytes.len() {
+            let scan = scan_segment(&bytes[..cut], Zxid::new(1, 1), 1024);
+            let d = scan.damage.expect("damage found");
+            assert!(d.torn, "a prefix of {cut} bytes is a torn write");
+            assert_eq!(scan.records.len(), 2);
+        }
+        let mut zeroed = bytes.clone();
+        zeroed[last..].fill(0);
+        let d = scan_segment(&zeroed, Zxid::new(1, 1), 1024)
+            .damage
+            .expect("damage found");
+        assert!(d.torn, "a zero-filled last record is a torn write");
+        let mut grown = bytes.clone();
+        grown.extend_from_slice(&[0; 100]);
+        let d = scan_segment(&grown, Zxid::new(1, 1), 1024)
+            .damage
+            .expect("damage found");
+        assert!(d.torn && d.offset == bytes.len());
     }
 
     #[test]
@@ -383,6 +497,17 @@ mod tests {
         assert!(matches!(
             check_log_header(&v2, Zxid::new(1, 1)),
             HeaderState::Bad(_)
+        ));
+        let mut v9 = Vec::new();
+        v9.extend_from_slice(LOG_MAGIC);
+        v9.extend_from_slice(&9u32.to_le_bytes());
+        v9.extend_from_slice(&0u32.to_le_bytes());
+        v9.extend_from_slice(&Zxid::new(1, 1).to_u64().to_le_bytes());
+        let crc = crc32c::crc32c(&v9);
+        v9.extend_from_slice(&crc.to_le_bytes());
+        assert!(matches!(
+            check_log_header(&v9, Zxid::new(1, 1)),
+            HeaderState::Unsupported(_)
         ));
     }
 }

@@ -11,12 +11,18 @@
 //!   one is fsynced with its directory entry, so a crash can tear only the last segment's tail;
 //! - `durable <= last`, and every record up to `durable` has been fsynced;
 //! - after an I/O error the log is poisoned: every later call returns the error again, so an
-//!   fsync is never retried and unsynced data is never reported durable.
+//!   fsync is never retried and unsynced data is never reported durable;
+//! - the end mark (`durable-end`, [`END_MARK`]) never names a zxid beyond the durable log,
+//!   except when fsynced records were lost: it is written (without an fsync of its own) only
+//!   after the log's fsync returned, and removed durably before a deliberate cut (TRUNC,
+//!   SNAP). A log that ends before its mark lost a fsynced suffix cut at a record boundary,
+//!   which no checksum can show (`spec/PROTOCOL.md` §7.1.1). A stale mark (lost in a power
+//!   failure) only misses damage; it never invents any.
 
 use std::{path::PathBuf, sync::Arc};
 
 use bytes::Bytes;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 use zab_spec::Zxid;
 
 use super::{
@@ -27,6 +33,25 @@ use super::{
     },
     fs::{FileSystem, WritableFile},
 };
+
+/// The end mark's file name, in the log directory.
+pub(crate) const END_MARK: &str = "durable-end";
+
+fn encode_end_mark(zxid: Zxid) -> [u8; 12] {
+    let mut b = [0u8; 12];
+    b[..8].copy_from_slice(&zxid.to_u64().to_le_bytes());
+    let crc = crc32c::crc32c(&b[..8]);
+    b[8..].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+fn decode_end_mark(b: &[u8]) -> Option<Zxid> {
+    let (z, crc) = (b.get(..8)?, b.get(8..12)?);
+    if b.len() != 12 || crc32c::crc32c(z) != u32::from_le_bytes(crc.try_into().ok()?) {
+        return None;
+    }
+    Some(Zxid::from_u64(u64::from_le_bytes(z.try_into().ok()?)))
+}
 
 /// One transaction of the log: its zxid and its opaque payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,12 +104,16 @@ pub(crate) struct TxnLog {
 
 impl TxnLog {
     /// Opens the log in `dir` (which must exist), recovering it: see the module docs of
-    /// `storage` for what is cut and what is refused. Returns every record, in zxid order.
+    /// `storage` for what is cut and what is refused. Returns every record, in zxid order, and
+    /// a description of the damage found, if any (`spec/PROTOCOL.md` §7.1): a record that may
+    /// have been fsynced is damaged, so the valid prefix is kept and everything from the
+    /// damage on is dropped, after `on_damage` made the `recovering` flag durable.
     pub(crate) fn open(
         fs: Arc<dyn FileSystem>,
         dir: PathBuf,
         cfg: LogConfig,
-    ) -> Result<(TxnLog, Vec<LogRecord>)> {
+        on_damage: &mut dyn FnMut(&str) -> Result<()>,
+    ) -> Result<(TxnLog, Vec<LogRecord>, Option<String>)> {
         let mut found = Vec::new();
         for name in fs.list(&dir).map_err(io_err("list", &dir))? {
             match parse_name(&name, LOG_PREFIX) {
@@ -114,20 +143,137 @@ impl TxnLog {
         };
         let mut records = Vec::new();
         let count = found.len();
-        for (i, (first, path)) in found.into_iter().enumerate() {
-            log.recover_segment(first, path, i + 1 == count, &mut records)?;
+        let mut damage = None;
+        for (i, (first, path)) in found.iter().enumerate() {
+            let Some((offset, reason, kept)) =
+                log.recover_segment(*first, path.clone(), i + 1 == count, &mut records)?
+            else {
+                continue;
+            };
+            let dropped: Vec<String> = found[i + 1..]
+                .iter()
+                .map(|(_, p)| p.display().to_string())
+                .collect();
+            let desc = format!(
+                "damaged log: {} at byte offset {offset}: {reason} (not a torn write: the \
+                 record may have been fsynced and acknowledged); keeping the {} records before \
+                 it{}",
+                path.display(),
+                records.len(),
+                if dropped.is_empty() {
+                    String::new()
+                } else {
+                    format!(", dropping the later segments {}", dropped.join(", "))
+                }
+            );
+            error!(
+                file = %path.display(),
+                offset,
+                reason = %reason,
+                "{desc}; this server is recovering until a leader restores it"
+            );
+            on_damage(&desc)?;
+            log.drop_end_mark()?;
+            for (_, later) in found[i + 1..].iter().rev() {
+                log.remove_durably(later)?;
+            }
+            match kept {
+                Some(last) => {
+                    let mut file = log.fs.open_append(path).map_err(io_err("open", path))?;
+                    file.truncate(offset as u64)
+                        .map_err(io_err("truncate", path))?;
+                    file.sync().map_err(io_err("fsync", path))?;
+                    log.segments.push(Segment {
+                        first: *first,
+                        last,
+                        path: path.clone(),
+                        len: offset as u64,
+                    });
+                    log.last = last;
+                }
+                None => log.remove_durably(path)?,
+            }
+            damage = Some(desc);
+            break;
         }
         log.durable = log.last;
-        Ok((log, records))
+        if damage.is_none() {
+            damage = log.check_end_mark(on_damage)?;
+        }
+        Ok((log, records, damage))
     }
 
+    /// The end mark says a zxid beyond the recovered log was fsynced: a suffix of fsynced
+    /// records is gone (cut at a record boundary, so no checksum shows it). An unreadable mark
+    /// is ignored (it is written without an fsync, and may be torn).
+    fn check_end_mark(
+        &mut self,
+        on_damage: &mut dyn FnMut(&str) -> Result<()>,
+    ) -> Result<Option<String>> {
+        let path = self.dir.join(END_MARK);
+        let bytes = match self.fs.read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StorageError::io("read", &path, e)),
+        };
+        let Some(mark) = decode_end_mark(&bytes) else {
+            // Normal after a power failure (it is not fsynced): not worth a warning.
+            debug!(file = %path.display(), "unreadable log end mark: ignored");
+            return Ok(None);
+        };
+        if mark <= self.last {
+            return Ok(None);
+        }
+        let desc = format!(
+            "damaged log: it ends at {} but {} says {mark} was fsynced: fsynced records after \
+             {} are missing (cut at a record boundary, not a torn write)",
+            self.last,
+            path.display(),
+            self.last
+        );
+        error!("{desc}; this server is recovering until a leader restores it");
+        on_damage(&desc)?;
+        self.drop_end_mark()?;
+        Ok(Some(desc))
+    }
+
+    /// Records, without an fsync, that everything up to `last` is durable.
+    fn write_end_mark(&mut self) {
+        let path = self.dir.join(END_MARK);
+        let r = self
+            .fs
+            .create(&path)
+            .and_then(|mut f| f.write_all(&encode_end_mark(self.last)));
+        if let Err(e) = r {
+            // Only damage detection depends on it, not durability.
+            warn!(file = %path.display(), error = %e, "cannot write the log end mark");
+        }
+    }
+
+    /// Durably removes the end mark (before a deliberate cut of the log).
+    fn drop_end_mark(&mut self) -> Result<()> {
+        let path = self.dir.join(END_MARK);
+        match self.fs.remove_file(&path) {
+            Ok(()) => self
+                .fs
+                .sync_dir(&self.dir)
+                .map_err(io_err("fsync directory", &self.dir)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::io("remove", &path, e)),
+        }
+    }
+
+    /// Recovers one segment: its valid records join `records`. A torn tail of the last
+    /// segment is cut here. Damage is returned instead, as (offset, reason, the last zxid
+    /// kept in this segment if any), with the records before it already in `records`; the
+    /// caller makes the `recovering` flag durable, then cuts.
     fn recover_segment(
         &mut self,
         first: Zxid,
         path: PathBuf,
         is_last: bool,
         records: &mut Vec<LogRecord>,
-    ) -> Result<()> {
+    ) -> Result<Option<(usize, String, Option<Zxid>)>> {
         let max = self.cfg.max_record_bytes;
         let bytes = Bytes::from(self.fs.read(&path).map_err(io_err("read", &path))?);
         let scan = scan_segment(&bytes, first, max);
@@ -139,17 +285,22 @@ impl TxnLog {
                     len = bytes.len(),
                     "log segment with a torn header (crash while creating it): removing it"
                 );
-                return self.remove_durably(&path);
+                self.remove_durably(&path)?;
+                return Ok(None);
             }
             HeaderState::Torn => {
-                return Err(StorageError::corrupt(
-                    &path,
+                return Ok(Some((
                     0,
                     "zeroed or truncated segment header, and the segment is not a torn tail \
-                     (later segments or valid records follow)",
-                ));
+                     (later segments or valid records follow)"
+                        .to_owned(),
+                    None,
+                )));
             }
-            HeaderState::Bad(reason) => return Err(StorageError::corrupt(&path, 0, reason)),
+            HeaderState::Bad(reason) => return Ok(Some((0, reason.clone(), None))),
+            HeaderState::Unsupported(reason) => {
+                return Err(StorageError::corrupt(&path, 0, reason));
+            }
         }
         let prev_last = self.segments.last().map(|s| (s.last, s.path.clone()));
         let mut prev = prev_last.as_ref().map_or(Zxid::ZERO, |(z, _)| *z);
@@ -179,35 +330,31 @@ impl TxnLog {
             }
             prev = rec.zxid;
         }
+        records.extend(scan.records.iter().map(|r| LogRecord {
+            zxid: r.zxid,
+            payload: bytes.slice(r.payload.clone()),
+        }));
+        let last_kept = scan.records.last().map(|r| r.zxid);
         let mut valid_len = bytes.len() as u64;
         if let Some(damage) = &scan.damage {
-            if let Some(valid) = damage.valid_after {
-                return Err(StorageError::corrupt(
-                    &path,
-                    damage.offset as u64,
-                    format!(
-                        "{}, but a valid record follows at byte offset {valid}: corruption in the \
-                         middle of the log, not a torn write",
-                        damage.reason
-                    ),
-                ));
-            }
-            if !is_last {
-                return Err(StorageError::corrupt(
-                    &path,
-                    damage.offset as u64,
-                    format!(
-                        "{} in a sealed segment (later segments follow): not a torn write",
-                        damage.reason
-                    ),
-                ));
+            if !damage.torn || !is_last {
+                let mut reason = damage.reason.clone();
+                if let Some(valid) = damage.valid_after {
+                    reason.push_str(&format!(
+                        ", and a valid record follows at byte offset {valid}"
+                    ));
+                } else if !is_last {
+                    reason.push_str(" in a sealed segment (later segments follow)");
+                }
+                return Ok(Some((damage.offset, reason, last_kept)));
             }
             warn!(
                 file = %path.display(),
                 offset = damage.offset,
                 dropped_bytes = bytes.len() - damage.offset,
                 reason = %damage.reason,
-                "torn tail at the end of the log (crash during a write): cutting it"
+                "torn tail at the end of the log (crash during a write, never acknowledged): \
+                 cutting it"
             );
             let mut file = self.fs.open_append(&path).map_err(io_err("open", &path))?;
             file.truncate(damage.offset as u64)
@@ -215,21 +362,18 @@ impl TxnLog {
             file.sync().map_err(io_err("fsync", &path))?;
             valid_len = scan.valid_end() as u64;
         }
-        let Some(last) = scan.records.last().map(|r| r.zxid) else {
+        let Some(last) = last_kept else {
             if is_last {
                 warn!(file = %path.display(), "log segment without records (crash right after creating it): removing it");
-                return self.remove_durably(&path);
+                self.remove_durably(&path)?;
+                return Ok(None);
             }
-            return Err(StorageError::corrupt(
-                &path,
-                LOG_HEADER_LEN as u64,
-                "segment without records followed by later segments",
-            ));
+            return Ok(Some((
+                LOG_HEADER_LEN,
+                "segment without records followed by later segments".to_owned(),
+                None,
+            )));
         };
-        records.extend(scan.records.iter().map(|r| LogRecord {
-            zxid: r.zxid,
-            payload: bytes.slice(r.payload.clone()),
-        }));
         self.segments.push(Segment {
             first,
             last,
@@ -237,7 +381,7 @@ impl TxnLog {
             len: valid_len,
         });
         self.last = last;
-        Ok(())
+        Ok(None)
     }
 
     /// The zxid of the last record (`Zxid::ZERO` if there is none).
@@ -392,7 +536,10 @@ impl TxnLog {
                 .map_err(io_err("fsync directory", &self.dir))?;
             self.dir_dirty = false;
         }
-        self.durable = self.last;
+        if self.durable != self.last {
+            self.durable = self.last;
+            self.write_end_mark();
+        }
         Ok(self.durable)
     }
 
@@ -413,7 +560,9 @@ impl TxnLog {
             HeaderState::Torn => {
                 return Err(StorageError::corrupt(&seg.path, 0, "torn segment header"));
             }
-            HeaderState::Bad(reason) => return Err(StorageError::corrupt(&seg.path, 0, reason)),
+            HeaderState::Bad(reason) | HeaderState::Unsupported(reason) => {
+                return Err(StorageError::corrupt(&seg.path, 0, reason));
+            }
         }
         if let Some(d) = &scan.damage {
             return Err(StorageError::corrupt(&seg.path, d.offset as u64, &d.reason));
@@ -433,6 +582,9 @@ impl TxnLog {
 
     fn remove_after_inner(&mut self, zxid: Zxid) -> Result<()> {
         self.sync_inner()?;
+        if zxid < self.last {
+            self.drop_end_mark()?;
+        }
         while self.segments.last().is_some_and(|s| s.first > zxid) {
             self.active = None;
             if let Some(seg) = self.segments.pop() {
@@ -474,6 +626,7 @@ impl TxnLog {
     }
 
     fn remove_all_inner(&mut self) -> Result<()> {
+        self.drop_end_mark()?;
         self.active = None;
         self.buf.clear();
         self.dirty = false;

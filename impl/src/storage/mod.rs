@@ -94,6 +94,8 @@
 //! ```text
 //! <dataDir>/zab-v1/snapshot.<zxid: 16 hex digits>   snapshots (newest `snap_retain_count` kept)
 //! <dataDir>/zab-v1/acceptedEpoch, currentEpoch      decimal text, e.g. "3\n"
+//! <dataDir>/zab-v1/recovering                       present while recovering (§7.1): the reason
+//! <dataLogDir>/zab-v1/durable-end                   last fsynced zxid + CRC32C, not fsynced itself
 //! <dataLogDir>/zab-v1/log.<first zxid: 16 hex>      log segments (dataLogDir may equal dataDir)
 //! *.tmp                                             unfinished atomic writes, deleted at start
 //! snapshot.<zxid>.corrupt                           a corrupt snapshot set aside by recovery
@@ -122,34 +124,52 @@
 //!
 //! # Recovery ([`Storage::open`])
 //!
-//! - Log: segments in zxid order; each header must be valid. In the *last* segment, an
-//!   incomplete or checksum-failing tail with no valid record after it is a torn write: it is
-//!   cut (with a `warn!`) and recovery continues; a torn header or a record-less last segment is
-//!   removed. Damage followed by a valid record, damage in an earlier segment, a bad header,
-//!   or zxids duplicated / out of order (within or across segments) refuse to start, naming
-//!   the file and byte offset.
-//! - Snapshot: the newest valid one. A corrupt newest snapshot falls back to an older one (or
-//!   to the empty state) only if the log holds every transaction from there through the
-//!   corrupt one's zxid; otherwise recovery refuses and says which snapshot and what is missing.
-//! - The transactions after the chosen snapshot must follow it without a gap (`IsNextZxid`);
-//!   a gap refuses to start.
-//! - Epoch files: garbage refuses to start (naming the file); missing files mean epoch 0 on a
-//!   fresh data directory; `currentEpoch` alone may be missing next to data (a crash between
-//!   steps 1 and 2 of a server's first NEWLEADER), `acceptedEpoch` may not; `currentEpoch`
-//!   greater than `acceptedEpoch` refuses to start.
-//! - Nothing read from disk is trusted: corrupt input yields an error, never a panic.
+//! Torn writes are cut; damage to what may have been fsynced is never cut silently: the valid
+//! prefix is kept, the rest is dropped durably *after* the `recovering` flag file is durable,
+//! the damage is logged (`error!`, naming file and byte offset) and reported in
+//! [`Recovered::damage`], and the server starts in the recovering state of
+//! `spec/PROTOCOL.md` §7.1 (a single-server ensemble refuses to start instead: it has no peer
+//! to be restored from).
 //!
+//! - Log: segments in zxid order. In the *last* segment, a record running past the end of the
+//!   file or a zero-filled tail, with no valid record after it, is a torn write: it is cut (with
+//!   a `warn!`) and recovery continues; a torn header or a record-less last segment is removed.
+//!   Anything else is damage (`format.rs` says how the two are told apart): a record wholly in
+//!   the file that fails its checksum (the last one included), damage followed by a valid
+//!   record, damage in a sealed segment, a bad header. A gap between segments (a lost
+//!   segment) is damage too. Zxids duplicated or out of order (within or across segments), a
+//!   first record that is not the segment's name, and an unsupported format version refuse to
+//!   start, naming the file and byte offset: those are not what a disk does to fsynced data.
+//!   A log that ends before its end mark (`durable-end`, the last fsynced zxid, rewritten
+//!   after each fsync) lost a fsynced suffix cut at a record boundary: damage too.
+//! - Snapshot: the newest valid one. A corrupt newest snapshot falls back to an older one (or
+//!   to the empty state) and is renamed `*.corrupt`; if the log does not hold every transaction
+//!   from there through the corrupt one's zxid, the history that rebuilds is kept and the
+//!   server recovers.
+//! - The transactions after the chosen snapshot must follow it without a gap (`IsNextZxid`);
+//!   after a gap, the rest of the log is dropped and the server recovers.
+//! - Epoch files: garbage refuses to start (naming the file); missing files mean epoch 0 on a
+//!   fresh data directory. An epoch file missing beside a log or snapshot is damage:
+//!   ZooKeeper's rule gives it the epoch of the last logged zxid (never letting `currentEpoch`
+//!   exceed `acceptedEpoch`), the files are rewritten after the flag, and the server recovers.
+//!   `currentEpoch` greater than `acceptedEpoch` refuses to start.
+//! - A wiped data directory looks like a fresh one; the protocol core tells them apart from
+//!   what the other members report (§7.1).
+//! - Nothing read from disk is trusted: corrupt input yields an error or a recovery, never a
+//!   panic.
+
 //! # Testing hooks
 //!
 //! [`SimFs`] models what survives a crash (see its docs) and injects failing fsyncs and
-//! writes; the loom model of the writer's hand-off runs with
+//! writes; [`damage`] damages a crashed [`SimFs`] disk (bit flips, lost epoch files, wipes); the loom model of the writer's hand-off runs with
 //! `RUSTFLAGS="--cfg zab_loom" cargo test -p zab-server --release storage`.
 
+pub mod damage;
 mod epoch;
 mod error;
 pub(crate) mod format;
 mod fs;
-mod log;
+pub(crate) mod log;
 mod sim_fs;
 mod snapshot;
 mod store;
@@ -159,7 +179,12 @@ mod writer;
 #[cfg(all(test, not(zab_loom)))]
 mod tests;
 
-pub use epoch::{ACCEPTED_EPOCH_FILE, CURRENT_EPOCH_FILE, EpochFiles};
+pub use epoch::{ACCEPTED_EPOCH_FILE, CURRENT_EPOCH_FILE, EpochFiles, RECOVERING_FILE};
+
+/// The reason written to the `recovering` flag file when the protocol core sets it: the
+/// server started with an empty data directory in an ensemble that has run (§7.1).
+pub const WIPE_SUSPECTED: &str = "started with an empty data directory in an ensemble whose \
+     other members hold durable state: possibly a wiped data directory of a member";
 pub use error::{Result, StorageError};
 pub use fs::{FileSystem, StdFs, WritableFile};
 pub use log::LogRecord;

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use zab_spec::{Epoch, Zxid, sync::is_next_zxid};
 
 use super::{
-    epoch::EpochFiles,
+    epoch::{EpochFiles, write_recovering_flag},
     error::{Result, StorageError, io_err},
     fs::FileSystem,
     log::{LogConfig, LogRecord, TxnLog},
@@ -77,6 +77,11 @@ pub struct Recovered {
     pub accepted_epoch: Epoch,
     /// `currentEpoch` (0 on a fresh data directory).
     pub current_epoch: Epoch,
+    /// The durable `recovering` flag (`spec/PROTOCOL.md` §7.1): set before, or by this
+    /// recovery because it found damage (then `damage` says what).
+    pub recovering: bool,
+    /// The damage this recovery found and made the server recover from, one line each.
+    pub damage: Vec<String>,
 }
 
 impl Recovered {
@@ -118,6 +123,18 @@ fn check_chain(from: Zxid, txns: &[LogRecord]) -> std::result::Result<(), String
     Ok(())
 }
 
+/// How many of `txns` directly follow `from`, one after the other, without a gap.
+fn chained_prefix(from: Zxid, txns: &[LogRecord]) -> usize {
+    let mut prev = from;
+    txns.iter()
+        .take_while(|t| {
+            let ok = is_next_zxid(prev, t.zxid);
+            prev = t.zxid;
+            ok
+        })
+        .count()
+}
+
 fn ensure_dir(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
     fs.create_dir_all(dir)
         .map_err(io_err("create directory", dir))?;
@@ -149,11 +166,19 @@ impl Storage {
             max_record_bytes: config.max_record_bytes,
             write_buffer_bytes: config.write_buffer_bytes,
         };
-        let (mut log, records) = TxnLog::open(fs.clone(), log_dir, log_cfg)?;
+        let mut damage = Vec::new();
+        let mut flag = |reason: &str| write_recovering_flag(&*fs, &data_dir, reason);
+        let (mut log, records, log_damage) = TxnLog::open(fs.clone(), log_dir, log_cfg, &mut flag)?;
+        damage.extend(log_damage);
         let snapshots =
             SnapshotStore::open(fs.clone(), data_dir.clone(), config.snap_retain_count)?;
-        let has_data = !records.is_empty() || !snapshots.zxids().is_empty();
-        let epochs = EpochFiles::open(fs, data_dir, has_data)?;
+        let last_logged = records
+            .last()
+            .map(|r| r.zxid)
+            .into_iter()
+            .chain(snapshots.zxids())
+            .max();
+        let epochs = EpochFiles::open(fs.clone(), data_dir.clone(), last_logged)?;
 
         let mut corrupt = Vec::new();
         let mut snapshot = None;
@@ -170,35 +195,51 @@ impl Storage {
             }
         }
         let base = snapshot.as_ref().map_or(Zxid::ZERO, |s| s.zxid);
-        let txns: Vec<LogRecord> = records.into_iter().filter(|r| r.zxid > base).collect();
-        let last = txns.last().map_or(base, |t| t.zxid);
+        let mut txns: Vec<LogRecord> = records.into_iter().filter(|r| r.zxid > base).collect();
         let from = match &snapshot {
             Some(s) => format!("the snapshot at {}", s.zxid),
             None => "the empty state".to_owned(),
         };
+        // The longest gap-free run after the base: what this server can rebuild.
+        let chained = chained_prefix(base, &txns);
         let chain = check_chain(base, &txns);
-        if corrupt.is_empty() {
-            chain.map_err(|gap| {
-                StorageError::Inconsistent(format!("the log does not continue {from}: {gap}"))
-            })?;
-        } else {
-            let newest_corrupt = corrupt[0].0;
-            let covered = chain.is_ok() && last >= newest_corrupt;
-            if !covered {
+        let last_chained = txns[..chained].last().map_or(base, |t| t.zxid);
+        let newest_corrupt = corrupt.first().map(|(z, _)| *z);
+        let covered = newest_corrupt.is_none_or(|z| last_chained >= z);
+        let lost = match (&chain, covered) {
+            (Ok(()), true) => None,
+            (Err(gap), true) => Some(format!("the log does not continue {from}: {gap}")),
+            (_, false) => {
                 let list: Vec<String> = corrupt
                     .iter()
                     .map(|(z, why)| format!("snapshot at {z} ({why})"))
                     .collect();
-                return Err(StorageError::Inconsistent(format!(
-                    "corrupt {}; falling back to {from} needs the log to hold every transaction \
-                     from there through {newest_corrupt}, but {}",
+                Some(format!(
+                    "corrupt {}; falling back to {from}, the log holds the transactions from \
+                     there only through {last_chained}{}",
                     list.join(", "),
-                    match chain {
-                        Err(gap) => gap,
-                        Ok(()) => format!("it ends at {last}"),
+                    match &chain {
+                        Err(gap) => format!(" ({gap})"),
+                        Ok(()) => String::new(),
                     }
-                )));
+                ))
             }
+        };
+        if let Some(reason) = lost {
+            // Durable state this server had is gone (§7.1): keep what rebuilds, make the
+            // `recovering` flag durable, then drop the rest of the log so that appends
+            // continue the kept history.
+            let reason = format!(
+                "{reason}: keeping {from} and the {chained} transactions after it, through \
+                 {last_chained}; recovering until a leader restores this server"
+            );
+            tracing::error!("{reason}");
+            epochs.set_recovering(true, &reason)?;
+            log.remove_after(last_chained)?;
+            txns.truncate(chained);
+            damage.push(reason);
+        }
+        if !corrupt.is_empty() {
             for (zxid, _) in &corrupt {
                 snapshots.quarantine(*zxid)?;
             }
@@ -212,6 +253,8 @@ impl Storage {
             txns,
             accepted_epoch: epochs.accepted_epoch(),
             current_epoch: epochs.current_epoch(),
+            recovering: epochs.recovering(),
+            damage,
         };
         info!(
             snapshot = %base,
@@ -219,6 +262,7 @@ impl Storage {
             last_zxid = %recovered.last_zxid(),
             accepted_epoch = %recovered.accepted_epoch,
             current_epoch = %recovered.current_epoch,
+            recovering = recovered.recovering,
             "storage recovered"
         );
         Ok((

@@ -4,6 +4,7 @@
 
 #![allow(dead_code, clippy::print_stderr)]
 
+pub mod certs;
 pub mod standalone;
 pub mod wire;
 
@@ -49,6 +50,27 @@ fn signal(pid: u32, sig: nix::sys::signal::Signal) {
 }
 
 impl Ensemble {
+    /// `(id, quorum, election)` addresses of every `server.N` line of server 1's `zoo.cfg`.
+    #[allow(dead_code)] // used by some test binaries only
+    pub fn peer_addrs(&self) -> Vec<(u64, SocketAddr, SocketAddr)> {
+        let cfg = std::fs::read_to_string(self.node(1).dir.join("zoo.cfg")).expect("zoo.cfg");
+        cfg.lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                let id: u64 = k.strip_prefix("server.")?.parse().ok()?;
+                let mut parts = v.split(':');
+                let host = parts.next()?;
+                let q: u16 = parts.next()?.parse().ok()?;
+                let el: u16 = parts.next()?.parse().ok()?;
+                Some((
+                    id,
+                    format!("{host}:{q}").parse().ok()?,
+                    format!("{host}:{el}").parse().ok()?,
+                ))
+            })
+            .collect()
+    }
+
     /// Starts `n` servers with `extra` appended to every `zoo.cfg`.
     pub fn start(n: usize, extra: &str) -> Ensemble {
         Ensemble::start_each(n, |_| extra.to_string())
@@ -137,6 +159,14 @@ impl Ensemble {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Whether server `id`'s process is still running (it did not exit by itself).
+    pub fn alive(&mut self, id: u64) -> bool {
+        self.node_mut(id)
+            .child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// SIGTERM and wait.

@@ -72,6 +72,11 @@ impl Wire {
         proto::decode_connect_response(&payload).map_err(|e| WireError::Protocol(e.to_string()))
     }
 
+    /// A second handle on the socket (to write from another thread while this one reads).
+    pub fn try_clone_stream(&self) -> std::io::Result<TcpStream> {
+        self.stream.try_clone()
+    }
+
     /// Writes raw bytes.
     pub fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.stream.write_all(bytes)

@@ -164,7 +164,7 @@ pub struct Chart {
 pub fn message_label<P>(m: &Msg<P>) -> String {
     let name = m.name();
     match m {
-        QuorumMessage::FollowerInfo { accepted_epoch } => format!("{name} e{accepted_epoch}"),
+        QuorumMessage::FollowerInfo { accepted_epoch, .. } => format!("{name} e{accepted_epoch}"),
         QuorumMessage::LeaderInfo { new_epoch } => format!("{name} e{new_epoch}"),
         QuorumMessage::AckEpoch {
             current_epoch,

@@ -19,7 +19,7 @@ impl<P: Payload> ZabModel<P> {
         i: Sid,
         j: Sid,
     ) -> Option<ModelState<P>> {
-        let Some(QuorumMessage::FollowerInfo { accepted_epoch }) = s.head(j, i) else {
+        let Some(QuorumMessage::FollowerInfo { accepted_epoch, .. }) = s.head(j, i) else {
             return None;
         };
         let me = s.srv(i);

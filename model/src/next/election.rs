@@ -81,7 +81,7 @@ impl<P: Payload> ZabModel<P> {
             return None;
         }
         let mut t = s.clone();
-        let accepted = t.srv(i).accepted_epoch;
+        let (accepted, recovering) = (t.srv(i).accepted_epoch, t.srv(i).recovering);
         let srv = t.srv_mut(i);
         srv.state = ServerState::Following;
         srv.zab_state = ZabState::Discovery;
@@ -100,6 +100,7 @@ impl<P: Payload> ZabModel<P> {
             j,
             QuorumMessage::FollowerInfo {
                 accepted_epoch: accepted,
+                recovering,
             },
         );
         Some(t)

@@ -37,6 +37,10 @@ struct SimArgs {
     /// No faults at all (a plain run).
     #[arg(long)]
     no_faults: bool,
+    /// Also inject storage faults (`spec/PROTOCOL.md` §7.1): bit flips in fsynced log
+    /// records, lost epoch files, wiped data directories, failing fsyncs; one server at a time.
+    #[arg(long)]
+    storage_faults: bool,
 }
 
 impl SimArgs {
@@ -47,6 +51,8 @@ impl SimArgs {
         c.bug = self.bug;
         if self.no_faults {
             c.faults = Faults::NONE;
+        } else if self.storage_faults {
+            c.faults = Faults::WITH_STORAGE;
         }
         c
     }

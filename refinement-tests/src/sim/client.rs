@@ -284,8 +284,9 @@ impl Sim {
                 conn: id,
                 remote,
                 request,
-                out: tx,
-                direct: None,
+                // Unmetered: the simulation's clients read every reply at once.
+                out: tx.into(),
+                x509: None,
             },
         );
         self.wake(c, now + CONNECT_TIMEOUT_MS);

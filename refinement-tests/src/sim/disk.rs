@@ -68,6 +68,11 @@ impl LogBackend for SimLog {
     fn set_current_epoch(&self, epoch: Epoch) -> Result<(), StorageError> {
         self.storage().epochs().set_current_epoch(epoch)
     }
+    fn set_recovering(&self, on: bool) -> Result<(), StorageError> {
+        self.storage()
+            .epochs()
+            .set_recovering(on, zab_server::storage::WIPE_SUSPECTED)
+    }
     fn generation(&self) -> u64 {
         self.storage().snapshots().generation()
     }

@@ -87,7 +87,10 @@ impl Sim {
             if self.recent.len() > self.recent_limit {
                 self.recent.pop_front();
             }
-            if ev.action == "NodeCrash" {
+            if matches!(
+                ev.action,
+                "NodeCrash" | "LoseLogSuffix" | "LoseEpochFiles" | "LoseDataDir"
+            ) {
                 // The crashed server has no state to compare until it restarts.
                 if let Err(d) = self.refiner.step_unchecked(&ev) {
                     return Err(self.diverged(&d));
@@ -201,6 +204,12 @@ impl Sim {
             return Ok(());
         };
         up.fsync_scheduled = false;
+        if std::mem::take(&mut self.nodes[node].fail_next_fsync) {
+            return self.fsync_fails(node);
+        }
+        let Some(up) = self.nodes[node].up.as_mut() else {
+            return Ok(());
+        };
         let r = up.log.complete_fsync();
         let (zxid, generation) =
             r.map_err(|e| self.fail("storage", format!("s{} fsync: {e}", node + 1)))?;

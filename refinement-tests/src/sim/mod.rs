@@ -73,6 +73,12 @@ pub struct Faults {
     pub loss: bool,
     /// Slow fsyncs.
     pub slow_fsync: bool,
+    /// Storage faults (`spec/PROTOCOL.md` §7.1), one server at a time: a bit flip in a
+    /// fsynced log record, lost epoch files, a wiped data directory (each a crash and restart
+    /// with damaged durable state, refined as the model's `LoseLogSuffix`, `LoseEpochFiles`,
+    /// `LoseDataDir`), and a failing group-commit fsync (the server must stop, and its log
+    /// never retries the fsync).
+    pub storage: bool,
 }
 
 impl Faults {
@@ -84,6 +90,12 @@ impl Faults {
         delay: true,
         loss: true,
         slow_fsync: true,
+        storage: false,
+    };
+    /// Every fault, storage faults included.
+    pub const WITH_STORAGE: Faults = Faults {
+        storage: true,
+        ..Faults::ALL
     };
     /// No fault.
     pub const NONE: Faults = Faults {
@@ -93,6 +105,7 @@ impl Faults {
         delay: false,
         loss: false,
         slow_fsync: false,
+        storage: false,
     };
 }
 
@@ -158,6 +171,8 @@ impl SimConfig {
         }
         if self.faults == Faults::NONE {
             cmd.push_str(" --no-faults");
+        } else if self.faults.storage {
+            cmd.push_str(" --storage-faults");
         }
         cmd
     }
@@ -247,6 +262,8 @@ struct Node {
     up: Option<Up>,
     /// fsync latency, ms (slow-fsync fault).
     fsync_ms: u64,
+    /// The next group-commit fsync fails (storage fault).
+    fail_next_fsync: bool,
 }
 
 /// A running server.
@@ -340,6 +357,9 @@ pub struct Sim {
     hasher: sha1::Sha1,
     /// Steps taken at the same simulated time (a livelock detector).
     spin: (u64, u64),
+    /// The server whose storage was damaged and that is not restored yet (storage faults hit
+    /// one server at a time).
+    damaged: Option<usize>,
 }
 
 impl Sim {
@@ -356,6 +376,7 @@ impl Sim {
                 life: 0,
                 up: None,
                 fsync_ms: rng.random_range(0..3),
+                fail_next_fsync: false,
             })
             .collect();
         let clients = (0..cfg.clients).map(SimClient::new).collect();
@@ -386,6 +407,7 @@ impl Sim {
                 .unwrap_or(30),
             hasher: <sha1::Sha1 as sha1::Digest>::new(),
             spin: (0, 0),
+            damaged: None,
             cfg,
         }
     }

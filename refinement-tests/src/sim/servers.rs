@@ -14,6 +14,7 @@ impl Sim {
             .enumerate()
             .map(|(n, node)| Member {
                 id: node.id,
+                host: "127.0.0.1".into(),
                 quorum_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 12_000 + n as u16)),
                 election_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 13_000 + n as u16)),
                 client_addr: None,
@@ -120,9 +121,6 @@ impl Sim {
 
     /// Crashes server `k`: its volatile state is gone, its unsynced writes lost (or torn).
     pub(super) fn crash(&mut self, k: usize) -> Result<(), Box<Failure>> {
-        if self.nodes[k].up.is_none() {
-            return Ok(());
-        }
         let torn = self.cfg.faults.torn_tail && self.rng.random_bool(0.5);
         let mode = if torn {
             CrashMode::TornTail {
@@ -131,6 +129,25 @@ impl Sim {
         } else {
             CrashMode::DropUnsynced
         };
+        let fault = if torn { "crash (torn tail)" } else { "crash" };
+        self.crash_with(k, mode, fault, |_, _| Some(("NodeCrash", None)))
+    }
+
+    /// Crashes server `k` with `mode`, then `damage` may damage its disk (storage faults):
+    /// it returns the trace action to record (`NodeCrash`, or the model's storage fault) and,
+    /// for `LoseLogSuffix`, the last zxid the log keeps (carried as the record's `persisted`;
+    /// the refiner turns it into the model's index). `None`: the damage could not be done,
+    /// and nothing happened.
+    pub(super) fn crash_with(
+        &mut self,
+        k: usize,
+        mode: CrashMode,
+        fault: &'static str,
+        damage: impl FnOnce(&mut Sim, usize) -> Option<(&'static str, Option<Zxid>)>,
+    ) -> Result<(), Box<Failure>> {
+        if self.nodes[k].up.is_none() {
+            return Ok(());
+        }
         let id = self.nodes[k].id;
         let summary = self.nodes[k]
             .up
@@ -139,9 +156,13 @@ impl Sim {
         self.nodes[k].up = None;
         self.nodes[k].life += 1;
         self.nodes[k].fs.crash(mode);
-        if let Some(summary) = summary {
+        let (action, kept) = damage(self, k).unwrap_or(("NodeCrash", None));
+        if let Some(mut summary) = summary {
+            if let Some(z) = kept {
+                summary.persisted = z;
+            }
             self.push_trace(TraceEvent {
-                action: "NodeCrash",
+                action,
                 i: id,
                 j: None,
                 payload: None,
@@ -155,11 +176,13 @@ impl Sim {
             }
         }
         self.close_clients_of(k);
-        *self
-            .report
-            .faults
-            .entry(if torn { "crash (torn tail)" } else { "crash" })
-            .or_default() += 1;
+        let fault = if action == "NodeCrash" {
+            fault
+        } else {
+            self.damaged = Some(k);
+            action
+        };
+        *self.report.faults.entry(fault).or_default() += 1;
         Ok(())
     }
 }

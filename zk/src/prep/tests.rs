@@ -597,8 +597,14 @@ fn delete_container_checks() {
 fn create_session_is_speculative_until_committed() {
     let mut s = Sim::new();
     let z = s.next_zxid();
-    let t = s.prep.create_session(SessionId(5), 4000, 1, z);
-    assert_eq!(t.body, TxnBody::CreateSession { timeout: 4000 });
+    let t = s.prep.create_session(SessionId(5), (4000, [1; 16]), 1, z);
+    assert_eq!(
+        t.body,
+        TxnBody::CreateSession {
+            timeout: 4000,
+            passwd: Some([1; 16])
+        }
+    );
     assert!(s.prep.session_open(&s.tree, SessionId(5)));
     assert!(!s.tree.session_open(SessionId(5)));
     // A pipelined create of the new session is accepted before the commit.

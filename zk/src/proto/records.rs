@@ -125,9 +125,37 @@ macro_rules! record {
 
 // ---- org.apache.zookeeper.data ------------------------------------------------------------
 
-record! {
-    /// `Id { ustring scheme; ustring id; }`. A null string reads as empty (an invalid ACL id).
-    Id { scheme: String, id: String }
+/// `Id { ustring scheme; ustring id; }`. A null string reads as empty: kazoo writes the `id`
+/// of its `CREATOR_ALL_ACL` (`auth`, `""`) as null, which ZooKeeper's jute reads as `null` and
+/// `fixupACL` ignores for `auth`; elsewhere an empty id is an invalid ACL id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Id {
+    /// The scheme (`world`, `auth`, `digest`, `ip`, `x509`, `super`).
+    pub scheme: String,
+    /// The id within the scheme.
+    pub id: String,
+}
+
+impl Record for Id {
+    fn write(&self, w: &mut Writer) {
+        Field::put(&self.scheme, w);
+        Field::put(&self.id, w);
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, JuteError> {
+        Ok(Id {
+            scheme: r.read_ustring()?.unwrap_or_default(),
+            id: r.read_ustring()?.unwrap_or_default(),
+        })
+    }
+}
+
+impl Field for Id {
+    fn put(&self, w: &mut Writer) {
+        Record::write(self, w);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, JuteError> {
+        Record::read(r)
+    }
 }
 
 impl Id {

@@ -304,3 +304,34 @@ fn request_helpers() {
     let mut r = Reader::new(&[]);
     assert_eq!(Response::decode(op::DELETE, &mut r), Ok(None));
 }
+
+/// kazoo's `CREATOR_ALL_ACL` is `ACL(31, Id("auth", ""))` and kazoo writes an empty string as
+/// jute's null (length -1): ZooKeeper reads it as null and `fixupACL` ignores the id of an
+/// `auth` entry, so the create succeeds there and must decode here.
+#[test]
+fn a_null_acl_id_reads_as_empty() {
+    let mut body = Vec::new();
+    for chunk in [
+        &[0, 0, 0, 2][..],
+        b"/a",
+        &[0xff, 0xff, 0xff, 0xff],
+        &[0, 0, 0, 1, 0, 0, 0, 31, 0, 0, 0, 4],
+        b"auth",
+        &[0xff, 0xff, 0xff, 0xff],
+        &[0, 0, 0, 0],
+    ] {
+        body.extend_from_slice(chunk);
+    }
+    match Request::decode(op::CREATE, &body, DEFAULT_MAX_BUFFER) {
+        Ok(Request::Create(c)) => {
+            assert_eq!(c.acl, vec![Acl::new(31, "auth", "")]);
+            assert_eq!(c.data, None);
+        }
+        other => panic!("{other:?}"),
+    }
+    let id = Id::read(&mut Reader::new(&[
+        0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, b'x',
+    ]))
+    .unwrap();
+    assert_eq!(id, Id::new("", "x"));
+}

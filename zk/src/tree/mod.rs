@@ -252,6 +252,9 @@ pub struct DataTree {
     /// Open sessions that came from a ZooKeeper import (`zabd import`): they keep ZooKeeper's
     /// id-derived password, so their clients can resume them after the migration.
     imported: BTreeSet<SessionId>,
+    /// Open sessions' passwords, from their `createSession` transactions (absent for
+    /// sessions created before passwords travelled, and for imported ones).
+    passwords: BTreeMap<SessionId, [u8; 16]>,
     data_size: u64,
     open_acl: Arc<Vec<Acl>>,
 }
@@ -278,6 +281,7 @@ impl DataTree {
             ttls: BTreeSet::new(),
             sessions: BTreeMap::new(),
             imported: BTreeSet::new(),
+            passwords: BTreeMap::new(),
             data_size: 0,
             open_acl: open.clone(),
         };
@@ -400,6 +404,25 @@ impl DataTree {
         self.imported.contains(&session) && self.sessions.contains_key(&session)
     }
 
+    /// The password `session` was created with, if it is open and its `createSession`
+    /// carried one.
+    #[must_use]
+    pub fn session_password(&self, session: SessionId) -> Option<[u8; 16]> {
+        self.passwords.get(&session).copied()
+    }
+
+    /// Every open session's password, by session.
+    #[must_use]
+    pub fn session_passwords(&self) -> &BTreeMap<SessionId, [u8; 16]> {
+        &self.passwords
+    }
+
+    /// Forgets the sessions' passwords (for comparing with a tree read back from ZooKeeper's
+    /// format, which has none).
+    pub fn clear_session_passwords(&mut self) {
+        self.passwords.clear();
+    }
+
     /// The open sessions that came from a ZooKeeper import.
     #[must_use]
     pub fn imported_sessions(&self) -> &BTreeSet<SessionId> {
@@ -502,8 +525,12 @@ impl DataTree {
     ) -> TxnResult {
         let time = txn.header.time;
         match body {
-            TxnBody::CreateSession { timeout } => {
+            TxnBody::CreateSession { timeout, passwd } => {
                 self.sessions.insert(txn.header.session, *timeout);
+                match passwd {
+                    Some(p) => self.passwords.insert(txn.header.session, *p),
+                    None => self.passwords.remove(&txn.header.session),
+                };
                 TxnResult::SessionCreated
             }
             TxnBody::CloseSession { ephemerals } => {
@@ -704,6 +731,7 @@ impl DataTree {
     ) {
         self.sessions.remove(&session);
         self.imported.remove(&session);
+        self.passwords.remove(&session);
         let mut paths: Vec<String> = listed.to_vec();
         for p in self.ephemerals(session) {
             if !paths.contains(&p) {
@@ -766,6 +794,7 @@ impl DataTree {
             ttls: BTreeSet::new(),
             sessions,
             imported: BTreeSet::new(),
+            passwords: BTreeMap::new(),
             data_size: 0,
             open_acl: open,
         };

@@ -30,8 +30,9 @@ pub struct NodeRecord {
 
 /// `ZKSN`.
 pub const SNAPSHOT_MAGIC: u32 = 0x5a4b_534e;
-/// The format version written (2 added the imported sessions; 1 is still read).
-pub const SNAPSHOT_VERSION: u32 = 2;
+/// The format version written (2 added the imported sessions, 3 the sessions' passwords; 1
+/// and 2 are still read).
+pub const SNAPSHOT_VERSION: u32 = 3;
 
 /// Why bytes are not a snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -70,6 +71,11 @@ impl DataTree {
         for s in self.imported_sessions() {
             w.write_i64(s.0);
         }
+        w.write_i64(i64::try_from(self.session_passwords().len()).unwrap_or(i64::MAX));
+        for (s, p) in self.session_passwords() {
+            w.write_i64(s.0);
+            w.write_raw(p);
+        }
         let mut nodes: Vec<(&String, &Node)> = self.nodes_iter().collect();
         nodes.sort_unstable_by(|a, b| a.0.cmp(b.0));
         w.write_i64(i64::try_from(nodes.len()).unwrap_or(i64::MAX));
@@ -105,7 +111,7 @@ impl DataTree {
             return Err(SnapshotError::Magic(magic));
         }
         let version = u32::from_be_bytes(take4(&mut r)?);
-        if version != 1 && version != SNAPSHOT_VERSION {
+        if !(1..=SNAPSHOT_VERSION).contains(&version) {
             return Err(SnapshotError::Version(version));
         }
         let mut crc4 = [0u8; 4];
@@ -129,6 +135,21 @@ impl DataTree {
                 if !sessions.contains_key(&id) || !imported.insert(id) {
                     return Err(SnapshotError::Inconsistent(format!(
                         "imported session {id} not open or twice"
+                    )));
+                }
+            }
+        }
+        let mut passwords = BTreeMap::new();
+        if version >= 3 {
+            for _ in 0..count(&mut r)? {
+                let id = SessionId(r.read_i64()?);
+                let mut p = [0u8; 16];
+                for b in &mut p {
+                    *b = r.read_u8()?;
+                }
+                if !sessions.contains_key(&id) || passwords.insert(id, p).is_some() {
+                    return Err(SnapshotError::Inconsistent(format!(
+                        "password of session {id}: not open or twice"
                     )));
                 }
             }
@@ -165,6 +186,7 @@ impl DataTree {
         }
         let mut tree = DataTree::from_nodes(nodes, sessions)?;
         tree.imported = imported;
+        tree.passwords = passwords;
         Ok(tree)
     }
 

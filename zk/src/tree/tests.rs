@@ -526,6 +526,25 @@ fn imported_sessions_survive_a_snapshot_and_end_with_the_session() {
 }
 
 #[test]
+fn session_passwords_come_from_create_session_survive_a_snapshot_and_end_with_the_session() {
+    let mut s = busy_sim();
+    // The testkit gives session N the password [N; 16] in its createSession.
+    assert_eq!(s.tree.session_password(SessionId(7)), Some([7; 16]));
+    let back = DataTree::from_snapshot(&s.tree.snapshot()).unwrap_or_default();
+    assert_eq!(back, s.tree);
+    assert_eq!(back.session_password(SessionId(7)), Some([7; 16]));
+    assert_eq!(s.code(7, &Request::CloseSession), ErrorCode::Ok);
+    assert_eq!(s.tree.session_password(SessionId(7)), None);
+    // A snapshot with a password for a session that is not open is refused.
+    let mut t = DataTree::new();
+    t.passwords.insert(SessionId(5), [1; 16]);
+    assert!(matches!(
+        DataTree::from_snapshot(&t.snapshot()),
+        Err(SnapshotError::Inconsistent(_))
+    ));
+}
+
+#[test]
 fn corrupt_snapshots_are_errors() {
     let bytes = busy_sim().tree.snapshot();
     for cut in 0..bytes.len() {
@@ -537,10 +556,10 @@ fn corrupt_snapshots_are_errors() {
         assert!(DataTree::from_snapshot(&b).is_err(), "flip {k}");
     }
     let mut wrong_version = bytes.clone();
-    wrong_version[7] = 3;
+    wrong_version[7] = 4;
     assert_eq!(
         DataTree::from_snapshot(&wrong_version),
-        Err(SnapshotError::Version(3))
+        Err(SnapshotError::Version(4))
     );
     assert!(matches!(
         DataTree::from_snapshot(b"nope-nope"),

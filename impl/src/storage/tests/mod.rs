@@ -30,6 +30,9 @@ pub(super) fn log_dir() -> PathBuf {
     PathBuf::from("/log/zab-v1")
 }
 
+/// What [`open`] returns.
+pub(super) type Opened = Result<(Storage, Recovered), StorageError>;
+
 pub(super) fn open(sim: &SimFs) -> Result<(Storage, Recovered), StorageError> {
     Storage::open(Arc::new(sim.clone()), &config())
 }
@@ -69,8 +72,10 @@ pub(super) fn write_log(sim: &SimFs, n: u32) -> Storage {
     s
 }
 
+/// The log segments (not the end mark).
 pub(super) fn log_files(sim: &SimFs) -> Vec<PathBuf> {
     let mut names = sim.list(&log_dir()).unwrap();
+    names.retain(|n| n.starts_with(super::format::LOG_PREFIX));
     names.sort();
     names.into_iter().map(|n| log_dir().join(n)).collect()
 }

@@ -1,6 +1,7 @@
 //! Recovery: a torn tail is cut with a warning at every cut point; damage that a crash cannot
-//! explain refuses to start, naming the file and byte offset; zxids duplicated, out of order
-//! or missing across segments are refused; nothing on disk makes recovery panic.
+//! explain keeps the valid prefix, drops the rest durably and sets the `recovering` flag
+//! (`spec/PROTOCOL.md` §7.1), naming the file and byte offset; zxids duplicated or out of
+//! order are refused; nothing on disk makes recovery panic.
 
 use std::path::Path;
 
@@ -12,7 +13,7 @@ use super::{
     z,
 };
 use crate::storage::{
-    CrashMode, SimFs, StorageError,
+    CrashMode, FileSystem, SimFs, StorageError,
     format::{LOG_HEADER_LEN, RECORD_HEADER_LEN, encode_log_header, encode_record, log_name},
 };
 
@@ -26,6 +27,25 @@ fn record_starts(n: u32) -> Vec<usize> {
             start
         })
         .collect()
+}
+
+/// Recovery found damage at `file:offset`, kept `kept` transactions, and the `recovering`
+/// flag is durable.
+fn assert_damaged_at(image: &SimFs, opened: &super::Opened, file: &Path, offset: u64, kept: u32) {
+    let (storage, recovered) = opened
+        .as_ref()
+        .expect("damage is recovered from, not refused");
+    assert!(recovered.recovering && storage.epochs().recovering());
+    assert_eq!(recovered.txns, records(1..=kept), "damage at {offset}");
+    let [what] = recovered.damage.as_slice() else {
+        panic!("one damage report expected: {:?}", recovered.damage);
+    };
+    assert!(what.contains(&file.display().to_string()), "{what}");
+    assert!(what.contains(&format!("byte offset {offset}")), "{what}");
+    let flag = image
+        .read_durable(Path::new("/data/zab-v1/recovering"))
+        .expect("the recovering flag is durable");
+    assert!(String::from_utf8_lossy(&flag).contains(what.as_str()));
 }
 
 fn assert_corrupt_at(err: &StorageError, file: &Path, offset: u64) {
@@ -123,47 +143,101 @@ fn a_zero_filled_tail_is_a_torn_tail() {
 }
 
 #[test]
-fn a_flipped_byte_before_the_last_record_refuses_to_start_naming_file_and_offset() {
+fn a_flipped_bit_anywhere_keeps_the_records_before_it_and_recovers() {
+    // The last record included: a bit flip in a complete, fsynced record is not a torn
+    // write, whatever field it hits (its length too).
     let sim = SimFs::new();
     drop(write_log(&sim, 3));
     let [file] = log_files(&sim).try_into().unwrap();
     let bytes = sim.read_durable(&file).unwrap();
     let starts = record_starts(3);
     for i in 0..bytes.len() {
-        let mut damaged = bytes.clone();
-        damaged[i] ^= 0x10;
-        let image = with_file(&sim, &file, &damaged);
-        let result = open(&image);
-        if i >= starts[2] {
-            // Damage in the last record cannot be told from a torn write: it is cut.
-            assert_eq!(result.unwrap().1.txns, records(1..=2), "flip at {i}");
-            continue;
+        for bit in [0, 4, 7] {
+            let mut damaged = bytes.clone();
+            damaged[i] ^= 1 << bit;
+            let image = with_file(&sim, &file, &damaged);
+            let opened = open(&image);
+            let (offset, kept) = if i < LOG_HEADER_LEN {
+                (0, 0)
+            } else {
+                let k = starts.iter().rposition(|&s| s <= i).unwrap();
+                (starts[k], k as u32)
+            };
+            assert_damaged_at(&image, &opened, &file, offset as u64, kept);
+            // The damaged part is gone durably; the log continues after the kept prefix.
+            let (mut storage, _) = opened.unwrap();
+            storage.append(z(kept + 1), b"again").unwrap();
+            storage.sync().unwrap();
+            drop(storage);
+            let (_, again) = open(&image).unwrap();
+            assert_eq!(again.last_zxid(), z(kept + 1), "flip of bit {bit} at {i}");
+            assert!(again.recovering && again.damage.is_empty());
         }
-        let offset = if i < LOG_HEADER_LEN {
-            0
-        } else {
-            *starts.iter().rev().find(|&&s| s <= i).unwrap()
-        };
-        assert_corrupt_at(&result.unwrap_err(), &file, offset as u64);
     }
 }
 
 #[test]
-fn damage_in_a_sealed_segment_refuses_even_with_nothing_valid_after_it_in_the_file() {
+fn a_fsynced_suffix_cut_at_a_record_boundary_is_found_by_the_end_mark() {
+    // No checksum can show a log cut cleanly between records; the end mark, written after
+    // each fsync, says how far the log was durable.
+    let sim = SimFs::new();
+    drop(write_log(&sim, 4));
+    let [file] = log_files(&sim).try_into().unwrap();
+    let bytes = sim.read_durable(&file).unwrap();
+    let mark = log_dir().join(crate::storage::log::END_MARK);
+    // The mark is not fsynced: a process crash keeps it (the page cache), as here.
+    let mark_bytes = sim.read(&mark).unwrap();
+    for kept in 1..4u32 {
+        let cut = record_starts(4)[kept as usize];
+        let image = with_file(&sim, &file, &bytes[..cut]);
+        image.put_file(&mark, &mark_bytes);
+        let (_, r) = open(&image).unwrap();
+        assert!(r.recovering, "cut after {kept} records");
+        assert_eq!(r.txns, records(1..=kept));
+        assert!(r.damage[0].contains("fsynced records"), "{:?}", r.damage);
+        // Reported once: the mark is gone with the damage.
+        let (_, again) = open(&image).unwrap();
+        assert!(again.recovering && again.damage.is_empty());
+    }
+    // A mark lost or torn in a power failure misses damage, never invents it.
+    for m in [&b""[..], &mark_bytes[..5], b"garbage-garbage"] {
+        let image = with_file(&sim, &file, &bytes);
+        image.put_file(&mark, m);
+        let (_, r) = open(&image).unwrap();
+        assert!(!r.recovering && r.damage.is_empty());
+    }
+    // A deliberate cut (TRUNC) is not damage.
+    let image = with_file(&sim, &file, &bytes);
+    image.put_file(&mark, &mark_bytes);
+    let (mut s, _) = open(&image).unwrap();
+    s.truncate_after(z(2)).unwrap();
+    drop(s);
+    let (_, r) = open(&image).unwrap();
+    assert!(!r.recovering && r.damage.is_empty());
+    assert_eq!(r.txns, records(1..=2));
+}
+
+#[test]
+fn damage_in_a_sealed_segment_drops_it_and_every_later_segment() {
     let sim = SimFs::new();
     drop(write_log(&sim, 20));
     let files = log_files(&sim);
     assert!(files.len() >= 3, "{files:?}");
     let first = &files[0];
     let bytes = sim.read_durable(first).unwrap();
-    // Tear the first segment's last record as a crash would tear a tail.
+    let in_first = record_starts(20)
+        .iter()
+        .filter(|&&s| s < bytes.len())
+        .count() as u32;
+    // Cut the first segment's last record as a crash would tear a tail: in a sealed
+    // segment, that is damage.
     let image = with_file(&sim, first, &bytes[..bytes.len() - 3]);
-    let err = open(&image).unwrap_err();
-    assert!(
-        matches!(err, StorageError::Corrupt { ref path, .. } if path == first),
-        "{err}"
-    );
-    assert!(err.to_string().contains("sealed segment"), "{err}");
+    let opened = open(&image);
+    let last_start = record_starts(in_first)[in_first as usize - 1];
+    assert_damaged_at(&image, &opened, first, last_start as u64, in_first - 1);
+    let report = &opened.as_ref().unwrap().1.damage[0];
+    assert!(report.contains("sealed segment"), "{report}");
+    assert_eq!(log_files(&image), vec![first.clone()]);
 }
 
 #[test]
@@ -236,19 +310,6 @@ fn zxids_duplicated_out_of_order_or_missing_across_segments_are_refused() {
             vec![(z(2), segment(z(2), &[z(2), z(1)]))],
             "previous record",
         ),
-        (
-            "missing between segments",
-            vec![
-                (z(1), segment(z(1), &[z(1), z(2)])),
-                (z(4), segment(z(4), &[z(4)])),
-            ],
-            "transactions are missing",
-        ),
-        (
-            "missing at the start",
-            vec![(z(2), segment(z(2), &[z(2), z(3)]))],
-            "transactions are missing",
-        ),
     ];
     for (what, segments, needle) in cases {
         let err = open(&crafted(&segments)).unwrap_err();
@@ -258,15 +319,39 @@ fn zxids_duplicated_out_of_order_or_missing_across_segments_are_refused() {
         );
         assert!(err.to_string().contains(needle), "{what}: {err}");
     }
+    // A lost segment (a gap) is lost durable state: keep what chains, recover.
+    for (segments, kept) in [
+        (
+            vec![
+                (z(1), segment(z(1), &[z(1), z(2)])),
+                (z(4), segment(z(4), &[z(4)])),
+            ],
+            vec![z(1), z(2)],
+        ),
+        (vec![(z(2), segment(z(2), &[z(2), z(3)]))], vec![]),
+    ] {
+        let sim = crafted(&segments);
+        let (_, r) = open(&sim).unwrap();
+        assert!(r.recovering);
+        assert_eq!(r.txns.iter().map(|t| t.zxid).collect::<Vec<_>>(), kept);
+        assert!(
+            r.damage[0].contains("transactions are missing"),
+            "{:?}",
+            r.damage
+        );
+        let (_, again) = open(&sim).unwrap();
+        assert_eq!(again.txns.iter().map(|t| t.zxid).collect::<Vec<_>>(), kept);
+    }
 }
 
 #[test]
 fn headers_and_names_must_agree() {
     let seg_dir = log_dir();
     let name = seg_dir.join(log_name(z(1)));
-    // The header names another first zxid.
-    let err = open(&crafted(&[(z(1), segment(z(2), &[z(1)]))])).unwrap_err();
-    assert_corrupt_at(&err, &name, 0);
+    // The header names another first zxid: a damaged header.
+    let (_, r) = open(&crafted(&[(z(1), segment(z(2), &[z(1)]))])).unwrap();
+    assert!(r.recovering && r.txns.is_empty());
+    assert!(r.damage[0].contains("byte offset 0"), "{:?}", r.damage);
     // The first record is not the one the name says.
     let err = open(&crafted(&[
         (z(1), segment(z(1), &[z(2)])),
@@ -285,10 +370,11 @@ fn headers_and_names_must_agree() {
         err.to_string().contains("unsupported format version"),
         "{err}"
     );
-    // A zeroed header with valid records after it is not a torn creation.
+    // A zeroed header with valid records after it is not a torn creation: damage.
     let mut zeroed = segment(z(1), &[z(1), z(2)]);
     zeroed[..LOG_HEADER_LEN].fill(0);
-    assert_corrupt_at(&open(&crafted(&[(z(1), zeroed)])).unwrap_err(), &name, 0);
+    let (_, r) = open(&crafted(&[(z(1), zeroed)])).unwrap();
+    assert!(r.recovering && r.txns.is_empty());
     // An unexpected file name in the log directory.
     let sim = crafted(&[(z(1), segment(z(1), &[z(1)]))]);
     sim.put_file(&seg_dir.join("log.12"), b"");
