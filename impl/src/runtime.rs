@@ -629,12 +629,14 @@ where
     /// Writes the frames queued so far, to peers and clients (once an event is handled, or
     /// before a synchronous write, so that frames queued before it do not wait for its fsync).
     fn flush_sends(&mut self) {
-        // Clients first: a reply ends a request's latency, a COMMIT does not (the leader's
-        // reply needs none; a follower's client waits for the COMMIT, which follows at once).
-        self.sm.flush();
+        // Peers first, as ZooKeeper's leader sends COMMIT before it applies and answers: a
+        // client that hears its write done and moves to a follower at once finds the COMMIT
+        // already on its way there (session_passwords: a closed session's password must not
+        // open it on another server); the reply waits only for the COMMIT's `try_write`.
         if let Some(q) = &self.quorum {
             q.flush();
         }
+        self.sm.flush();
     }
 
     /// A SNAP that would not restore: the leader that sent it is dropped (its connection

@@ -165,7 +165,6 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the I/O runtime")?;
-    let status = Arc::new(Status::default());
     // Directory sizes and file descriptors for dirs, conf, mntr, the AdminServer and
     // /metrics, measured here so that none of them walks a directory on the replica thread.
     crate::metrics::spawn_disk_usage(
