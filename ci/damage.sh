@@ -51,61 +51,18 @@ while [ $# -gt 0 ]; do
 done
 case "$system" in zabd|zookeeper|both) ;; *) echo "--system zabd|zookeeper|both" >&2; exit 64 ;; esac
 
-if [ "$(id -u)" != 0 ]; then
-  echo "ci/damage.sh needs root (network namespaces, iptables)" >&2
-  exit 1
-fi
-
-# Every process in a zabdmg-* namespace (by pid), then the namespace.
-shell_cleanup() {
-  local ns pid
-  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^zabdmg-' || true); do
-    for pid in $(ip netns pids "$ns" 2>/dev/null || true); do
-      [ "$pid" = $$ ] || kill -9 "$pid" 2>/dev/null || true
-    done
-    ip netns del "$ns" 2>/dev/null || true
-  done
-}
-
-apt_install() {
-  local missing=() p attempt
-  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-  [ ${#missing[@]} = 0 ] && return 0
-  echo "apt-get install ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  for attempt in $(seq 1 60); do
-    if apt-get install -y --no-install-recommends "${missing[@]}" >/tmp/zab-damage-apt.log 2>&1; then
-      return 0
-    fi
-    if [ "$attempt" = 1 ]; then apt-get update >/dev/null 2>&1 || true; fi
-    sleep 5
-  done
-  cat /tmp/zab-damage-apt.log >&2
-  return 1
-}
+ci_name=damage
+ns_prefix=zabdmg-
+# shellcheck source=ci/lib/netns-common.sh
+. ci/lib/netns-common.sh
+require_root
 
 if [ "$cleanup_only" = 1 ]; then shell_cleanup; exit 0; fi
 
 apt_install iproute2 iptables
 if [ "$system" != zabd ]; then apt_install zookeeper; fi
 
-target=${CARGO_TARGET_DIR:-$PWD/target}
-flag=""
-[ "$profile" = release ] && flag=--release
-if [ -n "${ZABD:-}" ]; then
-  zabd=$ZABD
-  cargo build --locked $flag --quiet -p zab-nemesis
-else
-  cargo build --locked $flag --quiet -p zab-nemesis -p zab-server --bin zab-nemesis --bin zabd
-  zabd=$target/$profile/zabd
-fi
-# Copies: another build into the same target folder must not swap them under a running matrix.
-bin=$(mktemp -d /tmp/zab-damage-bin.XXXXXX)
-cp "$target/$profile/zab-nemesis" "$bin/"
-cp "$zabd" "$bin/zabd"
-
-trap 'rc=$?; shell_cleanup; rm -rf "$bin"; exit $rc' EXIT
-trap 'exit 130' INT TERM
+prepare_binaries
 
 args=(damage --system "$system" --seed "$seed" --orders "$orders" --zabd "$bin/zabd"
   --out "$PWD/target/damage")
@@ -114,14 +71,4 @@ if [ "$quick" = 1 ]; then
 elif [ -n "$rows" ]; then
   args+=(--rows "$rows")
 fi
-echo "zab-nemesis ${args[*]}  ($(date -u +%FT%TZ), load average: $(cut -d' ' -f1-3 /proc/loadavg))"
-start=$SECONDS
-set +e
-"$bin/zab-nemesis" "${args[@]}" &
-child=$!
-trap 'kill -TERM "$child" 2>/dev/null; wait "$child"; exit 130' INT TERM
-wait "$child"
-rc=$?
-set -e
-echo "ci/damage.sh: $((SECONDS - start)) s, exit $rc (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
-exit "$rc"
+run_suite "${args[@]}"

@@ -57,6 +57,12 @@ step "damage matrix (one server's disk damaged, adversarial restarts)" \
 # live Debian ZooKeeper 3.8 (standalone and a 3-server ensemble) and diffed with the fixture.
 step "ZooKeeper AdminServer keys (live ZooKeeper vs fixture)" ci/admin-keys.sh --check
 step "build the model checker" cargo build --release --locked -p zab-model
+# A time-boxed simulation sweep: as many 20 s seeds of 3 servers with every fault as fit in
+# 120 s of wall time, from seed 0 (how many depends on the machine; the sweep prints it with
+# its simulated-to-real time ratio and the load average). The debug build `cargo test` just
+# made (about 20x real time on an idle core) spares CI a release build of the server.
+step "deterministic simulation (time-boxed sweep, 120 s)" \
+  cargo run --locked -p zab-refinement --bin zab-sim -- sweep --from 0 --time-budget 120s
 # The CI configuration: exhaustive, every invariant, every example reached (README has the figures).
 step "model check (CI configuration)" \
   ./target/release/zab-model check --servers 3 --txns 1 --crashes 1 --partitions 1 \

@@ -593,13 +593,16 @@ ElectLeader(i) ==
                 !.tempMaxEpoch[i] = acceptedEpoch[i] + 1,
                 !.ackSets[i] = <<>>, !.sendCounter[i] = 0])
 
-\* FLE decides that i follows j, then ConnectAndFollowerSendFOLLOWERINFO.
+\* FLE decides that i follows j, then ConnectAndFollowerSendFOLLOWERINFO. No vote
+\* condition: FLE settles on j from a quorum's notifications of one round (recvset) or
+\* from a quorum reporting FOLLOWING/LEADING j (outofelection, checkLeader), and those
+\* notifications may be arbitrarily old; every LEADING j was elected by a quorum, and
+\* only the connection (accepted while j leads) is checked now.
 FollowLeader(i, j) ==
     /\ i # j
     /\ state[i] = "LOOKING"
     /\ state[j] = "LEADING"
     /\ ~Partitioned(i, j)
-    /\ ~(~recovering[i] /\ ~VoteLeq(Vote(i), Vote(j)) /\ ~IsQuorum(learners[j]))
     /\ Apply(Send([Cur EXCEPT
                      !.state[i] = "FOLLOWING", !.zabState[i] = "DISCOVERY",
                      !.leaderOf[i] = j, !.syncMode[i] = "NONE", !.nlStage[i] = "WAITING",

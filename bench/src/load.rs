@@ -166,6 +166,62 @@ pub async fn setup(servers: &[SocketAddr], spec: &Spec) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Creates `parents` nodes `{root}/pNNNN` (the root too) and `znodes` children
+/// `{root}/pNNNN/cNNNNNNN` with a `payload`-byte value spread over them, over one session to
+/// the first server, `window` creates in flight (the memory benchmark's tree: issue 12).
+/// Existing nodes are kept. Returns the number of nodes created.
+pub async fn populate(
+    servers: &[SocketAddr],
+    root: &str,
+    parents: usize,
+    znodes: usize,
+    payload_bytes: usize,
+    window: usize,
+    io_timeout: Duration,
+) -> anyhow::Result<usize> {
+    let addr = *servers.first().ok_or_else(|| anyhow!("no server"))?;
+    let mut s = Session::connect(addr, io_timeout, 30_000).await?;
+    let parents = parents.max(1);
+    let mut paths = vec![root.to_owned()];
+    paths.extend((0..parents).map(|p| format!("{root}/p{p:04}")));
+    let value = payload(payload_bytes);
+    let mut made = 0;
+    for (i, p) in paths.iter().enumerate() {
+        let data = if i == 0 { Bytes::new() } else { value.clone() };
+        let h = s.call(&create_req(p, data), io_timeout).await?;
+        match h.err {
+            0 => made += 1,
+            NODE_EXISTS => {}
+            e => bail!("create {p}: error {e}"),
+        }
+    }
+    let child = |i: usize| format!("{root}/p{:04}/c{:07}", i % parents, i / parents);
+    for chunk in (0..znodes).collect::<Vec<_>>().chunks(window.max(1)) {
+        let mut xids = Vec::with_capacity(chunk.len());
+        for &i in chunk {
+            xids.push((s.push_request(&create_req(&child(i), value.clone())), i));
+        }
+        s.flush().await?;
+        for (xid, i) in xids {
+            let frame = tokio::time::timeout(io_timeout, s.next_frame())
+                .await
+                .map_err(|_| anyhow!("populate: no reply within {io_timeout:?}"))??
+                .ok_or_else(|| anyhow!("populate: the server closed the connection"))?;
+            let h = reply_header(&frame)?;
+            if h.xid != xid {
+                bail!("populate: reply for xid {} while waiting for {xid}", h.xid);
+            }
+            match h.err {
+                0 => made += 1,
+                NODE_EXISTS => {}
+                e => bail!("populate: create {}: error {e}", child(i)),
+            }
+        }
+    }
+    let _ = s.call(&Request::CloseSession, io_timeout).await;
+    Ok(made)
+}
+
 fn payload(n: usize) -> Bytes {
     Bytes::from((0..n).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>())
 }

@@ -76,11 +76,38 @@ enum Command {
     /// Measure the physical floor of a quorum write here: 1 KiB append + fdatasync on a
     /// directory's disk, and the loopback TCP round trip; floor = fdatasync p50 + 2 × RTT p50.
     Floor(FloorArgs),
+    /// Create a tree of --znodes nodes with --payload-byte values under --parents parents
+    /// (the memory benchmark's, `ci/bench-memory.sh`); print how many were created.
+    Populate(PopulateArgs),
     /// Write the Markdown report (medians over rounds, ratios) and the plots from a
     /// directory of sweep files (*.json) and extra measurements (*.ndjson).
     Report(ReportArgs),
     /// Write only the plots (SVG) from a directory of sweep files.
     Plot(PlotArgs),
+}
+
+#[derive(Debug, Args)]
+struct PopulateArgs {
+    #[command(flatten)]
+    servers: ServersArg,
+    /// The parent of the parents.
+    #[arg(long, default_value = "/zab-mem")]
+    root: String,
+    /// Parents (ROOT/pNNNN).
+    #[arg(long, default_value_t = 1000)]
+    parents: usize,
+    /// Children in all, spread evenly over the parents.
+    #[arg(long, default_value_t = 100_000)]
+    znodes: usize,
+    /// Value size, bytes.
+    #[arg(long, default_value_t = 100)]
+    payload: usize,
+    /// Creates in flight.
+    #[arg(long, default_value_t = 512)]
+    window: usize,
+    /// Longest wait for a reply.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    io_timeout: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -616,6 +643,22 @@ fn cmd_floor(a: &FloorArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn cmd_populate(a: PopulateArgs) -> anyhow::Result<()> {
+    let servers = resolve(&a.servers.servers)?;
+    let made = load::populate(
+        &servers,
+        &a.root,
+        a.parents,
+        a.znodes,
+        a.payload,
+        a.window,
+        a.io_timeout,
+    )
+    .await?;
+    print_line(&made.to_string());
+    Ok(())
+}
+
 async fn cmd_leader(a: ServersArg) -> anyhow::Result<()> {
     let servers = resolve(&a.servers)?;
     let modes = probe::modes(&servers).await;
@@ -723,6 +766,7 @@ fn main() -> ExitCode {
             Command::WaitServing(a) => cmd_wait(a).await,
             Command::Leader(a) => cmd_leader(a).await,
             Command::Floor(a) => cmd_floor(&a),
+            Command::Populate(a) => cmd_populate(a).await,
             Command::Report(a) => cmd_report(&a),
             Command::Plot(a) => cmd_plot(&a).map(|files| {
                 for f in files {

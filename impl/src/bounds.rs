@@ -25,7 +25,8 @@ pub struct Bounds {
     /// closed with a warning.
     pub client_output_hard: usize,
     /// `peerSendQueueLimitBytes` (zabd; default 128 MiB): frames queued for one quorum peer
-    /// and not yet written to its socket (a SNAP frame is not counted). Past it the peer is
+    /// and not yet written to its socket (a learner's synchronization, SNAP or DIFF/TRUNC
+    /// through NEWLEADER, is not counted: it is bounded by the in-memory log). Past it the peer is
     /// dropped with a warning; a follower reconnects and resynchronizes. Kept above
     /// `globalOutstandingBytesLimit`, so that the writes a follower forwards on behalf of its
     /// clients cannot by themselves reach it.

@@ -3,7 +3,8 @@
 //!
 //! Accepted `zoo.cfg` keys: `server.N=host:quorumPort:electionPort[:participant][;[host:]clientPort]`,
 //! `dataDir`, `dataLogDir`, `clientPort`, `clientPortAddress`, `tickTime`, `initLimit`,
-//! `syncLimit`, `maxClientCnxns`, `snapCount`, `autopurge.snapRetainCount`,
+//! `syncLimit`, `maxClientCnxns`, `snapCount`, `commitLogCount` (also as ZooKeeper's system
+//! property name `zookeeper.commitLogCount`), `autopurge.snapRetainCount`,
 //! `4lw.commands.whitelist`, `jute.maxbuffer`, `extendedTypesEnabled`,
 //! `metricsProvider.className`, `metricsProvider.httpPort`, `metricsProvider.httpHost`,
 //! `admin.enableServer`, `admin.serverAddress`, `admin.serverPort`, `admin.commandURL`,
@@ -111,6 +112,9 @@ pub struct ServerConfig {
     pub snap_count: u64,
     /// Snapshots kept on disk.
     pub snap_retain_count: usize,
+    /// `commitLogCount`: committed transactions whose payloads stay in memory for DIFFs;
+    /// older ones are read back from the log on disk.
+    pub commit_log_count: usize,
     /// Four-letter words allowed on the client port.
     pub four_letter_words: Vec<String>,
     /// `jute.maxbuffer`: the largest client frame.
@@ -182,6 +186,7 @@ impl ServerConfig {
             max_client_cnxns: 60,
             snap_count: 100_000,
             snap_retain_count: 3,
+            commit_log_count: crate::core::DEFAULT_COMMIT_LOG_COUNT,
             four_letter_words: DEFAULT_4LW.iter().map(|s| s.to_string()).collect(),
             jute_max_buffer: 0xfffff,
             extended_types: false,
@@ -541,6 +546,9 @@ pub fn apply_properties(
             "syncLimit" => base.sync_limit = parse_num(key, value)?,
             "maxClientCnxns" => base.max_client_cnxns = parse_num(key, value)?,
             "snapCount" => base.snap_count = parse_num(key, value)?,
+            "commitLogCount" | "zookeeper.commitLogCount" => {
+                base.commit_log_count = parse_num(key, value)?
+            }
             "autopurge.snapRetainCount" => {
                 base.snap_retain_count = parse_num::<usize>(key, value)?.max(3)
             }

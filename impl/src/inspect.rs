@@ -202,8 +202,8 @@ pub fn snapshot(path: &Path, json: bool) -> std::io::Result<String> {
             });
         }
     };
-    let mut nodes: Vec<(&str, &zab_zk::tree::Node)> = tree.iter().collect();
-    nodes.sort_by(|a, b| a.0.cmp(b.0));
+    let mut nodes: Vec<(String, &zab_zk::tree::Node)> = tree.iter().collect();
+    nodes.sort_by(|a, b| a.0.cmp(&b.0));
     let node_docs: Vec<Value> = nodes
         .iter()
         .map(|(p, n)| {

@@ -277,6 +277,15 @@ impl Breakdown {
         }
     }
 
+    /// The log writer's report that everything up to `zxid` is durable, after an fsync of
+    /// `fsync_micros` (called on the writer thread as the fsync returns): `log.fsync`, and
+    /// `durable` for every remembered proposal up to `zxid` in either table.
+    pub fn durable_through(&self, zxid: Zxid, fsync_micros: u64, now: Instant) {
+        self.record_micros(Stage::LogFsync, fsync_micros);
+        self.mark_through(Side::Leader, zxid, Stage::LeaderDurable, now);
+        self.mark_through(Side::Follower, zxid, Stage::FollowerDurable, now);
+    }
+
     /// Forgets the proposals in flight (role change, history cut).
     pub fn clear_in_flight(&self) {
         let mut inner = self.lock();
@@ -425,6 +434,39 @@ mod tests {
         b.start(Side::Follower, z(5), t0);
         b.mark(Side::Follower, z(30), Stage::FollowerApplied, t0);
         assert_eq!(b.summary(Stage::FollowerApplied).0, 1, "cut: 30 forgotten");
+    }
+
+    #[test]
+    fn a_durability_report_stamps_the_fsync_and_both_tables_up_to_its_zxid() {
+        let b = Breakdown::default();
+        let t0 = Instant::now();
+        for c in 1..=3 {
+            b.start(Side::Leader, z(c), t0);
+            b.start(Side::Follower, z(c), t0);
+        }
+        b.durable_through(z(2), 40, t0 + Duration::from_micros(500));
+        assert_eq!(b.summary(Stage::LogFsync).0, 1);
+        assert_eq!(b.summary(Stage::LeaderDurable).0, 2, "1 and 2, not 3");
+        assert_eq!(b.summary(Stage::FollowerDurable).0, 2);
+        b.durable_through(z(3), 40, t0 + Duration::from_micros(900));
+        assert_eq!(
+            b.summary(Stage::LeaderDurable).0,
+            3,
+            "3 once, 1 and 2 not again"
+        );
+        assert_eq!(b.summary(Stage::LogFsync).0, 2);
+        let (_, p50, _, _, max, _) = b.summary(Stage::LeaderDurable);
+        assert!(
+            (495..=505).contains(&p50) && (895..=905).contains(&max),
+            "{p50} {max}"
+        );
+        // Rendered where /metrics reads it.
+        let mut text = String::new();
+        b.render(&mut text);
+        assert!(
+            text.contains("zab_write_stage_seconds_count{view=\"leader\",stage=\"durable\"} 3"),
+            "{text}"
+        );
     }
 
     #[test]

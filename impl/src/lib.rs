@@ -35,6 +35,7 @@ pub mod runtime;
 pub mod server;
 #[cfg(not(zab_loom))]
 pub mod service;
+pub mod snap_stream;
 pub mod storage;
 pub mod tls;
 pub mod wire;

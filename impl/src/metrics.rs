@@ -108,6 +108,9 @@ pub struct Status {
     pub last_zxid: AtomicU64,
     /// Last delivered zxid.
     pub committed_zxid: AtomicU64,
+    /// Last zxid of the log known durable (the core's `persisted`: fsynced before it is
+    /// reported, so never ahead of the disk).
+    pub durable_zxid: AtomicU64,
     /// Transactions delivered since start.
     pub delivered: AtomicU64,
     /// Proposals this server made as leader.
@@ -124,6 +127,14 @@ pub struct Status {
     pub fsync_micros: Histogram,
     /// Learners this leader synchronized, by mode: DIFF, TRUNC, SNAP.
     pub syncs: [AtomicU64; 3],
+    /// Of those, DIFFs and TRUNCs whose transactions were partly read back from the log on
+    /// disk (older than the `commitLogCount` kept in memory).
+    pub syncs_from_disk: AtomicU64,
+    /// The largest frame body this server read on a quorum connection, bytes (copied from
+    /// the network's `NetState`).
+    pub largest_quorum_frame: AtomicU64,
+    /// SNAP chunks this server received from leaders.
+    pub snap_chunks: AtomicU64,
     /// Inputs the core ignored, by `ignore_*` path (in [`Ignored::ALL`] order).
     pub ignored: [AtomicU64; Ignored::ALL.len()],
     /// How long each step of the replica thread took (one event handled, or the due timers
@@ -268,6 +279,25 @@ pub fn render(status: &Status) -> String {
         let n = status.syncs[k].load(Ordering::Relaxed);
         let _ = writeln!(out, "zab_learner_syncs_total{{mode=\"{mode}\"}} {n}");
     }
+    let _ = writeln!(
+        out,
+        "# HELP zab_learner_syncs_from_disk_total DIFFs and TRUNCs that read transactions back \
+         from the log on disk.\n\
+         # TYPE zab_learner_syncs_from_disk_total counter\n\
+         zab_learner_syncs_from_disk_total {}",
+        status.syncs_from_disk.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP zab_quorum_largest_frame_bytes The largest frame read on a quorum connection.\n\
+         # TYPE zab_quorum_largest_frame_bytes gauge\n\
+         zab_quorum_largest_frame_bytes {}\n\
+         # HELP zab_snap_chunks_received_total SNAP chunks received from leaders.\n\
+         # TYPE zab_snap_chunks_received_total counter\n\
+         zab_snap_chunks_received_total {}",
+        status.largest_quorum_frame.load(Ordering::Relaxed),
+        status.snap_chunks.load(Ordering::Relaxed)
+    );
     out.push_str(
         "# HELP zab_ignored_inputs_total Inputs the protocol core ignored, by ignore_* path.\n\
          # TYPE zab_ignored_inputs_total counter\n",
@@ -310,6 +340,13 @@ pub fn render(status: &Status) -> String {
         "The last zxid in the log.",
         "gauge",
         last.to_u64(),
+    );
+    gauge(
+        &mut out,
+        "zab_durable_zxid",
+        "The last zxid of the log known durable (fsynced).",
+        "gauge",
+        status.durable_zxid.load(Ordering::Relaxed),
     );
     gauge(
         &mut out,
@@ -443,6 +480,7 @@ mod tests {
             "zab_role{role=\"looking\"} 1",
             "zab_epoch",
             "zab_last_zxid",
+            "zab_durable_zxid",
             "zab_committed_txns_total",
             "zab_outstanding_proposals",
             "zab_synced_followers",

@@ -9,24 +9,41 @@
 //! it leads. Each quorum connection has a generation number, so that an event of a connection
 //! that was replaced never reaches the core.
 //!
-//! Bounds (issue 12): a quorum connection's send queue counts the bytes of the frames queued
-//! and not yet written (a SNAP frame excepted); past `peerSendQueueLimitBytes` the peer is
-//! dropped with a warning (the core hears `Disconnected`; a follower reconnects and is
-//! resynchronized). An election connection queues at most [`crate::bounds::ELECTION_QUEUE`]
-//! notifications; newer ones past that are dropped (only the latest matters, and the election
-//! resends). Frames read from peers and not yet taken by the replica thread are counted
-//! ([`InboxGauge`]); past `peerInboxLimit` no peer connection is read until it drains, so a
-//! server that cannot keep up pushes back through TCP and its leader drops it, instead of
-//! buffering.
+//! Bounds (issue 12), each with its behaviour at the bound:
+//! - The replica thread's commands to the network task ([`Commands`]) wait in a channel of at
+//!   most [`COMMAND_QUEUE`] commands; when it is full the replica thread waits for room (push
+//!   back, with a warning). The network task never waits for the replica thread, so the wait
+//!   ends as soon as it runs again. (In `zabd` quorum frames and streams do not take this
+//!   channel: the replica thread queues them on the connections itself, see Writes.)
+//! - A quorum connection's outgoing bytes ([`crate::net_out::Outgoing`]) count what the socket
+//!   has not taken; past `peerSendQueueLimitBytes` the peer is dropped with a warning and what
+//!   was queued for it is freed (drop and resync: the core hears `Disconnected`, a follower
+//!   reconnects and is resynchronized). A learner's synchronization is not counted: a SNAP or a
+//!   DIFF read from disk is a stream produced on its own thread at most [`STREAM_DEPTH`] frames
+//!   ahead of the socket (the producer waits while the peer does not read), and a DIFF/TRUNC
+//!   with the in-memory transactions it carries, through NEWLEADER, is bounded by the leader's
+//!   in-memory log (`commitLogCount`), not by how fast the learner reads. A stream is written
+//!   in its place among the frames queued for the peer; what is queued behind it counts
+//!   towards `peerSendQueueLimitBytes` as usual.
+//! - An election connection queues at most [`crate::bounds::ELECTION_QUEUE`] notifications;
+//!   newer ones past that are dropped (only the latest matters, and the election resends).
+//! - Frames read from peers and not yet taken by the replica thread are counted
+//!   ([`InboxGauge`]); past `peerInboxLimit` no peer connection is read until it drains, so a
+//!   server that cannot keep up pushes back through TCP and its leader drops it, instead of
+//!   buffering.
+//!
+//! On a follower, a SNAP sequence is checked and reassembled (`crate::snap_stream`) before the
+//! replica thread sees it; a bad one closes the connection to that leader with an error naming
+//! it.
 //!
 //! Writes (issue 20, [`crate::net_out`]): the replica thread encodes quorum frames straight
 //! into each connection's buffer ([`QuorumSender`]) and, once its event is handled, writes a
 //! plaintext connection's socket itself; a TLS connection's bytes are written by its writer
-//! task, woken once per batch. The send bound counts the bytes the socket has not taken
-//! either way.
+//! task, woken once per batch; a stream's frames are written by the writer task, in their
+//! place. A connection whose writer task ends (a failed write, a failed stream) is closed.
 
 use crate::latency::{Breakdown, Side, Stage};
-use crate::net_out::{OnWritten, Outgoing};
+use crate::net_out::{OnWritten, Outgoing, StreamItem};
 use crate::quorum_tls::{PeerStream, QuorumTls};
 use crate::wire::{
     self, Frame, HELLO_LEN, HandshakeStatus, Hello, PayloadCodec, Purpose, WELCOME_LEN, Welcome,
@@ -70,6 +87,110 @@ pub enum NetCommand<P> {
         /// The other end.
         peer: ServerId,
     },
+    /// Send the frames `producer` makes, in order, on the quorum connection with `to`, in
+    /// this place among the other frames sent to `to` (those sent after wait). The producer
+    /// runs on a thread of its own, never on the replica thread.
+    Stream {
+        /// The receiver.
+        to: ServerId,
+        /// What the stream is, for logs ("SNAP", "DIFF from the log").
+        what: &'static str,
+        /// Makes the frames.
+        producer: Producer<P>,
+    },
+}
+
+/// Makes frames for one peer off the replica thread (a SNAP's chunks, transactions read back
+/// from the log), handing each to `emit` in order; `emit` returns `false` once the peer is
+/// gone (stop then). An error drops the connection with the peer, which then resynchronizes.
+pub type FrameProducer<P> =
+    Box<dyn FnOnce(&mut dyn FnMut(Frame<P>) -> bool) -> Result<(), String> + Send>;
+
+/// Frames a stream may have queued for one peer, produced but not yet written: with
+/// [`wire::SNAP_CHUNK`]-sized chunks, at most 4 MiB per learner.
+pub const STREAM_DEPTH: usize = 4;
+
+/// A [`FrameProducer`] in a [`NetCommand`] (which is `Debug`).
+pub struct Producer<P>(pub FrameProducer<P>);
+
+impl<P> std::fmt::Debug for Producer<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Producer(..)")
+    }
+}
+
+/// Commands the replica thread may have queued for the network task and not yet handed
+/// over ([`Commands`]). One event queues a few (notifications to each member, a connect or a
+/// disconnect), and the network task takes each at once without waiting for anything.
+pub const COMMAND_QUEUE: usize = 1024;
+
+/// The replica thread's end of the network's command channel, bounded: at the bound
+/// ([`COMMAND_QUEUE`] in `zabd`) [`Commands::send`] waits for room (push back). The network
+/// task that takes the commands never waits for the replica thread, so this wait ends once
+/// that task runs again; nothing is dropped.
+pub struct Commands<P> {
+    tx: mpsc::Sender<NetCommand<P>>,
+    /// How often a send found the channel full.
+    full: Arc<AtomicU64>,
+}
+
+impl<P> Clone for Commands<P> {
+    fn clone(&self) -> Self {
+        Commands {
+            tx: self.tx.clone(),
+            full: Arc::clone(&self.full),
+        }
+    }
+}
+
+impl<P> std::fmt::Debug for Commands<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Commands")
+            .field("capacity", &self.tx.max_capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P> Commands<P> {
+    /// A channel of at most `capacity` commands, and its receiving end.
+    #[must_use]
+    pub fn channel(capacity: usize) -> (Commands<P>, mpsc::Receiver<NetCommand<P>>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let full = Arc::new(AtomicU64::new(0));
+        (Commands { tx, full }, rx)
+    }
+
+    /// Hands `cmd` to the network; waits while the channel is full. `false` once nobody
+    /// takes commands any more (a standalone server, or the network stopped). Called from
+    /// a thread that is not a tokio worker (the replica thread); from inside the runtime a
+    /// full channel drops the command with an error instead of blocking a worker.
+    pub fn send(&self, cmd: NetCommand<P>) -> bool {
+        let cmd = match self.tx.try_send(cmd) {
+            Ok(()) => return true,
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(mpsc::error::TrySendError::Full(cmd)) => cmd,
+        };
+        let times = self.full.fetch_add(1, Ordering::Relaxed) + 1;
+        if times.is_power_of_two() {
+            warn!(
+                times,
+                capacity = self.tx.max_capacity(),
+                "the network task does not keep up: the replica thread waits for room in its \
+                 command queue"
+            );
+        }
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tracing::error!("network command queue full inside the runtime: dropping a command");
+            return false;
+        }
+        self.tx.blocking_send(cmd).is_ok()
+    }
+
+    /// How many sends found the channel full (and waited).
+    #[must_use]
+    pub fn waits(&self) -> u64 {
+        self.full.load(Ordering::Relaxed)
+    }
 }
 
 /// What the network tells the core thread.
@@ -143,6 +264,10 @@ pub struct NetState {
     pub leading: AtomicBool,
     /// Peer frames handed to the replica thread and not yet taken.
     pub inbox: InboxGauge,
+    /// The largest frame body read on a quorum connection, in bytes.
+    pub largest_quorum_frame: AtomicU64,
+    /// SNAP chunks received from leaders (reassembled or not).
+    pub snap_chunks: AtomicU64,
 }
 
 /// Counts the peer frames handed to the replica thread and not yet taken by it: the network
@@ -203,18 +328,80 @@ struct QuorumOut {
     out: Outgoing<Stamp>,
     /// Whether this server leads on the connection (which frames are stamped).
     leader_side: bool,
+    /// Between the first piece of a learner's synchronization (a SNAP or DIFF stream, a DIFF
+    /// or TRUNC) and its NEWLEADER: the core queues them in one step.
+    syncing: AtomicBool,
 }
 
 impl QuorumOut {
-    /// Encodes `frame` into the buffer; returns the bytes queued and not yet written. A SNAP
-    /// is not counted: it is one O(data) frame, sent whole.
+    fn new(out: Outgoing<Stamp>, leader_side: bool) -> QuorumOut {
+        QuorumOut {
+            out,
+            leader_side,
+            syncing: AtomicBool::new(false),
+        }
+    }
+
+    /// Encodes `frame` into the buffer; returns the counted bytes queued and not yet written.
+    /// A learner's synchronization is not counted: it is one O(log) unit queued at once (the
+    /// SNAP, or the DIFF or TRUNC with every transaction it carries, through NEWLEADER),
+    /// bounded by the leader's in-memory log (`commitLogCount`, outstanding proposals), not by
+    /// how fast the learner reads. Counted, a history longer than the limit would drop the
+    /// learner at every attempt to synchronize it, and it would never rejoin.
     fn queue<P: PayloadCodec>(&self, frame: &Frame<P>) -> usize {
-        let exempt = matches!(frame, Frame::Zab(QuorumMessage::Snap { .. }));
+        let exempt = match frame {
+            Frame::Zab(
+                QuorumMessage::Snap { .. }
+                | QuorumMessage::Diff { .. }
+                | QuorumMessage::Trunc { .. },
+            ) => {
+                self.syncing.store(true, Ordering::SeqCst);
+                true
+            }
+            Frame::Zab(QuorumMessage::NewLeader { .. }) => {
+                self.syncing.store(false, Ordering::SeqCst);
+                true
+            }
+            _ => self.syncing.load(Ordering::SeqCst),
+        };
         self.out.queue(
             |buf| wire::encode_frame(frame, buf),
             stamp_written(frame, self.leader_side),
             exempt,
         )
+    }
+
+    /// Queues a stream: `producer` runs on a thread of its own and its frames are written in
+    /// this place, at most [`STREAM_DEPTH`] of them produced ahead of the socket. It starts a
+    /// synchronization (what follows it through NEWLEADER is not counted). A producer that
+    /// cannot start fails the connection (the peer resynchronizes).
+    fn stream<P>(&self, to: ServerId, what: &'static str, producer: FrameProducer<P>)
+    where
+        P: PayloadCodec + Send + 'static,
+    {
+        self.syncing.store(true, Ordering::SeqCst);
+        let (tx, rx) = mpsc::channel::<StreamItem>(STREAM_DEPTH);
+        if !self.out.queue_stream(what, rx) {
+            return;
+        }
+        let run = move || {
+            let mut emit = |frame: Frame<P>| {
+                let mut buf = BytesMut::new();
+                wire::encode_frame(&frame, &mut buf);
+                tx.blocking_send(Ok(Some(buf.freeze()))).is_ok()
+            };
+            // The end is said, so that a producer that stops early (a panic) is not taken
+            // for a finished stream.
+            let end = producer(&mut emit).map(|()| None);
+            let _ = tx.blocking_send(end);
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name(format!("zab-sync-{}", to.0))
+            .spawn(run)
+        {
+            tracing::error!(peer = %to, "cannot start a thread for the {what}: {e}");
+            self.out.fail();
+        }
     }
 }
 
@@ -226,6 +413,10 @@ type QuorumSlot = (
     tokio::task::AbortHandle,
     Arc<AtomicU64>,
 );
+
+/// The largest snapshot a follower accepts from its leader (announced in SNAP; memory grows
+/// only with the chunks that actually arrive).
+pub const MAX_SNAPSHOT: u64 = 1 << 40;
 
 /// Where the network delivers its events, like the log writer's report closure: in `zabd`
 /// straight onto the replica thread's event channel (each wrapped as `runtime::Event::Net`),
@@ -378,6 +569,24 @@ impl<P: PayloadCodec> Shared<P> {
     }
 }
 
+impl<P: PayloadCodec + Send + 'static> Shared<P> {
+    /// Queues a stream on the quorum connection with `to` ([`QuorumOut::stream`]) and returns
+    /// the connection to flush (which wakes its writer task); `None` if there is none.
+    fn stream_quorum(
+        &self,
+        to: ServerId,
+        what: &'static str,
+        producer: FrameProducer<P>,
+    ) -> Option<Arc<QuorumOut>> {
+        let Some(out) = self.slots().get(&to).map(|(_, out, _, _)| Arc::clone(out)) else {
+            debug!(peer = %to, "no quorum connection: not starting the {what}");
+            return None;
+        };
+        out.stream(to, what, producer);
+        Some(out)
+    }
+}
+
 /// The replica thread's direct way onto the quorum connections ([`crate::net_out`]): frames
 /// are encoded into each connection's buffer as the actions run, and [`QuorumSender::flush`]
 /// (at the end of the batch, and before a synchronous write) writes every buffer filled since
@@ -391,9 +600,12 @@ pub struct QuorumSender<P> {
 impl<P: PayloadCodec> QuorumSender<P> {
     /// Queues `frame` for `to`.
     pub fn send(&self, to: ServerId, frame: &Frame<P>) {
-        let Some(out) = self.shared.queue_quorum(to, frame) else {
-            return;
-        };
+        if let Some(out) = self.shared.queue_quorum(to, frame) {
+            self.dirty(out);
+        }
+    }
+
+    fn dirty(&self, out: Arc<QuorumOut>) {
         let mut dirty = self.dirty.borrow_mut();
         if !dirty.iter().any(|d| Arc::ptr_eq(d, &out)) {
             dirty.push(out);
@@ -409,13 +621,24 @@ impl<P: PayloadCodec> QuorumSender<P> {
     }
 }
 
-/// Starts the listeners and the election mesh; returns the command sender and the replica
-/// thread's [`QuorumSender`]. Every event goes to `events`.
+impl<P: PayloadCodec + Send + 'static> QuorumSender<P> {
+    /// Queues a stream for `to` ([`NetCommand::Stream`]), in its place after the frames queued
+    /// for `to` so far and before those queued after it.
+    pub fn stream(&self, to: ServerId, what: &'static str, producer: FrameProducer<P>) {
+        if let Some(out) = self.shared.stream_quorum(to, what, producer) {
+            self.dirty(out);
+        }
+    }
+}
+
+/// Starts the listeners and the election mesh; returns the command sender (a channel of at
+/// most [`COMMAND_QUEUE`] commands) and the replica thread's [`QuorumSender`]. Every event goes
+/// to `events`.
 pub async fn start<P>(
     cfg: NetConfig,
     state: Arc<NetState>,
     events: NetSink<P>,
-) -> std::io::Result<(mpsc::UnboundedSender<NetCommand<P>>, QuorumSender<P>)>
+) -> std::io::Result<(Commands<P>, QuorumSender<P>)>
 where
     P: PayloadCodec + Send + Sync + std::fmt::Debug + 'static,
 {
@@ -430,7 +653,7 @@ where
         started: std::time::Instant::now(),
         rejoin: std::sync::Mutex::new(BTreeMap::new()),
     });
-    let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<NetCommand<P>>();
+    let (commands, cmd_rx) = Commands::channel(COMMAND_QUEUE);
     let direct = QuorumSender {
         shared: Arc::clone(&shared),
         dirty: std::cell::RefCell::new(Vec::new()),
@@ -455,56 +678,64 @@ where
         let span = info_span!("election", peer = %peer, %addr);
         tokio::spawn(election_sender(peer, addr, Arc::clone(&shared), rx).instrument(span));
     }
-    let connecting: Arc<std::sync::Mutex<BTreeMap<ServerId, tokio::task::AbortHandle>>> =
-        Arc::default();
-    tokio::spawn(async move {
-        while let Some(cmd) = cmd_rx.recv().await {
-            match cmd {
-                NetCommand::Election { to, frame } => {
-                    if let Some(tx) = election_out.get(&to) {
-                        if tx.try_send(frame).is_err() {
-                            debug!(peer = %to, "election queue full: dropping a notification");
-                        }
-                    }
-                }
-                NetCommand::Quorum { to, frame } => {
-                    // Encoded outside the map's lock (a SNAP may be large).
-                    if let Some(out) = shared.queue_quorum(to, &frame) {
-                        out.out.flush();
-                    }
-                }
-                NetCommand::Connect { leader } => {
-                    let Some(&addr) = shared.cfg.quorum.get(&leader) else {
-                        continue;
-                    };
-                    let span = info_span!("quorum", peer = %leader, %addr, role = "follower");
-                    let task = tokio::spawn(
-                        connect_to_leader(leader, addr, Arc::clone(&shared)).instrument(span),
-                    );
-                    if let Some(old) = connecting
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .insert(leader, task.abort_handle())
-                    {
-                        old.abort();
-                    }
-                }
-                NetCommand::Disconnect { peer } => {
-                    if let Some(t) = connecting
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .remove(&peer)
-                    {
-                        t.abort();
-                    }
-                    if let Some((_, _, task, _)) = shared.slots().remove(&peer) {
-                        task.abort();
+    tokio::spawn(run_commands(shared, cmd_rx, election_out));
+    Ok((commands, direct))
+}
+
+/// The network task that takes the replica thread's commands. It never waits for anything
+/// (a full election queue drops the notification; a quorum frame is queued on its
+/// connection and written without waiting), so the command channel drains as fast as it
+/// runs.
+async fn run_commands<P>(
+    shared: Arc<Shared<P>>,
+    mut cmd_rx: mpsc::Receiver<NetCommand<P>>,
+    election_out: BTreeMap<ServerId, mpsc::Sender<Frame<P>>>,
+) where
+    P: PayloadCodec + Send + Sync + std::fmt::Debug + 'static,
+{
+    let mut connecting: BTreeMap<ServerId, tokio::task::AbortHandle> = BTreeMap::new();
+    while let Some(cmd) = cmd_rx.recv().await {
+        match cmd {
+            NetCommand::Election { to, frame } => {
+                if let Some(tx) = election_out.get(&to) {
+                    if tx.try_send(frame).is_err() {
+                        debug!(peer = %to, "election queue full: dropping a notification");
                     }
                 }
             }
+            NetCommand::Quorum { to, frame } => {
+                // Encoded outside the map's lock.
+                if let Some(out) = shared.queue_quorum(to, &frame) {
+                    out.out.flush();
+                }
+            }
+            NetCommand::Stream { to, what, producer } => {
+                if let Some(out) = shared.stream_quorum(to, what, producer.0) {
+                    out.out.flush();
+                }
+            }
+            NetCommand::Connect { leader } => {
+                let Some(&addr) = shared.cfg.quorum.get(&leader) else {
+                    continue;
+                };
+                let span = info_span!("quorum", peer = %leader, %addr, role = "follower");
+                let task = tokio::spawn(
+                    connect_to_leader(leader, addr, Arc::clone(&shared)).instrument(span),
+                );
+                if let Some(old) = connecting.insert(leader, task.abort_handle()) {
+                    old.abort();
+                }
+            }
+            NetCommand::Disconnect { peer } => {
+                if let Some(t) = connecting.remove(&peer) {
+                    t.abort();
+                }
+                if let Some((_, _, task, _)) = shared.slots().remove(&peer) {
+                    task.abort();
+                }
+            }
         }
-    });
-    Ok((cmd_tx, direct))
+    }
 }
 
 async fn bind(addr: Option<&SocketAddr>) -> std::io::Result<TcpListener> {
@@ -696,7 +927,7 @@ async fn run_quorum<P>(
             }
         }) as OnWritten<Stamp>
     });
-    let Some((mut reader, out, writer_task)) = split_quorum(stream, leader_side, written) else {
+    let Some((reader, out, mut writer_task)) = split_quorum(stream, leader_side, written) else {
         return;
     };
     let seen = Arc::new(AtomicU64::new(shared.now_ms()));
@@ -731,52 +962,13 @@ async fn run_quorum<P>(
     if !(shared.events)(connected) {
         return;
     }
-    let limits = if leader_side {
-        wire::FrameLimits::from_learner(shared.cfg.jute_max_buffer)
-    } else {
-        wire::FrameLimits::from_leader(shared.cfg.jute_max_buffer)
+    let conn = Registered {
+        peer,
+        generation,
+        leader_side,
+        seen,
     };
-    let mut buf = BytesMut::with_capacity(64 * 1024);
-    'outer: loop {
-        loop {
-            match wire::take_frame(&mut buf, &limits) {
-                Ok(Some(body)) => match wire::decode_frame::<P>(&body) {
-                    Ok(frame) => {
-                        seen.store(shared.now_ms(), Ordering::Relaxed);
-                        shared.state.inbox.admit(shared.cfg.inbox_limit).await;
-                        if let Some(b) = &shared.cfg.breakdown {
-                            stamp_received(b, &frame, leader_side);
-                        }
-                        let current = shared
-                            .slots()
-                            .get(&peer)
-                            .is_some_and(|(g, _, _, _)| *g == generation);
-                        if !current {
-                            // Not handed over: it leaves the inbox count again.
-                            shared.state.inbox.taken();
-                            break 'outer;
-                        }
-                        if !(shared.events)(NetEvent::Quorum { from: peer, frame }) {
-                            break 'outer;
-                        }
-                    }
-                    Err(e) => {
-                        warn!("closing: undecodable frame: {e}");
-                        break 'outer;
-                    }
-                },
-                Ok(None) => break,
-                Err(e) => {
-                    warn!("closing: {e}");
-                    break 'outer;
-                }
-            }
-        }
-        match reader.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-    }
+    read_quorum(&shared, &conn, reader, &mut writer_task).await;
     info!("quorum connection down");
     writer_task.abort();
     if !leader_side {
@@ -784,6 +976,111 @@ async fn run_quorum<P>(
         shared.record_join(peer, up.elapsed());
     }
     shared.quorum_closed(peer, generation);
+}
+
+/// A registered quorum connection, as its reader sees it.
+struct Registered {
+    peer: ServerId,
+    generation: u64,
+    leader_side: bool,
+    /// When it last delivered a frame (milliseconds since [`Shared::started`]).
+    seen: Arc<AtomicU64>,
+}
+
+/// Reads frames from a registered quorum connection and hands them to the core; returns
+/// when the connection ends, when it is replaced or closed on purpose, or when its writer
+/// task ends (a failed write or a failed stream: the connection is closed then, and the
+/// peer resynchronizes).
+async fn read_quorum<P>(
+    shared: &Shared<P>,
+    conn: &Registered,
+    mut reader: QuorumReader,
+    writer_task: &mut tokio::task::JoinHandle<()>,
+) where
+    P: PayloadCodec,
+{
+    let limits = if conn.leader_side {
+        wire::FrameLimits::from_learner(shared.cfg.jute_max_buffer)
+    } else {
+        wire::FrameLimits::from_leader(shared.cfg.jute_max_buffer)
+    };
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    // A learner never sends a SNAP (its frame limits refuse the chunks): only a follower
+    // reassembles one.
+    let mut snap = crate::snap_stream::SnapAssembler::new(MAX_SNAPSHOT);
+    loop {
+        loop {
+            let frame = match wire::take_frame(&mut buf, &limits) {
+                Ok(Some(body)) => match wire::decode_frame::<P>(&body) {
+                    Ok(frame) => {
+                        conn.seen.store(shared.now_ms(), Ordering::Relaxed);
+                        let st = &shared.state;
+                        st.largest_quorum_frame
+                            .fetch_max(body.len() as u64, Ordering::Relaxed);
+                        if matches!(frame, Frame::SnapChunk { .. }) {
+                            st.snap_chunks.fetch_add(1, Ordering::Relaxed);
+                        }
+                        frame
+                    }
+                    Err(e) => {
+                        warn!("closing: undecodable frame: {e}");
+                        return;
+                    }
+                },
+                Ok(None) => break,
+                Err(e) => {
+                    warn!("closing: {e}");
+                    return;
+                }
+            };
+            let frame = match snap.push(frame) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!(
+                        leader = conn.peer.0,
+                        "bad SNAP from the leader ({e}): dropping it and going back to LOOKING"
+                    );
+                    return;
+                }
+            };
+            if !deliver(shared, conn, frame).await {
+                return;
+            }
+        }
+        tokio::select! {
+            read = reader.read_buf(&mut buf) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            },
+            _ = &mut *writer_task => {
+                debug!("the connection's writer stopped: closing it");
+                return;
+            }
+        }
+    }
+}
+
+/// Hands a frame read on `conn` to the core (waiting for room in the inbox); `false` once the
+/// connection is no longer the registered one or nobody listens.
+async fn deliver<P>(shared: &Shared<P>, conn: &Registered, frame: Frame<P>) -> bool {
+    shared.state.inbox.admit(shared.cfg.inbox_limit).await;
+    if let Some(b) = &shared.cfg.breakdown {
+        stamp_received(b, &frame, conn.leader_side);
+    }
+    let current = shared
+        .slots()
+        .get(&conn.peer)
+        .is_some_and(|(g, _, _, _)| *g == conn.generation);
+    if !current {
+        // Not handed over: it leaves the inbox count again.
+        shared.state.inbox.taken();
+        return false;
+    }
+    (shared.events)(NetEvent::Quorum {
+        from: conn.peer,
+        frame,
+    })
 }
 
 /// The reading half of a quorum connection.
@@ -804,19 +1101,16 @@ fn split_quorum(
             return None;
         };
         let (reader, writer) = tcp.into_split();
-        let out = Arc::new(QuorumOut {
-            out: Outgoing::direct(writer, written),
+        let out = Arc::new(QuorumOut::new(
+            Outgoing::direct(writer, written),
             leader_side,
-        });
+        ));
         let task_out = Arc::clone(&out);
         let task = tokio::spawn(async move { task_out.out.run_direct().await });
         return Some((Box::new(reader), out, task));
     }
     let (reader, writer) = tokio::io::split(stream);
-    let out = Arc::new(QuorumOut {
-        out: Outgoing::via_task(written),
-        leader_side,
-    });
+    let out = Arc::new(QuorumOut::new(Outgoing::via_task(written), leader_side));
     let task_out = Arc::clone(&out);
     let task = tokio::spawn(async move { task_out.out.run_task(writer).await });
     Some((Box::new(reader), out, task))
@@ -990,6 +1284,20 @@ mod tests {
 
     /// A leader (server 1 of 3) whose network runs here; its events are counted.
     async fn leader() -> (NetConfig, Arc<std::sync::atomic::AtomicUsize>) {
+        let (cfg, connects, _, _) = leader_with(1 << 20).await;
+        (cfg, connects)
+    }
+
+    /// A leader with `peerSendQueueLimitBytes` of `limit`: its configuration, its counts of
+    /// learners connected and of peers disconnected, and its replica thread's sender.
+    async fn leader_with(
+        limit: usize,
+    ) -> (
+        NetConfig,
+        Arc<std::sync::atomic::AtomicUsize>,
+        Arc<std::sync::atomic::AtomicUsize>,
+        QuorumSender<ZnodeTxn>,
+    ) {
         let ids = [ServerId(1), ServerId(2), ServerId(3)];
         let cfg = NetConfig {
             me: ServerId(1),
@@ -999,24 +1307,27 @@ mod tests {
             jute_max_buffer: 0xfffff,
             live_window: Duration::from_millis(400),
             tls: None,
-            send_queue_limit: 1 << 20,
+            send_queue_limit: limit,
             inbox_limit: 64,
             breakdown: None,
         };
         let state = Arc::new(NetState::default());
         state.leading.store(true, Ordering::SeqCst);
         let connects = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let seen = Arc::clone(&connects);
+        let disconnects = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (seen, gone) = (Arc::clone(&connects), Arc::clone(&disconnects));
         let sink: NetSink<ZnodeTxn> = Box::new(move |ev| {
-            if matches!(ev, NetEvent::LearnerConnected { .. }) {
-                seen.fetch_add(1, Ordering::SeqCst);
-            }
+            match ev {
+                NetEvent::LearnerConnected { .. } => seen.fetch_add(1, Ordering::SeqCst),
+                NetEvent::Disconnected { .. } => gone.fetch_add(1, Ordering::SeqCst),
+                _ => 0,
+            };
             true
         });
         // The command sender must outlive the test's connections.
-        let (tx, _) = start(cfg.clone(), state, sink).await.expect("start");
+        let (tx, direct) = start(cfg.clone(), state, sink).await.expect("start");
         std::mem::forget(tx);
-        (cfg, connects)
+        (cfg, connects, disconnects, direct)
     }
 
     fn hello_as(cfg: &NetConfig, sid: u64) -> Hello {
@@ -1141,19 +1452,221 @@ mod tests {
             .await
             .expect("start");
         // The core's loop: every disconnection is followed by a new Connect at once.
-        tx.send(NetCommand::Connect {
+        assert!(tx.send(NetCommand::Connect {
             leader: ServerId(1),
-        })
-        .expect("connect");
+        }));
         let until = tokio::time::Instant::now() + Duration::from_secs(4);
         while let Ok(Some(())) = tokio::time::timeout_at(until, down_rx.recv()).await {
-            tx.send(NetCommand::Connect {
+            assert!(tx.send(NetCommand::Connect {
                 leader: ServerId(1),
-            })
-            .expect("connect");
+            }));
         }
         // Waits of 0.1, 0.2, 0.4, 0.8, 1.6 s fit in 4 s: about six joins, not thousands.
         let n = accepted.load(Ordering::SeqCst);
         assert!((3..=10).contains(&n), "{n} joins in 4 s");
+    }
+
+    /// Reads frames from `stream` until `n` arrived (heartbeats skipped).
+    async fn read_frames_n(stream: &mut PeerStream, n: usize) -> Vec<Frame<ZnodeTxn>> {
+        let limits = wire::FrameLimits::from_leader(0xfffff);
+        let mut buf = BytesMut::new();
+        let mut frames = Vec::new();
+        while frames.len() < n {
+            while let Some(body) = wire::take_frame(&mut buf, &limits).expect("frame") {
+                let frame = wire::decode_frame::<ZnodeTxn>(&body).expect("decode");
+                if !matches!(frame, Frame::Heartbeat) {
+                    frames.push(frame);
+                }
+            }
+            if frames.len() >= n {
+                break;
+            }
+            let read = tokio::time::timeout(Duration::from_secs(5), stream.read_buf(&mut buf))
+                .await
+                .expect("frames within 5 s")
+                .expect("read");
+            assert!(read > 0, "connection closed after {} frames", frames.len());
+        }
+        frames
+    }
+
+    fn app(n: usize) -> Frame<ZnodeTxn> {
+        Frame::App(1, bytes::Bytes::from(vec![0u8; n]))
+    }
+
+    /// The merge of issue 20's direct writes with streamed synchronization: a stream queued
+    /// by the replica thread is written in its place, after the frames queued before it and
+    /// before those queued after it (NEWLEADER must not overtake the SNAP).
+    #[tokio::test]
+    async fn a_stream_goes_out_in_its_place_among_direct_writes() {
+        let (cfg, _, _, direct) = leader_with(1 << 20).await;
+        let addr = cfg.quorum[&ServerId(1)];
+        let (mut learner, w) = handshake(addr, ServerId(1), hello_as(&cfg, 2), None)
+            .await
+            .expect("handshake");
+        assert_eq!(w.status, HandshakeStatus::Accepted);
+        // Registered once the leader's side runs.
+        for _ in 0..100 {
+            if direct.shared.slots().contains_key(&ServerId(2)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        direct.send(ServerId(2), &app(1));
+        let producer: FrameProducer<ZnodeTxn> = Box::new(|emit| {
+            for n in 2..=4 {
+                // A slow producer: the frames queued after the stream must wait for it.
+                std::thread::sleep(Duration::from_millis(30));
+                if !emit(app(n)) {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        });
+        direct.stream(ServerId(2), "test stream", producer);
+        direct.send(
+            ServerId(2),
+            &Frame::Zab(QuorumMessage::NewLeader {
+                zxid: Zxid::new(2, 0),
+            }),
+        );
+        direct.send(ServerId(2), &app(5));
+        direct.flush();
+        let frames = read_frames_n(&mut learner, 6).await;
+        let order: Vec<usize> = frames
+            .iter()
+            .map(|f| match f {
+                Frame::App(_, data) => data.len(),
+                Frame::Zab(QuorumMessage::NewLeader { .. }) => 0,
+                other => panic!("unexpected frame {other:?}"),
+            })
+            .collect();
+        assert_eq!(order, [1, 2, 3, 4, 0, 5]);
+    }
+
+    /// peerSendQueueLimitBytes holds on the direct path: a learner that does not read has at
+    /// most the limit of counted bytes queued (what its socket has not taken); past it, it is
+    /// dropped once (the core hears `Disconnected`), its connection closed and its queue freed.
+    #[tokio::test]
+    async fn a_learner_that_does_not_read_is_dropped_at_the_send_limit() {
+        let limit = 64 * 1024;
+        let (cfg, _, disconnects, direct) = leader_with(limit).await;
+        let addr = cfg.quorum[&ServerId(1)];
+        let (mut learner, w) = handshake(addr, ServerId(1), hello_as(&cfg, 2), None)
+            .await
+            .expect("handshake");
+        assert_eq!(w.status, HandshakeStatus::Accepted);
+        for _ in 0..100 {
+            if direct.shared.slots().contains_key(&ServerId(2)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let out = direct
+            .shared
+            .slots()
+            .get(&ServerId(2))
+            .map(|(_, out, _, _)| Arc::clone(out))
+            .expect("registered");
+        let mut sent = 0usize;
+        // Loopback buffers take a few MiB before the socket refuses bytes.
+        while sent < 256 << 20 && direct.shared.slots().contains_key(&ServerId(2)) {
+            direct.send(ServerId(2), &app(4096));
+            direct.flush();
+            sent += 4096;
+            assert!(
+                out.out.pending() <= limit,
+                "{} bytes pending past the limit",
+                out.out.pending()
+            );
+        }
+        assert!(
+            !direct.shared.slots().contains_key(&ServerId(2)),
+            "dropped after {sent} bytes"
+        );
+        assert_eq!(disconnects.load(Ordering::SeqCst), 1);
+        assert_eq!(out.out.pending(), 0, "its queue is freed");
+        drop(out);
+        // Sends to it are dropped now; the learner reads what its socket had, then the end.
+        direct.send(ServerId(2), &app(4096));
+        direct.flush();
+        let mut sink = vec![0u8; 1 << 16];
+        let closed = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match learner.read(&mut sink).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "the connection is closed");
+        assert_eq!(disconnects.load(Ordering::SeqCst), 1, "reported once");
+    }
+
+    /// A learner's synchronization longer than the limit is queued whole (not counted); the
+    /// frames after its NEWLEADER count again. A stream starts a synchronization too.
+    #[test]
+    fn a_synchronization_is_not_counted_against_the_send_queue() {
+        let zab = |m| Frame::<ZnodeTxn>::Zab(m);
+        let new_leader = zab(QuorumMessage::NewLeader {
+            zxid: Zxid::new(2, 0),
+        });
+        for by_stream in [false, true] {
+            // No writer task: nothing is written, everything stays queued.
+            let q = QuorumOut::new(Outgoing::via_task(None), true);
+            let first = q.queue(&app(600));
+            assert!(first > 600, "counted");
+            if by_stream {
+                q.stream::<ZnodeTxn>(ServerId(2), "test stream", Box::new(|_| Ok(())));
+            } else {
+                q.queue(&zab(QuorumMessage::Diff {
+                    last_zxid: Zxid::new(1, 0),
+                }));
+            }
+            for _ in 0..5 {
+                assert_eq!(q.queue(&app(600)), first, "part of the synchronization");
+            }
+            assert_eq!(q.queue(&new_leader), first);
+            assert_eq!(q.queue(&app(600)), 2 * first, "counted again after NEWLEADER");
+        }
+    }
+
+    /// The command channel holds at most its bound: a send to a full channel waits (push
+    /// back) until the network task takes a command, and nothing is dropped; once nobody
+    /// takes commands, sends fail instead of waiting.
+    #[test]
+    fn the_command_channel_pushes_back_at_its_bound() {
+        let (commands, mut rx) = Commands::<ZnodeTxn>::channel(2);
+        let cmd = |n| NetCommand::Connect {
+            leader: ServerId(n),
+        };
+        assert!(commands.send(cmd(1)));
+        assert!(commands.send(cmd(2)));
+        assert_eq!(rx.len(), 2);
+        let third = {
+            let c = commands.clone();
+            std::thread::spawn(move || c.send(cmd(3)))
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!third.is_finished(), "the third waits for room");
+        assert_eq!(rx.len(), 2, "never more than the bound");
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(NetCommand::Connect {
+                leader: ServerId(1)
+            })
+        ));
+        assert!(third.join().expect("thread"), "sent once there was room");
+        assert_eq!(commands.waits(), 1);
+        let got: Vec<u64> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|c| match c {
+                NetCommand::Connect { leader } => leader.0,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(got, [2, 3], "in order, none dropped");
+        drop(rx);
+        assert!(!commands.send(cmd(4)), "nobody takes commands");
     }
 }

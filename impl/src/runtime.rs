@@ -15,8 +15,10 @@ use crate::core::{
 };
 use crate::latency::{Side, Stage};
 use crate::metrics::Status;
-use crate::net::{NetCommand, NetEvent, NetState, QuorumSender};
-use crate::storage::{LogWriter, Recovered, SnapshotTicket, StorageError, WriterEvent};
+use crate::net::{
+    Commands, FrameProducer, NetCommand, NetEvent, NetState, Producer, QuorumSender,
+};
+use crate::storage::{LogRecord, LogWriter, Recovered, SnapshotTicket, StorageError, WriterEvent};
 use crate::wire::{Frame, PayloadCodec};
 use bytes::{Bytes, BytesMut};
 use std::collections::BTreeMap;
@@ -24,7 +26,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, error, info, warn};
 use zab_spec::{Epoch, Payload, QuorumMessage, ServerId, ServerState, Txn, Zxid};
 
@@ -58,6 +59,9 @@ pub trait LogBackend: Send + Sync + 'static {
         zxid: Zxid,
         data: &[u8],
     ) -> Result<(), StorageError>;
+    /// Every logged transaction after `zxid`, read back from the log on disk in order after
+    /// the appends queued before (called off the replica thread, for a DIFF).
+    fn read_after(&self, zxid: Zxid) -> Result<Vec<LogRecord>, StorageError>;
 }
 
 impl LogBackend for LogWriter {
@@ -96,6 +100,9 @@ impl LogBackend for LogWriter {
         data: &[u8],
     ) -> Result<(), StorageError> {
         LogWriter::save_snapshot(self, ticket, zxid, data)
+    }
+    fn read_after(&self, zxid: Zxid) -> Result<Vec<LogRecord>, StorageError> {
+        LogWriter::read_after(self, zxid)
     }
 }
 
@@ -172,7 +179,7 @@ pub trait Application<P>: Send {
 pub struct AppCx<'a, P> {
     peer: &'a mut Peer<P>,
     queued: &'a mut Vec<Action<P>>,
-    net: &'a UnboundedSender<NetCommand<P>>,
+    net: &'a Commands<P>,
     quorum: Option<&'a QuorumSender<P>>,
     status: &'a Status,
     /// Wall-clock time, ms since the Unix epoch (simulated in tests).
@@ -273,7 +280,7 @@ pub struct Replica<P, A: Application<P>, L: LogBackend = LogWriter> {
     peer: Peer<P>,
     sm: A,
     writer: Arc<L>,
-    net: UnboundedSender<NetCommand<P>>,
+    net: Commands<P>,
     /// Direct writes to the quorum connections (`zabd`); `None`: through `net`.
     quorum: Option<QuorumSender<P>>,
     net_state: Arc<NetState>,
@@ -340,7 +347,7 @@ where
         peer: Peer<P>,
         sm: A,
         writer: Arc<L>,
-        net: UnboundedSender<NetCommand<P>>,
+        net: Commands<P>,
         net_state: Arc<NetState>,
         events: Sender<Event<P, A::Client>>,
         status: Arc<Status>,
@@ -579,6 +586,14 @@ where
                     );
                     Ok(())
                 }
+                // The network reassembles SNAP sequences (`crate::snap_stream`).
+                Frame::SnapBegin { .. } | Frame::SnapChunk { .. } | Frame::SnapEnd { .. } => {
+                    debug!(
+                        from = from.0,
+                        "ignoring a piece of a SNAP outside its sequence"
+                    );
+                    Ok(())
+                }
             },
             Event::Writer(WriterEvent::Durable {
                 zxid,
@@ -622,6 +637,21 @@ where
             Some(q) => q.send(to, &frame),
             None => {
                 let _ = self.net.send(NetCommand::Quorum { to, frame });
+            }
+        }
+    }
+
+    /// Queues a stream for `to`, in its place among the frames sent to `to` (through the
+    /// quorum sender when frames go that way, so that nothing queued after it overtakes it).
+    fn stream(&self, to: ServerId, what: &'static str, producer: FrameProducer<P>) {
+        match &self.quorum {
+            Some(q) => q.stream(to, what, producer),
+            None => {
+                let _ = self.net.send(NetCommand::Stream {
+                    to,
+                    what,
+                    producer: Producer(producer),
+                });
             }
         }
     }
@@ -710,14 +740,35 @@ where
                 info!(follower = to.0, snapshot = %last_zxid, "synchronizing a learner by SNAP");
                 self.status.syncs[2].fetch_add(1, Ordering::Relaxed);
                 debug_assert_eq!(self.sm.applied_zxid(), last_zxid);
-                let data = (self.sm.snapshot_job())();
-                self.send(
-                    to,
-                    Frame::Zab(QuorumMessage::Snap {
-                        last_zxid,
-                        snapshot: data,
-                    }),
-                );
+                // The state is captured now; it is serialized and streamed in chunks off
+                // this thread, before anything sent to `to` after it.
+                let job = self.sm.snapshot_job();
+                let producer: FrameProducer<P> =
+                    Box::new(move |emit: &mut dyn FnMut(Frame<P>) -> bool| {
+                        let data = job();
+                        for frame in crate::snap_stream::snap_frames(last_zxid, &data) {
+                            if !emit(frame) {
+                                break;
+                            }
+                        }
+                        Ok(())
+                    });
+                self.stream(to, "SNAP", producer);
+            }
+            Action::SendLogged {
+                to,
+                after,
+                through,
+                committed,
+            } => {
+                info!(follower = to.0, %after, %through, "reading a DIFF back from the log on disk");
+                self.status.syncs_from_disk.fetch_add(1, Ordering::Relaxed);
+                let writer = Arc::clone(&self.writer);
+                let producer: FrameProducer<P> =
+                    Box::new(move |emit: &mut dyn FnMut(Frame<P>) -> bool| {
+                        send_logged::<P, L>(&*writer, after, through, committed, emit)
+                    });
+                self.stream(to, "DIFF from the log", producer);
             }
             Action::SendHeartbeat { to } => self.send(to, Frame::Heartbeat),
             Action::SendRestored { to } => self.send(to, Frame::Restored),
@@ -857,11 +908,23 @@ where
             .committed_zxid
             .store(log.committed().to_u64(), Ordering::Relaxed);
         self.status
+            .durable_zxid
+            .store(log.persisted().to_u64(), Ordering::Relaxed);
+        self.status
             .outstanding
             .store(self.peer.outstanding_proposals() as u64, Ordering::Relaxed);
         self.status
             .synced_followers
             .store(self.peer.synced_followers() as u64, Ordering::Relaxed);
+        for (to, from) in [
+            (
+                &self.status.largest_quorum_frame,
+                &self.net_state.largest_quorum_frame,
+            ),
+            (&self.status.snap_chunks, &self.net_state.snap_chunks),
+        ] {
+            to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
         for (k, (_, n)) in self.peer.ignored().iter().enumerate() {
             self.status.ignored[k].store(n, Ordering::Relaxed);
         }
@@ -904,6 +967,41 @@ where
             let _ = events.send(Event::SnapshotSaved(result));
         }));
     }
+}
+
+/// Reads the transactions after `after` up to `through` back from the log and emits a
+/// PROPOSAL for each (plus a COMMIT for those at or before `committed`): a DIFF from a point
+/// whose payloads the core no longer holds in memory. Runs off the replica thread.
+fn send_logged<P: PayloadCodec, L: LogBackend>(
+    writer: &L,
+    after: Zxid,
+    through: Zxid,
+    committed: Zxid,
+    emit: &mut dyn FnMut(Frame<P>) -> bool,
+) -> Result<(), String> {
+    let records = writer
+        .read_after(after)
+        .map_err(|e| format!("reading the log after {after}: {e}"))?;
+    let mut last = after;
+    for r in records.into_iter().take_while(|r| r.zxid <= through) {
+        if !zab_spec::sync::is_next_zxid(last, r.zxid) {
+            return Err(format!("the log jumps from {last} to {}", r.zxid));
+        }
+        let payload = P::decode(&r.payload)
+            .map_err(|e| format!("undecodable transaction {} in the log: {e}", r.zxid))?;
+        let zxid = r.zxid;
+        if !emit(Frame::Zab(QuorumMessage::Proposal(Txn { zxid, payload }))) {
+            return Ok(());
+        }
+        if zxid <= committed && !emit(Frame::Zab(QuorumMessage::Commit { zxid })) {
+            return Ok(());
+        }
+        last = zxid;
+    }
+    if last != through {
+        return Err(format!("the log ends at {last}, before {through}"));
+    }
+    Ok(())
 }
 
 fn peer_tick_ms<P: Payload>(peer: &Peer<P>) -> u64 {

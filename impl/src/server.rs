@@ -7,9 +7,8 @@
 
 use crate::config::ServerConfig;
 use crate::core::{PeerConfig, TraceEvent};
-use crate::latency::{Side, Stage};
 use crate::metrics::Status;
-use crate::net::{self, NetCommand, NetConfig, NetState, QuorumSender};
+use crate::net::{self, NetConfig, NetState, QuorumSender};
 use crate::quorum_tls::{MemberHost, QuorumTls};
 use crate::runtime::{self, Event, Replica};
 use crate::service::client::{self, ClientPortConfig, Security};
@@ -134,6 +133,7 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
     peer_cfg.tick_ms = cfg.tick_ms;
     peer_cfg.init_limit = cfg.init_limit;
     peer_cfg.sync_limit = cfg.sync_limit;
+    peer_cfg.commit_log_count = cfg.commit_log_count;
     peer_cfg.trace = opts.trace_file.is_some();
     let peer = runtime::recover_peer::<zab_zk::Txn>(peer_cfg, &recovered)
         .map_err(|e| anyhow::anyhow!("cannot start from {}: {e}", cfg.data_dir.display()))?;
@@ -149,10 +149,7 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
             } = &ev
             {
                 // Stamped on the writer thread, as the fsync returns.
-                let now = std::time::Instant::now();
-                breakdown.record_micros(Stage::LogFsync, *fsync_micros);
-                breakdown.mark_through(Side::Leader, *zxid, Stage::LeaderDurable, now);
-                breakdown.mark_through(Side::Follower, *zxid, Stage::FollowerDurable, now);
+                breakdown.durable_through(*zxid, *fsync_micros, std::time::Instant::now());
             }
             let _ = writer_events.send(Event::Writer(ev));
         })
@@ -165,6 +162,9 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the I/O runtime")?;
+    // `status` is the one created before the log writer: its breakdown is the one the
+    // writer's report stamps (`durable`, `log.fsync`). A second `Status` here (left by a
+    // merge) made those stamps land in an orphan, so `leader.durable` never showed.
     // Directory sizes and file descriptors for dirs, conf, mntr, the AdminServer and
     // /metrics, measured here so that none of them walks a directory on the replica thread.
     crate::metrics::spawn_disk_usage(
@@ -337,7 +337,7 @@ fn start_network(
 ) -> anyhow::Result<NetStarted> {
     let servers = cfg.server_ids();
     if servers.len() <= 1 {
-        return Ok((tokio::sync::mpsc::unbounded_channel().0, None));
+        return Ok((net::Commands::channel(1).0, None));
     }
     let tls = quorum_tls(cfg)?;
     match &tls {
@@ -384,10 +384,7 @@ fn start_network(
 }
 
 /// The network's command sender and, in an ensemble, the replica thread's direct sender.
-type NetStarted = (
-    tokio::sync::mpsc::UnboundedSender<NetCommand<zab_zk::Txn>>,
-    Option<QuorumSender<zab_zk::Txn>>,
-);
+type NetStarted = (net::Commands<zab_zk::Txn>, Option<QuorumSender<zab_zk::Txn>>);
 
 /// 32 random bytes from the operating system: this process's key for new sessions'
 /// passwords (they travel in the `createSession`, so no other server needs it).
@@ -456,7 +453,7 @@ fn trace_sink(
         .with_context(|| format!("cannot open the trace file {}", path.display()))?;
     let mut out = std::io::BufWriter::new(file);
     let start: TraceEvent<zab_zk::Txn> = TraceEvent {
-        action: "NodeRestart",
+        action: zab_spec::ActionKind::NodeRestart,
         i: myid,
         j: None,
         payload: None,

@@ -2,43 +2,18 @@
 //! configurations built (certificates made here with rcgen; no key is committed).
 
 use super::*;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair as RcKey};
+use certs::Ca;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A CA and certificates it signs.
-struct Ca {
-    issuer: Issuer<'static, RcKey>,
-    pem: String,
-    der: CertificateDer<'static>,
-}
-
-fn ca(name: &str) -> Ca {
-    let key = RcKey::generate().expect("key");
-    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    let cert = params.self_signed(&key).expect("ca");
-    Ca {
-        pem: cert.pem(),
-        der: cert.der().clone(),
-        issuer: Issuer::new(params, key),
-    }
-}
+/// The CA and leaves of the integration tests' support (one helper for both).
+#[allow(dead_code)]
+#[path = "../tests/support/certs.rs"]
+mod certs;
 
 /// A leaf for `names` (DNS names or IP literals): (certificate PEM, key PEM, cert DER, key DER).
 fn leaf(ca: &Ca, names: &[&str]) -> (String, String, Vec<u8>, Vec<u8>) {
-    let key = RcKey::generate().expect("key");
-    let mut params =
-        CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .expect("params");
-    params.distinguished_name.push(DnType::CommonName, names[0]);
-    let cert = params.signed_by(&key, &ca.issuer).expect("sign");
-    (
-        cert.pem(),
-        key.serialize_pem(),
-        cert.der().to_vec(),
-        key.serialize_der(),
-    )
+    let l = ca.leaf(certs::cn(names[0]), names);
+    (l.cert_pem, l.key_pem, l.cert.to_vec(), l.key)
 }
 
 fn pkcs12_key_store(cert_der: &[u8], key_der: &[u8], ca_der: &[u8], password: &str) -> Vec<u8> {
@@ -126,7 +101,7 @@ async fn handshake(
 #[tokio::test]
 async fn pem_stores_make_a_mutually_authenticated_connection() {
     let dir = tempfile::tempdir().expect("tmp");
-    let ca = ca("zab CA");
+    let ca = Ca::new("zab CA");
     let a = pem_settings(dir.path(), &ca, "a", &["127.0.0.1", "a.example"]);
     let b = pem_settings(dir.path(), &ca, "b", &["127.0.0.1", "b.example"]);
     let server = a.server_config().expect("server");
@@ -156,8 +131,8 @@ async fn pem_stores_make_a_mutually_authenticated_connection() {
 #[tokio::test]
 async fn an_untrusted_or_missing_client_certificate_is_refused() {
     let dir = tempfile::tempdir().expect("tmp");
-    let ca1 = ca("zab CA");
-    let ca2 = ca("rogue CA");
+    let ca1 = Ca::new("zab CA");
+    let ca2 = Ca::new("rogue CA");
     let server = pem_settings(dir.path(), &ca1, "s", &["127.0.0.1"]);
     // A client whose certificate comes from another CA, but which trusts the server's.
     let mut rogue = pem_settings(dir.path(), &ca2, "r", &["127.0.0.1"]);
@@ -205,7 +180,7 @@ async fn an_untrusted_or_missing_client_certificate_is_refused() {
 #[tokio::test]
 async fn pkcs12_stores_with_a_password() {
     let dir = tempfile::tempdir().expect("tmp");
-    let ca = ca("zab CA");
+    let ca = Ca::new("zab CA");
     let (_, _, cert, key) = leaf(&ca, &["127.0.0.1"]);
     std::fs::write(
         dir.path().join("k.p12"),
@@ -333,7 +308,7 @@ fn bad_keys_are_clear_errors() {
 #[test]
 fn pem_key_store_problems_name_the_file() {
     let dir = tempfile::tempdir().expect("tmp");
-    let ca = ca("zab CA");
+    let ca = Ca::new("zab CA");
     let (cert, _, _, _) = leaf(&ca, &["127.0.0.1"]);
     let only_cert = dir.path().join("only-cert.pem");
     std::fs::write(&only_cert, &cert).expect("write");
@@ -361,7 +336,7 @@ fn pem_key_store_problems_name_the_file() {
 #[test]
 fn cipher_suites_and_protocols_restrict_the_handshake() {
     let dir = tempfile::tempdir().expect("tmp");
-    let ca = ca("zab CA");
+    let ca = Ca::new("zab CA");
     let s = pem_settings(dir.path(), &ca, "s", &["127.0.0.1"]);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -407,7 +382,7 @@ fn cipher_suites_and_protocols_restrict_the_handshake() {
 
 #[test]
 fn certificate_names_match_hosts_as_https_does() {
-    let ca = ca("zab CA");
+    let ca = Ca::new("zab CA");
     let (_, _, der, _) = leaf(
         &ca,
         &["zk1.example.com", "*.zk.example.com", "10.0.0.1", "::1"],

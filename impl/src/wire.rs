@@ -9,6 +9,11 @@
 //! (`u8`: 1 election, 2 quorum), its server id (`u64`) and the ensemble fingerprint (`u64`);
 //! the acceptor answers with a status (`u8`, [`HandshakeStatus`]) and its own id. Frames:
 //! `u32` length of what follows, `u8` frame type, body. Integers are big-endian.
+//!
+//! A SNAP is never one frame: it travels as SNAP (its last zxid, total size and CRC32C),
+//! SNAPCHUNKs of at most [`SNAP_CHUNK`] bytes each carrying its offset, and SNAPEND
+//! ([`snap_frames`] produces the sequence, the `snap_stream` module reassembles it), so that no frame is larger
+//! than what a chunk or a proposal can be ([`MAX_FRAME`]).
 
 use crate::core::Message;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -22,16 +27,22 @@ pub const MAGIC: &[u8; 4] = b"ZABP";
 /// Version 2 (zab 0.2, storage recovery, `spec/PROTOCOL.md` §7.1): a notification ends with a
 /// flags byte (bit 0 `recovering`, bit 1 `empty`), FOLLOWERINFO with a `recovering` byte, and
 /// a RESTORED frame exists.
-pub const VERSION: u16 = 2;
-/// The largest frame accepted on any connection: a SNAP of a big tree is one frame, and only a
-/// follower's connection to its leader accepts one ([`FrameLimits::from_leader`]).
-pub const MAX_FRAME: usize = 1 << 30;
+///
+/// Version 3 (issues 11 and 12): a SNAP is streamed as SNAP, SNAPCHUNK..., SNAPEND instead of
+/// one frame, and the largest frame went down from 1 GiB to [`MAX_FRAME`].
+pub const VERSION: u16 = 3;
+/// The largest SNAPCHUNK payload: the unit in which a snapshot travels.
+pub const SNAP_CHUNK: usize = 1 << 20;
+/// The largest frame accepted on any connection: a proposal from the leader (which may be
+/// larger than `jute.maxbuffer`: a `closeSession` lists every ephemeral of its session) or a
+/// SNAPCHUNK; a SNAP travels in chunks, never as one frame.
+pub const MAX_FRAME: usize = 64 << 20;
 
 /// What a connection accepts, by frame type: every frame is bounded by what its message can
 /// be, checked on the length prefix and the type byte before any of the body is buffered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameLimits {
-    /// The largest SNAP body (0: SNAP is never accepted on this connection).
+    /// The largest SNAPCHUNK payload (0: a SNAP is never accepted on this connection).
     pub snapshot: usize,
     /// The largest PROPOSAL payload or application frame body.
     pub payload: usize,
@@ -54,15 +65,15 @@ impl FrameLimits {
         }
     }
 
-    /// What a follower accepts from the leader it chose: a SNAP, and proposals, up to
-    /// [`MAX_FRAME`]. A proposal is not bounded by `jute.maxbuffer`: the leader builds some
-    /// transactions itself (a `closeSession` lists every ephemeral of the session), and
-    /// refusing one would cut the follower off its leader for good. The buffer still grows only
-    /// with the bytes that arrive.
+    /// What a follower accepts from the leader it chose: SNAP chunks of [`SNAP_CHUNK`], and
+    /// proposals up to [`MAX_FRAME`]. A proposal is not bounded by `jute.maxbuffer`: the
+    /// leader builds some transactions itself (a `closeSession` lists every ephemeral of the
+    /// session), and refusing one would cut the follower off its leader for good. The buffer
+    /// still grows only with the bytes that arrive.
     #[must_use]
     pub fn from_leader(jute_max_buffer: usize) -> FrameLimits {
         FrameLimits {
-            snapshot: MAX_FRAME - 9,
+            snapshot: SNAP_CHUNK,
             payload: (MAX_FRAME - 9).max(payload_bound(jute_max_buffer)),
         }
     }
@@ -77,7 +88,9 @@ impl FrameLimits {
             tag::LEADERINFO => 5,
             tag::ACKEPOCH => 14,
             tag::DIFF | tag::TRUNC | tag::COMMIT | tag::NEWLEADER | tag::ACKLD | tag::ACK => 9,
-            tag::SNAP => 9 + self.snapshot,
+            tag::SNAP => 21,
+            tag::SNAPCHUNK => 9 + self.snapshot,
+            tag::SNAPEND => 9,
             tag::PROPOSAL => 9 + self.payload,
             tag::APP => 2 + self.payload,
             _ => return None,
@@ -306,6 +319,29 @@ pub enum Frame<P> {
     Restored,
     /// An application frame (forwarded client requests, session traffic): a kind and bytes.
     App(u8, Bytes),
+    /// The first frame of a SNAP (see the `snap_stream` module): the snapshot's last zxid, its size
+    /// and its CRC32C. Only the network layer sees it; the core gets the reassembled
+    /// `QuorumMessage::Snap`.
+    SnapBegin {
+        /// The last zxid the snapshot contains.
+        last_zxid: Zxid,
+        /// The snapshot's size in bytes.
+        total: u64,
+        /// CRC32C of the whole snapshot.
+        crc: u32,
+    },
+    /// A piece of a SNAP: at most [`SNAP_CHUNK`] bytes at `offset`.
+    SnapChunk {
+        /// Where the bytes go in the snapshot.
+        offset: u64,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// The end of a SNAP, repeating its last zxid.
+    SnapEnd {
+        /// The last zxid the snapshot contains.
+        last_zxid: Zxid,
+    },
 }
 
 mod tag {
@@ -316,6 +352,8 @@ mod tag {
     pub const DIFF: u8 = 13;
     pub const TRUNC: u8 = 14;
     pub const SNAP: u8 = 15;
+    pub const SNAPCHUNK: u8 = 16;
+    pub const SNAPEND: u8 = 20;
     pub const PROPOSAL: u8 = 2;
     pub const COMMIT: u8 = 4;
     pub const NEWLEADER: u8 = 10;
@@ -349,7 +387,6 @@ pub fn encode_frame<P: PayloadCodec>(frame: &Frame<P>, out: &mut BytesMut) {
             out.put_u8(state_byte(n.state));
             out.put_u8(u8::from(n.recovering) | (u8::from(n.empty) << 1));
         }
-        Frame::Zab(m) => encode_message(m, out),
         Frame::Heartbeat => out.put_u8(tag::HEARTBEAT),
         Frame::Restored => out.put_u8(tag::RESTORED),
         Frame::App(kind, bytes) => {
@@ -357,9 +394,58 @@ pub fn encode_frame<P: PayloadCodec>(frame: &Frame<P>, out: &mut BytesMut) {
             out.put_u8(*kind);
             out.put_slice(bytes);
         }
+        Frame::Zab(QuorumMessage::Snap {
+            last_zxid,
+            snapshot,
+        }) => {
+            // Never one frame: the whole chunk sequence, each frame with its own prefix.
+            out.truncate(start);
+            for f in snap_frames::<P>(*last_zxid, snapshot) {
+                encode_frame(&f, out);
+            }
+            return;
+        }
+        Frame::Zab(m) => encode_message(m, out),
+        Frame::SnapBegin {
+            last_zxid,
+            total,
+            crc,
+        } => {
+            zxid_frame(tag::SNAP, *last_zxid, out);
+            out.put_u64(*total);
+            out.put_u32(*crc);
+        }
+        Frame::SnapChunk { offset, data } => {
+            out.put_u8(tag::SNAPCHUNK);
+            out.put_u64(*offset);
+            out.put_slice(data);
+        }
+        Frame::SnapEnd { last_zxid } => zxid_frame(tag::SNAPEND, *last_zxid, out),
     }
     let len = (out.len() - start - 4) as u32;
     out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+/// The chunk sequence of a snapshot; the chunks share `data`'s buffer (nothing is copied).
+#[must_use]
+pub fn snap_frames<P>(last_zxid: Zxid, data: &Bytes) -> Vec<Frame<P>> {
+    let mut out = Vec::with_capacity(data.len() / SNAP_CHUNK + 3);
+    out.push(Frame::SnapBegin {
+        last_zxid,
+        total: data.len() as u64,
+        crc: crc32c::crc32c(data),
+    });
+    let mut offset = 0;
+    while offset < data.len() {
+        let end = (offset + SNAP_CHUNK).min(data.len());
+        out.push(Frame::SnapChunk {
+            offset: offset as u64,
+            data: data.slice(offset..end),
+        });
+        offset = end;
+    }
+    out.push(Frame::SnapEnd { last_zxid });
+    out
 }
 
 fn encode_message<P: PayloadCodec>(m: &Message<P>, out: &mut BytesMut) {
@@ -387,13 +473,8 @@ fn encode_message<P: PayloadCodec>(m: &Message<P>, out: &mut BytesMut) {
         }
         QuorumMessage::Diff { last_zxid } => zxid_frame(tag::DIFF, *last_zxid, out),
         QuorumMessage::Trunc { truncate_to } => zxid_frame(tag::TRUNC, *truncate_to, out),
-        QuorumMessage::Snap {
-            last_zxid,
-            snapshot,
-        } => {
-            zxid_frame(tag::SNAP, *last_zxid, out);
-            out.put_slice(snapshot);
-        }
+        // Encoded by `encode_frame` as its chunk sequence.
+        QuorumMessage::Snap { .. } => {}
         QuorumMessage::Proposal(txn) => {
             zxid_frame(tag::PROPOSAL, txn.zxid, out);
             txn.payload.encode(out);
@@ -563,13 +644,23 @@ pub fn decode_frame<P: PayloadCodec>(body: &Bytes) -> Result<Frame<P>, WireError
         }),
         tag::SNAP => {
             let last_zxid = zxid(&mut buf)?;
-            let snapshot = body.slice(9..);
-            buf = &[];
-            Frame::Zab(QuorumMessage::Snap {
+            need(buf, 12, "snap header")?;
+            Frame::SnapBegin {
                 last_zxid,
-                snapshot,
-            })
+                total: buf.get_u64(),
+                crc: buf.get_u32(),
+            }
         }
+        tag::SNAPCHUNK => {
+            need(buf, 8, "snap chunk offset")?;
+            let offset = buf.get_u64();
+            let data = body.slice(9..);
+            buf = &[];
+            Frame::SnapChunk { offset, data }
+        }
+        tag::SNAPEND => Frame::SnapEnd {
+            last_zxid: zxid(&mut buf)?,
+        },
         tag::PROPOSAL => {
             let z = zxid(&mut buf)?;
             let payload = P::decode(buf)?;
@@ -843,10 +934,16 @@ mod tests {
             }),
             Frame::Zab(QuorumMessage::Diff { last_zxid: z }),
             Frame::Zab(QuorumMessage::Trunc { truncate_to: z }),
-            Frame::Zab(QuorumMessage::Snap {
+            Frame::SnapBegin {
                 last_zxid: z,
-                snapshot: Bytes::from_static(b"tree"),
-            }),
+                total: 4,
+                crc: 0xdead_beef,
+            },
+            Frame::SnapChunk {
+                offset: 0,
+                data: Bytes::from_static(b"tree"),
+            },
+            Frame::SnapEnd { last_zxid: z },
             Frame::Zab(QuorumMessage::Proposal(txn)),
             Frame::Zab(QuorumMessage::Commit { zxid: z }),
             Frame::Zab(QuorumMessage::NewLeader {
@@ -880,7 +977,7 @@ mod tests {
         );
         assert_eq!(
             err.to_string(),
-            "peer speaks wire version 9, this server speaks 2"
+            "peer speaks wire version 9, this server speaks 3"
         );
         assert!(matches!(
             decode_hello(b"GET / HTTP/1.1\r\n\r\n"),
@@ -940,10 +1037,23 @@ mod tests {
             take_frame(&mut b, &FrameLimits::ELECTION),
             Err(WireError::TooLarge(32))
         );
-        // A follower accepts a large SNAP from its leader, but reserves only as bytes come.
+        // A SNAP travels in chunks: a SNAP header, a chunk or a proposal past what it can be
+        // is refused even from the leader; a large proposal is accepted, but the buffer
+        // reserves only as bytes come.
+        for (t, len) in [
+            (tag::SNAP, 22),
+            (tag::SNAPCHUNK, SNAP_CHUNK + 10),
+            (tag::SNAPEND, 10),
+            (tag::PROPOSAL, MAX_FRAME + 1),
+        ] {
+            let mut b = BytesMut::new();
+            b.put_u32(len as u32);
+            b.put_u8(t);
+            assert_eq!(take_frame(&mut b, &leader), Err(WireError::TooLarge(len)));
+        }
         let mut b = BytesMut::new();
-        b.put_u32(100 << 20);
-        b.put_u8(tag::SNAP);
+        b.put_u32(60 << 20);
+        b.put_u8(tag::PROPOSAL);
         assert_eq!(take_frame(&mut b, &leader), Ok(None));
         assert!(b.capacity() <= (1 << 20) + 64);
         // An unknown type is refused before its body arrives.

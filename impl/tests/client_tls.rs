@@ -6,62 +6,19 @@
 
 mod support;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
-};
+use rcgen::{DistinguishedName, DnType};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use support::certs::{Ca, Leaf};
 use support::free_ports;
 use support::standalone::Standalone;
 use zab_spec::ErrorCode;
 use zab_zk::client::{Client, ClientError, ConnectOptions, Transport, four_letter_word};
 use zab_zk::proto::{Acl, CreateRequest, GetAclRequest, Request, Response, ids, perms};
-
-/// A CA and the certificates it signs.
-struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-    der: CertificateDer<'static>,
-}
-
-fn make_ca(name: &str) -> Ca {
-    let key = KeyPair::generate().expect("key");
-    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    let cert = params.self_signed(&key).expect("ca");
-    Ca {
-        pem: cert.pem(),
-        der: cert.der().clone(),
-        issuer: Issuer::new(params, key),
-    }
-}
-
-/// A leaf certificate and key: (cert PEM, key PEM, cert DER, key DER).
-struct Leaf {
-    cert_pem: String,
-    key_pem: String,
-    cert: CertificateDer<'static>,
-    key: Vec<u8>,
-}
-
-fn leaf(ca: &Ca, dn: DistinguishedName, sans: &[&str]) -> Leaf {
-    let key = KeyPair::generate().expect("key");
-    let mut params = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        .expect("params");
-    params.distinguished_name = dn;
-    let cert = params.signed_by(&key, &ca.issuer).expect("sign");
-    Leaf {
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-        cert: cert.der().clone(),
-        key: key.serialize_der(),
-    }
-}
 
 fn dn(parts: &[(DnType, &str)]) -> DistinguishedName {
     let mut d = DistinguishedName::new();
@@ -90,9 +47,8 @@ const ADMIN: &str = "CN=admin,O=Acme\\, Inc.,C=US";
 
 fn pki() -> Pki {
     let dir = tempfile::tempdir().expect("tmp");
-    let ca = make_ca("zab test CA");
-    let server = leaf(
-        &ca,
+    let ca = Ca::new("zab test CA");
+    let server = ca.leaf(
         dn(&[(DnType::CommonName, "localhost")]),
         &["localhost", "127.0.0.1"],
     );
@@ -103,8 +59,7 @@ fn pki() -> Pki {
             (DnType::CommonName, cn),
         ])
     };
-    let alice = leaf(
-        &ca,
+    let alice = ca.leaf(
         dn(&[
             (DnType::CountryName, "US"),
             (DnType::OrganizationName, "Acme, Inc."),
@@ -113,10 +68,10 @@ fn pki() -> Pki {
         ]),
         &[],
     );
-    let bob = leaf(&ca, acme("bob"), &[]);
-    let admin = leaf(&ca, acme("admin"), &[]);
-    let other = make_ca("another CA");
-    let stranger = leaf(&other, acme("alice"), &[]);
+    let bob = ca.leaf(acme("bob"), &[]);
+    let admin = ca.leaf(acme("admin"), &[]);
+    let other = Ca::new("another CA");
+    let stranger = other.leaf(acme("alice"), &[]);
     std::fs::write(
         dir.path().join("server.pem"),
         format!("{}{}", server.cert_pem, server.key_pem),

@@ -2,11 +2,14 @@
 //! nondeterministic choice, so that a recorded server trace can name the exact step.
 //!
 //! `i` is the server taking the step; `j` is the peer whose message it receives (for a
-//! handler of a message) or the other end (for a partition). [`Action::tla_name`] is the
-//! TLA+/`spec/PROTOCOL.md` name; Rust handlers are the same name in snake_case.
+//! handler of a message) or the other end (for a partition). [`Action::kind`] is the action's
+//! name in the vocabulary the server's traces share (`zab_spec::ActionKind`), and
+//! [`Action::tla_name`] its TLA+/`spec/PROTOCOL.md` spelling; Rust handlers are the same name
+//! in snake_case.
 
 use crate::state::{Idx, Sid};
 use std::fmt;
+use zab_spec::ActionKind;
 
 /// One step of the model.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -198,121 +201,120 @@ pub enum Action<P> {
     },
 }
 
-/// Every action name, in `spec/PROTOCOL.md` order.
-pub const TLA_NAMES: [&str; 28] = [
-    "ElectLeader",
-    "FollowLeader",
-    "LeaderTimeout",
-    "LeaderProcessFOLLOWERINFO",
-    "FollowerProcessLEADERINFO",
-    "LeaderProcessACKEPOCH",
-    "LeaderSyncFollower",
-    "FollowerProcessSyncMessage",
-    "FollowerProcessPROPOSALInSync",
-    "FollowerProcessCOMMITInSync",
-    "FollowerProcessNEWLEADER",
-    "FollowerProcessNEWLEADERAfterCurrentEpochUpdated",
-    "LeaderProcessACKLD",
-    "FollowerProcessUPTODATE",
-    "LeaderProcessRequest",
-    "LeaderBroadcastPROPOSAL",
-    "SyncProcessorLogRequest",
-    "FollowerProcessPROPOSAL",
-    "LeaderProcessACK",
-    "FollowerProcessCOMMIT",
-    "TakeSnapshot",
-    "PartitionStart",
-    "PartitionRecover",
-    "NodeCrash",
-    "LoseEpochFiles",
-    "LoseLogSuffix",
-    "LoseDataDir",
-    "FilterNonexistentMessage",
-];
-
 impl<P> Action<P> {
-    /// The TLA+ action name.
+    /// The action's name, shared with the server's trace records.
     #[must_use]
-    pub fn tla_name(&self) -> &'static str {
+    pub fn kind(&self) -> ActionKind {
         match self {
-            Action::ElectLeader { .. } => "ElectLeader",
-            Action::FollowLeader { .. } => "FollowLeader",
-            Action::LeaderTimeout { .. } => "LeaderTimeout",
-            Action::LeaderProcessFollowerInfo { .. } => "LeaderProcessFOLLOWERINFO",
-            Action::FollowerProcessLeaderInfo { .. } => "FollowerProcessLEADERINFO",
-            Action::LeaderProcessAckEpoch { .. } => "LeaderProcessACKEPOCH",
-            Action::LeaderSyncFollower { .. } => "LeaderSyncFollower",
-            Action::FollowerProcessSyncMessage { .. } => "FollowerProcessSyncMessage",
-            Action::FollowerProcessProposalInSync { .. } => "FollowerProcessPROPOSALInSync",
-            Action::FollowerProcessCommitInSync { .. } => "FollowerProcessCOMMITInSync",
-            Action::FollowerProcessNewLeader { .. } => "FollowerProcessNEWLEADER",
-            Action::FollowerProcessNewLeaderAfterCurrentEpochUpdated { .. } => {
-                "FollowerProcessNEWLEADERAfterCurrentEpochUpdated"
+            Action::ElectLeader { .. } => ActionKind::ElectLeader,
+            Action::FollowLeader { .. } => ActionKind::FollowLeader,
+            Action::LeaderTimeout { .. } => ActionKind::LeaderTimeout,
+            Action::LeaderProcessFollowerInfo { .. } => ActionKind::LeaderProcessFollowerInfo,
+            Action::FollowerProcessLeaderInfo { .. } => ActionKind::FollowerProcessLeaderInfo,
+            Action::LeaderProcessAckEpoch { .. } => ActionKind::LeaderProcessAckEpoch,
+            Action::LeaderSyncFollower { .. } => ActionKind::LeaderSyncFollower,
+            Action::FollowerProcessSyncMessage { .. } => ActionKind::FollowerProcessSyncMessage,
+            Action::FollowerProcessProposalInSync { .. } => {
+                ActionKind::FollowerProcessProposalInSync
             }
-            Action::LeaderProcessAckLd { .. } => "LeaderProcessACKLD",
-            Action::FollowerProcessUpToDate { .. } => "FollowerProcessUPTODATE",
-            Action::LeaderProcessRequest { .. } => "LeaderProcessRequest",
-            Action::LeaderBroadcastProposal { .. } => "LeaderBroadcastPROPOSAL",
-            Action::SyncProcessorLogRequest { .. } => "SyncProcessorLogRequest",
-            Action::FollowerProcessProposal { .. } => "FollowerProcessPROPOSAL",
-            Action::LeaderProcessAck { .. } => "LeaderProcessACK",
-            Action::FollowerProcessCommit { .. } => "FollowerProcessCOMMIT",
-            Action::TakeSnapshot { .. } => "TakeSnapshot",
-            Action::PartitionStart { .. } => "PartitionStart",
-            Action::PartitionRecover { .. } => "PartitionRecover",
-            Action::NodeCrash { .. } => "NodeCrash",
-            Action::LoseEpochFiles { .. } => "LoseEpochFiles",
-            Action::LoseLogSuffix { .. } => "LoseLogSuffix",
-            Action::LoseDataDir { .. } => "LoseDataDir",
-            Action::FilterNonexistentMessage { .. } => "FilterNonexistentMessage",
+            Action::FollowerProcessCommitInSync { .. } => ActionKind::FollowerProcessCommitInSync,
+            Action::FollowerProcessNewLeader { .. } => ActionKind::FollowerProcessNewLeader,
+            Action::FollowerProcessNewLeaderAfterCurrentEpochUpdated { .. } => {
+                ActionKind::FollowerProcessNewLeaderAfterCurrentEpochUpdated
+            }
+            Action::LeaderProcessAckLd { .. } => ActionKind::LeaderProcessAckLd,
+            Action::FollowerProcessUpToDate { .. } => ActionKind::FollowerProcessUpToDate,
+            Action::LeaderProcessRequest { .. } => ActionKind::LeaderProcessRequest,
+            Action::LeaderBroadcastProposal { .. } => ActionKind::LeaderBroadcastProposal,
+            Action::SyncProcessorLogRequest { .. } => ActionKind::SyncProcessorLogRequest,
+            Action::FollowerProcessProposal { .. } => ActionKind::FollowerProcessProposal,
+            Action::LeaderProcessAck { .. } => ActionKind::LeaderProcessAck,
+            Action::FollowerProcessCommit { .. } => ActionKind::FollowerProcessCommit,
+            Action::TakeSnapshot { .. } => ActionKind::TakeSnapshot,
+            Action::PartitionStart { .. } => ActionKind::PartitionStart,
+            Action::PartitionRecover { .. } => ActionKind::PartitionRecover,
+            Action::NodeCrash { .. } => ActionKind::NodeCrash,
+            Action::LoseEpochFiles { .. } => ActionKind::LoseEpochFiles,
+            Action::LoseLogSuffix { .. } => ActionKind::LoseLogSuffix,
+            Action::LoseDataDir { .. } => ActionKind::LoseDataDir,
+            Action::FilterNonexistentMessage { .. } => ActionKind::FilterNonexistentMessage,
         }
     }
 
-    /// The action a server's trace record names (`spec/PROTOCOL.md` names, as emitted by the
-    /// server core), or `None` for a name that is not a single model action. `j` is the peer
+    /// The TLA+ action name.
+    #[must_use]
+    pub fn tla_name(&self) -> &'static str {
+        self.kind().tla_name()
+    }
+
+    /// The action a server's trace record names, or `None` for a kind that is not a single
+    /// model action (`ConnectionLost`, `NodeRestart`) or a record that lacks its peer or
+    /// payload. `j` is the peer
     /// for two-server actions; `payload` the transaction of `LeaderProcessRequest`.
     /// `TakeSnapshot` and `LoseLogSuffix` need an index in the model's history: the caller
     /// builds them.
     #[must_use]
-    pub fn from_trace(name: &str, i: Sid, j: Option<Sid>, payload: Option<P>) -> Option<Action<P>> {
+    pub fn from_trace(
+        kind: ActionKind,
+        i: Sid,
+        j: Option<Sid>,
+        payload: Option<P>,
+    ) -> Option<Action<P>> {
         let one = |f: fn(Sid) -> Action<P>| Some(f(i));
         let two = |f: fn(Sid, Sid) -> Action<P>| j.map(|j| f(i, j));
-        match name {
-            "ElectLeader" => one(|i| Action::ElectLeader { i }),
-            "FollowLeader" => two(|i, j| Action::FollowLeader { i, j }),
-            "LeaderTimeout" => one(|i| Action::LeaderTimeout { i }),
-            "LeaderProcessFOLLOWERINFO" => two(|i, j| Action::LeaderProcessFollowerInfo { i, j }),
-            "FollowerProcessLEADERINFO" => two(|i, j| Action::FollowerProcessLeaderInfo { i, j }),
-            "LeaderProcessACKEPOCH" => two(|i, j| Action::LeaderProcessAckEpoch { i, j }),
-            "LeaderSyncFollower" => two(|i, j| Action::LeaderSyncFollower { i, j }),
-            "FollowerProcessSyncMessage" => two(|i, j| Action::FollowerProcessSyncMessage { i, j }),
-            "FollowerProcessPROPOSALInSync" => {
+        match kind {
+            ActionKind::ElectLeader => one(|i| Action::ElectLeader { i }),
+            ActionKind::FollowLeader => two(|i, j| Action::FollowLeader { i, j }),
+            ActionKind::LeaderTimeout => one(|i| Action::LeaderTimeout { i }),
+            ActionKind::LeaderProcessFollowerInfo => {
+                two(|i, j| Action::LeaderProcessFollowerInfo { i, j })
+            }
+            ActionKind::FollowerProcessLeaderInfo => {
+                two(|i, j| Action::FollowerProcessLeaderInfo { i, j })
+            }
+            ActionKind::LeaderProcessAckEpoch => two(|i, j| Action::LeaderProcessAckEpoch { i, j }),
+            ActionKind::LeaderSyncFollower => two(|i, j| Action::LeaderSyncFollower { i, j }),
+            ActionKind::FollowerProcessSyncMessage => {
+                two(|i, j| Action::FollowerProcessSyncMessage { i, j })
+            }
+            ActionKind::FollowerProcessProposalInSync => {
                 two(|i, j| Action::FollowerProcessProposalInSync { i, j })
             }
-            "FollowerProcessCOMMITInSync" => {
+            ActionKind::FollowerProcessCommitInSync => {
                 two(|i, j| Action::FollowerProcessCommitInSync { i, j })
             }
-            "FollowerProcessNEWLEADER" => two(|i, j| Action::FollowerProcessNewLeader { i, j }),
-            "FollowerProcessNEWLEADERAfterCurrentEpochUpdated" => {
+            ActionKind::FollowerProcessNewLeader => {
+                two(|i, j| Action::FollowerProcessNewLeader { i, j })
+            }
+            ActionKind::FollowerProcessNewLeaderAfterCurrentEpochUpdated => {
                 one(|i| Action::FollowerProcessNewLeaderAfterCurrentEpochUpdated { i })
             }
-            "LeaderProcessACKLD" => two(|i, j| Action::LeaderProcessAckLd { i, j }),
-            "FollowerProcessUPTODATE" => two(|i, j| Action::FollowerProcessUpToDate { i, j }),
-            "LeaderProcessRequest" => {
+            ActionKind::LeaderProcessAckLd => two(|i, j| Action::LeaderProcessAckLd { i, j }),
+            ActionKind::FollowerProcessUpToDate => {
+                two(|i, j| Action::FollowerProcessUpToDate { i, j })
+            }
+            ActionKind::LeaderProcessRequest => {
                 payload.map(|payload| Action::LeaderProcessRequest { i, payload })
             }
-            "LeaderBroadcastPROPOSAL" => one(|i| Action::LeaderBroadcastProposal { i }),
-            "SyncProcessorLogRequest" => one(|i| Action::SyncProcessorLogRequest { i }),
-            "FollowerProcessPROPOSAL" => two(|i, j| Action::FollowerProcessProposal { i, j }),
-            "LeaderProcessACK" => two(|i, j| Action::LeaderProcessAck { i, j }),
-            "FollowerProcessCOMMIT" => two(|i, j| Action::FollowerProcessCommit { i, j }),
-            "PartitionStart" => two(|i, j| Action::PartitionStart { i, j }),
-            "PartitionRecover" => two(|i, j| Action::PartitionRecover { i, j }),
-            "NodeCrash" => one(|i| Action::NodeCrash { i }),
-            "LoseEpochFiles" => one(|i| Action::LoseEpochFiles { i }),
-            "LoseDataDir" => one(|i| Action::LoseDataDir { i }),
-            "FilterNonexistentMessage" => two(|i, j| Action::FilterNonexistentMessage { i, j }),
-            _ => None,
+            ActionKind::LeaderBroadcastProposal => one(|i| Action::LeaderBroadcastProposal { i }),
+            ActionKind::SyncProcessorLogRequest => one(|i| Action::SyncProcessorLogRequest { i }),
+            ActionKind::FollowerProcessProposal => {
+                two(|i, j| Action::FollowerProcessProposal { i, j })
+            }
+            ActionKind::LeaderProcessAck => two(|i, j| Action::LeaderProcessAck { i, j }),
+            ActionKind::FollowerProcessCommit => two(|i, j| Action::FollowerProcessCommit { i, j }),
+            ActionKind::PartitionStart => two(|i, j| Action::PartitionStart { i, j }),
+            ActionKind::PartitionRecover => two(|i, j| Action::PartitionRecover { i, j }),
+            ActionKind::NodeCrash => one(|i| Action::NodeCrash { i }),
+            ActionKind::LoseEpochFiles => one(|i| Action::LoseEpochFiles { i }),
+            ActionKind::LoseDataDir => one(|i| Action::LoseDataDir { i }),
+            ActionKind::FilterNonexistentMessage => {
+                two(|i, j| Action::FilterNonexistentMessage { i, j })
+            }
+            ActionKind::TakeSnapshot
+            | ActionKind::LoseLogSuffix
+            | ActionKind::ConnectionLost
+            | ActionKind::NodeRestart => None,
         }
     }
 
@@ -406,10 +408,16 @@ mod tests {
             Action::LoseDataDir { i },
             Action::FilterNonexistentMessage { i, j },
         ];
-        let names: Vec<&str> = all.iter().map(Action::tla_name).collect();
-        assert_eq!(names, TLA_NAMES);
+        let kinds: Vec<ActionKind> = all.iter().map(Action::kind).collect();
+        assert_eq!(kinds, ActionKind::model_actions().collect::<Vec<_>>());
         for a in &all {
             let (i, j) = a.servers();
+            let arity = if j.is_some() {
+                zab_spec::Arity::Two
+            } else {
+                zab_spec::Arity::One
+            };
+            assert_eq!(a.kind().arity(), arity, "{}", a.tla_name());
             let payload = matches!(a, Action::LeaderProcessRequest { .. }).then_some(());
             let expected = (!matches!(
                 a,
@@ -417,13 +425,17 @@ mod tests {
             ))
             .then_some(a);
             assert_eq!(
-                Action::from_trace(a.tla_name(), i, j, payload).as_ref(),
+                Action::from_trace(a.kind(), i, j, payload).as_ref(),
                 expected
             );
         }
+        for kind in [ActionKind::ConnectionLost, ActionKind::NodeRestart] {
+            assert_eq!(Action::<()>::from_trace(kind, 0, Some(1), None), None);
+        }
         assert_eq!(
-            Action::<()>::from_trace("NoSuchAction", 0, None, None),
-            None
+            Action::<()>::from_trace(ActionKind::FollowLeader, 0, None, None),
+            None,
+            "a two-server action needs its peer"
         );
     }
 }

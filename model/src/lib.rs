@@ -8,7 +8,9 @@
 //! switches that re-introduce ZooKeeper's known bugs ([`config::Bug`]).
 //!
 //! The invariants are defined once, in [`invariants`], and used by the model checker, the
-//! simulation checkers and the refinement checker of `zab-refinement`.
+//! simulation checkers and the refinement checker of `zab-refinement`; the latter two check
+//! them incrementally along a path ([`invariants::Monitor`], tested equal to the whole-state
+//! definitions on random walks).
 //! `spec/PROTOCOL.md` is the normative description of every action and invariant.
 
 pub mod action;
@@ -19,6 +21,7 @@ pub mod instrument;
 pub mod invariants;
 pub mod next;
 pub mod state;
+pub mod tracked;
 pub mod workload;
 pub mod znode;
 

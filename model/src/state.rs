@@ -7,6 +7,7 @@
 //! invariants need (`epochLeader`, `proposalMsgsLog`, `committedLog`, the during-action
 //! flags, the fault counters).
 
+use crate::tracked::{History, ProposalLog};
 use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use zab_spec::{Epoch, QuorumMessage, ServerState, SyncMode, Txn, ZabState, Zxid};
@@ -187,7 +188,7 @@ pub struct ServerVars<P> {
     /// Durable: the last epoch whose NEWLEADER was accepted (paper `f.a`).
     pub current_epoch: Epoch,
     /// The accepted transactions, in memory; a prefix of them is durable.
-    pub history: Vec<Txn<P>>,
+    pub history: History<P>,
     /// Durable: how many items of `history` are on disk (the rest wait for the log thread).
     pub persisted: Idx,
     /// How many items of `history` are delivered (committed and applied).
@@ -219,7 +220,7 @@ impl<P> ServerVars<P> {
             zab_state: ZabState::Election,
             accepted_epoch: Epoch(0),
             current_epoch: Epoch(0),
-            history: Vec::new(),
+            history: History::new(),
             persisted: 0,
             last_committed: 0,
             last_snapshot: 0,
@@ -330,9 +331,9 @@ pub struct Ghost<P> {
     /// `(epoch, leader)` for every leader established in that epoch (`epochLeader`).
     pub epoch_leader: BTreeSet<(Epoch, Sid)>,
     /// Every proposal any leader broadcast (`proposalMsgsLog`); its size counts requests.
-    pub proposals: BTreeSet<Proposal<P>>,
+    pub proposals: ProposalLog<Proposal<P>>,
     /// The longest committed prefix any leader had (`committedLog`).
-    pub committed_log: Vec<Txn<P>>,
+    pub committed_log: History<P>,
     /// The during-action flags.
     pub violations: Violations,
 }
@@ -367,8 +368,8 @@ impl<P: Clone> ModelState<P> {
                 storage_faults: 0,
                 restarted: ServerSet::EMPTY,
                 epoch_leader: BTreeSet::new(),
-                proposals: BTreeSet::new(),
-                committed_log: Vec::new(),
+                proposals: ProposalLog::new(),
+                committed_log: History::new(),
                 violations: Violations::default(),
             },
         }
@@ -376,6 +377,17 @@ impl<P: Clone> ModelState<P> {
 }
 
 impl<P> ModelState<P> {
+    /// The current state becomes the one the incremental invariant checker
+    /// ([`crate::invariants::Monitor`]) compares the next state against: the change marks of
+    /// the histories and the proposals log are reset. Equality and hashing ignore the marks.
+    pub fn acknowledge(&mut self) {
+        for srv in &mut self.servers {
+            srv.history.acknowledge();
+        }
+        self.ghost.committed_log.acknowledge();
+        self.ghost.proposals.acknowledge();
+    }
+
     /// The number of servers.
     #[must_use]
     pub fn n(&self) -> u8 {

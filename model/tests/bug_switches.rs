@@ -7,6 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use zab_model::checker::{self, CheckOptions, workload_model};
 use zab_model::{Bug, Config};
+use zab_spec::ActionKind;
 
 fn expect_violation(bug: Bug, cfg: &Config, invariant: &'static str) -> usize {
     let cfg = Config {
@@ -87,29 +88,31 @@ fn zk4646_counterexample_tells_the_story() {
         ..common::epoch1_recovery()
     };
     let r = checker::check(&cfg, &CheckOptions::default());
-    let names: Vec<&str> = r.failures[0]
+    let kinds: Vec<ActionKind> = r.failures[0]
         .path
         .clone()
         .into_actions()
         .iter()
-        .map(|a| a.tla_name())
+        .map(zab_model::Action::kind)
         .collect();
-    let pos = |n: &str| {
-        names
+    let pos = |k: ActionKind| {
+        kinds
             .iter()
-            .position(|x| *x == n)
-            .unwrap_or_else(|| panic!("{n} in {names:?}"))
+            .position(|x| *x == k)
+            .unwrap_or_else(|| panic!("{k} in {kinds:?}"))
     };
-    assert!(pos("FollowerProcessNEWLEADER") < pos("LeaderProcessACKLD"));
-    assert!(names.iter().filter(|n| **n == "NodeCrash").count() == 2);
+    assert!(pos(ActionKind::FollowerProcessNewLeader) < pos(ActionKind::LeaderProcessAckLd));
     assert!(
-        !names.contains(&"SyncProcessorLogRequest"),
+        kinds
+            .iter()
+            .filter(|k| **k == ActionKind::NodeCrash)
+            .count()
+            == 2
+    );
+    assert!(
+        !kinds.contains(&ActionKind::SyncProcessorLogRequest),
         "the crash came before the log write"
     );
-}
-
-fn is_storage_fault(name: &str) -> bool {
-    matches!(name, "LoseEpochFiles" | "LoseLogSuffix" | "LoseDataDir")
 }
 
 /// The shortest way `no-storage-recovery` loses a committed transaction at its bounds (the
@@ -144,7 +147,7 @@ fn no_storage_recovery_counterexample_loses_a_transaction_committed_before_the_f
     };
     let actions = storage_counterexample();
     let faults: Vec<usize> = (0..actions.len())
-        .filter(|&k| is_storage_fault(actions[k].tla_name()))
+        .filter(|&k| actions[k].kind().is_storage_fault())
         .collect();
     assert_eq!(faults.len(), 1, "{actions:?}");
     let model = workload_model(&cfg);
@@ -165,7 +168,7 @@ fn with_recovery_the_same_fault_leaves_the_server_recovering_and_without_a_vote(
     let actions = storage_counterexample();
     let k = actions
         .iter()
-        .position(|a| is_storage_fault(a.tla_name()))
+        .position(|a| a.kind().is_storage_fault())
         .expect("a storage fault");
     let model = workload_model(&common::storage_small());
     let mut state = model.initial_state();

@@ -7,21 +7,9 @@
 
 use base64::Engine as _;
 use std::path::Path;
-use zab_model::action::TLA_NAMES;
 use zab_server::core::{Summary, TraceEvent};
-use zab_spec::{Epoch, ServerId, ServerState, ZabState, Zxid};
+use zab_spec::{ActionKind, Epoch, ServerId, ServerState, ZabState, Zxid};
 use zab_zk::txn::Txn;
-
-/// Records that are not model actions but that the refiner understands.
-const EXTRA: [&str; 2] = ["ConnectionLost", "NodeRestart"];
-
-fn static_name(name: &str) -> Option<&'static str> {
-    TLA_NAMES
-        .iter()
-        .chain(EXTRA.iter())
-        .find(|n| **n == name)
-        .copied()
-}
 
 fn zxid(v: &serde_json::Value) -> Result<Zxid, String> {
     let s = v.as_str().ok_or("a zxid must be a string")?;
@@ -73,8 +61,9 @@ pub fn parse_line(line: &str) -> Result<Timed, String> {
         u32::try_from(num(k)?).map_err(|_| format!("{k} out of range"))
     };
     let t: u128 = text("t")?.parse().map_err(|e| format!("bad time: {e}"))?;
-    let action =
-        static_name(text("action")?).ok_or_else(|| format!("unknown action {}", v["action"]))?;
+    // The model's actions and the trace-only `ConnectionLost` and `NodeRestart`, by name.
+    let action = serde_json::from_value::<ActionKind>(field("action")?.clone())
+        .map_err(|e| format!("action: {e}"))?;
     let j = match field("j")? {
         serde_json::Value::Null => None,
         x => Some(ServerId(x.as_u64().ok_or("j must be a number")?)),

@@ -1,11 +1,13 @@
 //! Trace refinement: the server's trace records replayed through the model's transition
 //! relation, one step at a time, with every model invariant checked on every state.
 //!
-//! A record names a model action (`spec/PROTOCOL.md`) and carries the projection of the acting
-//! server's state after it ([`Summary`]). The refiner maps the record to model actions
-//! ([`Action::from_trace`]), requires each to be enabled in the current model state
-//! ([`ZabModel::step`] returns `None` otherwise), and compares the acting server's projection
-//! in the new model state with the record. It explores nothing: it follows the trace.
+//! A record names a model action (a [`ActionKind`], `spec/PROTOCOL.md`) and carries the
+//! projection of the acting server's state after it ([`Summary`]). The refiner maps the record
+//! to model actions ([`Action::from_trace`]), requires each to be enabled in the current model
+//! state ([`ZabModel::step`] returns `None` otherwise), and compares the acting server's
+//! projection in the new model state with the record. It explores nothing: it follows the
+//! trace, in the order of the records. What went wrong is a [`DivergenceKind`]; callers
+//! branch on it, never on the text of the reason.
 //!
 //! Two records are not single model actions:
 //! - `ConnectionLost(i, j)`: a quorum connection broke without a crash. It is the model's
@@ -20,30 +22,48 @@
 //! Only the acting server's projection is compared: the others may lag behind the model by the
 //! steps the model takes for them atomically (both ends of a broken connection).
 //!
-//! One kind of record may be *commuted*: a `FollowLeader(i, j)` that the model does not enable
-//! yet is held back and retried after each later record, because the server decided to follow
-//! `j` on FLE notifications that can run ahead of the connections they announce (a quorum has
-//! chosen `j` in FLE, but the followers' `FollowLeader` records, written when their connections
-//! come up, are still to come). The held record must become enabled before `i` or `j` takes
-//! another step and before the trace ends ([`Refiner::finish`]); steps of other servers are
-//! independent of it, so the reordered trace is an equivalent interleaving.
+//! No record is reordered. A `FollowLeader(i, j)` that FLE decided on notifications of servers
+//! that have not connected to `j` yet, or on the out-of-election path, is a step the model
+//! enables as it is (`spec/PROTOCOL.md` §3: any LOOKING server may follow any leader it can
+//! reach).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use zab_model::invariants::{Invariant, invariants};
+use zab_model::invariants::Monitor;
 use zab_model::state::{Idx, ModelState, ServerVars, Sid};
 use zab_model::{Action, Bug, Config, NoRequests, ZabModel};
 use zab_server::core::{Summary, TraceEvent};
-use zab_spec::{Payload, ServerId};
+use zab_spec::{ActionKind, Payload, ServerId, Zxid};
+
+/// What kind of divergence a [`Divergence`] is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DivergenceKind {
+    /// The record names a server that is not a member of the ensemble.
+    UnknownServer(ServerId),
+    /// The record cannot be one model action: a two-server action without its peer, or
+    /// `LeaderProcessRequest` without its payload.
+    Malformed(ActionKind),
+    /// The zxid the record names (a snapshot point, the end of a damaged log) is not in the
+    /// model's history of the acting server.
+    NotInHistory(ActionKind, Zxid),
+    /// The model does not enable the step the record names.
+    NotEnabled(ActionKind),
+    /// The acting server's state after the step differs from the model's.
+    StateDiffers,
+    /// The model state after the step breaks the invariant with this id.
+    InvariantViolated(&'static str),
+}
 
 /// What the refiner found wrong, at which step.
 #[derive(Clone, Debug)]
 pub struct Divergence {
     /// 0-based index of the record in the trace.
     pub step: usize,
+    /// What went wrong, for callers to branch on.
+    pub kind: DivergenceKind,
     /// The record, as text.
     pub record: String,
-    /// What went wrong.
+    /// What went wrong, in words (derived from `kind`, for people).
     pub reason: String,
     /// The model's projection of the acting server (when the projections differ).
     pub expected: Option<String>,
@@ -69,8 +89,23 @@ impl fmt::Display for Divergence {
     }
 }
 
-/// The model's projection of server `i`, in the server's vocabulary.
-#[must_use]
+/// The words for a divergence of this kind, where the record alone says enough.
+fn reason(kind: &DivergenceKind) -> String {
+    match kind {
+        DivergenceKind::UnknownServer(id) => format!("unknown server {}", id.0),
+        DivergenceKind::Malformed(a) => format!("a {a} record that is not one model action"),
+        DivergenceKind::NotInHistory(ActionKind::TakeSnapshot, z) => {
+            format!("the snapshot point {z} is not in the model's history")
+        }
+        DivergenceKind::NotInHistory(_, z) => {
+            format!("the kept log end {z} is not in the model's history")
+        }
+        DivergenceKind::NotEnabled(a) => format!("{a} is not enabled in the model"),
+        DivergenceKind::StateDiffers => "the state differs from the model's".into(),
+        DivergenceKind::InvariantViolated(id) => format!("invariant {id} violated"),
+    }
+}
+
 /// A server that holds no durable state at all (epochs 0, nothing logged) and reports
 /// `recovering` where the model's server does not: it started empty in a multi-server
 /// ensemble and does not know yet whether its data directory was wiped (`spec/PROTOCOL.md`
@@ -89,6 +124,8 @@ fn unsure_while_empty(expected: &Summary, actual: &Summary) -> bool {
         } == *expected
 }
 
+/// The model's projection of server `i`, in the server's vocabulary.
+#[must_use]
 pub fn project<P>(srv: &ServerVars<P>) -> Summary {
     let snap = srv.last_snapshot as usize;
     Summary {
@@ -169,15 +206,11 @@ pub struct Refiner<P: Payload> {
     model: ZabModel<P>,
     state: ModelState<P>,
     ids: Vec<ServerId>,
-    invariants: Vec<Invariant<P>>,
+    /// The model's invariants, checked incrementally on every state reached.
+    monitor: Monitor<P>,
     steps: usize,
-    /// A `FollowLeader` record held back (see the module doc), with its step and the reason
-    /// it was not enabled.
-    held: Option<(usize, TraceEvent<P>, Box<Divergence>)>,
     /// How many records mapped to each model action (stutters under `"stutter"`).
     pub counts: BTreeMap<&'static str, usize>,
-    /// How many `FollowLeader` records were commuted past later records.
-    pub commuted: usize,
     /// The last [`WINDOW`] model steps: the state before, the action, the record index.
     recent: VecDeque<(ModelState<P>, Action<P>, usize)>,
     /// Model steps taken so far.
@@ -200,11 +233,9 @@ impl<P: Payload> Refiner<P> {
             model,
             state,
             ids: servers.to_vec(),
-            invariants: invariants(),
+            monitor: Monitor::new(),
             steps: 0,
-            held: None,
             counts: BTreeMap::new(),
-            commuted: 0,
             recent: VecDeque::new(),
             model_steps: 0,
             violating: None,
@@ -263,58 +294,10 @@ impl<P: Payload> Refiner<P> {
         self.step_with(ev, false)
     }
 
-    /// The end of the trace: a held-back `FollowLeader` that never became enabled diverges.
-    pub fn finish(&mut self) -> Result<(), Box<Divergence>> {
-        match self.held.take() {
-            Some((_, _, d)) => Err(d),
-            None => Ok(()),
-        }
-    }
-
     fn step_with(&mut self, ev: &TraceEvent<P>, compare: bool) -> Result<(), Box<Divergence>> {
         let step = self.steps;
         self.steps += 1;
-        if let Some((at, held, why)) = self.held.take() {
-            let touches = |s: ServerId| s == held.i || Some(s) == held.j;
-            let dependent = touches(ev.i) || ev.j.is_some_and(touches);
-            if dependent {
-                // The held record must go first; if it still cannot, it is the divergence.
-                if self.replay_record(&held, true, at).is_err() {
-                    let mut why = why;
-                    why.reason = format!(
-                        "{} (held back until step {step}, {}, which depends on it)",
-                        why.reason,
-                        show_record(ev)
-                    );
-                    return Err(why);
-                }
-                self.commuted += 1;
-            } else {
-                self.held = Some((at, held, why));
-            }
-        }
-        let result = self.replay_record(ev, compare, step);
-        match result {
-            Err(d)
-                if ev.action == "FollowLeader"
-                    && self.held.is_none()
-                    && d.reason.ends_with("is not enabled in the model") =>
-            {
-                self.held = Some((step, ev.clone(), d));
-                Ok(())
-            }
-            Err(d) => Err(d),
-            Ok(()) => {
-                if let Some((at, held, why)) = self.held.take() {
-                    if self.replay_record(&held, true, at).is_ok() {
-                        self.commuted += 1;
-                    } else {
-                        self.held = Some((at, held, why));
-                    }
-                }
-                Ok(())
-            }
-        }
+        self.replay_record(ev, compare, step)
     }
 
     fn replay_record(
@@ -323,30 +306,38 @@ impl<P: Payload> Refiner<P> {
         compare: bool,
         step: usize,
     ) -> Result<(), Box<Divergence>> {
-        let fail = |this: &Self, reason: String, expected: Option<String>| {
+        let fail = |this: &Self, kind: DivergenceKind| {
             Box::new(Divergence {
                 step,
+                reason: reason(&kind),
+                kind,
                 record: show_record(ev),
-                reason,
-                expected,
+                expected: None,
                 actual: None,
                 model_state: this.state.to_string(),
             })
         };
         let Some(i) = self.sid(ev.i) else {
-            return Err(fail(self, format!("unknown server {}", ev.i.0), None));
+            return Err(fail(self, DivergenceKind::UnknownServer(ev.i)));
         };
         let j = match ev.j {
             Some(j) => match self.sid(j) {
                 Some(j) => Some(j),
-                None => return Err(fail(self, format!("unknown server {}", j.0), None)),
+                None => return Err(fail(self, DivergenceKind::UnknownServer(j))),
             },
             None => None,
         };
+        let in_history = |this: &Self, zxid: Zxid| {
+            this.state
+                .srv(i)
+                .index_of(zxid)
+                .map(|k| k as Idx)
+                .ok_or_else(|| fail(this, DivergenceKind::NotInHistory(ev.action, zxid)))
+        };
         let actions: Vec<Action<P>> = match ev.action {
-            "ConnectionLost" => {
+            ActionKind::ConnectionLost => {
                 let Some(j) = j else {
-                    return Err(fail(self, "ConnectionLost without a peer".into(), None));
+                    return Err(fail(self, DivergenceKind::Malformed(ev.action)));
                 };
                 if self.state.connected(i, j) {
                     let (a, b) = (i.min(j), i.max(j));
@@ -358,75 +349,72 @@ impl<P: Payload> Refiner<P> {
                     Vec::new()
                 }
             }
-            "NodeRestart" => Vec::new(),
+            ActionKind::NodeRestart => Vec::new(),
             // The record's `persisted` is the last zxid the damaged log keeps (the simulation
             // writes it so: the server itself has no state until `NodeRestart`).
-            "LoseLogSuffix" => match self.state.srv(i).index_of(ev.summary.persisted) {
-                Some(k) => vec![Action::LoseLogSuffix { i, k: k as Idx }],
-                None => {
-                    return Err(fail(
-                        self,
-                        format!(
-                            "the kept log end {} is not in the model's history",
-                            ev.summary.persisted
-                        ),
-                        None,
-                    ));
-                }
-            },
-            "TakeSnapshot" => match self.state.srv(i).index_of(ev.summary.snapshot) {
-                Some(k) => vec![Action::TakeSnapshot { i, k: k as Idx }],
-                None => {
-                    return Err(fail(
-                        self,
-                        format!(
-                            "the snapshot point {} is not in the model's history",
-                            ev.summary.snapshot
-                        ),
-                        None,
-                    ));
-                }
-            },
-            name => match Action::from_trace(name, i, j, ev.payload.clone()) {
+            ActionKind::LoseLogSuffix => vec![Action::LoseLogSuffix {
+                i,
+                k: in_history(self, ev.summary.persisted)?,
+            }],
+            ActionKind::TakeSnapshot => vec![Action::TakeSnapshot {
+                i,
+                k: in_history(self, ev.summary.snapshot)?,
+            }],
+            kind => match Action::from_trace(kind, i, j, ev.payload.clone()) {
                 Some(a) => vec![a],
-                None => return Err(fail(self, format!("{name} is not a model action"), None)),
+                None => return Err(fail(self, DivergenceKind::Malformed(kind))),
             },
         };
-        let mut next = self.state.clone();
-        let mut steps = Vec::with_capacity(actions.len());
+        // Each action's successor, from the current state (no copy of it is made).
+        let mut after: Vec<(Action<P>, ModelState<P>)> = Vec::with_capacity(actions.len());
         for a in &actions {
-            match self.model.step(&next, a) {
-                Some(t) => steps.push((std::mem::replace(&mut next, t), a.clone())),
+            let cur = after.last().map_or(&self.state, |(_, t)| t);
+            match self.model.step(cur, a) {
+                Some(t) => after.push((a.clone(), t)),
                 None => {
-                    return Err(fail(self, format!("{a} is not enabled in the model"), None));
+                    let mut d = fail(self, DivergenceKind::NotEnabled(a.kind()));
+                    d.reason = format!("{a} is not enabled in the model");
+                    return Err(d);
                 }
             }
         }
         let key = actions.first().map_or("stutter", Action::tla_name);
         *self.counts.entry(key).or_default() += 1;
+        let next = after.last().map_or(&self.state, |(_, t)| t);
         let expected = project(next.srv(i));
         if compare && expected != ev.summary && !unsure_while_empty(&expected, &ev.summary) {
-            let mut d = fail(
-                self,
-                format!("s{}'s state differs from the model's", ev.i.0),
-                Some(show(&expected)),
-            );
+            let mut d = fail(self, DivergenceKind::StateDiffers);
+            d.reason = format!("s{}'s state differs from the model's", ev.i.0);
+            d.expected = Some(show(&expected));
             d.actual = Some(show(&ev.summary));
             return Err(d);
         }
-        if let Some(inv) = self.invariants.iter().find(|inv| !(inv.holds)(&next)) {
-            let mut d = fail(
-                self,
-                format!("invariant {} violated: {}", inv.id, inv.meaning),
-                None,
-            );
+        let violated = self
+            .monitor
+            .first_violated(next)
+            .map(|inv| (inv.id, inv.meaning));
+        if let Some((id, meaning)) = violated {
+            let mut d = fail(self, DivergenceKind::InvariantViolated(id));
+            d.reason = format!("invariant {id} violated: {meaning}");
             d.model_state = next.to_string();
+            // The state stays before the step: the monitor's facts must forget the step.
+            self.monitor.invalidate();
+            let mut before = self.state.clone();
+            let mut steps = Vec::with_capacity(after.len());
+            for (a, t) in after {
+                steps.push((std::mem::replace(&mut before, t), a));
+            }
             self.remember(steps, step);
-            self.violating = Some(next);
+            self.violating = Some(before);
             return Err(d);
         }
+        let mut steps = Vec::with_capacity(after.len());
+        for (a, t) in after {
+            steps.push((std::mem::replace(&mut self.state, t), a));
+        }
+        // The monitor has seen this state: the next one's change marks are relative to it.
+        self.state.acknowledge();
         self.remember(steps, step);
-        self.state = next;
         Ok(())
     }
 
@@ -441,6 +429,6 @@ impl<P: Payload> Refiner<P> {
         for ev in trace {
             self.step(ev)?;
         }
-        self.finish()
+        Ok(())
     }
 }

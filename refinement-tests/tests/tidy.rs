@@ -47,7 +47,7 @@ fn every_rust_file_opens_with_a_module_doc() {
 #[test]
 fn every_action_and_invariant_is_in_protocol_md() {
     let protocol = std::fs::read_to_string(root().join("spec/PROTOCOL.md")).expect("PROTOCOL.md");
-    for a in zab_model::action::TLA_NAMES {
+    for a in zab_spec::ActionKind::model_actions().map(zab_spec::ActionKind::tla_name) {
         assert!(
             protocol.contains(&format!("**{a}(")) || protocol.contains(&format!("`{a}`")),
             "{a}"

@@ -68,7 +68,7 @@ pub fn get_data(tree: &DataTree, path: &str, auth: &[Id]) -> Result<GetDataRespo
 /// `getChildren`: child names, sorted.
 pub fn get_children(tree: &DataTree, path: &str, auth: &[Id]) -> Result<Vec<String>, ErrorCode> {
     let n = readable(tree, path, auth)?;
-    Ok(n.children.iter().cloned().collect())
+    Ok(n.children.names())
 }
 
 /// `exists`.
@@ -141,7 +141,7 @@ pub fn serve(
         Request::GetChildren2(r) => {
             let result = readable(tree, &r.path, auth).map(|n| {
                 Response::GetChildren2(GetChildren2Response {
-                    children: n.children.iter().cloned().collect(),
+                    children: n.children.names(),
                     stat: n.stat(),
                 })
             });

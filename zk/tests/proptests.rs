@@ -509,7 +509,7 @@ fn check_structure(tree: &DataTree) -> Result<(), TestCaseError> {
     for (path, node) in tree.iter() {
         count += 1;
         if path != "/" {
-            let (parent, name) = split_path(path).unwrap_or(("", ""));
+            let (parent, name) = split_path(&path).unwrap_or(("", ""));
             let p = tree.get(parent);
             prop_assert!(p.is_some(), "{} has no parent", path);
             prop_assert!(p.is_some_and(|p| p.children.contains(name)));
@@ -519,7 +519,7 @@ fn check_structure(tree: &DataTree) -> Result<(), TestCaseError> {
                 path
             );
         }
-        for c in &node.children {
+        for c in node.children.iter() {
             let child = if path == "/" {
                 format!("/{c}")
             } else {

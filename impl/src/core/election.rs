@@ -11,7 +11,7 @@ use super::{Action, Ignored, Peer, Persist, Role, Timer};
 use crate::core::leader::Leader;
 use std::collections::{BTreeMap, BTreeSet};
 use zab_spec::message::Notification;
-use zab_spec::{Payload, QuorumMessage, ServerId, ServerState, Vote};
+use zab_spec::{ActionKind, Payload, QuorumMessage, ServerId, ServerState, Vote};
 
 /// Fast-leader-election state; meaningful while LOOKING.
 #[derive(Clone, Debug)]
@@ -343,7 +343,7 @@ impl<P: Payload> Peer<P> {
     fn elect_leader(&mut self, out: &mut Vec<Action<P>>) {
         self.role = Role::Leading(Leader::new(self.cfg.id, self.accepted_epoch));
         self.role_changed(out);
-        self.trace("ElectLeader", None, None, out);
+        self.trace(ActionKind::ElectLeader, None, None, out);
         // A one-server ensemble decides its epoch at once.
         self.leader_try_decide_epoch(out);
     }
@@ -371,7 +371,7 @@ impl<P: Payload> Peer<P> {
                 recovering: self.is_recovering(),
             },
         });
-        self.trace("FollowLeader", Some(leader), None, out);
+        self.trace(ActionKind::FollowLeader, Some(leader), None, out);
     }
 
     /// A learner's connection is up: it joins the learners (the leader's half of
@@ -390,7 +390,7 @@ impl<P: Payload> Peer<P> {
     /// go back to LOOKING.
     pub(crate) fn leader_timeout(&mut self, out: &mut Vec<Action<P>>) {
         self.go_looking(out);
-        self.trace("LeaderTimeout", None, None, out);
+        self.trace(ActionKind::LeaderTimeout, None, None, out);
     }
 
     /// Writes `acceptedEpoch` durably (before anything later in the batch).

@@ -3,7 +3,7 @@
 
 use super::{Action, Ignored, Message, Peer, Persist, Role};
 use zab_spec::sync::is_next_zxid;
-use zab_spec::{Bug, Payload, QuorumMessage, ServerId, SyncMode, Txn, ZabState, Zxid};
+use zab_spec::{ActionKind, Bug, Payload, QuorumMessage, ServerId, SyncMode, Txn, ZabState, Zxid};
 
 /// Progress through NEWLEADER (the model's `NewLeaderStage`, TLA+ `connectInfo.nlRcv`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,7 +99,12 @@ impl<P: Payload> Peer<P> {
             QuorumMessage::UpToDate => self.follower_process_up_to_date(out),
             _ => {
                 self.ignore(Ignored::UnexpectedMessage, Some(leader), None);
-                self.trace("FilterNonexistentMessage", Some(leader), None, out);
+                self.trace(
+                    ActionKind::FilterNonexistentMessage,
+                    Some(leader),
+                    None,
+                    out,
+                );
             }
         }
     }
@@ -116,7 +121,12 @@ impl<P: Payload> Peer<P> {
         let (leader, zab_state) = (f.leader, f.zab_state);
         if new_epoch < self.accepted_epoch {
             self.go_looking(out);
-            self.trace("FollowerProcessLEADERINFO", Some(leader), None, out);
+            self.trace(
+                ActionKind::FollowerProcessLeaderInfo,
+                Some(leader),
+                None,
+                out,
+            );
             return;
         }
         if zab_state == ZabState::Discovery {
@@ -141,7 +151,12 @@ impl<P: Payload> Peer<P> {
         } else {
             self.ignore(Ignored::OutOfPhase, Some(leader), None);
         }
-        self.trace("FollowerProcessLEADERINFO", Some(leader), None, out);
+        self.trace(
+            ActionKind::FollowerProcessLeaderInfo,
+            Some(leader),
+            None,
+            out,
+        );
     }
 
     /// TLA+: `FollowerProcessSyncMessage(i, j)`: DIFF keeps the log (committed up to its zxid),
@@ -192,7 +207,12 @@ impl<P: Payload> Peer<P> {
                     "bad DIFF or TRUNC from the leader: dropping it and going back to LOOKING"
                 );
                 self.go_looking(out);
-                self.trace("FollowerProcessSyncMessage", Some(leader), None, out);
+                self.trace(
+                    ActionKind::FollowerProcessSyncMessage,
+                    Some(leader),
+                    None,
+                    out,
+                );
                 return;
             }
             if let (Some((mode, point)), Some(f)) = (outcome, self.follower_mut()) {
@@ -202,7 +222,12 @@ impl<P: Payload> Peer<P> {
         } else {
             self.ignore(Ignored::SyncMessageMisfit, Some(leader), None);
         }
-        self.trace("FollowerProcessSyncMessage", Some(leader), None, out);
+        self.trace(
+            ActionKind::FollowerProcessSyncMessage,
+            Some(leader),
+            None,
+            out,
+        );
     }
 
     /// TLA+: `FollowerProcessPROPOSALInSync(i, j)`.
@@ -222,7 +247,12 @@ impl<P: Payload> Peer<P> {
         } else {
             f.packets.push(txn);
         }
-        self.trace("FollowerProcessPROPOSALInSync", Some(leader), None, out);
+        self.trace(
+            ActionKind::FollowerProcessProposalInSync,
+            Some(leader),
+            None,
+            out,
+        );
     }
 
     /// TLA+: `FollowerProcessCOMMITInSync(i, j)`: the next synced transaction is committed
@@ -248,7 +278,12 @@ impl<P: Payload> Peer<P> {
         } else {
             self.ignore(Ignored::CommitWrongZxid, Some(leader), Some(zxid));
         }
-        self.trace("FollowerProcessCOMMITInSync", Some(leader), None, out);
+        self.trace(
+            ActionKind::FollowerProcessCommitInSync,
+            Some(leader),
+            None,
+            out,
+        );
     }
 
     /// TLA+: `FollowerProcessNEWLEADER(i, j)`, in the order that fixes ZOOKEEPER-4646 and
@@ -264,7 +299,12 @@ impl<P: Payload> Peer<P> {
         let leader = f.leader;
         if f.zab_state != ZabState::Synchronization || f.nl_stage != NewLeaderStage::Waiting {
             self.ignore(Ignored::OutOfPhase, Some(leader), Some(zxid));
-            self.trace("FollowerProcessNEWLEADER", Some(leader), None, out);
+            self.trace(
+                ActionKind::FollowerProcessNewLeader,
+                Some(leader),
+                None,
+                out,
+            );
             return;
         }
         if self.cfg.has(Bug::Zk4643) {
@@ -272,7 +312,12 @@ impl<P: Payload> Peer<P> {
                 f.nl_stage = NewLeaderStage::EpochUpdated;
             }
             self.persist_current_epoch(accepted, out);
-            self.trace("FollowerProcessNEWLEADER", Some(leader), None, out);
+            self.trace(
+                ActionKind::FollowerProcessNewLeader,
+                Some(leader),
+                None,
+                out,
+            );
             return;
         }
         if self.cfg.has(Bug::Zk4646) {
@@ -293,11 +338,21 @@ impl<P: Payload> Peer<P> {
                 to: leader,
                 msg: QuorumMessage::AckNewLeader { zxid },
             });
-            self.trace("FollowerProcessNEWLEADER", Some(leader), None, out);
+            self.trace(
+                ActionKind::FollowerProcessNewLeader,
+                Some(leader),
+                None,
+                out,
+            );
             return;
         }
         self.log_sync_packets_and_ack(zxid, true, out);
-        self.trace("FollowerProcessNEWLEADER", Some(leader), None, out);
+        self.trace(
+            ActionKind::FollowerProcessNewLeader,
+            Some(leader),
+            None,
+            out,
+        );
     }
 
     /// TLA+: `FollowerProcessNEWLEADERAfterCurrentEpochUpdated(i)`: under `--bug zk4643`, the
@@ -316,7 +371,7 @@ impl<P: Payload> Peer<P> {
         let zxid = Zxid::epoch_start(self.accepted_epoch);
         self.log_sync_packets_and_ack(zxid, false, out);
         self.trace(
-            "FollowerProcessNEWLEADERAfterCurrentEpochUpdated",
+            ActionKind::FollowerProcessNewLeaderAfterCurrentEpochUpdated,
             None,
             None,
             out,
@@ -398,7 +453,7 @@ impl<P: Payload> Peer<P> {
         } else {
             self.ignore(Ignored::OutOfPhase, Some(leader), None);
         }
-        self.trace("FollowerProcessUPTODATE", Some(leader), None, out);
+        self.trace(ActionKind::FollowerProcessUpToDate, Some(leader), None, out);
     }
 
     /// TLA+: `FollowerProcessPROPOSAL(i, j)`: accepted in memory, queued for the log thread.
@@ -420,7 +475,7 @@ impl<P: Payload> Peer<P> {
         } else {
             self.ignore(Ignored::OutOfOrderProposal, Some(leader), Some(zxid));
         }
-        self.trace("FollowerProcessPROPOSAL", Some(leader), None, out);
+        self.trace(ActionKind::FollowerProcessProposal, Some(leader), None, out);
     }
 
     /// TLA+: `FollowerProcessCOMMIT(i, j)`: delivers the next pending transaction.
@@ -437,7 +492,7 @@ impl<P: Payload> Peer<P> {
         } else {
             self.ignore(Ignored::CommitWrongZxid, Some(leader), Some(zxid));
         }
-        self.trace("FollowerProcessCOMMIT", Some(leader), None, out);
+        self.trace(ActionKind::FollowerProcessCommit, Some(leader), None, out);
     }
 
     /// Every tick: a leader silent for longer than the phase allows means the connection is
@@ -455,7 +510,7 @@ impl<P: Payload> Peer<P> {
         if f.silent_ticks > limit {
             let leader = f.leader;
             self.go_looking(out);
-            self.trace("ConnectionLost", Some(leader), None, out);
+            self.trace(ActionKind::ConnectionLost, Some(leader), None, out);
         }
     }
 }

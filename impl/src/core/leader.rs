@@ -4,7 +4,9 @@
 use super::{Action, Ignored, Message, Peer, Persist, Role};
 use std::collections::{BTreeMap, BTreeSet};
 use zab_spec::sync::plan_sync;
-use zab_spec::{Bug, Epoch, Payload, QuorumMessage, ServerId, SyncMode, Txn, ZabState, Zxid};
+use zab_spec::{
+    ActionKind, Bug, Epoch, Payload, QuorumMessage, ServerId, SyncMode, Txn, ZabState, Zxid,
+};
 
 /// An ACKEPOCH record (ZooKeeper `electingFollowers`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,7 +158,7 @@ impl<P: Payload> Peer<P> {
             QuorumMessage::Ack { zxid } => self.leader_process_ack(from, zxid, out),
             _ => {
                 self.ignore(Ignored::UnexpectedMessage, Some(from), None);
-                self.trace("FilterNonexistentMessage", Some(from), None, out);
+                self.trace(ActionKind::FilterNonexistentMessage, Some(from), None, out);
             }
         }
     }
@@ -196,7 +198,7 @@ impl<P: Payload> Peer<P> {
             l.connecting_live.insert(j);
             self.leader_try_decide_epoch(out);
         }
-        self.trace("LeaderProcessFOLLOWERINFO", Some(j), None, out);
+        self.trace(ActionKind::LeaderProcessFollowerInfo, Some(j), None, out);
     }
 
     /// When the counted FOLLOWERINFOs (the leader's own included) form a quorum: accept the
@@ -266,26 +268,26 @@ impl<P: Payload> Peer<P> {
         };
         if finished {
             record(self, false);
-            self.trace("LeaderProcessACKEPOCH", Some(j), None, out);
+            self.trace(ActionKind::LeaderProcessAckEpoch, Some(j), None, out);
             self.leader_sync_follower(j, out);
             return;
         }
         let Some(follower_epoch) = current_epoch else {
             record(self, false);
-            self.trace("LeaderProcessACKEPOCH", Some(j), None, out);
+            self.trace(ActionKind::LeaderProcessAckEpoch, Some(j), None, out);
             return;
         };
         if self.is_recovering_learner(j) {
             // §7.1: a recovering follower is synced but does not count towards the epoch
             // quorum, and never makes the leader step down.
             record(self, false);
-            self.trace("LeaderProcessACKEPOCH", Some(j), None, out);
+            self.trace(ActionKind::LeaderProcessAckEpoch, Some(j), None, out);
             return;
         }
         if (follower_epoch, last_zxid) > leader_summary {
             // A follower more recent than the leader: the leader steps down.
             self.go_looking(out);
-            self.trace("LeaderProcessACKEPOCH", Some(j), None, out);
+            self.trace(ActionKind::LeaderProcessAckEpoch, Some(j), None, out);
             return;
         }
         record(self, true);
@@ -300,7 +302,7 @@ impl<P: Payload> Peer<P> {
             }
             self.role_changed(out);
         }
-        self.trace("LeaderProcessACKEPOCH", Some(j), None, out);
+        self.trace(ActionKind::LeaderProcessAckEpoch, Some(j), None, out);
         if now_finished {
             let to_sync: Vec<ServerId> = self
                 .leader()
@@ -359,7 +361,18 @@ impl<P: Payload> Peer<P> {
                 last_zxid: plan.base,
             }),
         }
-        for txn in self.log.after(plan.base) {
+        // Transactions before the in-memory window are read back from the log on disk, off
+        // the replica thread, in order before everything sent to `j` after them.
+        let on_disk_end = self.log.on_disk_end();
+        if plan.base < on_disk_end {
+            out.push(Action::SendLogged {
+                to: j,
+                after: plan.base,
+                through: on_disk_end,
+                committed,
+            });
+        }
+        for txn in self.log.after(plan.base.max(on_disk_end)) {
             out.push(Action::Send {
                 to: j,
                 msg: QuorumMessage::Proposal(txn.clone()),
@@ -383,7 +396,7 @@ impl<P: Payload> Peer<P> {
                 e.peer_last_zxid = None;
             }
         }
-        self.trace("LeaderSyncFollower", Some(j), None, out);
+        self.trace(ActionKind::LeaderSyncFollower, Some(j), None, out);
     }
 
     /// TLA+: `LeaderProcessACKLD(i, j)`.
@@ -402,7 +415,7 @@ impl<P: Payload> Peer<P> {
                     l.ackld_live.insert(j);
                 }
             }
-            self.trace("LeaderProcessACKLD", Some(j), None, out);
+            self.trace(ActionKind::LeaderProcessAckLd, Some(j), None, out);
             return;
         }
         if zxid == Zxid::epoch_start(self.accepted_epoch) {
@@ -424,7 +437,7 @@ impl<P: Payload> Peer<P> {
         } else {
             self.ignore(Ignored::AckNewLeaderWrongZxid, Some(j), Some(zxid));
         }
-        self.trace("LeaderProcessACKLD", Some(j), None, out);
+        self.trace(ActionKind::LeaderProcessAckLd, Some(j), None, out);
     }
 
     /// A quorum acknowledged NEWLEADER: the whole history is committed and delivered, the
@@ -494,7 +507,7 @@ impl<P: Payload> Peer<P> {
                 msg: QuorumMessage::Proposal(txn.clone()),
             });
         }
-        self.trace("LeaderProcessRequest", None, traced, out);
+        self.trace(ActionKind::LeaderProcessRequest, None, traced, out);
         Some(zxid)
     }
 
@@ -558,7 +571,7 @@ impl<P: Payload> Peer<P> {
         if self.is_recovering_learner(j) {
             // §7.1: an ACK of a recovering follower is ignored.
             self.ignore(Ignored::AckOfRecovering, Some(j), Some(zxid));
-            self.trace("LeaderProcessACK", Some(j), None, out);
+            self.trace(ActionKind::LeaderProcessAck, Some(j), None, out);
             return;
         }
         let Some(l) = self.leader() else { return };
@@ -576,7 +589,7 @@ impl<P: Payload> Peer<P> {
         } else {
             self.ignore(Ignored::AckUnknownZxid, Some(j), Some(zxid));
         }
-        self.trace("LeaderProcessACK", Some(j), None, out);
+        self.trace(ActionKind::LeaderProcessAck, Some(j), None, out);
     }
 
     /// TLA+: `LeaderBroadcastPROPOSAL(i)`, once per proposal not broadcast yet: under
@@ -600,7 +613,7 @@ impl<P: Payload> Peer<P> {
             if let Some(l) = self.leader_mut() {
                 l.send_counter = txn.zxid;
             }
-            self.trace("LeaderBroadcastPROPOSAL", None, None, out);
+            self.trace(ActionKind::LeaderBroadcastProposal, None, None, out);
         }
     }
 
@@ -654,7 +667,7 @@ impl<P: Payload> Peer<P> {
         for s in silent {
             if self.leader().is_some_and(|l| l.learners.contains(&s)) {
                 self.remove_learner(s, out);
-                self.trace("ConnectionLost", Some(s), None, out);
+                self.trace(ActionKind::ConnectionLost, Some(s), None, out);
             }
         }
     }

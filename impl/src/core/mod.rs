@@ -29,10 +29,15 @@ use leader::Leader;
 use log::ReplicaLog;
 use std::collections::BTreeMap;
 use zab_spec::message::Notification;
-use zab_spec::{Bug, Epoch, Payload, QuorumMessage, ServerId, ServerState, Txn, ZabState, Zxid};
+use zab_spec::{
+    ActionKind, Bug, Epoch, Payload, QuorumMessage, ServerId, ServerState, Txn, ZabState, Zxid,
+};
 
 /// A Zab message as the server sends and receives it: SNAP carries serialized state.
 pub type Message<P> = QuorumMessage<P, Bytes>;
+
+/// ZooKeeper's default `commitLogCount` (`ZKDatabase.DEFAULT_COMMIT_LOG_COUNT`).
+pub const DEFAULT_COMMIT_LOG_COUNT: usize = 500;
 
 /// Static configuration of a peer.
 #[derive(Clone, Debug)]
@@ -58,6 +63,10 @@ pub struct PeerConfig {
     /// Re-introduce a known bug (`spec/PROTOCOL.md` §9): for the simulation tests that show
     /// refinement finds it. Never set by `zabd`.
     pub bug: Option<Bug>,
+    /// ZooKeeper's `commitLogCount`: how many committed, durable transactions keep their
+    /// payloads in memory (the outstanding ones always do); older ones after the snapshot
+    /// point are read back from the log on disk when a follower is DIFFed from there.
+    pub commit_log_count: usize,
 }
 
 impl PeerConfig {
@@ -80,6 +89,7 @@ impl PeerConfig {
             max_notification_interval_ms: 60_000,
             trace: false,
             bug: None,
+            commit_log_count: DEFAULT_COMMIT_LOG_COUNT,
         }
     }
 
@@ -185,6 +195,21 @@ pub enum Action<P> {
         /// The zxid the state is at.
         last_zxid: Zxid,
     },
+    /// Send, read back from the log on disk (off the replica thread, in order with the
+    /// other sends to `to`: before every later one), a PROPOSAL for every logged transaction
+    /// after `after` up to `through`, each followed by a COMMIT if it is at or before
+    /// `committed`. Used by a DIFF or TRUNC from a point whose transactions are on disk
+    /// only ([`log::ReplicaLog::evict`]).
+    SendLogged {
+        /// The receiver.
+        to: ServerId,
+        /// The last transaction the receiver has (not sent).
+        after: Zxid,
+        /// The last transaction to send: every later one is in memory and follows as `Send`.
+        through: Zxid,
+        /// The leader's commit point for this sync.
+        committed: Zxid,
+    },
     /// Send a heartbeat on the quorum connection.
     SendHeartbeat {
         /// The receiver.
@@ -243,9 +268,10 @@ pub struct Summary {
 /// One model action taken by this server, with the state it left (for trace refinement).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceEvent<P> {
-    /// The TLA+ action name (`spec/PROTOCOL.md`); `ConnectionLost` stands for the pair
-    /// `PartitionStart`, `PartitionRecover` (a connection broke without a partition).
-    pub action: &'static str,
+    /// The action (`spec/PROTOCOL.md`, named by `zab_spec::ActionKind`);
+    /// `ConnectionLost` stands for the pair `PartitionStart`, `PartitionRecover` (a connection
+    /// broke without a partition).
+    pub action: ActionKind,
     /// The server taking the step.
     pub i: ServerId,
     /// The peer, for two-server actions.
@@ -558,6 +584,7 @@ impl<P: Payload> Peer<P> {
             }
             Input::SnapshotWritten { zxid } => self.take_snapshot(zxid, out),
         }
+        self.log.evict(self.cfg.commit_log_count);
         self.check_invariants();
     }
 
@@ -589,7 +616,7 @@ impl<P: Payload> Peer<P> {
 
     fn trace(
         &self,
-        action: &'static str,
+        action: ActionKind,
         j: Option<ServerId>,
         payload: Option<P>,
         out: &mut Vec<Action<P>>,
@@ -721,11 +748,11 @@ impl<P: Payload> Peer<P> {
             Role::Following(f) if f.leader == peer => {
                 // PartitionStart + PartitionRecover in the model: the connection broke.
                 self.go_looking(out);
-                self.trace("ConnectionLost", Some(peer), None, out);
+                self.trace(ActionKind::ConnectionLost, Some(peer), None, out);
             }
             Role::Leading(l) if l.learners.contains(&peer) => {
                 self.remove_learner(peer, out);
-                self.trace("ConnectionLost", Some(peer), None, out);
+                self.trace(ActionKind::ConnectionLost, Some(peer), None, out);
             }
             Role::Looking { connecting_to, .. } if *connecting_to == Some(peer) => {
                 // The leader we chose is not (or no longer) there: look again.
@@ -813,17 +840,17 @@ impl<P: Payload> Peer<P> {
                     self.leader_count_ack(self.cfg.id, zxid);
                     self.leader_try_to_commit(zxid, out);
                 }
-                self.trace("SyncProcessorLogRequest", None, None, out);
+                self.trace(ActionKind::SyncProcessorLogRequest, None, None, out);
             }
             Role::Following(f) if f.nl_stage == NewLeaderStage::Done => {
                 let leader = f.leader;
-                self.trace("SyncProcessorLogRequest", None, None, out);
+                self.trace(ActionKind::SyncProcessorLogRequest, None, None, out);
                 out.push(Action::Send {
                     to: leader,
                     msg: QuorumMessage::Ack { zxid },
                 });
             }
-            _ => self.trace("SyncProcessorLogRequest", None, None, out),
+            _ => self.trace(ActionKind::SyncProcessorLogRequest, None, None, out),
         }
     }
 
@@ -840,7 +867,7 @@ impl<P: Payload> Peer<P> {
             self.log.snapshot() == zxid && zxid <= self.log.committed(),
             "TakeSnapshot: the recovery point moves to a committed, durable zxid"
         );
-        self.trace("TakeSnapshot", None, None, out);
+        self.trace(ActionKind::TakeSnapshot, None, None, out);
     }
 
     fn deliver_up_to(&mut self, zxid: Zxid, out: &mut Vec<Action<P>>) {

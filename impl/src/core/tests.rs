@@ -61,7 +61,7 @@ fn non_trace(actions: Vec<Action<P>>) -> Vec<Action<P>> {
         .collect()
 }
 
-fn traces(actions: &[Action<P>]) -> Vec<&'static str> {
+fn traces(actions: &[Action<P>]) -> Vec<ActionKind> {
     actions
         .iter()
         .filter_map(|a| {
@@ -251,7 +251,7 @@ fn a_proposal_is_acked_only_after_its_fsync() {
             msg: QuorumMessage::Ack { zxid: z(1, 1) }
         }]
     );
-    assert_eq!(traces(&out), vec!["SyncProcessorLogRequest"]);
+    assert_eq!(traces(&out), vec![ActionKind::SyncProcessorLogRequest]);
 }
 
 #[test]
@@ -387,10 +387,18 @@ struct Cluster {
     now: u64,
     trace: Vec<TraceEvent<P>>,
     n: u64,
+    /// `commitLogCount` of the servers booted from now on.
+    commit_log_count: usize,
+    /// `SendLogged` actions executed: (leader, follower, after, through).
+    logged: Vec<(ServerId, ServerId, Zxid, Zxid)>,
 }
 
 impl Cluster {
     fn new(n: u64) -> Cluster {
+        Cluster::with_commit_log_count(n, DEFAULT_COMMIT_LOG_COUNT)
+    }
+
+    fn with_commit_log_count(n: u64, commit_log_count: usize) -> Cluster {
         let mut c = Cluster {
             nodes: BTreeMap::new(),
             queue: VecDeque::new(),
@@ -400,6 +408,8 @@ impl Cluster {
             now: 0,
             trace: vec![],
             n,
+            commit_log_count,
+            logged: vec![],
         };
         for k in 1..=n {
             c.boot(sid(k), Disk::default());
@@ -409,8 +419,10 @@ impl Cluster {
 
     fn boot(&mut self, id: ServerId, disk: Disk) {
         let log = ReplicaLog::recovered(disk.snapshot, disk.log.clone());
-        let peer = Peer::new(cfg(id.0, self.n), disk.accepted, disk.current, log)
-            .with_recovering(disk.recovering);
+        let mut config = cfg(id.0, self.n);
+        config.commit_log_count = self.commit_log_count;
+        let peer =
+            Peer::new(config, disk.accepted, disk.current, log).with_recovering(disk.recovering);
         let applied = vec![];
         self.nodes.insert(
             id,
@@ -510,6 +522,49 @@ impl Cluster {
                             snapshot: Bytes::from(bytes),
                         };
                         self.queue.push_back((to, Input::Message { from: id, msg }));
+                    }
+                }
+                Action::SendLogged {
+                    to,
+                    after,
+                    through,
+                    committed,
+                } => {
+                    // Read back from the leader's disk, as the runtime does.
+                    self.logged.push((id, to, after, through));
+                    let node = &self.nodes[&id];
+                    let txns: Vec<Txn<P>> = node
+                        .disk
+                        .log
+                        .iter()
+                        .filter(|t| t.zxid > after && t.zxid <= through)
+                        .cloned()
+                        .collect();
+                    assert_eq!(
+                        txns.last().map(|t| t.zxid),
+                        Some(through),
+                        "everything sent from disk is on disk"
+                    );
+                    if self.linked(id, to) {
+                        for t in txns {
+                            let zxid = t.zxid;
+                            self.queue.push_back((
+                                to,
+                                Input::Message {
+                                    from: id,
+                                    msg: QuorumMessage::Proposal(t),
+                                },
+                            ));
+                            if zxid <= committed {
+                                self.queue.push_back((
+                                    to,
+                                    Input::Message {
+                                        from: id,
+                                        msg: QuorumMessage::Commit { zxid },
+                                    },
+                                ));
+                            }
+                        }
                     }
                 }
                 Action::SendHeartbeat { to } => {
@@ -704,22 +759,22 @@ fn three_servers_elect_the_highest_id_and_replicate_in_order() {
     let zxids: Vec<Zxid> = (1..=5).map(|k| c.propose(k)).collect();
     c.run_until(|c| (1..=3).all(|k| c.applied(sid(k)) == zxids));
     assert_eq!(zxids, (1..=5).map(|k| z(1, k)).collect::<Vec<_>>());
-    let actions: BTreeSet<&str> = c.trace.iter().map(|t| t.action).collect();
+    let actions: BTreeSet<ActionKind> = c.trace.iter().map(|t| t.action).collect();
     for a in [
-        "ElectLeader",
-        "FollowLeader",
-        "LeaderProcessFOLLOWERINFO",
-        "LeaderProcessACKEPOCH",
-        "LeaderSyncFollower",
-        "FollowerProcessNEWLEADER",
-        "LeaderProcessACKLD",
-        "FollowerProcessUPTODATE",
-        "LeaderProcessRequest",
-        "SyncProcessorLogRequest",
-        "LeaderProcessACK",
-        "FollowerProcessCOMMIT",
+        ActionKind::ElectLeader,
+        ActionKind::FollowLeader,
+        ActionKind::LeaderProcessFollowerInfo,
+        ActionKind::LeaderProcessAckEpoch,
+        ActionKind::LeaderSyncFollower,
+        ActionKind::FollowerProcessNewLeader,
+        ActionKind::LeaderProcessAckLd,
+        ActionKind::FollowerProcessUpToDate,
+        ActionKind::LeaderProcessRequest,
+        ActionKind::SyncProcessorLogRequest,
+        ActionKind::LeaderProcessAck,
+        ActionKind::FollowerProcessCommit,
     ] {
-        assert!(actions.contains(a), "{a} never happened");
+        assert!(actions.contains(&a), "{a} never happened");
     }
 }
 
@@ -755,9 +810,66 @@ fn a_restarted_follower_catches_up_by_diff() {
     let diffs = c
         .trace
         .iter()
-        .filter(|t| t.action == "FollowerProcessSyncMessage" && t.i == sid(1))
+        .filter(|t| t.action == ActionKind::FollowerProcessSyncMessage && t.i == sid(1))
         .count();
     assert!(diffs >= 1);
+}
+
+/// `commitLogCount` 2: the servers keep only the last two committed payloads in memory; a
+/// follower that missed ten transactions is DIFFed with the older ones read back from the
+/// leader's disk (`SendLogged`), the newer ones from memory, and ends with the same history.
+#[test]
+fn a_follower_older_than_commit_log_count_is_diffed_from_disk() {
+    let mut c = Cluster::with_commit_log_count(3, 2);
+    c.run_until(|c| c.all_broadcasting());
+    let l = c.leader().expect("leader");
+    let victim = if l == sid(1) { sid(2) } else { sid(1) };
+    let before = c.propose(1);
+    c.run_until(|c| (1..=3).all(|k| c.applied(sid(k)).last() == Some(&before)));
+    let disk = c.down(victim);
+    let zxids: Vec<Zxid> = (2..=11).map(|k| c.propose(k)).collect();
+    c.run_until(|c| c.applied(l).last() == zxids.last());
+    // The leader holds two committed payloads in memory, the rest on disk only.
+    let log = c.nodes[&l].peer.log();
+    assert_eq!(log.entries().len(), 2, "commitLogCount payloads in memory");
+    assert_eq!(log.on_disk_end(), zxids[zxids.len() - 3]);
+    assert!(log.contains(before) && log.contains(zxids[0]));
+    assert_eq!(
+        log.zxids().len(),
+        11,
+        "the sync decision still sees every zxid"
+    );
+    c.up(victim, disk);
+    c.run_until(|c| c.all_broadcasting() && c.applied(victim).last() == zxids.last());
+    assert_eq!(
+        c.logged,
+        vec![(l, victim, before, zxids[zxids.len() - 3])],
+        "one DIFF read back from disk, from the victim's last zxid to the in-memory window"
+    );
+    let mut expected = vec![before];
+    expected.extend(&zxids);
+    assert!(c.applied(victim).ends_with(&expected));
+    assert_eq!(
+        c.nodes[&victim]
+            .disk
+            .log
+            .iter()
+            .map(|t| t.zxid)
+            .collect::<Vec<_>>(),
+        c.nodes[&l]
+            .disk
+            .log
+            .iter()
+            .map(|t| t.zxid)
+            .collect::<Vec<_>>(),
+        "the victim's log is the leader's"
+    );
+    // Nothing outstanding is ever evicted: proposals not yet committed stay in memory.
+    c.links.clear();
+    let pending = c.propose(99);
+    let log = c.nodes[&l].peer.log();
+    assert_eq!(log.entries().last().map(|t| t.zxid), Some(pending));
+    assert!(log.entries().len() <= 3);
 }
 
 #[test]
@@ -1002,12 +1114,12 @@ fn ignored_inputs_take_their_ignore_path_and_keep_the_trace() {
     assert_eq!(
         traces(&out),
         vec![
-            "FollowerProcessSyncMessage",
-            "FollowerProcessPROPOSALInSync",
-            "FollowerProcessCOMMITInSync",
-            "FollowerProcessPROPOSALInSync",
-            "FollowerProcessNEWLEADER",
-            "FollowerProcessNEWLEADER",
+            ActionKind::FollowerProcessSyncMessage,
+            ActionKind::FollowerProcessProposalInSync,
+            ActionKind::FollowerProcessCommitInSync,
+            ActionKind::FollowerProcessProposalInSync,
+            ActionKind::FollowerProcessNewLeader,
+            ActionKind::FollowerProcessNewLeader,
         ]
     );
     // A message from a server that is not the leader, and a heartbeat from one.
@@ -1047,7 +1159,7 @@ fn a_leader_ignores_acks_it_has_no_proposal_for() {
     assert_eq!(peer.ignored().get(Ignored::AckUnknownZxid), before + 1);
     assert_eq!(
         traces(&out),
-        vec!["LeaderProcessACK"],
+        vec![ActionKind::LeaderProcessAck],
         "the model action is still recorded"
     );
     peer.step(
@@ -1228,9 +1340,11 @@ fn a_recovering_server_neither_elects_nor_establishes_and_is_restored_by_intact_
     c.run_until(|c| !c.nodes[&sid(2)].peer.is_recovering());
     assert!(!c.nodes[&sid(2)].disk.recovering);
     assert!(
-        c.trace.iter().any(|t| t.action == "FollowerProcessUPTODATE"
-            && t.i == sid(2)
-            && !t.summary.recovering)
+        c.trace
+            .iter()
+            .any(|t| t.action == ActionKind::FollowerProcessUpToDate
+                && t.i == sid(2)
+                && !t.summary.recovering)
     );
 }
 

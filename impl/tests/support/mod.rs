@@ -34,14 +34,39 @@ pub struct Ensemble {
     _tmp: tempfile::TempDir,
 }
 
+/// `n` distinct free ports for servers to listen on. Taken below Linux's ephemeral range
+/// (32768-60999), so that no outgoing connection of another test or server can take one as
+/// its source port between this probe and the server's bind (that race made a server exit
+/// with "Address already in use" under a loaded CI run), and handed out from a process-wide
+/// counter (started at a place that depends on the process id), so that tests running in
+/// parallel threads never get the same port.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("addr").port())
-        .collect()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 12_000;
+    const HIGH: u32 = 32_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        LOW + (std::process::id() * 997) % (HIGH - LOW),
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    for _ in 0..(HIGH - LOW) {
+        if ports.len() == n {
+            break;
+        }
+        let k = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = (LOW + (k - LOW) % (HIGH - LOW)) as u16;
+        // Held until all are chosen: the same call never returns a port twice.
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            held.push(l);
+            ports.push(port);
+        }
+    }
+    assert_eq!(ports.len(), n, "no {n} free ports in {LOW}..{HIGH}");
+    ports
 }
 
 fn signal(pid: u32, sig: nix::sys::signal::Signal) {
@@ -205,6 +230,11 @@ impl Ensemble {
             signal(c.id(), nix::sys::signal::Signal::SIGCONT);
             node.paused = false;
         }
+    }
+
+    /// The process id of server `id`, while it runs.
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.node(id).child.as_ref().map(Child::id)
     }
 
     pub fn running(&self, id: u64) -> bool {

@@ -2,7 +2,7 @@
 //! differential and bad-input tests' server), stopped when dropped; a failing test prints the
 //! tail of its log.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,10 +23,7 @@ impl Standalone {
     /// four-letter word) and command-line `args`, and waits until it serves clients.
     pub fn start(extra: &str, args: &[&str]) -> Standalone {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let port = {
-            let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-            l.local_addr().expect("addr").port()
-        };
+        let port = super::free_ports(1)[0];
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let dir = tmp.path().join("data");
         std::fs::create_dir_all(&dir).expect("mkdir");

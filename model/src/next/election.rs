@@ -1,7 +1,8 @@
 //! Leader election, abstract but faithful to ZooKeeper's fast leader election: a server
 //! leads only with the votes of a quorum of LOOKING servers whose votes it beats under
-//! `(currentEpoch, last zxid, id)`, and a LOOKING server follows a leader whose vote beats its
-//! own, or any leader a quorum already follows (FLE's out-of-election path).
+//! `(currentEpoch, last zxid, id)`, and a LOOKING server may follow any server that leads
+//! (FLE's round and out-of-election paths decide on notifications that can be arbitrarily
+//! old, and only the leader's acceptance of the connection is checked at the time).
 //! `spec/PROTOCOL.md` §3.
 
 use super::ZabModel;
@@ -61,10 +62,15 @@ impl<P: Payload> ZabModel<P> {
     /// TLA+: `FollowLeader(i, j)` (FLE decides to follow, then
     /// `ConnectAndFollowerSendFOLLOWERINFO`).
     ///
-    /// Guard: `i` LOOKING, `j` LEADING, the link is up, and `j`'s vote
-    /// beats `i`'s or `j`'s learners already form a quorum or `i` is recovering (its vote
-    /// means nothing until it is restored). Effect: `i` FOLLOWING `j` in
-    /// DISCOVERY, `j` adds `i` to its learners, FOLLOWERINFO(acceptedEpoch) is on its way.
+    /// Guard: `i` LOOKING, `j` LEADING, the link is up. Nothing about votes: ZooKeeper's
+    /// `lookForLeader` settles on `j` when a quorum's notifications of one round name `j`
+    /// (`termPredicate` over `recvset`, which may hold votes `i`'s own beats) or when a quorum
+    /// reports FOLLOWING/LEADING with `j` as leader (`outofelection`, kept for the whole election),
+    /// and `checkLeader` only asks that `j` once said LEADING. Those notifications can be
+    /// arbitrarily old, so every leader a quorum elected (every LEADING `j`: `ElectLeader`
+    /// needs a quorum) can be the one `i` settles on; the connection, accepted only while
+    /// `j` leads, is what happens now. Effect: `i` FOLLOWING `j` in DISCOVERY, `j` adds `i`
+    /// to its learners, FOLLOWERINFO(acceptedEpoch) is on its way.
     pub(crate) fn follow_leader(&self, s: &ModelState<P>, i: Sid, j: Sid) -> Option<ModelState<P>> {
         if i == j {
             return None;
@@ -73,11 +79,7 @@ impl<P: Payload> ZabModel<P> {
         if me.state != ServerState::Looking {
             return None;
         }
-        let learners = leader.leader.as_ref()?.learners;
-        if s.partitioned(i, j) {
-            return None;
-        }
-        if self.counts(s, i) && self.vote(s, i) > self.vote(s, j) && !learners.is_quorum(s.n()) {
+        if leader.state != ServerState::Leading || leader.leader.is_none() || s.partitioned(i, j) {
             return None;
         }
         let mut t = s.clone();

@@ -118,7 +118,7 @@ impl<P: Payload> ZabModel<P> {
             srv.zab_state = ZabState::Broadcast;
             srv.accepted_epoch = epoch;
             srv.current_epoch = epoch;
-            srv.history = vec![t1.clone()];
+            srv.history = vec![t1.clone()].into();
             srv.last_committed = 1;
             if i == leader {
                 srv.history.push(t2.clone());
@@ -167,7 +167,7 @@ impl<P: Payload> ZabModel<P> {
                 txn: t.clone(),
             });
         }
-        s.ghost.committed_log = vec![t1];
+        s.ghost.committed_log = vec![t1].into();
         s.ghost.epoch_leader.insert((epoch, leader));
         s
     }
@@ -459,7 +459,8 @@ impl<P: Payload> ZabModel<P> {
         let committed = srv.delivered();
         let log = &t.ghost.committed_log;
         if committed.len() > log.len() && committed.starts_with(log) {
-            t.ghost.committed_log = committed.to_vec();
+            let more = committed[log.len()..].to_vec();
+            t.ghost.committed_log.extend(more);
         }
     }
 

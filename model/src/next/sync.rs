@@ -130,7 +130,7 @@ impl<P: Payload> ZabModel<P> {
             t.ghost.violations.set(Violation::StateInconsistent);
             return Some(t);
         }
-        let committed_log = s.ghost.committed_log.clone();
+        let committed_log = &s.ghost.committed_log;
         let loses_committed = |removed: &[Txn<P>], kept: &[Txn<P>]| {
             removed
                 .iter()
@@ -166,7 +166,7 @@ impl<P: Payload> ZabModel<P> {
             QuorumMessage::Snap { snapshot, .. } => {
                 let lost = loses_committed(&srv.history, &snapshot);
                 let len = snapshot.len();
-                srv.history = snapshot;
+                srv.history.replace(snapshot);
                 srv.persisted = len as Idx;
                 srv.last_committed = len as Idx;
                 srv.last_snapshot = len as Idx;

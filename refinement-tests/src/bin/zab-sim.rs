@@ -75,14 +75,19 @@ enum Cmd {
         #[arg(long, value_name = "FILE.html")]
         report: Option<PathBuf>,
     },
-    /// Runs seeds FROM..FROM+COUNT and stops at the first failure.
+    /// Runs seeds FROM..FROM+COUNT and stops at the first failure; prints the simulated to
+    /// real time ratio of the whole sweep.
     Sweep {
         /// The first seed.
         #[arg(long, default_value_t = 0)]
         from: u64,
-        /// How many seeds.
-        #[arg(long, default_value_t = 1000)]
-        count: u64,
+        /// How many seeds (default 1000; without limit when only --time-budget is given).
+        #[arg(long)]
+        count: Option<u64>,
+        /// Start no seed after this much wall time (e.g. `120s`, `20m`, `1h`; a number alone
+        /// is seconds): a time-boxed sweep.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        time_budget: Option<std::time::Duration>,
         #[command(flatten)]
         args: SimArgs,
         /// On a failure, also write a self-contained HTML report here.
@@ -100,6 +105,37 @@ enum Cmd {
         #[arg(long, value_name = "FILE.html")]
         report: Option<PathBuf>,
     },
+}
+
+/// `120s`, `20m`, `1h` or a number of seconds.
+fn parse_duration(v: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = match v.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(k) => v.split_at(k),
+        None => (v, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{v:?} is not a duration such as 120s, 20m or 1h"))?;
+    let scale = match unit {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(format!("{v:?}: the unit must be s, m or h")),
+    };
+    std::time::Duration::try_from_secs_f64(n * scale).map_err(|e| format!("{v:?}: {e}"))
+}
+
+/// The 1, 5 and 15 minute load averages (`/proc/loadavg`), or a note that they are unknown.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Simulated time over wall time.
+fn ratio(simulated_ms: u64, wall: std::time::Duration) -> f64 {
+    simulated_ms as f64 / 1000.0 / wall.as_secs_f64().max(1e-9)
 }
 
 /// Writes the report `make` builds to `path`, when one was asked for.
@@ -125,7 +161,10 @@ fn main() -> ExitCode {
         } => {
             let mut cfg = args.config(seed);
             cfg.keep_trace = print_trace;
-            match sim::run(cfg.clone()) {
+            let start = std::time::Instant::now();
+            let result = sim::run(cfg.clone());
+            let wall = start.elapsed();
+            match result {
                 Ok(r) => {
                     for line in &r.trace {
                         println!("{line}");
@@ -138,6 +177,14 @@ fn main() -> ExitCode {
                     println!("faults: {:?}", r.faults);
                     println!("model actions: {:?}", r.actions);
                     println!("trace digest: {}", r.trace_digest);
+                    println!(
+                        "speed: {} simulated ms in {:.3} s of wall time, {:.1}x real time \
+                         (load average {})",
+                        r.end_ms,
+                        wall.as_secs_f64(),
+                        ratio(r.end_ms, wall),
+                        load_average()
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(f) => {
@@ -152,33 +199,59 @@ fn main() -> ExitCode {
         Cmd::Sweep {
             from,
             count,
+            time_budget,
             args,
             report,
         } => {
+            let count = count.unwrap_or(if time_budget.is_some() {
+                u64::MAX
+            } else {
+                1000
+            });
             let start = std::time::Instant::now();
-            let mut records = 0usize;
+            let (mut records, mut runs, mut simulated_ms) = (0usize, 0u64, 0u64);
             for seed in from..from.saturating_add(count) {
+                if time_budget.is_some_and(|b| start.elapsed() >= b) {
+                    break;
+                }
                 match sim::run(args.config(seed)) {
-                    Ok(r) => records += r.records,
+                    Ok(r) => {
+                        records += r.records;
+                        simulated_ms += r.end_ms;
+                    }
                     Err(f) => {
                         println!("seed {seed}: {f}");
+                        println!(
+                            "{runs} seeds from {from} passed before it ({:.1} s, load average {})",
+                            start.elapsed().as_secs_f64(),
+                            load_average()
+                        );
                         write_report(report.as_deref(), || {
                             zab_refinement::report::simulation(&args.config(seed), &f)
                         });
                         return ExitCode::FAILURE;
                     }
                 }
-                if (seed - from + 1) % 100 == 0 {
+                runs += 1;
+                if runs % 100 == 0 {
                     println!(
-                        "{} seeds ok ({records} records refined, {:.0} s)",
-                        seed - from + 1,
-                        start.elapsed().as_secs_f64()
+                        "{runs} seeds ok ({records} records refined, {:.0} s, {:.1}x real time)",
+                        start.elapsed().as_secs_f64(),
+                        ratio(simulated_ms, start.elapsed())
                     );
                 }
             }
+            let wall = start.elapsed();
+            let budget = time_budget.map_or(String::new(), |b| {
+                format!(" (time budget {:.0} s)", b.as_secs_f64())
+            });
             println!(
-                "{count} seeds from {from}: all ok — {records} trace records refined in {:.1} s",
-                start.elapsed().as_secs_f64()
+                "{runs} seeds from {from}: all ok{budget} — {records} trace records refined, \
+                 {:.1} simulated s in {:.1} s of wall time: {:.1}x real time (load average {})",
+                simulated_ms as f64 / 1000.0,
+                wall.as_secs_f64(),
+                ratio(simulated_ms, wall),
+                load_average()
             );
             ExitCode::SUCCESS
         }

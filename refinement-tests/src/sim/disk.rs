@@ -6,7 +6,7 @@ use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use zab_server::runtime::{Clock, LogBackend};
-use zab_server::storage::{SnapshotTicket, Storage, StorageError};
+use zab_server::storage::{LogRecord, SnapshotTicket, Storage, StorageError};
 use zab_spec::{Epoch, Zxid};
 
 /// The real storage code on a simulated disk. `append` only buffers; the simulation calls
@@ -86,6 +86,9 @@ impl LogBackend for SimLog {
         data: &[u8],
     ) -> Result<(), StorageError> {
         self.storage().save_snapshot(ticket, zxid, data)
+    }
+    fn read_after(&self, zxid: Zxid) -> Result<Vec<LogRecord>, StorageError> {
+        self.storage().read_after(zxid)
     }
 }
 

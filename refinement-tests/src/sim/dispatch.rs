@@ -68,13 +68,13 @@ impl Sim {
     }
 
     pub(super) fn refine(&mut self) -> Result<(), Box<Failure>> {
-        let records: Vec<TraceEvent<Txn>> = {
-            let t = self
+        // The records are taken, not copied: `traced` counts them.
+        let records: Vec<TraceEvent<Txn>> = std::mem::take(
+            &mut *self
                 .trace
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            t[self.traced..].to_vec()
-        };
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         for ev in records {
             self.traced += 1;
             let text = record_text(&ev);
@@ -87,10 +87,7 @@ impl Sim {
             if self.recent.len() > self.recent_limit {
                 self.recent.pop_front();
             }
-            if matches!(
-                ev.action,
-                "NodeCrash" | "LoseLogSuffix" | "LoseEpochFiles" | "LoseDataDir"
-            ) {
+            if ev.action.is_restart() {
                 // The crashed server has no state to compare until it restarts.
                 if let Err(d) = self.refiner.step_unchecked(&ev) {
                     return Err(self.diverged(&d));
@@ -103,7 +100,9 @@ impl Sim {
     }
 
     pub(super) fn diverged(&self, d: &Divergence) -> Box<Failure> {
-        self.fail("refinement", d.to_string())
+        let mut f = self.fail("refinement", d.to_string());
+        f.divergence = Some(d.kind.clone());
+        f
     }
 
     pub(super) fn dispatch(&mut self, ev: Ev) -> Result<(), Box<Failure>> {

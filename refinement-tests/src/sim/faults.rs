@@ -116,21 +116,21 @@ impl Sim {
                         pick,
                         StorageConfig::new("/", "/").max_record_bytes,
                     )
-                    .then_some(("LoseLogSuffix", Some(kept)))
+                    .then_some((ActionKind::LoseLogSuffix, Some(kept)))
                 })?;
             }
             1 if persisted > 0 => {
                 let data_dir = cfg.data_dir.clone();
                 self.crash_with(k, CrashMode::DropUnsynced, "", move |sim, k| {
                     damage::lose_epoch_files(&sim.nodes[k].fs, &data_dir);
-                    Some(("LoseEpochFiles", None))
+                    Some((ActionKind::LoseEpochFiles, None))
                 })?;
             }
             2 if joined && others_joined => {
                 let (data_dir, log_dir) = (cfg.data_dir.clone(), cfg.data_log_dir.clone());
                 self.crash_with(k, CrashMode::DropUnsynced, "", move |sim, k| {
                     damage::wipe(&sim.nodes[k].fs, &[&data_dir, &log_dir]);
-                    Some(("LoseDataDir", None))
+                    Some((ActionKind::LoseDataDir, None))
                 })?;
             }
             3 => {
@@ -188,7 +188,7 @@ impl Sim {
             k,
             CrashMode::DropUnsynced,
             "failed fsync (server stopped)",
-            |_, _| Some(("NodeCrash", None)),
+            |_, _| Some((ActionKind::NodeCrash, None)),
         )?;
         let down = self.rng.random_range(100..3_000);
         let at = self.now() + down;

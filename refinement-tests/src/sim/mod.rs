@@ -35,7 +35,7 @@ mod network;
 mod servers;
 
 use crate::history::{self, KeyHistory, Op};
-use crate::refine::{Divergence, Refiner};
+use crate::refine::{Divergence, DivergenceKind, Refiner};
 use client::SimClient;
 use disk::{SimClock, SimLog};
 use rand::{Rng, SeedableRng};
@@ -49,12 +49,13 @@ use zab_model::Bug;
 use zab_server::config::{Member, ServerConfig};
 use zab_server::core::{PeerConfig, Summary, TraceEvent};
 use zab_server::metrics::Status;
-use zab_server::net::{NetCommand, NetEvent, NetState};
+use zab_server::net::{Commands, NetCommand, NetEvent, NetState};
 use zab_server::runtime::{BackgroundJob, Event, Replica, recover_peer};
 use zab_server::service::{ClientEvent, ServiceConfig, ZkService};
+use zab_server::snap_stream::SnapAssembler;
 use zab_server::storage::{CrashMode, SimFs, Storage, StorageConfig, WriterEvent};
 use zab_server::wire::Frame;
-use zab_spec::{ServerId, ServerState, ZabState, Zxid};
+use zab_spec::{ActionKind, ServerId, ServerState, ZabState, Zxid};
 use zab_zk::DataTree;
 use zab_zk::txn::Txn;
 
@@ -132,6 +133,8 @@ pub struct SimConfig {
     pub tick_ms: u64,
     /// Snapshot every this many transactions (small, to exercise SNAP and log pruning).
     pub snap_count: u64,
+    /// `commitLogCount` (small, so that DIFFs read their older part back from the disk).
+    pub commit_log_count: usize,
     /// A known bug switched on in the servers and in the model.
     pub bug: Option<Bug>,
     /// Keep the trace text (for the determinism check and `--print-trace`).
@@ -153,6 +156,7 @@ impl SimConfig {
             fault_interval_ms: 700,
             tick_ms: 100,
             snap_count: 25,
+            commit_log_count: 5,
             bug: None,
             keep_trace: false,
         }
@@ -208,6 +212,9 @@ pub struct Failure {
     pub kind: &'static str,
     /// What went wrong.
     pub reason: String,
+    /// For a refinement failure, what kind of divergence it is (callers branch on this,
+    /// never on `reason`).
+    pub divergence: Option<DivergenceKind>,
     /// The last trace records before the failure.
     pub recent: Vec<String>,
     /// The command that reruns the simulation.
@@ -270,7 +277,7 @@ struct Node {
 struct Up {
     replica: SimReplica,
     log: Arc<SimLog>,
-    net_rx: tokio::sync::mpsc::UnboundedReceiver<NetCommand<Txn>>,
+    net_rx: tokio::sync::mpsc::Receiver<NetCommand<Txn>>,
     events_rx: Receiver<Event<Txn, ClientEvent>>,
     net_state: Arc<NetState>,
     jobs: Arc<Mutex<VecDeque<BackgroundJob>>>,
@@ -430,6 +437,7 @@ impl Sim {
         Box::new(Failure {
             kind,
             reason,
+            divergence: None,
             recent: self.recent.iter().cloned().collect(),
             repro: self.cfg.repro(),
             at_ms: self.now(),

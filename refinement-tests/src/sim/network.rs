@@ -58,6 +58,33 @@ impl Sim {
                     );
                 }
             }
+            NetCommand::Stream { to, what, producer } => {
+                // Produced at once (the simulation has no threads); a SNAP's chunks are
+                // checked and reassembled as a follower's network layer does, and the
+                // frames travel like any other, in order.
+                let t = self.index(to);
+                let mut frames = Vec::new();
+                let mut snap = SnapAssembler::new(u64::MAX);
+                let mut bad = None;
+                let made = (producer.0)(&mut |f| match snap.push(f) {
+                    Ok(f) => {
+                        frames.extend(f);
+                        true
+                    }
+                    Err(e) => {
+                        bad = Some(e.to_string());
+                        false
+                    }
+                });
+                if made.is_err() || bad.is_some() {
+                    // As the real network does: the connection breaks, the peer resyncs.
+                    let _ = what;
+                    return self.break_conn(k, t);
+                }
+                for frame in frames {
+                    self.net_command(k, NetCommand::Quorum { to, frame }, work)?;
+                }
+            }
             NetCommand::Connect { leader } => {
                 let t = self.index(leader);
                 self.wanting.insert((k, t));

@@ -52,12 +52,16 @@ impl Sim {
         pc.max_notification_interval_ms = 1_600;
         pc.trace = true;
         pc.bug = self.cfg.bug;
+        pc.commit_log_count = self.cfg.commit_log_count;
         let peer = recover_peer::<Txn>(pc, &recovered)
             .map_err(|e| self.fail("recovery", format!("s{}: {e}", k + 1)))?;
         let restart = self.nodes[k].life > 0;
         let summary: Summary = peer.summary();
         let log = Arc::new(SimLog::new(storage));
-        let (net_tx, net_rx) = tokio::sync::mpsc::unbounded_channel();
+        // The simulation takes every command after each event, and one event queues at most
+        // a few per transaction of a synchronization: far below this bound, at which the
+        // replica would wait for the (single-threaded) simulation forever.
+        let (net_tx, net_rx) = Commands::channel(1 << 20);
         let (events_tx, events_rx): (Sender<_>, Receiver<_>) = std::sync::mpsc::channel();
         let net_state = Arc::new(NetState::default());
         let jobs: Arc<Mutex<VecDeque<BackgroundJob>>> = Arc::default();
@@ -99,7 +103,7 @@ impl Sim {
         }));
         if restart {
             self.push_trace(TraceEvent {
-                action: "NodeRestart",
+                action: ActionKind::NodeRestart,
                 i: self.nodes[k].id,
                 j: None,
                 payload: None,
@@ -130,7 +134,7 @@ impl Sim {
             CrashMode::DropUnsynced
         };
         let fault = if torn { "crash (torn tail)" } else { "crash" };
-        self.crash_with(k, mode, fault, |_, _| Some(("NodeCrash", None)))
+        self.crash_with(k, mode, fault, |_, _| Some((ActionKind::NodeCrash, None)))
     }
 
     /// Crashes server `k` with `mode`, then `damage` may damage its disk (storage faults):
@@ -143,7 +147,7 @@ impl Sim {
         k: usize,
         mode: CrashMode,
         fault: &'static str,
-        damage: impl FnOnce(&mut Sim, usize) -> Option<(&'static str, Option<Zxid>)>,
+        damage: impl FnOnce(&mut Sim, usize) -> Option<(ActionKind, Option<Zxid>)>,
     ) -> Result<(), Box<Failure>> {
         if self.nodes[k].up.is_none() {
             return Ok(());
@@ -156,7 +160,7 @@ impl Sim {
         self.nodes[k].up = None;
         self.nodes[k].life += 1;
         self.nodes[k].fs.crash(mode);
-        let (action, kept) = damage(self, k).unwrap_or(("NodeCrash", None));
+        let (action, kept) = damage(self, k).unwrap_or((ActionKind::NodeCrash, None));
         if let Some(mut summary) = summary {
             if let Some(z) = kept {
                 summary.persisted = z;
@@ -176,11 +180,11 @@ impl Sim {
             }
         }
         self.close_clients_of(k);
-        let fault = if action == "NodeCrash" {
+        let fault = if action == ActionKind::NodeCrash {
             fault
         } else {
             self.damaged = Some(k);
-            action
+            action.tla_name()
         };
         *self.report.faults.entry(fault).or_default() += 1;
         Ok(())

@@ -3,21 +3,30 @@
 //! exact stat semantics (`DataTree.createNode/deleteNode/setData/setACL/killSession`); and
 //! snapshots ([`snapshot`]).
 //!
+//! Layout (issue 12): a trie of names. Each node holds its children in a persistent map
+//! ([`pmap::PMap`], `Arc`-shared branches) from name to node, so no full path is stored
+//! anywhere, a child's name is stored once, and [`DataTree::capture`] is O(1): it shares the
+//! root; the next writes copy only the branches on their paths. ACL lists are interned (one
+//! `Arc` per distinct list, a pointer per node); data is the transaction's `Bytes`, shared
+//! with the in-memory log entry that carried it.
+//!
 //! Stat semantics (wire doc §0, §7): the *stored* `cversion` counts child creations (the
 //! sequential counter); clients see `2 * cversion - numChildren` (`DataNode.copyStat`);
 //! `pzxid` is the zxid of the last child create or delete; containers and TTL nodes show
 //! `ephemeralOwner = 0`. The initial tree holds `/`, `/zookeeper`, `/zookeeper/quota` and
 //! `/zookeeper/config` (ACL `world:anyone` READ, aversion -1).
 
+pub mod pmap;
 pub mod snapshot;
 
-pub use snapshot::{NodeRecord, SnapshotError};
+pub use snapshot::{NodeRecord, SnapshotError, TreeSnapshot};
 
 use crate::jute::{JuteError, Reader, Writer};
 use crate::proto::{Acl, Stat, ids};
 use crate::txn::{CreateTxn, NodeKind, Txn, TxnBody};
 use bytes::Bytes;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use pmap::PMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use zab_spec::{ErrorCode, SessionId, Zxid};
 
@@ -97,17 +106,165 @@ impl StatPersisted {
     }
 }
 
+/// A child's name: up to [`Name::INLINE`] bytes inside the entry itself (most names: no
+/// allocation of their own), longer ones on the heap.
+#[derive(Clone)]
+pub enum Name {
+    /// A short name, its bytes inline.
+    Inline {
+        /// Bytes used.
+        len: u8,
+        /// The UTF-8 bytes, `len` of them.
+        bytes: [u8; Name::INLINE],
+    },
+    /// A longer name.
+    Heap(Box<str>),
+}
+
+impl Name {
+    /// The longest name kept inline (the entry stays 24 bytes, as large as a `Box<str>` and
+    /// its tag).
+    pub const INLINE: usize = 22;
+
+    /// The name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            Name::Inline { len, bytes } => bytes
+                .get(..usize::from(*len))
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or_default(),
+            Name::Heap(s) => s,
+        }
+    }
+}
+
+impl From<&str> for Name {
+    fn from(s: &str) -> Name {
+        match u8::try_from(s.len()) {
+            Ok(len) if s.len() <= Name::INLINE => {
+                let mut bytes = [0u8; Name::INLINE];
+                bytes[..s.len()].copy_from_slice(s.as_bytes());
+                Name::Inline { len, bytes }
+            }
+            _ => Name::Heap(s.into()),
+        }
+    }
+}
+
+impl std::borrow::Borrow<str> for Name {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::hash::Hash for Name {
+    /// As the `str` it holds, so that a map of names is searched by `&str`.
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h);
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, o: &Name) -> bool {
+        self.as_str() == o.as_str()
+    }
+}
+
+impl Eq for Name {}
+
+impl std::fmt::Debug for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+/// A node's children, by name (a persistent map: cloning it is O(1)).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Children(PMap<Name, Node>);
+
+impl Children {
+    /// Number of children.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether a child is called `name`.
+    #[must_use]
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    /// The child called `name`.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&Node> {
+        self.0.get(name)
+    }
+
+    /// The names, sorted (O(k log k) for k children).
+    #[must_use]
+    pub fn iter(&self) -> std::vec::IntoIter<&str> {
+        let mut names: Vec<&str> = self.0.iter().map(|(k, _)| k.as_str()).collect();
+        names.sort_unstable();
+        names.into_iter()
+    }
+
+    /// The names, sorted, owned.
+    #[must_use]
+    pub fn names(&self) -> Vec<String> {
+        self.iter().map(str::to_owned).collect()
+    }
+
+    /// Every child with its name, in no particular order.
+    pub fn nodes(&self) -> impl Iterator<Item = (&str, &Node)> {
+        self.0.iter().map(|(k, n)| (k.as_str(), n))
+    }
+
+    /// Bytes held by this map's branches (see [`PMap::branch_bytes`]).
+    #[must_use]
+    pub fn branch_bytes(&self) -> usize {
+        self.0.branch_bytes()
+    }
+}
+
+impl std::fmt::Debug for Children {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
 /// A node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Node {
     /// Data (null stays null).
     pub data: Option<Bytes>,
-    /// ACL.
+    /// ACL (interned: nodes with equal lists share one).
     pub acl: Arc<Vec<Acl>>,
     /// Persisted stat.
     pub stat: StatPersisted,
-    /// Child names.
-    pub children: BTreeSet<String>,
+    /// The children by name.
+    pub children: Children,
+}
+
+impl Drop for Node {
+    /// Without recursion, so that a deep chain of nodes cannot exhaust the stack.
+    fn drop(&mut self) {
+        if self.children.is_empty() {
+            return;
+        }
+        let mut orphans = Vec::new();
+        self.children.0.dismantle(&mut orphans);
+        while let Some(mut n) = orphans.pop() {
+            n.children.0.dismantle(&mut orphans);
+        }
+    }
 }
 
 impl Node {
@@ -116,7 +273,7 @@ impl Node {
             data,
             acl,
             stat,
-            children: BTreeSet::new(),
+            children: Children::default(),
         }
     }
 
@@ -241,10 +398,46 @@ pub struct ApplyOutcome {
     pub trigger_acls: Vec<TriggerAcl>,
 }
 
+/// Interned ACL lists: one `Arc` per distinct list in use.
+#[derive(Clone, Debug, Default)]
+struct AclCache {
+    lists: HashSet<AclKey>,
+    /// The size at which lists no node uses any more are dropped (doubles, so the sweeps
+    /// cost O(1) per intern).
+    sweep_at: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct AclKey(Arc<Vec<Acl>>);
+
+impl std::borrow::Borrow<[Acl]> for AclKey {
+    fn borrow(&self) -> &[Acl] {
+        self.0.as_slice()
+    }
+}
+
+impl AclCache {
+    fn intern(&mut self, acl: &[Acl]) -> Arc<Vec<Acl>> {
+        if let Some(k) = self.lists.get(acl) {
+            return Arc::clone(&k.0);
+        }
+        if self.lists.len() >= self.sweep_at {
+            self.lists.retain(|k| Arc::strong_count(&k.0) > 1);
+            self.sweep_at = (self.lists.len() * 2).max(64);
+        }
+        let list = Arc::new(acl.to_vec());
+        self.lists.insert(AclKey(Arc::clone(&list)));
+        list
+    }
+}
+
 /// The replicated ZNode tree and session table.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct DataTree {
-    nodes: HashMap<String, Node>,
+    /// `/`, and through its children every node.
+    root: Node,
+    /// Number of nodes, `/` included.
+    count: usize,
     ephemerals: HashMap<SessionId, BTreeSet<String>>,
     containers: BTreeSet<String>,
     ttls: BTreeSet<String>,
@@ -256,7 +449,66 @@ pub struct DataTree {
     /// sessions created before passwords travelled, and for imported ones).
     passwords: BTreeMap<SessionId, [u8; 16]>,
     data_size: u64,
-    open_acl: Arc<Vec<Acl>>,
+    acls: AclCache,
+}
+
+impl PartialEq for DataTree {
+    /// Equal nodes and sessions (the ACL cache is not state).
+    fn eq(&self, o: &DataTree) -> bool {
+        self.count == o.count
+            && self.data_size == o.data_size
+            && self.sessions == o.sessions
+            && self.imported == o.imported
+            && self.passwords == o.passwords
+            && self.ephemerals == o.ephemerals
+            && self.containers == o.containers
+            && self.ttls == o.ttls
+            && self.root == o.root
+    }
+}
+
+impl Eq for DataTree {}
+
+/// Walks a tree from a node, yielding every node with its path (pre-order, children in no
+/// particular order), without recursion.
+pub struct Walk<'a> {
+    stack: Vec<(String, &'a Node)>,
+}
+
+impl<'a> Walk<'a> {
+    fn new(path: &str, node: &'a Node) -> Walk<'a> {
+        Walk {
+            stack: vec![(path.to_owned(), node)],
+        }
+    }
+}
+
+impl<'a> Iterator for Walk<'a> {
+    type Item = (String, &'a Node);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (path, node) = self.stack.pop()?;
+        for (name, child) in node.children.nodes() {
+            let mut p = String::with_capacity(path.len() + 1 + name.len());
+            p.push_str(if path == "/" { "" } else { &path });
+            p.push('/');
+            p.push_str(name);
+            self.stack.push((p, child));
+        }
+        Some((path, node))
+    }
+}
+
+/// The node at `path` under `root`.
+fn lookup<'a>(root: &'a Node, path: &str) -> Option<&'a Node> {
+    if path == "/" {
+        return Some(root);
+    }
+    let mut n = root;
+    for name in path.strip_prefix('/')?.split('/') {
+        n = n.children.0.get(name)?;
+    }
+    Some(n)
 }
 
 impl Default for DataTree {
@@ -273,78 +525,100 @@ impl DataTree {
     /// The initial tree: `/`, `/zookeeper`, `/zookeeper/quota`, `/zookeeper/config`.
     #[must_use]
     pub fn new() -> DataTree {
-        let open = Arc::new(ids::open_acl_unsafe());
-        let mut t = DataTree {
-            nodes: HashMap::new(),
-            ephemerals: HashMap::new(),
-            containers: BTreeSet::new(),
-            ttls: BTreeSet::new(),
-            sessions: BTreeMap::new(),
-            imported: BTreeSet::new(),
-            passwords: BTreeMap::new(),
-            data_size: 0,
-            open_acl: open.clone(),
-        };
+        let mut acls = AclCache::default();
+        let open = acls.intern(&ids::open_acl_unsafe());
         let empty = || Some(Bytes::new());
-        let mut root = Node::new(empty(), open.clone(), StatPersisted::default());
-        root.children.insert("zookeeper".into());
+        let mut t = DataTree::with_root(
+            Node::new(empty(), open.clone(), StatPersisted::default()),
+            BTreeMap::new(),
+            acls,
+        );
         let mut zk = Node::new(empty(), open.clone(), StatPersisted::default());
-        zk.children.insert("quota".into());
-        zk.children.insert("config".into());
-        let quota = Node::new(empty(), open, StatPersisted::default());
+        zk.children.0.insert(
+            "quota".into(),
+            Node::new(empty(), open, StatPersisted::default()),
+        );
         // addConfigNode: setACL(READ_ACL_UNSAFE, version -1) leaves aversion at -1.
+        let read = t.acls.intern(&ids::read_acl_unsafe());
         let config = Node::new(
             empty(),
-            Arc::new(ids::read_acl_unsafe()),
+            read,
             StatPersisted {
                 aversion: -1,
                 ..StatPersisted::default()
             },
         );
-        for (p, n) in [
-            ("/", root),
-            (ZOOKEEPER, zk),
-            (QUOTA, quota),
-            (CONFIG, config),
-        ] {
-            t.data_size += node_size(p, n.data.as_ref());
-            t.nodes.insert(p.to_owned(), n);
+        zk.children.0.insert("config".into(), config);
+        t.root.children.0.insert("zookeeper".into(), zk);
+        t.count = 4;
+        for p in [ZOOKEEPER, QUOTA, CONFIG] {
+            t.data_size += node_size(p, Some(&Bytes::new()));
         }
         t
+    }
+
+    /// A tree of just `root` (whose children must be empty).
+    fn with_root(root: Node, sessions: BTreeMap<SessionId, i32>, acls: AclCache) -> DataTree {
+        DataTree {
+            data_size: node_size("/", root.data.as_ref()),
+            root,
+            count: 1,
+            ephemerals: HashMap::new(),
+            containers: BTreeSet::new(),
+            ttls: BTreeSet::new(),
+            sessions,
+            imported: BTreeSet::new(),
+            passwords: BTreeMap::new(),
+            acls,
+        }
+    }
+
+    /// The node at `path`, to change (copying the shared branches on its way).
+    fn get_mut(&mut self, path: &str) -> Option<&mut Node> {
+        if path == "/" {
+            return Some(&mut self.root);
+        }
+        let mut n = &mut self.root;
+        for name in path.strip_prefix('/')?.split('/') {
+            n = n.children.0.get_mut(name)?;
+        }
+        Some(n)
     }
 
     /// Sets `/zookeeper/config` the way a server does at start-up
     /// (`ZKDatabase.initConfigInZKDatabase`: data version -1, mzxid = the config's version).
     /// A local, unreplicated update: every server does it with the same configuration.
     pub fn set_config(&mut self, data: Bytes, config_version: i64, time: i64) {
-        if let Some(n) = self.nodes.get_mut(CONFIG) {
-            self.data_size = self
-                .data_size
-                .saturating_sub(node_size(CONFIG, n.data.as_ref()))
-                + node_size(CONFIG, Some(&data));
+        let size = node_size(CONFIG, Some(&data));
+        let mut old = None;
+        if let Some(n) = self.get_mut(CONFIG) {
+            old = Some(node_size(CONFIG, n.data.as_ref()));
             n.data = Some(data);
             n.stat.version = -1;
             n.stat.mzxid = config_version;
             n.stat.mtime = time;
+        }
+        if let Some(old) = old {
+            self.data_size = self.data_size.saturating_sub(old) + size;
         }
     }
 
     /// The node at `path`.
     #[must_use]
     pub fn get(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(path)
+        lookup(&self.root, path)
     }
 
     /// Whether a node exists.
     #[must_use]
     pub fn contains(&self, path: &str) -> bool {
-        self.nodes.contains_key(path)
+        self.get(path).is_some()
     }
 
     /// Number of nodes (including `/`).
     #[must_use]
     pub fn node_count(&self) -> usize {
-        self.nodes.len()
+        self.count
     }
 
     /// Sum of path and data lengths (`zk_approximate_data_size`).
@@ -445,17 +719,13 @@ impl DataTree {
     #[must_use]
     pub fn descendant_count(&self, path: &str) -> usize {
         if path == "/" {
-            return self.nodes.len().saturating_sub(1);
+            return self.count.saturating_sub(1);
         }
         let mut count = 0;
-        let mut stack = vec![path.to_owned()];
-        while let Some(p) = stack.pop() {
-            if let Some(n) = self.nodes.get(&p) {
-                for c in &n.children {
-                    count += 1;
-                    stack.push(format!("{p}/{c}"));
-                }
-            }
+        let mut stack: Vec<&Node> = self.get(path).into_iter().collect();
+        while let Some(n) = stack.pop() {
+            count += n.children.len();
+            stack.extend(n.children.nodes().map(|(_, c)| c));
         }
         count
     }
@@ -469,7 +739,7 @@ impl DataTree {
     pub fn expired_containers(&self, now: i64, max_never_used_ms: i64) -> Vec<String> {
         let mut out = Vec::new();
         for p in &self.containers {
-            if let Some(n) = self.nodes.get(p) {
+            if let Some(n) = self.get(p) {
                 if n.children.is_empty()
                     && (n.stat.cversion > 0
                         || (max_never_used_ms != 0
@@ -480,7 +750,7 @@ impl DataTree {
             }
         }
         for p in &self.ttls {
-            if let Some(n) = self.nodes.get(p) {
+            if let Some(n) = self.get(p) {
                 if let NodeKind::Ttl(ttl) = n.kind() {
                     if n.children.is_empty() && ttl != 0 && now.saturating_sub(n.stat.mtime) > ttl {
                         out.push(p.clone());
@@ -509,9 +779,9 @@ impl DataTree {
 
     /// The ACLs of the node at `path` and of its parent, for its watch notifications.
     fn trigger_acl(&self, path: &str) -> Option<TriggerAcl> {
-        let node = self.nodes.get(path)?.acl.clone();
+        let node = self.get(path)?.acl.clone();
         let parent = split_path(path)
-            .and_then(|(p, _)| self.nodes.get(p))
+            .and_then(|(p, _)| self.get(p))
             .map(|n| n.acl.clone());
         Some(TriggerAcl { node, parent })
     }
@@ -566,13 +836,11 @@ impl DataTree {
                 path,
                 data,
                 version,
-            } => match self.nodes.get_mut(path) {
+            } => match self.get_mut(path) {
                 None => TxnResult::Error(ErrorCode::NoNode),
                 Some(n) => {
-                    self.data_size = self
-                        .data_size
-                        .saturating_sub(node_size(path, n.data.as_ref()))
-                        + node_size(path, data.as_ref());
+                    let size = node_size(path, data.as_ref());
+                    let old = node_size(path, n.data.as_ref());
                     n.data = data.clone();
                     n.stat.mtime = time;
                     n.stat.mzxid = zxid;
@@ -583,6 +851,7 @@ impl DataTree {
                         parent: None,
                     };
                     triggers.push((Trigger::DataChanged(path.clone()), acl));
+                    self.data_size = self.data_size.saturating_sub(old) + size;
                     TxnResult::DataSet {
                         path: path.clone(),
                         stat,
@@ -590,8 +859,8 @@ impl DataTree {
                 }
             },
             TxnBody::SetAcl { path, acl, version } => {
-                let acl = self.intern_acl(acl);
-                match self.nodes.get_mut(path) {
+                let acl = self.acls.intern(acl);
+                match self.get_mut(path) {
                     None => TxnResult::Error(ErrorCode::NoNode),
                     Some(n) => {
                         n.stat.aversion = *version;
@@ -617,14 +886,6 @@ impl DataTree {
         }
     }
 
-    fn intern_acl(&self, acl: &[Acl]) -> Arc<Vec<Acl>> {
-        if acl == self.open_acl.as_slice() {
-            self.open_acl.clone()
-        } else {
-            Arc::new(acl.to_vec())
-        }
-    }
-
     /// `DataTree.createNode`.
     fn create_node(&mut self, c: &CreateTxn, zxid: i64, time: i64) -> Result<Stat, ErrorCode> {
         let (parent_path, name) = split_path(&c.path).ok_or(ErrorCode::NoNode)?;
@@ -634,8 +895,8 @@ impl DataTree {
         if name.is_empty() {
             return Err(ErrorCode::BadArguments);
         }
-        let acl = self.intern_acl(&c.acl);
-        let parent = self.nodes.get_mut(parent_path).ok_or(ErrorCode::NoNode)?;
+        let acl = self.acls.intern(&c.acl);
+        let parent = self.get_mut(parent_path).ok_or(ErrorCode::NoNode)?;
         if parent.children.contains(name) {
             return Err(ErrorCode::NodeExists);
         }
@@ -644,7 +905,6 @@ impl DataTree {
             parent.stat.cversion = c.parent_cversion;
             parent.stat.pzxid = zxid;
         }
-        parent.children.insert(name.to_owned());
         let owner = c.kind.ephemeral_owner();
         let node = Node::new(
             c.data.clone(),
@@ -662,21 +922,30 @@ impl DataTree {
             },
         );
         let stat = node.stat();
+        parent.children.0.insert(name.into(), node);
+        self.count += 1;
         self.data_size += node_size(&c.path, c.data.as_ref());
-        self.nodes.insert(c.path.clone(), node);
-        match c.kind {
+        self.index_kind(&c.path, c.kind);
+        Ok(stat)
+    }
+
+    /// Records a new node at `path` in the set its kind belongs to.
+    fn index_kind(&mut self, path: &str, kind: NodeKind) {
+        match kind {
             NodeKind::Container => {
-                self.containers.insert(c.path.clone());
+                self.containers.insert(path.to_owned());
             }
             NodeKind::Ttl(_) => {
-                self.ttls.insert(c.path.clone());
+                self.ttls.insert(path.to_owned());
             }
             NodeKind::Ephemeral(s) => {
-                self.ephemerals.entry(s).or_default().insert(c.path.clone());
+                self.ephemerals
+                    .entry(s)
+                    .or_default()
+                    .insert(path.to_owned());
             }
             NodeKind::Persistent => {}
         }
-        Ok(stat)
     }
 
     /// `DataTree.deleteNode` (refusing, unlike ZooKeeper, to orphan children).
@@ -685,18 +954,18 @@ impl DataTree {
             return Err(ErrorCode::BadArguments);
         }
         let (parent_path, name) = split_path(path).ok_or(ErrorCode::NoNode)?;
-        let node = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;
+        let node = self.get(path).ok_or(ErrorCode::NoNode)?;
         if !node.children.is_empty() {
             return Err(ErrorCode::NotEmpty);
         }
-        let parent = self.nodes.get_mut(parent_path).ok_or(ErrorCode::NoNode)?;
-        parent.children.remove(name);
+        let parent = self.get_mut(parent_path).ok_or(ErrorCode::NoNode)?;
+        let Some(node) = parent.children.0.remove(name) else {
+            return Err(ErrorCode::NoNode);
+        };
         if zxid > parent.stat.pzxid {
             parent.stat.pzxid = zxid;
         }
-        let Some(node) = self.nodes.remove(path) else {
-            return Err(ErrorCode::NoNode);
-        };
+        self.count -= 1;
         self.data_size = self
             .data_size
             .saturating_sub(node_size(path, node.data.as_ref()));
@@ -740,7 +1009,6 @@ impl DataTree {
         }
         for p in paths {
             let owned = self
-                .nodes
                 .get(&p)
                 .is_some_and(|n| n.kind() == NodeKind::Ephemeral(session));
             let acl = self.trigger_acl(&p);
@@ -758,7 +1026,7 @@ impl DataTree {
     /// cversion to `cversion` (`-1`: one above the current) and its pzxid to `zxid`. Returns
     /// whether the node exists.
     pub fn set_cversion_pzxid(&mut self, path: &str, cversion: i32, zxid: i64) -> bool {
-        let Some(n) = self.nodes.get_mut(path) else {
+        let Some(n) = self.get_mut(path) else {
             return false;
         };
         let cversion = if cversion == -1 {
@@ -773,51 +1041,30 @@ impl DataTree {
         true
     }
 
-    pub(crate) fn nodes_iter(&self) -> impl Iterator<Item = (&String, &Node)> {
-        self.nodes.iter()
-    }
-
     /// Every node with its path, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
-        self.nodes.iter().map(|(p, n)| (p.as_str(), n))
+    #[must_use]
+    pub fn iter(&self) -> Walk<'_> {
+        Walk::new("/", &self.root)
     }
 
-    pub(crate) fn from_parts(
-        nodes: HashMap<String, Node>,
-        sessions: BTreeMap<SessionId, i32>,
-    ) -> DataTree {
-        let open = Arc::new(ids::open_acl_unsafe());
-        let mut t = DataTree {
-            nodes: HashMap::with_capacity(nodes.len()),
-            ephemerals: HashMap::new(),
-            containers: BTreeSet::new(),
-            ttls: BTreeSet::new(),
-            sessions,
-            imported: BTreeSet::new(),
-            passwords: BTreeMap::new(),
-            data_size: 0,
-            open_acl: open,
-        };
-        for (path, mut node) in nodes {
-            if node.acl.as_slice() == t.open_acl.as_slice() {
-                node.acl = t.open_acl.clone();
+    /// Bytes the tree's own structure holds per the sizes of its parts (nodes inline in
+    /// their parents' branches, the branches, the names' heap parts), not counting data,
+    /// ACL lists or the side sets (ephemerals, containers, TTLs, sessions): what
+    /// `tree_memory` bounds per znode.
+    #[must_use]
+    pub fn structure_bytes(&self) -> usize {
+        let mut total = size_of::<Node>();
+        let mut stack = vec![&self.root];
+        while let Some(n) = stack.pop() {
+            total += n.children.branch_bytes();
+            for (name, c) in n.children.nodes() {
+                if name.len() > Name::INLINE {
+                    total += name.len();
+                }
+                stack.push(c);
             }
-            t.data_size += node_size(&path, node.data.as_ref());
-            match node.kind() {
-                NodeKind::Container => {
-                    t.containers.insert(path.clone());
-                }
-                NodeKind::Ttl(_) => {
-                    t.ttls.insert(path.clone());
-                }
-                NodeKind::Ephemeral(s) => {
-                    t.ephemerals.entry(s).or_default().insert(path.clone());
-                }
-                NodeKind::Persistent => {}
-            }
-            t.nodes.insert(path, node);
         }
-        t
+        total
     }
 }
 

@@ -7,11 +7,10 @@
 //! each, (version 2 on) imported-session count + `i64 id` each, node count + `(path, data
 //! buffer (-1 = null), ACL vector, StatPersisted)` each, then a CRC-32C of everything before it.
 
-use super::{DataTree, Node, StatPersisted, split_path};
+use super::{AclCache, DataTree, Node, StatPersisted, Walk, split_path};
 use crate::jute::{JuteError, Reader, Writer};
 use crate::proto::{Acl, Id};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
 use thiserror::Error;
 use zab_spec::SessionId;
 
@@ -54,33 +53,81 @@ pub enum SnapshotError {
     Inconsistent(String),
 }
 
+/// The tree as of one moment: what [`DataTree::capture`] takes on the replica thread, in
+/// O(1) for the nodes (the root is shared, not copied) plus a copy of the session table, and
+/// what [`TreeSnapshot::serialize`] then encodes on another thread while the tree moves on.
+#[derive(Clone, Debug)]
+pub struct TreeSnapshot {
+    root: Node,
+    count: usize,
+    data_size: u64,
+    sessions: BTreeMap<SessionId, i32>,
+    imported: BTreeSet<SessionId>,
+    passwords: BTreeMap<SessionId, [u8; 16]>,
+}
+
 impl DataTree {
-    /// Serializes the tree and sessions.
+    /// Captures the tree for [`TreeSnapshot::serialize`]: O(1) in the nodes, O(sessions).
+    #[must_use]
+    pub fn capture(&self) -> TreeSnapshot {
+        TreeSnapshot {
+            root: self.root.clone(),
+            count: self.count,
+            data_size: self.data_size,
+            sessions: self.sessions.clone(),
+            imported: self.imported.clone(),
+            passwords: self.passwords.clone(),
+        }
+    }
+
+    /// Serializes the tree and sessions (`self.capture().serialize()`).
     #[must_use]
     pub fn snapshot(&self) -> Vec<u8> {
-        let hint = usize::try_from(self.approximate_data_size()).unwrap_or(0);
+        self.capture().serialize()
+    }
+}
+
+impl TreeSnapshot {
+    /// Number of nodes captured, `/` included.
+    #[must_use]
+    pub fn node_count(&self) -> usize {
+        self.count
+    }
+
+    /// Every captured node with its path, sorted by path.
+    #[must_use]
+    pub fn nodes_sorted(&self) -> Vec<(String, &Node)> {
+        let mut nodes: Vec<(String, &Node)> = Walk::new("/", &self.root).collect();
+        nodes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        nodes
+    }
+
+    /// Serializes the captured tree and sessions (the format above; the same bytes as
+    /// before the tree became persistent).
+    #[must_use]
+    pub fn serialize(&self) -> Vec<u8> {
+        let hint = usize::try_from(self.data_size).unwrap_or(0);
         let mut w = Writer::with_capacity(hint.saturating_mul(2).saturating_add(64));
         w.write_raw(&SNAPSHOT_MAGIC.to_be_bytes());
         w.write_raw(&SNAPSHOT_VERSION.to_be_bytes());
-        w.write_i64(i64::try_from(self.sessions().len()).unwrap_or(i64::MAX));
-        for (s, timeout) in self.sessions() {
+        w.write_i64(i64::try_from(self.sessions.len()).unwrap_or(i64::MAX));
+        for (s, timeout) in &self.sessions {
             w.write_i64(s.0);
             w.write_i32(*timeout);
         }
-        w.write_i64(i64::try_from(self.imported_sessions().len()).unwrap_or(i64::MAX));
-        for s in self.imported_sessions() {
+        w.write_i64(i64::try_from(self.imported.len()).unwrap_or(i64::MAX));
+        for s in &self.imported {
             w.write_i64(s.0);
         }
-        w.write_i64(i64::try_from(self.session_passwords().len()).unwrap_or(i64::MAX));
-        for (s, p) in self.session_passwords() {
+        w.write_i64(i64::try_from(self.passwords.len()).unwrap_or(i64::MAX));
+        for (s, p) in &self.passwords {
             w.write_i64(s.0);
             w.write_raw(p);
         }
-        let mut nodes: Vec<(&String, &Node)> = self.nodes_iter().collect();
-        nodes.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let nodes = self.nodes_sorted();
         w.write_i64(i64::try_from(nodes.len()).unwrap_or(i64::MAX));
         for (path, n) in nodes {
-            w.write_str(path);
+            w.write_str(&path);
             w.write_buffer(n.data.as_deref());
             w.write_vec(&n.acl, |w, a| {
                 w.write_i32(a.perms);
@@ -93,7 +140,9 @@ impl DataTree {
         w.write_raw(&crc.to_be_bytes());
         w.into_vec()
     }
+}
 
+impl DataTree {
     /// Rebuilds a tree from [`DataTree::snapshot`] bytes.
     pub fn from_snapshot(buf: &[u8]) -> Result<DataTree, SnapshotError> {
         let body_len =
@@ -198,11 +247,29 @@ impl DataTree {
     /// [`SnapshotError::Inconsistent`] for a bad or duplicate path, a node without its parent,
     /// or no root.
     pub fn from_nodes(
-        records: Vec<NodeRecord>,
+        mut records: Vec<NodeRecord>,
         sessions: BTreeMap<SessionId, i32>,
     ) -> Result<DataTree, SnapshotError> {
-        let mut nodes: HashMap<String, Node> = HashMap::with_capacity(records.len());
-        let mut acls: HashMap<Vec<Acl>, Arc<Vec<Acl>>> = HashMap::new();
+        for r in &records {
+            if !r.path.starts_with('/') || (r.path.len() > 1 && r.path.ends_with('/')) {
+                return Err(SnapshotError::Inconsistent(format!(
+                    "bad path {:?}",
+                    r.path
+                )));
+            }
+        }
+        // A parent's path is a prefix of its children's, so it sorts before them.
+        records.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        if let Some(w) = records.windows(2).find(|w| w[0].path == w[1].path) {
+            return Err(SnapshotError::Inconsistent(format!("{} twice", w[0].path)));
+        }
+        let mut records = records.into_iter();
+        let mut acls = AclCache::default();
+        let root = match records.next() {
+            Some(r) if r.path == "/" => Node::new(r.data, acls.intern(&r.acl), r.stat),
+            _ => return Err(SnapshotError::Inconsistent("no root".into())),
+        };
+        let mut tree = DataTree::with_root(root, sessions, acls);
         for NodeRecord {
             path,
             data,
@@ -210,40 +277,22 @@ impl DataTree {
             stat,
         } in records
         {
-            let acl = acls
-                .entry(acl)
-                .or_insert_with_key(|k| Arc::new(k.clone()))
-                .clone();
-            if !path.starts_with('/') || (path.len() > 1 && path.ends_with('/')) {
+            let Some((parent, name)) = split_path(&path).filter(|(_, n)| !n.is_empty()) else {
                 return Err(SnapshotError::Inconsistent(format!("bad path {path:?}")));
-            }
-            let node = Node::new(data, acl, stat);
-            if nodes.insert(path.clone(), node).is_some() {
-                return Err(SnapshotError::Inconsistent(format!("{path} twice")));
-            }
-        }
-        if !nodes.contains_key("/") {
-            return Err(SnapshotError::Inconsistent("no root".into()));
-        }
-        let paths: Vec<String> = nodes.keys().filter(|p| *p != "/").cloned().collect();
-        for p in paths {
-            let Some((parent, name)) = split_path(&p) else {
-                return Err(SnapshotError::Inconsistent(format!("bad path {p:?}")));
             };
-            if name.is_empty() {
-                return Err(SnapshotError::Inconsistent(format!("bad path {p:?}")));
-            }
-            let name = name.to_owned();
-            match nodes.get_mut(parent) {
-                Some(par) => {
-                    par.children.insert(name);
-                }
-                None => {
-                    return Err(SnapshotError::Inconsistent(format!("{p} has no parent")));
-                }
-            }
+            let acl = tree.acls.intern(&acl);
+            let node = Node::new(data, acl, stat);
+            let kind = node.kind();
+            let size = super::node_size(&path, node.data.as_ref());
+            let Some(par) = tree.get_mut(parent) else {
+                return Err(SnapshotError::Inconsistent(format!("{path} has no parent")));
+            };
+            par.children.0.insert(name.into(), node);
+            tree.count += 1;
+            tree.data_size += size;
+            tree.index_kind(&path, kind);
         }
-        Ok(DataTree::from_parts(nodes, sessions))
+        Ok(tree)
     }
 }
 

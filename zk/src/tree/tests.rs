@@ -36,8 +36,7 @@ fn initial_tree_matches_zookeeper() {
     assert_eq!(t.node_count(), 4);
     assert_eq!(t.descendant_count("/"), 3);
     assert_eq!(
-        t.get("/")
-            .map(|n| n.children.iter().cloned().collect::<Vec<_>>()),
+        t.get("/").map(|n| n.children.names()),
         Some(vec!["zookeeper".to_owned()])
     );
 }
@@ -669,4 +668,70 @@ fn triggers_carry_the_node_and_parent_acls() {
         "data changes need no parent"
     );
     assert_eq!(out.trigger_acls[2].parent.as_deref(), Some(&secret));
+}
+
+#[test]
+fn names_inline_up_to_22_bytes_and_are_found_either_way() {
+    assert_eq!(size_of::<Name>(), 24);
+    for len in [0, 1, 21, 22, 23, 200] {
+        let s = "n".repeat(len);
+        let n = Name::from(s.as_str());
+        assert_eq!(n.as_str(), s);
+        assert_eq!(matches!(n, Name::Inline { .. }), len <= Name::INLINE);
+    }
+    let mut s = Sim::new();
+    s.open(1);
+    let short = "/s";
+    let long = format!("/{}", "l".repeat(100));
+    for p in [short, long.as_str()] {
+        let (code, _) = s.write(1, &Request::Create(create_req(p, b"x", 0)));
+        assert_eq!(code, ErrorCode::Ok, "{p}");
+        assert!(s.tree.contains(p));
+    }
+    assert_eq!(
+        s.tree.get("/").map(|n| n.children.names()),
+        Some(vec![
+            "l".repeat(100),
+            "s".to_owned(),
+            "zookeeper".to_owned()
+        ])
+    );
+}
+
+#[test]
+fn a_deep_chain_drops_without_recursion() {
+    // 4,000 levels dropped on a thread with a 128 KiB stack: a recursive drop takes several
+    // frames per level and would overflow it.
+    let mut t = DataTree::new();
+    let mut path = String::new();
+    for i in 0..4_000u32 {
+        path.push_str("/d");
+        let c = Txn {
+            header: TxnHeader {
+                session: SessionId(1),
+                cxid: 1,
+                time: 1,
+            },
+            body: TxnBody::Create(CreateTxn {
+                path: path.clone(),
+                data: None,
+                acl: ids::open_acl_unsafe(),
+                kind: NodeKind::Persistent,
+                parent_cversion: 1,
+                sequential: false,
+                with_stat: false,
+            }),
+        };
+        t.apply(&c, Zxid::new(1, i + 1));
+    }
+    assert_eq!(t.node_count(), 4_004);
+    let snapshot = t.capture();
+    let dropper = std::thread::Builder::new()
+        .stack_size(128 * 1024)
+        .spawn(move || {
+            drop(t);
+            snapshot.node_count()
+        });
+    let joined = dropper.map(std::thread::JoinHandle::join);
+    assert!(matches!(joined, Ok(Ok(4_004))));
 }

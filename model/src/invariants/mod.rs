@@ -1,10 +1,16 @@
 //! Every invariant and reachability property of the model, each under its stable id from
-//! `spec/PROTOCOL.md` §8. This is the one definition: the Stateright properties, the
-//! simulation checkers and the refinement checker all call [`invariants`] and [`examples`].
+//! `spec/PROTOCOL.md` §8. This is the one definition: the Stateright properties evaluate
+//! [`invariants`] and [`examples`] on every state; the simulation and the refinement checker,
+//! which follow one path, check the same invariants incrementally with [`Monitor`]
+//! (`monitor.rs`), which reuses the pair conditions and per-server predicates below and is
+//! tested equal to [`invariants`] on random walks (`tests/incremental.rs`).
 
 use crate::state::{ModelState, NewLeaderStage, ServerVars, Sid, Violation};
 use crate::znode::{Anomaly, replay};
 use std::collections::BTreeSet;
+
+mod monitor;
+pub use monitor::Monitor;
 use zab_spec::{Payload, ServerState, SyncMode, Txn, ZabState};
 
 /// A named state predicate.
@@ -123,13 +129,17 @@ fn global_primary_order<P>(s: &ModelState<P>) -> bool {
     })
 }
 
+/// The (leader, follower) pairs `PrimaryIntegrity` constrains: both in BROADCAST.
+fn broadcast_pairs<P>(s: &ModelState<P>) -> impl Iterator<Item = (Sid, Sid)> + '_ {
+    leader_follower_pairs(s).filter(|&(l, f)| {
+        s.srv(l).zab_state == ZabState::Broadcast && s.srv(f).zab_state == ZabState::Broadcast
+    })
+}
+
 /// `PrimaryIntegrity`.
 fn primary_integrity<P: PartialEq>(s: &ModelState<P>) -> bool {
-    leader_follower_pairs(s).all(|(l, f)| {
+    broadcast_pairs(s).all(|(l, f)| {
         let (lv, fv) = (s.srv(l), s.srv(f));
-        if lv.zab_state != ZabState::Broadcast || fv.zab_state != ZabState::Broadcast {
-            return true;
-        }
         let dl = lv.delivered();
         fv.delivered()
             .iter()
@@ -153,13 +163,16 @@ fn committed_log_durability<P>(s: &ModelState<P>) -> bool {
 
 /// `ProcessConsistency`.
 fn process_consistency<P: PartialEq>(s: &ModelState<P>) -> bool {
-    leader_follower_pairs(s).all(|(l, f)| {
-        let fv = s.srv(f);
-        let done = fv
+    synced_pairs(s).all(|(l, f)| is_prefix(&s.srv(f).history, &s.srv(l).history))
+}
+
+/// The (leader, follower) pairs `ProcessConsistency` constrains: the follower is past NEWLEADER.
+fn synced_pairs<P>(s: &ModelState<P>) -> impl Iterator<Item = (Sid, Sid)> + '_ {
+    leader_follower_pairs(s).filter(|&(_, f)| {
+        s.srv(f)
             .follower
             .as_ref()
-            .is_some_and(|x| x.nl_stage == NewLeaderStage::Done);
-        !done || is_prefix(&fv.history, &s.srv(l).history)
+            .is_some_and(|x| x.nl_stage == NewLeaderStage::Done)
     })
 }
 
@@ -194,17 +207,22 @@ fn flag_clear<P>(s: &ModelState<P>, v: Violation) -> bool {
     !s.ghost.violations.has(v)
 }
 
+/// `WellFormed` of one server, given whether its history's zxids strictly increase.
+fn well_formed_server<P>(v: &ServerVars<P>, zxids_increase: bool) -> bool {
+    let len = v.history.len();
+    v.current_epoch <= v.accepted_epoch
+        && (v.last_committed as usize) <= len
+        && (v.persisted as usize) <= len
+        && v.last_snapshot <= v.persisted
+        && zxids_increase
+        && (v.state == ServerState::Leading) == v.leader.is_some()
+        && (v.state == ServerState::Following) == v.follower.is_some()
+}
+
 /// `WellFormed`: the per-server type invariant.
 fn well_formed<P>(s: &ModelState<P>) -> bool {
     s.servers.iter().all(|v: &ServerVars<P>| {
-        let len = v.history.len();
-        v.current_epoch <= v.accepted_epoch
-            && (v.last_committed as usize) <= len
-            && (v.persisted as usize) <= len
-            && v.last_snapshot <= v.persisted
-            && v.history.windows(2).all(|w| w[0].zxid < w[1].zxid)
-            && (v.state == ServerState::Leading) == v.leader.is_some()
-            && (v.state == ServerState::Following) == v.follower.is_some()
+        well_formed_server(v, v.history.windows(2).all(|w| w[0].zxid < w[1].zxid))
     })
 }
 
