@@ -666,7 +666,11 @@ mod tests {
         let (tx, rx) = mpsc::channel::<StreamItem>(2);
         out.queue(|b| b.extend_from_slice(b"a"), None, false);
         assert!(out.queue_stream("test stream", rx));
-        assert_eq!(out.queue(|b| b.extend_from_slice(b"b"), None, false), 1);
+        assert_eq!(
+            out.queue(|b| b.extend_from_slice(b"b"), None, false),
+            2,
+            "\"a\" (not written yet) and \"b\" behind the stream"
+        );
         out.flush();
         tx.send(Ok(Some(Bytes::from_static(b"S1"))))
             .await
