@@ -1628,7 +1628,11 @@ mod tests {
                 assert_eq!(q.queue(&app(600)), first, "part of the synchronization");
             }
             assert_eq!(q.queue(&new_leader), first);
-            assert_eq!(q.queue(&app(600)), 2 * first, "counted again after NEWLEADER");
+            assert_eq!(
+                q.queue(&app(600)),
+                2 * first,
+                "counted again after NEWLEADER"
+            );
         }
     }
 

@@ -677,7 +677,10 @@ mod tests {
             .expect("send");
         let mut got = vec![0u8; 3];
         far.read_exact(&mut got).await.expect("read");
-        assert_eq!(&got, b"aS1", "the stream's first frame, nothing of what is behind it");
+        assert_eq!(
+            &got, b"aS1",
+            "the stream's first frame, nothing of what is behind it"
+        );
         assert_eq!(
             out.queue(|b| b.extend_from_slice(b"c"), None, false),
             2,
@@ -773,7 +776,10 @@ mod tests {
         assert_eq!(out.pending(), 7);
         out.discard();
         assert_eq!(out.pending(), 0);
-        assert!(tx.send(Ok(None)).await.is_err(), "the producer sees the end");
+        assert!(
+            tx.send(Ok(None)).await.is_err(),
+            "the producer sees the end"
+        );
         let (_tx, rx) = mpsc::channel::<StreamItem>(1);
         assert!(!out.queue_stream("test stream", rx));
     }

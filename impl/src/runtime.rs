@@ -15,9 +15,7 @@ use crate::core::{
 };
 use crate::latency::{Side, Stage};
 use crate::metrics::Status;
-use crate::net::{
-    Commands, FrameProducer, NetCommand, NetEvent, NetState, Producer, QuorumSender,
-};
+use crate::net::{Commands, FrameProducer, NetCommand, NetEvent, NetState, Producer, QuorumSender};
 use crate::storage::{LogRecord, LogWriter, Recovered, SnapshotTicket, StorageError, WriterEvent};
 use crate::wire::{Frame, PayloadCodec};
 use bytes::{Bytes, BytesMut};

@@ -384,7 +384,10 @@ fn start_network(
 }
 
 /// The network's command sender and, in an ensemble, the replica thread's direct sender.
-type NetStarted = (net::Commands<zab_zk::Txn>, Option<QuorumSender<zab_zk::Txn>>);
+type NetStarted = (
+    net::Commands<zab_zk::Txn>,
+    Option<QuorumSender<zab_zk::Txn>>,
+);
 
 /// 32 random bytes from the operating system: this process's key for new sessions'
 /// passwords (they travel in the `createSession`, so no other server needs it).
