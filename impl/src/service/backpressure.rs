@@ -24,7 +24,7 @@
 //! leaves it leaves the global count too. So the global count never leaks.
 
 use super::ClientOut;
-use super::client::DirectWriter;
+use super::direct::DirectWriter;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -229,7 +229,7 @@ impl ConnGate {
 
 /// The replica thread's end of a connection: its output channel, for a real connection its
 /// gate, and for a plaintext one its socket, written by the replica thread itself once an
-/// event is handled ([`super::client::DirectWriter`]; replies then go there and only `Close`
+/// event is handled ([`super::direct::DirectWriter`]; replies then go there and only `Close`
 /// through the channel). An unmetered outbox (the simulation's clients) counts nothing and is
 /// never throttled.
 #[derive(Debug)]

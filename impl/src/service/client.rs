@@ -7,8 +7,9 @@
 //! A connection task owns the socket: it completes the TLS handshake if the port has one (a
 //! failed or slow handshake is a log line and a closed connection, nothing more), reads frames
 //! and sends them on, in order, as [`ClientEvent`]s. Replies: on a plaintext connection the
-//! replica thread writes the socket itself once an event is handled ([`DirectWriter`],
-//! `crate::net_out`; issue 20), and the connection's writer task writes only what the socket
+//! replica thread writes the socket itself once an event is handled
+//! ([`super::direct::DirectWriter`], `crate::net_out`; issue 20), and the connection's writer
+//! task writes only what the socket
 //! did not take and closes; on a TLS connection the writer task writes what the replica
 //! thread sends ([`ClientOut`]). Both are generic over the stream ([`ClientStream`]). A client that does not finish its handshake within the
 //! limit is disconnected; a client that stalls after that is left alone until its session
@@ -18,9 +19,10 @@
 //! through TCP; one killed at the hard limit has both tasks stopped and its queue dropped.
 
 use super::backpressure::{ConnGate, Outbox, Outstanding};
+use super::direct::DirectWriter;
 use super::{ClientEvent, ClientOut, ConnId, fourlw};
 use crate::latency::{Breakdown, Stage};
-use crate::net_out::{OnWritten, Outgoing};
+use crate::net_out::OnWritten;
 use crate::runtime::Event;
 use bytes::BytesMut;
 use std::collections::HashMap;
@@ -293,7 +295,7 @@ async fn handle<S: ClientStream>(
     let (reader, mut writer_task): (ClientReader, _) = match stream.into_tcp() {
         Ok(tcp) => {
             let (reader, writer) = tcp.into_split();
-            let direct = DirectWriter::new(
+            let direct = direct_writer(
                 writer,
                 (Arc::clone(&gate), timed.clone()),
                 (conn, events.clone()),
@@ -346,65 +348,30 @@ async fn handle<S: ClientStream>(
 /// A client connection's reading half.
 type ClientReader = Box<dyn AsyncRead + Unpin + Send>;
 
-/// A plaintext client connection's socket as the replica thread writes it
-/// ([`crate::net_out`]): replies are queued during an event and written when it is handled
-/// ([`super::ZkService`]'s flush); what reaches the socket is reported to the connection's
-/// gate, and the replies' xids to the latency breakdown.
-#[derive(Clone)]
-pub struct DirectWriter(Arc<Outgoing<i32>>);
-
-impl std::fmt::Debug for DirectWriter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DirectWriter")
-    }
-}
-
-impl DirectWriter {
-    fn new(
-        half: tokio::net::tcp::OwnedWriteHalf,
-        (gate, timed): (Arc<ConnGate>, Timed),
-        (conn, events): (ConnId, Sender),
-    ) -> DirectWriter {
-        let written: OnWritten<i32> = Box::new(move |n: usize, xids: &[i32]| {
-            if n > 0 && gate.written(n) {
-                let _ = events.send(Event::Client(ClientEvent::Writable { conn }));
-            }
-            if let (Some((b, in_flight)), false) = (&timed, xids.is_empty()) {
-                replies_written(b, in_flight, xids);
-            }
-        });
-        DirectWriter(Arc::new(Outgoing::direct(half, Some(written))))
-    }
-
-    /// Queues a frame (length prefix included), marked with its reply xid for the breakdown.
-    pub(super) fn queue(&self, frame: &[u8]) {
-        let xid = frame
-            .get(4..8)
-            .map(|x| i32::from_be_bytes([x[0], x[1], x[2], x[3]]));
-        self.0.queue(|buf| buf.extend_from_slice(frame), xid, false);
-    }
-
-    /// Writes what was queued (the rest, if the socket is full, by the connection's task).
-    pub(super) fn flush(&self) {
-        self.0.flush();
-    }
-
-    /// Drops what is queued; nothing more is written (the connection is being killed).
-    pub(super) fn discard(&self) {
-        self.0.discard();
-    }
-
-    /// Whether both are the same connection's.
-    pub(super) fn same(&self, other: &DirectWriter) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
+/// The callback of a plaintext connection's [`DirectWriter`]: what reaches the socket is
+/// reported to the connection's gate (and wakes its reads once under the limit), and the
+/// replies' xids to the latency breakdown.
+fn direct_writer(
+    half: tokio::net::tcp::OwnedWriteHalf,
+    (gate, timed): (Arc<ConnGate>, Timed),
+    (conn, events): (ConnId, Sender),
+) -> DirectWriter {
+    let written: OnWritten<i32> = Box::new(move |n: usize, xids: &[i32]| {
+        if n > 0 && gate.written(n) {
+            let _ = events.send(Event::Client(ClientEvent::Writable { conn }));
+        }
+        if let (Some((b, in_flight)), false) = (&timed, xids.is_empty()) {
+            replies_written(b, in_flight, xids);
+        }
+    });
+    DirectWriter::new(half, written)
 }
 
 /// The writer task of a plaintext connection: writes what the replica thread's flushes left
 /// (the socket was full), and on `Close` everything still queued, then ends (the socket is
 /// closed once the replica thread drops the connection too).
 async fn write_direct(direct: DirectWriter, mut out_rx: mpsc::UnboundedReceiver<ClientOut>) {
-    let d = &direct.0;
+    let d = &direct;
     loop {
         tokio::select! {
             item = out_rx.recv() => match item {

@@ -5,7 +5,7 @@
 
 use super::ConnId;
 use super::backpressure::Outbox;
-use super::client::DirectWriter;
+use super::direct::DirectWriter;
 use super::queue::SessionQueue;
 use crate::metrics::Histogram;
 use bytes::Bytes;

@@ -29,6 +29,7 @@ mod apply;
 pub mod backpressure;
 pub mod client;
 mod connections;
+pub mod direct;
 mod expiry;
 pub mod fourlw;
 pub mod frames;
