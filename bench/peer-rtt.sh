@@ -7,7 +7,8 @@
 #   e.g. bench/peer-rtt.sh before=/tmp/zabd-old after=target/release/zabd
 # Each round runs every binary once, in turn (alternating the order), on a fresh ensemble;
 # the medians over rounds are printed with the 1-minute load average before and after each
-# run. ZAB_BENCH (default: target/release/zab-bench) is the load generator.
+# run, and each run's write-path breakdown (zabd's /latency, stage by stage) on stderr.
+# ZAB_BENCH (default: target/release/zab-bench) is the load generator.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,8 +29,9 @@ BENCH=${ZAB_BENCH:-${CARGO_TARGET_DIR:-target}/release/zab-bench}
 [ -x "$BENCH" ] || { echo "no load generator at $BENCH (cargo build --release -p zab-bench)" >&2; exit 1; }
 
 WORK=$(mktemp -d /tmp/zab-peer-rtt.XXXXXX)
-BASE=25180 # clients 25181-3, quorum 25281-3, election 25381-3: loopback only
+BASE=${PEER_RTT_BASE:-25180} # clients 25181-3, quorum 25281-3, election 25381-3, metrics 25481-3: loopback only
 SERVERS="127.0.0.1:$((BASE+1)),127.0.0.1:$((BASE+2)),127.0.0.1:$((BASE+3))"
+METRICS="127.0.0.1:$((BASE+301)),127.0.0.1:$((BASE+302)),127.0.0.1:$((BASE+303))"
 pids=()
 stop() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
@@ -50,7 +52,8 @@ start() { # zabd
       echo "maxClientCnxns=0"; echo "4lw.commands.whitelist=*"; echo "admin.enableServer=false"
       for j in 1 2 3; do echo "server.$j=127.0.0.1:$((BASE+100+j)):$((BASE+200+j))"; done
     } > "$d/zoo.cfg"
-    RUST_LOG=warn nohup "$1" --config "$d/zoo.cfg" > "$d/console.out" 2>&1 < /dev/null &
+    RUST_LOG=warn nohup "$1" --config "$d/zoo.cfg" --metrics-addr "127.0.0.1:$((BASE+300+i))" \
+      > "$d/console.out" 2>&1 < /dev/null &
     pids+=($!)
   done
   "$BENCH" wait-serving -s "$SERVERS" --one-leader --timeout 120s > /dev/null
@@ -58,8 +61,9 @@ start() { # zabd
 
 p50_ms() { # server
   local out=$WORK/run.json
+  # The write-path breakdown of the run (zabd's /latency before and after) goes to stderr.
   "$BENCH" run -s "$1" -w set -c 1 -d 1 --warmup 2s --duration "${duration}s" \
-    --keys 100 --payload 1024 --no-progress -o "$out" > /dev/null
+    --keys 100 --payload 1024 --no-progress -o "$out" --breakdown "$METRICS" | sed -n '2,$p' >&2
   python3 -c 'import json,sys; print("%.3f" % (json.load(open(sys.argv[1]))["latency"]["p50_us"] / 1000))' "$out"
 }
 

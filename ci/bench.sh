@@ -8,20 +8,37 @@
 # transactions, and each server's resident memory, then writes the report (medians over rounds,
 # zabd/ZooKeeper ratios) and the plots. NOT run by CI (.ci/run): it takes minutes to an hour.
 #
-# Usage: ci/bench.sh [--quick | --full] [--rounds N] [--duration SECONDS] [--restart-txns N]
-#                    [--max-load L] [--load-wait SECONDS] [--out DIR] [--keep]
+# Every round also measures the physical floor (`zab-bench floor`: 1 KiB append + fdatasync on
+# the servers' disk, loopback round trip), and every zabd run records zabd's write-path latency
+# breakdown (its metrics endpoints' /latency before and after the run); the report shows both,
+# issue 20's targets per run, and the load average at the start of every run.
+#
+# Usage: ci/bench.sh [--quick | --full | --issue20] [--rounds N] [--duration SECONDS]
+#                    [--restart-txns N] [--max-load L] [--load-wait SECONDS] [--leader-first]
+#                    [--out DIR] [--keep]
 #   --quick          one short round (~5 minutes with a warm build): tries the whole pipeline
 #   --full           the default: 3 rounds, every workload, 1,000,000-transaction restart
+#   --issue20        issue 20's table in under 10 minutes (warm build; ~6 min of runs): 2 rounds
+#                    of c1x1 and c32x8 create, set, get and the 50 %/90 % read mixes, the leader
+#                    first (a single session talks to the leader), floor and breakdown; no
+#                    failover, no restart; waits up to --load-wait (default 120 s) for a load
+#                    average below --max-load (default 1) and says in the report whether it got
+#                    one; writes bench/results/issue20/RESULTS.md and prints its tables. The
+#                    quiet-machine comparison is this one command on an otherwise idle host.
+#   --leader-first   put the leader first in the server list (sessions are spread round-robin)
 #   --rounds N       rounds (each runs both systems, alternating which goes first)
 #   --duration S     measured seconds per run (after a warm-up)
 #   --restart-txns N transactions in the log of the restarted follower
 #   --max-load L     before starting, wait (up to --load-wait s) until the 1-min load is below L
+#                    (the report says whether it was reached: the quiet gate)
 #   --out DIR        where RESULTS.md, the plots and raw/ go (full: bench/results,
 #                    quick: bench/results/quick)
 #   --keep           keep the servers' data directories (under $BENCH_WORK, default
 #                    /tmp/zab-bench-work)
 # Environment: CARGO_TARGET_DIR (cargo's), BENCH_WORK (scratch), ZK_HEAP (default 1000m:
-# zkServer.sh's own default heap), BENCH_NO_BUILD=1 (use the release binaries as they are).
+# zkServer.sh's own default heap), BENCH_NO_BUILD=1 (use the release binaries as they are),
+# BENCH_ZABD_PORTS / BENCH_ZK_PORTS (base ports, default 23180 / 24180: clients base+1..3,
+# quorum base+101.., election base+201.., zabd metrics base+301..).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -30,14 +47,17 @@ mode=full
 rounds=""
 duration=""
 restart_txns=""
-max_load=1.5
-load_wait=1200
+max_load=""
+load_wait=""
 out=""
 keep=0
+leader_first=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) mode=quick ;;
     --full) mode=full ;;
+    --issue20) mode=issue20 ;;
+    --leader-first) leader_first=1 ;;
     --rounds) rounds=$2; shift ;;
     --duration) duration=$2; shift ;;
     --restart-txns) restart_txns=$2; shift ;;
@@ -45,7 +65,7 @@ while [ $# -gt 0 ]; do
     --load-wait) load_wait=$2; shift ;;
     --out) out=$2; shift ;;
     --keep) keep=1 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 64 ;;
   esac
   shift
@@ -57,6 +77,13 @@ if [ "$mode" = quick ]; then
   concurrency=32x8; workloads=create,set,get; ratios=0,90,100; open_rates=2000
   failover_trials=1; restart_trials=1
   out=${out:-bench/results/quick}
+elif [ "$mode" = issue20 ]; then
+  rounds=${rounds:-2}; duration=${duration:-5}; warmup=1s
+  restart_txns=${restart_txns:-0}
+  concurrency=1x1,32x8; workloads=create,set,get; ratios=50,90; open_rates=""
+  failover_trials=0; restart_trials=0
+  max_load=${max_load:-1}; load_wait=${load_wait:-120}; leader_first=1
+  out=${out:-bench/results/issue20}
 else
   rounds=${rounds:-3}; duration=${duration:-8}; warmup=2s
   restart_txns=${restart_txns:-1000000}
@@ -65,6 +92,8 @@ else
   failover_trials=3; restart_trials=3
   out=${out:-bench/results}
 fi
+max_load=${max_load:-1.5}
+load_wait=${load_wait:-1200}
 WORK=${BENCH_WORK:-/tmp/zab-bench-work}
 ZK_HEAP=${ZK_HEAP:-1000m}
 RAW=$out/raw
@@ -92,9 +121,9 @@ install_zookeeper() {
 }
 
 # ---- ensembles ----------------------------------------------------------------------------
-# Ports: zabd clients 23181-23183 (quorum 23281+, election 23381+); ZooKeeper clients
-# 24181-24183 (quorum 24281+, election 24381+). Loopback only.
-base_port() { [ "$1" = zabd ] && echo 23180 || echo 24180; }
+# Ports (defaults): zabd clients 23181-23183 (quorum 23281+, election 23381+, metrics 23481+);
+# ZooKeeper clients 24181-24183 (quorum 24281+, election 24381+). Loopback only.
+base_port() { [ "$1" = zabd ] && echo "${BENCH_ZABD_PORTS:-23180}" || echo "${BENCH_ZK_PORTS:-24180}"; }
 servers_of() { local b; b=$(base_port "$1"); echo "127.0.0.1:$((b+1)),127.0.0.1:$((b+2)),127.0.0.1:$((b+3))"; }
 declare -A PID
 
@@ -197,9 +226,16 @@ bench_system() { # system round
   sleep 2
   snapshot_servers "$sys" "$r" idle
   log "round $r: $sys — sweep"
+  local opts=()
+  [ -n "$open_rates" ] && opts+=(--open-rates "$open_rates")
+  [ "$leader_first" = 1 ] && opts+=(--leader-first)
+  if [ "$sys" = zabd ]; then
+    local b; b=$(base_port zabd)
+    opts+=(--breakdown "127.0.0.1:$((b+301)),127.0.0.1:$((b+302)),127.0.0.1:$((b+303))")
+  fi
   "$BENCH" sweep -s "$servers" --system "$sys" --round "$r" -o "$RAW/$sys-r$r.json" \
     --workloads "$workloads" --read-ratios "$ratios" --concurrency "$concurrency" \
-    --open-rates "$open_rates" --duration "${duration}s" --warmup "$warmup" --no-progress
+    --duration "${duration}s" --warmup "$warmup" --no-progress "${opts[@]}"
   snapshot_servers "$sys" "$r" after_sweep
   for t in $(seq 1 "$failover_trials"); do
     local l; l=$("$BENCH" leader -s "$servers")
@@ -258,11 +294,19 @@ while awk -v m="$max_load" '{ exit !($1 >= m) }' /proc/loadavg && [ "$waited" -l
   sleep 30; waited=$((waited + 30))
 done
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+if awk -v m="$max_load" '{ exit !($1 < m) }' /proc/loadavg; then
+  quiet="quiet gate met: 1-min load $load_start below $max_load at the start"
+else
+  quiet="quiet gate NOT met: 1-min load still $load_start (≥ $max_load) after waiting ${waited}s; these are loaded-machine figures"
+fi
+log "$quiet"
 
 mkdir -p "$out"
 rm -rf "$RAW"; mkdir -p "$RAW" "$WORK"
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 for r in $(seq 1 "$rounds"); do
+  log "round $r: the physical floor (fdatasync on $WORK's disk, loopback round trip)"
+  "$BENCH" floor --dir "$WORK" --duration 2s --record "$RAW/extras.ndjson" --system floor --round "$r" >&2
   if [ $((r % 2)) = 1 ]; then order="zabd zookeeper"; else order="zookeeper zabd"; fi
   for sys in $order; do bench_system "$sys" "$r"; done
 done
@@ -276,13 +320,18 @@ zk_version=$(unzip -p /usr/share/java/zookeeper.jar META-INF/MANIFEST.MF 2>/dev/
 [ -n "$zk_version" ] || zk_version=$(dpkg-query -W -f '${Version}' zookeeper 2>/dev/null || echo 3.8)
 java_version=$(java -version 2>&1 | head -1)
 rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+leader_note=""
+if [ "$leader_first" = 1 ]; then
+  leader_note=" With --leader-first the leader heads the server list, so a single session (c1x1) talks to the leader (one peer round trip per write), and 32 sessions are spread evenly."
+fi
 cat >"$RAW/notes.md" <<NOTES
 ## Settings
 
 - **Mode:** \`ci/bench.sh --$mode\` — $rounds round(s); each run: ${warmup} warm-up, ${duration} s measured; load average at start $load_start, at end $load_end.
+- **Quiet gate (load average below $max_load):** $quiet. Every run's own 1-minute load average at its start is in the targets table and \`raw/\`.
 - **Systems:** zabd (this repository, commit \`$rev\`, release build) and Apache ZooKeeper $zk_version (Debian package \`zookeeper\`, $java_version, \`-Xmx$ZK_HEAP\` — zkServer.sh's default heap — default G1 GC).
 - **Ensembles:** 3 servers each, on 127.0.0.1, one system at a time (the other is stopped), fresh data directories per round, on the same disk. Identical zoo.cfg settings: tickTime=$TICK, initLimit=$INIT_LIMIT, syncLimit=$SYNC_LIMIT, snapCount=$SNAP_COUNT, maxClientCnxns=0; fsync on every commit for both (ZooKeeper \`forceSync=yes\`, its default; zabd always fsyncs). ZooKeeper: AdminServer off, log4j at INFO to a file; zabd: \`RUST_LOG=info\` to a file. ZooKeeper's throttle (\`globalOutstandingLimit\`=1000) at its default.
-- **Load:** \`zab-bench sweep\` on the same machine (2 tokio worker threads), sessions spread round-robin over the three servers (the leader serves clients too, ZooKeeper's default), 1 KiB values, 1,000 keys; \`create\` makes a new node per operation, \`set\`/\`get\`/\`exists\` hit random keys, \`mix-rN\` is N % getData and the rest setData. Nothing is pinned to a core: servers and load generator share the 2 cores.
+- **Load:** \`zab-bench sweep\` on the same machine (2 tokio worker threads), sessions spread round-robin over the three servers (the leader serves clients too, ZooKeeper's default), 1 KiB values, 1,000 keys; \`create\` makes a new node per operation, \`set\`/\`get\`/\`exists\` hit random keys, \`mix-rN\` is N % getData and the rest setData. Nothing is pinned to a core: servers and load generator share the 2 cores.$leader_note
 - **Failover:** \`kill -9\` of the leader, then a new session + setData tried on every server in parallel until one succeeds; $failover_trials trial(s) per round.
 - **Restart:** a separate ensemble with snapCount=$((4 * restart_txns)) (so that no snapshot is taken and the whole history is in the log) gets $restart_txns setData transactions (100-byte values); then a follower is killed with \`kill -9\` and started again; the time is from the start of the process until its \`srvr\` reports a mode (it has loaded its log and synced with the leader). $restart_trials trial(s).
 - **Memory:** VmRSS of each server process from /proc: idle (fresh ensemble, before any load), after the sweep (before the failover trials — the data differs: each system holds the nodes *its* create runs made, so the faster one holds more), and after the restart test's preload (the same 1,000 keys and $restart_txns transactions in both: the like-for-like figure). \`mntr\` of every server and zabd's \`/metrics\` at each of those points are in \`raw/\`.
@@ -292,4 +341,8 @@ analysis=()
 [ -f bench/results/analysis.md ] && [ "$mode" = full ] && analysis=(--analysis bench/results/analysis.md)
 "$BENCH" report --raw "$RAW" --out-dir "$out" -o "$out/RESULTS.md" --notes "$RAW/notes.md" \
   --date "$started" "${analysis[@]}"
-log "done: $out/RESULTS.md"
+log "done in ${SECONDS}s: $out/RESULTS.md"
+if [ "$mode" = issue20 ]; then
+  # The tables (throughput/latency, floor, targets, where zabd's time goes), on stdout.
+  sed -n '/^## Throughput and latency/,$p' "$out/RESULTS.md"
+fi

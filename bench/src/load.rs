@@ -722,6 +722,8 @@ pub async fn run(servers: &[SocketAddr], spec: &Spec) -> anyhow::Result<RunResul
             mean_us: hist.mean(),
         },
         send_lag_us: spec.rate.map(|_| (q(&lag, 0.5), q(&lag, 0.99))),
+        loadavg: None,
+        breakdown: std::collections::BTreeMap::new(),
     })
 }
 

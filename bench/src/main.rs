@@ -3,6 +3,8 @@
 //! engine in `load`, the protocol session in `session`, failover and restart probes in
 //! `probe`, JSON shapes in `result`, the Markdown report in `report`, the charts in `plot`.
 
+mod breakdown;
+mod floor;
 mod load;
 mod plot;
 mod probe;
@@ -71,6 +73,9 @@ enum Command {
     WaitServing(WaitArgs),
     /// Print the 1-based position in --servers of the server whose `srvr` says leader.
     Leader(ServersArg),
+    /// Measure the physical floor of a quorum write here: 1 KiB append + fdatasync on a
+    /// directory's disk, and the loopback TCP round trip; floor = fdatasync p50 + 2 × RTT p50.
+    Floor(FloorArgs),
     /// Create a tree of --znodes nodes with --payload-byte values under --parents parents
     /// (the memory benchmark's, `ci/bench-memory.sh`); print how many were created.
     Populate(PopulateArgs),
@@ -139,6 +144,15 @@ struct LoadArgs {
     /// Never show the progress bar (it is shown only on a terminal anyway).
     #[arg(long)]
     no_progress: bool,
+    /// zabd's metrics endpoints (host:port, comma-separated): their write-path breakdown
+    /// (`GET /latency`) is read before and after each run and the difference printed and
+    /// stored with the run.
+    #[arg(long, value_delimiter = ',')]
+    breakdown: Vec<String>,
+    /// Put the leader first in the server list (sessions are spread round-robin from the
+    /// first, so a single session talks to the leader: one peer round trip per write).
+    #[arg(long)]
+    leader_first: bool,
 }
 
 #[derive(Debug, Args)]
@@ -268,6 +282,18 @@ struct WaitArgs {
 }
 
 #[derive(Debug, Args)]
+struct FloorArgs {
+    /// A directory on the disk to measure (the servers' data directory's disk).
+    #[arg(long)]
+    dir: PathBuf,
+    /// How long to measure each part.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    duration: Duration,
+    #[command(flatten)]
+    record: RecordArgs,
+}
+
+#[derive(Debug, Args)]
 struct PlotArgs {
     /// The directory of sweep files (*.json).
     #[arg(long)]
@@ -370,8 +396,12 @@ fn print_run(r: &RunResult) {
         .target_rate
         .map(|t| format!(" (target {t:.0}/s, dropped {})", r.dropped))
         .unwrap_or_default();
+    let load = r
+        .loadavg
+        .map(|l| format!("  load {l:.2}"))
+        .unwrap_or_default();
     println!(
-        "{:<28} {:>10.0} ops/s  p50 {:>8.3} ms  p99 {:>8.3} ms  p99.9 {:>8.3} ms  max {:>8.3} ms  ops {} errors {}{rate}",
+        "{:<28} {:>10.0} ops/s  p50 {:>8.3} ms  p99 {:>8.3} ms  p99.9 {:>8.3} ms  max {:>8.3} ms  ops {} errors {}{rate}{load}",
         r.key,
         r.throughput,
         r.latency.p50_us / 1e3,
@@ -381,6 +411,58 @@ fn print_run(r: &RunResult) {
         r.ops,
         r.errors
     );
+    for l in breakdown::lines(&r.breakdown) {
+        println!("{l}");
+    }
+}
+
+/// The servers with the leader first (`--leader-first`), else as given.
+async fn ordered(servers: Vec<SocketAddr>, leader_first: bool) -> Vec<SocketAddr> {
+    if !leader_first {
+        return servers;
+    }
+    let modes = probe::modes(&servers).await;
+    match modes.iter().position(|m| m.as_deref() == Some("leader")) {
+        Some(k) => {
+            let mut s = servers;
+            s.rotate_left(k);
+            s
+        }
+        None => {
+            warn!("--leader-first: no server says it leads; keeping the order given");
+            servers
+        }
+    }
+}
+
+/// One run with the load average at its start and, given endpoints, zabd's breakdown over
+/// the measured window (the first snapshot is taken when the warm-up ends).
+async fn measured_run(
+    servers: &[SocketAddr],
+    spec: &Spec,
+    endpoints: &[SocketAddr],
+) -> anyhow::Result<RunResult> {
+    let loadavg = result::loadavg();
+    let before = (!endpoints.is_empty()).then(|| {
+        let (endpoints, warmup) = (endpoints.to_vec(), spec.warmup);
+        tokio::spawn(async move {
+            tokio::time::sleep(warmup).await;
+            breakdown::snapshot(&endpoints).await
+        })
+    });
+    let mut r = load::run(servers, spec).await?;
+    r.loadavg = loadavg;
+    if let Some(before) = before {
+        let before = match before.await {
+            Ok(b) => b,
+            Err(e) => Err(anyhow!("{e}")),
+        };
+        match (before, breakdown::snapshot(endpoints).await) {
+            (Ok(before), Ok(after)) => r.breakdown = breakdown::between(&before, &after),
+            (Err(e), _) | (_, Err(e)) => warn!("no breakdown for this run: {e:#}"),
+        }
+    }
+    Ok(r)
 }
 
 #[allow(clippy::print_stdout)]
@@ -389,7 +471,8 @@ fn print_line(s: &str) {
 }
 
 async fn cmd_run(a: RunArgs) -> anyhow::Result<()> {
-    let servers = resolve(&a.servers.servers)?;
+    let servers = ordered(resolve(&a.servers.servers)?, a.load.leader_first).await;
+    let endpoints = resolve(&a.load.breakdown)?;
     let mut spec = base_spec(&a.load);
     spec.workload = a.workload;
     spec.read_pct = a.read_pct;
@@ -405,7 +488,7 @@ async fn cmd_run(a: RunArgs) -> anyhow::Result<()> {
     if !a.load.no_setup {
         load::setup(&servers, &spec).await.context("set-up")?;
     }
-    let r = load::run(&servers, &spec).await?;
+    let r = measured_run(&servers, &spec, &endpoints).await?;
     print_run(&r);
     if let Some(out) = a.out {
         std::fs::write(&out, serde_json::to_string_pretty(&r)?)
@@ -415,7 +498,8 @@ async fn cmd_run(a: RunArgs) -> anyhow::Result<()> {
 }
 
 async fn cmd_sweep(a: SweepArgs) -> anyhow::Result<()> {
-    let servers = resolve(&a.servers.servers)?;
+    let servers = ordered(resolve(&a.servers.servers)?, a.load.leader_first).await;
+    let endpoints = resolve(&a.load.breakdown)?;
     let concs = a
         .concurrency
         .iter()
@@ -470,7 +554,7 @@ async fn cmd_sweep(a: SweepArgs) -> anyhow::Result<()> {
     let total = specs.len();
     for (i, spec) in specs.iter().enumerate() {
         info!(system = %a.system, round = a.round, run = %spec.key(), "run {}/{total}", i + 1);
-        match load::run(&servers, spec).await {
+        match measured_run(&servers, spec, &endpoints).await {
             Ok(r) => {
                 print_run(&r);
                 file.runs.push(r);
@@ -528,6 +612,35 @@ async fn cmd_wait(a: WaitArgs) -> anyhow::Result<()> {
     };
     print_line(&format!("{ms:.1}"));
     record(&a.record, &a.name, ms, "ms")
+}
+
+fn cmd_floor(a: &FloorArgs) -> anyhow::Result<()> {
+    let f = floor::measure(&a.dir, a.duration)?;
+    print_line(&format!(
+        "floor: fdatasync (1 KiB append) 3 at once p50 {:.0} µs p99 {:.0} µs, alone p50 {:.0} µs p99 {:.0} µs; \
+         loopback round trip p50 {:.0} µs p99 {:.0} µs; \
+         quorum write floor (fdatasync 3-at-once p50 + 2 × RTT p50) {:.0} µs; load {}",
+        f.fdatasync.0,
+        f.fdatasync.1,
+        f.fdatasync_alone.0,
+        f.fdatasync_alone.1,
+        f.rtt.0,
+        f.rtt.1,
+        f.quorum_write,
+        result::loadavg().map_or("?".into(), |l| format!("{l:.2}"))
+    ));
+    for (name, v) in [
+        ("floor_fdatasync_p50_us", f.fdatasync.0),
+        ("floor_fdatasync_p99_us", f.fdatasync.1),
+        ("floor_fdatasync_alone_p50_us", f.fdatasync_alone.0),
+        ("floor_fdatasync_alone_p99_us", f.fdatasync_alone.1),
+        ("floor_loopback_rtt_p50_us", f.rtt.0),
+        ("floor_loopback_rtt_p99_us", f.rtt.1),
+        ("floor_quorum_write_us", f.quorum_write),
+    ] {
+        record(&a.record, name, v, "µs")?;
+    }
+    Ok(())
 }
 
 async fn cmd_populate(a: PopulateArgs) -> anyhow::Result<()> {
@@ -652,6 +765,7 @@ fn main() -> ExitCode {
             Command::Failover(a) => cmd_failover(a).await,
             Command::WaitServing(a) => cmd_wait(a).await,
             Command::Leader(a) => cmd_leader(a).await,
+            Command::Floor(a) => cmd_floor(&a),
             Command::Populate(a) => cmd_populate(a).await,
             Command::Report(a) => cmd_report(&a),
             Command::Plot(a) => cmd_plot(&a).map(|files| {

@@ -291,12 +291,14 @@ pub fn render(c: &Collected, o: &ReportOptions<'_>) -> String {
         );
     }
 
-    if !c.extras.is_empty() {
+    floor_targets_and_breakdown(&mut md, c, [a, b]);
+
+    if c.extras.iter().any(|e| !e.name.starts_with("floor_")) {
         let _ = writeln!(md, "\n## Failover, restart, memory (medians)\n");
         let _ = writeln!(md, "| measurement | {a} | {b} | ratio | trials ({a}/{b}) |");
         let _ = writeln!(md, "|---|---:|---:|---:|---:|");
         let mut names: Vec<(String, String)> = Vec::new();
-        for e in &c.extras {
+        for e in c.extras.iter().filter(|e| !e.name.starts_with("floor_")) {
             if !names.iter().any(|(n, _)| *n == e.name) {
                 names.push((e.name.clone(), e.unit.clone()));
             }
@@ -335,6 +337,155 @@ pub fn render(c: &Collected, o: &ReportOptions<'_>) -> String {
     md
 }
 
+/// The median of the extra `name` over every system and round.
+fn extra_median(c: &Collected, name: &str) -> Option<f64> {
+    median(
+        &c.extras
+            .iter()
+            .filter(|e| e.name == name)
+            .map(|e| e.value)
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// The physical floor (`zab-bench floor`), issue 20's targets per run (throughput ≥ 2×,
+/// p99 ≤ 0.5× the second system's; a one-at-a-time quorum write's p50 within 2× of the
+/// floor), and the first system's write-path breakdown per run (medians over rounds), which
+/// says which stage holds the time where a target is missed.
+fn floor_targets_and_breakdown(md: &mut String, c: &Collected, [a, b]: [&str; 2]) {
+    let floor = extra_median(c, "floor_quorum_write_us");
+    if floor.is_some() {
+        let _ = writeln!(md, "\n## Physical floor (measured in the same run)\n");
+        let _ = writeln!(
+            md,
+            "1 KiB append + fdatasync on the servers' disk, three files at once (as the three \
+             servers sync): p50 {} / p99 {} µs (one alone: p50 {} / p99 {} µs); loopback TCP round \
+             trip: p50 {} / p99 {} µs. A quorum write through the leader needs at least one \
+             fdatasync (leader and follower in parallel) and two round trips (client ↔ leader, \
+             leader ↔ follower): **floor {} µs** (three-at-once fdatasync p50 + 2 × RTT p50).",
+            fmt_num(extra_median(c, "floor_fdatasync_p50_us")),
+            fmt_num(extra_median(c, "floor_fdatasync_p99_us")),
+            fmt_num(extra_median(c, "floor_fdatasync_alone_p50_us")),
+            fmt_num(extra_median(c, "floor_fdatasync_alone_p99_us")),
+            fmt_num(extra_median(c, "floor_loopback_rtt_p50_us")),
+            fmt_num(extra_median(c, "floor_loopback_rtt_p99_us")),
+            fmt_num(floor)
+        );
+    }
+    let groups = group(&c.files);
+    let closed: Vec<_> = groups
+        .iter()
+        .filter(|(_, by)| by.values().flatten().all(|r| r.target_rate.is_none()))
+        .collect();
+    if closed.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "\n## Targets (issue 20)\n");
+    let _ = writeln!(
+        md,
+        "Throughput {a}/{b} ≥ 2, p99 {a}/{b} ≤ 0.5; for one-at-a-time writes (`c1x1` create \
+         and set) also p50 ≤ 2 × the floor. Load average at the start of each {a} run beside it.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| run | throughput ratio | p99 ratio | {a} p50 / floor | load ({a} runs) | met |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---|");
+    for (key, by) in &closed {
+        let t = match (med(by, a, |r| r.throughput), med(by, b, |r| r.throughput)) {
+            (Some(x), Some(y)) if y > 0.0 => Some(x / y),
+            _ => None,
+        };
+        let p = match (
+            med(by, a, |r| r.latency.p99_us),
+            med(by, b, |r| r.latency.p99_us),
+        ) {
+            (Some(x), Some(y)) if y > 0.0 => Some(x / y),
+            _ => None,
+        };
+        let one_write =
+            key.contains("-c1x1") && (key.starts_with("create") || key.starts_with("set"));
+        let f = match (one_write, med(by, a, |r| r.latency.p50_us), floor) {
+            (true, Some(x), Some(fl)) if fl > 0.0 => Some(x / fl),
+            _ => None,
+        };
+        let loads: Vec<String> = by
+            .get(a)
+            .into_iter()
+            .flatten()
+            .map(|r| r.loadavg.map_or("?".into(), |l| format!("{l:.2}")))
+            .collect();
+        let met = t.is_some_and(|t| t >= 2.0)
+            && p.is_some_and(|p| p <= 0.5)
+            && f.is_none_or(|f| f <= 2.0);
+        let _ = writeln!(
+            md,
+            "| `{key}` | {} | {} | {} | {} | {} |",
+            t.map_or("—".into(), |t| format!("{t:.2}×")),
+            p.map_or("—".into(), |p| format!("{p:.2}×")),
+            f.map_or("—".into(), |f| format!("{f:.2}×")),
+            loads.join(", "),
+            if met { "yes" } else { "**no**" }
+        );
+    }
+    let with_breakdown: Vec<_> = closed
+        .iter()
+        .filter(|(_, by)| {
+            by.get(a)
+                .is_some_and(|v| v.iter().any(|r| !r.breakdown.is_empty()))
+        })
+        .collect();
+    if with_breakdown.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\n## Where {a}'s time goes (write-path breakdown, medians over rounds)\n"
+    );
+    let _ = writeln!(
+        md,
+        "µs from each view's origin (`origin`: the request decoded on the client's server; \
+         `leader`: the proposal; `follower`: the PROPOSAL received; `log.fsync`: each group \
+         commit's fsync), summed over the servers; p50 / p99 / p99.9. Stages in path order: the \
+         step between consecutive p50s is the time that stage holds.\n"
+    );
+    for (key, by) in with_breakdown {
+        let runs = by.get(a).map(Vec::as_slice).unwrap_or_default();
+        let _ = writeln!(md, "**`{key}`**\n");
+        let _ = writeln!(md, "| stage | count | p50 | p99 | p99.9 |");
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|");
+        let mut names: Vec<&str> = crate::breakdown::ORDER.to_vec();
+        for r in runs {
+            for k in r.breakdown.keys() {
+                if !names.contains(&k.as_str()) {
+                    names.push(k);
+                }
+            }
+        }
+        for n in names {
+            let vals = |f: &dyn Fn(&crate::result::StageStats) -> f64| {
+                median(
+                    &runs
+                        .iter()
+                        .filter_map(|r| r.breakdown.get(n).map(f))
+                        .collect::<Vec<_>>(),
+                )
+            };
+            let Some(count) = vals(&|s| s.count as f64) else {
+                continue;
+            };
+            let _ = writeln!(
+                md,
+                "| {n} | {count:.0} | {} | {} | {} |",
+                fmt_num(vals(&|s| s.p50_us)),
+                fmt_num(vals(&|s| s.p99_us)),
+                fmt_num(vals(&|s| s.p999_us))
+            );
+        }
+        let _ = writeln!(md);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,6 +512,8 @@ mod tests {
                 ..Latency::default()
             },
             send_lag_us: None,
+            loadavg: None,
+            breakdown: BTreeMap::new(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! memory) appended to an NDJSON file.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::Path;
 
@@ -55,6 +56,27 @@ pub struct RunResult {
     pub latency: Latency,
     /// Open loop: how late the client sent requests after their intended time (p50, p99), µs.
     pub send_lag_us: Option<(f64, f64)>,
+    /// The 1-minute load average when the run started.
+    #[serde(default)]
+    pub loadavg: Option<f64>,
+    /// zabd's write-path breakdown recorded during the run (`--breakdown`): per stage, summed
+    /// over the servers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub breakdown: BTreeMap<String, StageStats>,
+}
+
+/// One stage of zabd's latency breakdown over a run: how many writes reached it and when
+/// (µs from the stage's origin, `impl/src/latency.rs`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct StageStats {
+    /// Writes (or fsyncs) recorded.
+    pub count: u64,
+    /// Median.
+    pub p50_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// 99.9th percentile.
+    pub p999_us: f64,
 }
 
 /// What `zab-bench sweep` writes: every run of one system in one round.
@@ -136,6 +158,8 @@ mod tests {
                 mean_us: 600.5,
             },
             send_lag_us: Some((40.0, 300.0)),
+            loadavg: Some(0.5),
+            breakdown: BTreeMap::new(),
         }
     }
 

@@ -16,7 +16,10 @@
 //!   returned), `ack_sent` (the ACK written to the leader's socket), `commit_received` (the
 //!   COMMIT decoded), `applied`.
 //!
-//! Plus `log.fsync`: the duration of each group commit's fsync.
+//! Plus durations that explain tails: `log.fsync` (each group commit's fsync), `replica.event`
+//! (the replica thread busy with one event: everything queued behind it waits) and
+//! `replica.snapshot_capture` (the replica thread capturing the state for a periodic snapshot,
+//! which it cannot apply transactions during).
 //!
 //! Each stage is recorded at most once per write (the first time it is reached). Proposals in
 //! flight are remembered in a bounded table (the newest [`IN_FLIGHT`]); a proposal older than
@@ -67,11 +70,15 @@ pub enum Stage {
     FollowerApplied,
     /// log: one group commit's fsync.
     LogFsync,
+    /// replica: the replica thread handling one event (input, timers, and the writes after).
+    ReplicaEvent,
+    /// replica: capturing the state for a periodic snapshot.
+    ReplicaSnapshotCapture,
 }
 
 impl Stage {
     /// Every stage, in export order.
-    pub const ALL: [Stage; 14] = [
+    pub const ALL: [Stage; 16] = [
         Stage::OriginPrepared,
         Stage::OriginWriteReplied,
         Stage::OriginReadReplied,
@@ -86,6 +93,8 @@ impl Stage {
         Stage::FollowerCommitReceived,
         Stage::FollowerApplied,
         Stage::LogFsync,
+        Stage::ReplicaEvent,
+        Stage::ReplicaSnapshotCapture,
     ];
 
     /// The view (`origin`, `leader`, `follower`, `log`) and the stage's name.
@@ -106,6 +115,8 @@ impl Stage {
             Stage::FollowerCommitReceived => ("follower", "commit_received"),
             Stage::FollowerApplied => ("follower", "applied"),
             Stage::LogFsync => ("log", "fsync"),
+            Stage::ReplicaEvent => ("replica", "event"),
+            Stage::ReplicaSnapshotCapture => ("replica", "snapshot_capture"),
         }
     }
 
@@ -305,7 +316,7 @@ impl Breakdown {
         out.push_str(
             "# HELP zab_write_stage_seconds Time from a write's origin in each view (origin: \
              request decoded; leader: proposed; follower: PROPOSAL received) until it reached \
-             the stage; log/fsync is each group commit's fsync.\n\
+             the stage; log/fsync, replica/event and replica/snapshot_capture are durations.\n\
              # TYPE zab_write_stage_seconds summary\n",
         );
         for stage in Stage::ALL {

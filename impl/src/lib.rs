@@ -26,6 +26,8 @@ pub mod migrate;
 #[cfg(not(zab_loom))]
 pub mod net;
 #[cfg(not(zab_loom))]
+mod net_out;
+#[cfg(not(zab_loom))]
 pub mod quorum_tls;
 #[cfg(not(zab_loom))]
 pub mod runtime;

@@ -9,26 +9,41 @@
 //! it leads. Each quorum connection has a generation number, so that an event of a connection
 //! that was replaced never reaches the core.
 //!
-//! Bounds (issue 12): a quorum connection's send queue counts the bytes of the frames queued
-//! and not yet written (a learner's synchronization excepted: a SNAP or a DIFF read from disk is a
-//! stream produced at most `STREAM_DEPTH` frames ahead; a DIFF/TRUNC with the in-memory
-//! transactions it carries, through NEWLEADER); past `peerSendQueueLimitBytes` the peer is
-//! dropped with a warning (the core hears `Disconnected`; a follower reconnects and is
-//! resynchronized). An election connection queues at most [`crate::bounds::ELECTION_QUEUE`]
-//! notifications; newer ones past that are dropped (only the latest matters, and the election
-//! resends). A stream ([`NetCommand::Stream`]: a SNAP in chunks, a DIFF read back from the
-//! log) is produced on its own thread into a channel of [`STREAM_DEPTH`] frames that the
-//! connection's writer drains in its place in the queue: the producer waits while the peer
-//! does not read, so at most that many chunks are queued for one learner; what is queued
-//! behind the stream counts towards `peerSendQueueLimitBytes` as usual. On a follower, a SNAP
-//! sequence is checked and reassembled (`crate::snap_stream`) before the replica thread sees
-//! it; a bad one closes the connection to that leader with an error naming it.
-//! Frames read from peers and not yet taken by the replica thread are counted
-//! ([`InboxGauge`]); past `peerInboxLimit` no peer connection is read until it drains, so a
-//! server that cannot keep up pushes back through TCP and its leader drops it, instead of
-//! buffering.
+//! Bounds (issue 12), each with its behaviour at the bound:
+//! - The replica thread's commands to the network task ([`Commands`]) wait in a channel of at
+//!   most [`COMMAND_QUEUE`] commands; when it is full the replica thread waits for room (push
+//!   back, with a warning). The network task never waits for the replica thread, so the wait
+//!   ends as soon as it runs again. (In `zabd` quorum frames and streams do not take this
+//!   channel: the replica thread queues them on the connections itself, see Writes.)
+//! - A quorum connection's outgoing bytes ([`crate::net_out::Outgoing`]) count what the socket
+//!   has not taken; past `peerSendQueueLimitBytes` the peer is dropped with a warning and what
+//!   was queued for it is freed (drop and resync: the core hears `Disconnected`, a follower
+//!   reconnects and is resynchronized). A learner's synchronization is not counted: a SNAP or a
+//!   DIFF read from disk is a stream produced on its own thread at most [`STREAM_DEPTH`] frames
+//!   ahead of the socket (the producer waits while the peer does not read), and a DIFF/TRUNC
+//!   with the in-memory transactions it carries, through NEWLEADER, is bounded by the leader's
+//!   in-memory log (`commitLogCount`), not by how fast the learner reads. A stream is written
+//!   in its place among the frames queued for the peer; what is queued behind it counts
+//!   towards `peerSendQueueLimitBytes` as usual.
+//! - An election connection queues at most [`crate::bounds::ELECTION_QUEUE`] notifications;
+//!   newer ones past that are dropped (only the latest matters, and the election resends).
+//! - Frames read from peers and not yet taken by the replica thread are counted
+//!   ([`InboxGauge`]); past `peerInboxLimit` no peer connection is read until it drains, so a
+//!   server that cannot keep up pushes back through TCP and its leader drops it, instead of
+//!   buffering.
+//!
+//! On a follower, a SNAP sequence is checked and reassembled (`crate::snap_stream`) before the
+//! replica thread sees it; a bad one closes the connection to that leader with an error naming
+//! it.
+//!
+//! Writes (issue 20, [`crate::net_out`]): the replica thread encodes quorum frames straight
+//! into each connection's buffer ([`QuorumSender`]) and, once its event is handled, writes a
+//! plaintext connection's socket itself; a TLS connection's bytes are written by its writer
+//! task, woken once per batch; a stream's frames are written by the writer task, in their
+//! place. A connection whose writer task ends (a failed write, a failed stream) is closed.
 
 use crate::latency::{Breakdown, Side, Stage};
+use crate::net_out::{OnWritten, Outgoing, StreamItem};
 use crate::quorum_tls::{PeerStream, QuorumTls};
 use crate::wire::{
     self, Frame, HELLO_LEN, HandshakeStatus, Hello, PayloadCodec, Purpose, WELCOME_LEN, Welcome,
@@ -39,7 +54,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc};
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -104,13 +119,78 @@ impl<P> std::fmt::Debug for Producer<P> {
     }
 }
 
-/// What a quorum connection's writer task takes from its queue.
-enum Out {
-    /// An encoded frame, with the breakdown stage it reaches once written, and whether its
-    /// bytes count against the send queue's bound (a learner's synchronization does not).
-    Frame(bytes::Bytes, Option<(Zxid, Stage)>, bool),
-    /// A stream's encoded frames, drained in this place; an error closes the connection.
-    Stream(&'static str, mpsc::Receiver<Result<bytes::Bytes, String>>),
+/// Commands the replica thread may have queued for the network task and not yet handed
+/// over ([`Commands`]). One event queues a few (notifications to each member, a connect or a
+/// disconnect), and the network task takes each at once without waiting for anything.
+pub const COMMAND_QUEUE: usize = 1024;
+
+/// The replica thread's end of the network's command channel, bounded: at the bound
+/// ([`COMMAND_QUEUE`] in `zabd`) [`Commands::send`] waits for room (push back). The network
+/// task that takes the commands never waits for the replica thread, so this wait ends once
+/// that task runs again; nothing is dropped.
+pub struct Commands<P> {
+    tx: mpsc::Sender<NetCommand<P>>,
+    /// How often a send found the channel full.
+    full: Arc<AtomicU64>,
+}
+
+impl<P> Clone for Commands<P> {
+    fn clone(&self) -> Self {
+        Commands {
+            tx: self.tx.clone(),
+            full: Arc::clone(&self.full),
+        }
+    }
+}
+
+impl<P> std::fmt::Debug for Commands<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Commands")
+            .field("capacity", &self.tx.max_capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P> Commands<P> {
+    /// A channel of at most `capacity` commands, and its receiving end.
+    #[must_use]
+    pub fn channel(capacity: usize) -> (Commands<P>, mpsc::Receiver<NetCommand<P>>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let full = Arc::new(AtomicU64::new(0));
+        (Commands { tx, full }, rx)
+    }
+
+    /// Hands `cmd` to the network; waits while the channel is full. `false` once nobody
+    /// takes commands any more (a standalone server, or the network stopped). Called from
+    /// a thread that is not a tokio worker (the replica thread); from inside the runtime a
+    /// full channel drops the command with an error instead of blocking a worker.
+    pub fn send(&self, cmd: NetCommand<P>) -> bool {
+        let cmd = match self.tx.try_send(cmd) {
+            Ok(()) => return true,
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(mpsc::error::TrySendError::Full(cmd)) => cmd,
+        };
+        let times = self.full.fetch_add(1, Ordering::Relaxed) + 1;
+        if times.is_power_of_two() {
+            warn!(
+                times,
+                capacity = self.tx.max_capacity(),
+                "the network task does not keep up: the replica thread waits for room in its \
+                 command queue"
+            );
+        }
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tracing::error!("network command queue full inside the runtime: dropping a command");
+            return false;
+        }
+        self.tx.blocking_send(cmd).is_ok()
+    }
+
+    /// How many sends found the channel full (and waited).
+    #[must_use]
+    pub fn waits(&self) -> u64 {
+        self.full.load(Ordering::Relaxed)
+    }
 }
 
 /// What the network tells the core thread.
@@ -240,92 +320,99 @@ impl InboxGauge {
     }
 }
 
-/// A quorum connection's send queue: encoded frames, and the bytes queued and not written.
-#[derive(Debug, Clone)]
-struct SendQueue {
-    /// Encoded frames, each with the breakdown stage it reaches once written, and streams.
-    tx: mpsc::UnboundedSender<Out>,
-    queued: Arc<AtomicU64>,
+/// A breakdown stage a written frame reached.
+type Stamp = (Zxid, Stage);
+
+/// A quorum connection's outgoing bytes ([`crate::net_out`]), and which end this server is.
+struct QuorumOut {
+    out: Outgoing<Stamp>,
     /// Whether this server leads on the connection (which frames are stamped).
     leader_side: bool,
-    /// Between the first frame of a learner's synchronization (SNAP, DIFF, TRUNC) and its
-    /// NEWLEADER: the core queues them in one step.
-    syncing: Arc<AtomicBool>,
+    /// Between the first piece of a learner's synchronization (a SNAP or DIFF stream, a DIFF
+    /// or TRUNC) and its NEWLEADER: the core queues them in one step.
+    syncing: AtomicBool,
 }
 
-impl SendQueue {
-    /// Queues `frame`; `false` if that would pass `limit` (the peer is then dropped). A
-    /// learner's synchronization is not counted: it is one O(log) unit queued at once (the
+impl QuorumOut {
+    fn new(out: Outgoing<Stamp>, leader_side: bool) -> QuorumOut {
+        QuorumOut {
+            out,
+            leader_side,
+            syncing: AtomicBool::new(false),
+        }
+    }
+
+    /// Encodes `frame` into the buffer; returns the counted bytes queued and not yet written.
+    /// A learner's synchronization is not counted: it is one O(log) unit queued at once (the
     /// SNAP, or the DIFF or TRUNC with every transaction it carries, through NEWLEADER),
-    /// bounded by the leader's in-memory log (`commitLogCount`, outstanding proposals), not by how
-    /// fast the learner reads. Counted, a history longer than the limit would drop the
+    /// bounded by the leader's in-memory log (`commitLogCount`, outstanding proposals), not by
+    /// how fast the learner reads. Counted, a history longer than the limit would drop the
     /// learner at every attempt to synchronize it, and it would never rejoin.
-    fn push<P: PayloadCodec>(&self, frame: &Frame<P>, limit: usize) -> bool {
-        let mut buf = BytesMut::new();
-        wire::encode_frame(frame, &mut buf);
-        let len = buf.len() as u64;
-        let counted = match frame {
+    fn queue<P: PayloadCodec>(&self, frame: &Frame<P>) -> usize {
+        let exempt = match frame {
             Frame::Zab(
                 QuorumMessage::Snap { .. }
                 | QuorumMessage::Diff { .. }
                 | QuorumMessage::Trunc { .. },
             ) => {
                 self.syncing.store(true, Ordering::SeqCst);
-                false
+                true
             }
             Frame::Zab(QuorumMessage::NewLeader { .. }) => {
                 self.syncing.store(false, Ordering::SeqCst);
-                false
+                true
             }
-            _ => !self.syncing.load(Ordering::SeqCst),
+            _ => self.syncing.load(Ordering::SeqCst),
         };
-        if counted {
-            let now = self.queued.fetch_add(len, Ordering::SeqCst) + len;
-            if now > limit as u64 {
-                return false;
-            }
-        }
-        let _ = self.tx.send(Out::Frame(
-            buf.freeze(),
+        self.out.queue(
+            |buf| wire::encode_frame(frame, buf),
             stamp_written(frame, self.leader_side),
-            counted,
-        ));
-        true
+            exempt,
+        )
     }
 
     /// Queues a stream: `producer` runs on a thread of its own and its frames are written in
-    /// this place, at most [`STREAM_DEPTH`] of them produced ahead of the socket.
-    fn push_stream<P>(&self, to: ServerId, what: &'static str, producer: FrameProducer<P>)
+    /// this place, at most [`STREAM_DEPTH`] of them produced ahead of the socket. It starts a
+    /// synchronization (what follows it through NEWLEADER is not counted). A producer that
+    /// cannot start fails the connection (the peer resynchronizes).
+    fn stream<P>(&self, to: ServerId, what: &'static str, producer: FrameProducer<P>)
     where
         P: PayloadCodec + Send + 'static,
     {
-        let (tx, rx) = mpsc::channel::<Result<bytes::Bytes, String>>(STREAM_DEPTH);
-        if self.tx.send(Out::Stream(what, rx)).is_err() {
+        self.syncing.store(true, Ordering::SeqCst);
+        let (tx, rx) = mpsc::channel::<StreamItem>(STREAM_DEPTH);
+        if !self.out.queue_stream(what, rx) {
             return;
         }
         let run = move || {
             let mut emit = |frame: Frame<P>| {
                 let mut buf = BytesMut::new();
                 wire::encode_frame(&frame, &mut buf);
-                tx.blocking_send(Ok(buf.freeze())).is_ok()
+                tx.blocking_send(Ok(Some(buf.freeze()))).is_ok()
             };
-            if let Err(e) = producer(&mut emit) {
-                let _ = tx.blocking_send(Err(e));
-            }
+            // The end is said, so that a producer that stops early (a panic) is not taken
+            // for a finished stream.
+            let end = producer(&mut emit).map(|()| None);
+            let _ = tx.blocking_send(end);
         };
         if let Err(e) = std::thread::Builder::new()
             .name(format!("zab-sync-{}", to.0))
             .spawn(run)
         {
-            // The receiver is dropped with the closure: the writer closes the connection.
             tracing::error!(peer = %to, "cannot start a thread for the {what}: {e}");
+            self.out.fail();
         }
     }
 }
 
-/// One quorum connection: generation, send queue, writer task, and when it last delivered a
-/// frame (milliseconds since [`Shared::started`]).
-type QuorumSlot = (u64, SendQueue, tokio::task::AbortHandle, Arc<AtomicU64>);
+/// One quorum connection: generation, outgoing bytes, writer task, and when it last delivered
+/// a frame (milliseconds since [`Shared::started`]).
+type QuorumSlot = (
+    u64,
+    Arc<QuorumOut>,
+    tokio::task::AbortHandle,
+    Arc<AtomicU64>,
+);
 
 /// The largest snapshot a follower accepts from its leader (announced in SNAP; memory grows
 /// only with the chunks that actually arrive).
@@ -434,13 +521,124 @@ impl<P> Shared<P> {
     }
 }
 
-/// Starts the listeners and the election mesh; returns the command sender. Every event goes
+impl<P: PayloadCodec> Shared<P> {
+    /// Queues `frame` on the quorum connection with `to` (dropped if there is none) and
+    /// returns the connection to flush; past `peerSendQueueLimitBytes` of bytes its socket has
+    /// not taken, the peer is dropped instead ([`Shared::drop_slow_peer`]).
+    fn queue_quorum(&self, to: ServerId, frame: &Frame<P>) -> Option<Arc<QuorumOut>> {
+        let (generation, out) = self
+            .slots()
+            .get(&to)
+            .map(|(g, out, _, _)| (*g, Arc::clone(out)))?;
+        let queued = out.queue(frame);
+        let limit = self.cfg.send_queue_limit;
+        if queued <= limit {
+            return Some(out);
+        }
+        self.drop_slow_peer(to, generation, &out, (queued, limit));
+        None
+    }
+
+    /// Drops a peer that does not read what it is sent: its connection's queue is freed, the
+    /// core hears `Disconnected` (a follower reconnects and is resynchronized).
+    fn drop_slow_peer(
+        &self,
+        to: ServerId,
+        generation: u64,
+        out: &QuorumOut,
+        (queued, limit): (usize, usize),
+    ) {
+        {
+            let mut slots = self.slots();
+            if slots.get(&to).is_none_or(|(g, _, _, _)| *g != generation) {
+                return;
+            }
+            if let Some((_, _, task, _)) = slots.remove(&to) {
+                task.abort();
+            }
+        }
+        out.out.discard();
+        warn!(
+            peer = %to,
+            queued,
+            limit,
+            "dropping a peer that does not keep up (peerSendQueueLimitBytes); it \
+             reconnects and is resynchronized"
+        );
+        let _ = (self.events)(NetEvent::Disconnected { peer: to });
+    }
+}
+
+impl<P: PayloadCodec + Send + 'static> Shared<P> {
+    /// Queues a stream on the quorum connection with `to` ([`QuorumOut::stream`]) and returns
+    /// the connection to flush (which wakes its writer task); `None` if there is none.
+    fn stream_quorum(
+        &self,
+        to: ServerId,
+        what: &'static str,
+        producer: FrameProducer<P>,
+    ) -> Option<Arc<QuorumOut>> {
+        let Some(out) = self.slots().get(&to).map(|(_, out, _, _)| Arc::clone(out)) else {
+            debug!(peer = %to, "no quorum connection: not starting the {what}");
+            return None;
+        };
+        out.stream(to, what, producer);
+        Some(out)
+    }
+}
+
+/// The replica thread's direct way onto the quorum connections ([`crate::net_out`]): frames
+/// are encoded into each connection's buffer as the actions run, and [`QuorumSender::flush`]
+/// (at the end of the batch, and before a synchronous write) writes every buffer filled since
+/// the last flush: a plaintext socket at once, a TLS stream by waking its writer task. A frame
+/// to a server without a quorum connection is dropped, as through [`NetCommand::Quorum`].
+pub struct QuorumSender<P> {
+    shared: Arc<Shared<P>>,
+    dirty: std::cell::RefCell<Vec<Arc<QuorumOut>>>,
+}
+
+impl<P: PayloadCodec> QuorumSender<P> {
+    /// Queues `frame` for `to`.
+    pub fn send(&self, to: ServerId, frame: &Frame<P>) {
+        if let Some(out) = self.shared.queue_quorum(to, frame) {
+            self.dirty(out);
+        }
+    }
+
+    fn dirty(&self, out: Arc<QuorumOut>) {
+        let mut dirty = self.dirty.borrow_mut();
+        if !dirty.iter().any(|d| Arc::ptr_eq(d, &out)) {
+            dirty.push(out);
+        }
+    }
+
+    /// Writes every connection's queued frames.
+    pub fn flush(&self) {
+        let dirty = std::mem::take(&mut *self.dirty.borrow_mut());
+        for out in dirty {
+            out.out.flush();
+        }
+    }
+}
+
+impl<P: PayloadCodec + Send + 'static> QuorumSender<P> {
+    /// Queues a stream for `to` ([`NetCommand::Stream`]), in its place after the frames queued
+    /// for `to` so far and before those queued after it.
+    pub fn stream(&self, to: ServerId, what: &'static str, producer: FrameProducer<P>) {
+        if let Some(out) = self.shared.stream_quorum(to, what, producer) {
+            self.dirty(out);
+        }
+    }
+}
+
+/// Starts the listeners and the election mesh; returns the command sender (a channel of at
+/// most [`COMMAND_QUEUE`] commands) and the replica thread's [`QuorumSender`]. Every event goes
 /// to `events`.
 pub async fn start<P>(
     cfg: NetConfig,
     state: Arc<NetState>,
     events: NetSink<P>,
-) -> std::io::Result<mpsc::UnboundedSender<NetCommand<P>>>
+) -> std::io::Result<(Commands<P>, QuorumSender<P>)>
 where
     P: PayloadCodec + Send + Sync + std::fmt::Debug + 'static,
 {
@@ -455,7 +653,11 @@ where
         started: std::time::Instant::now(),
         rejoin: std::sync::Mutex::new(BTreeMap::new()),
     });
-    let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<NetCommand<P>>();
+    let (commands, cmd_rx) = Commands::channel(COMMAND_QUEUE);
+    let direct = QuorumSender {
+        shared: Arc::clone(&shared),
+        dirty: std::cell::RefCell::new(Vec::new()),
+    };
     tokio::spawn(accept_loop(
         election_listener,
         Purpose::Election,
@@ -476,86 +678,64 @@ where
         let span = info_span!("election", peer = %peer, %addr);
         tokio::spawn(election_sender(peer, addr, Arc::clone(&shared), rx).instrument(span));
     }
-    let connecting: Arc<std::sync::Mutex<BTreeMap<ServerId, tokio::task::AbortHandle>>> =
-        Arc::default();
-    tokio::spawn(async move {
-        while let Some(cmd) = cmd_rx.recv().await {
-            match cmd {
-                NetCommand::Election { to, frame } => {
-                    if let Some(tx) = election_out.get(&to) {
-                        if tx.try_send(frame).is_err() {
-                            debug!(peer = %to, "election queue full: dropping a notification");
-                        }
-                    }
-                }
-                NetCommand::Quorum { to, frame } => {
-                    let limit = shared.cfg.send_queue_limit;
-                    let Some((generation, queue)) =
-                        shared.slots().get(&to).map(|(g, q, _, _)| (*g, q.clone()))
-                    else {
-                        continue;
-                    };
-                    // Encoded outside the lock (a SNAP may be large).
-                    if queue.push(&frame, limit) {
-                        continue;
-                    }
-                    let queued = queue.queued.load(Ordering::SeqCst);
-                    {
-                        let mut slots = shared.slots();
-                        if slots.get(&to).is_none_or(|(g, _, _, _)| *g != generation) {
-                            continue;
-                        }
-                        if let Some((_, _, task, _)) = slots.remove(&to) {
-                            task.abort();
-                        }
-                    }
-                    warn!(
-                        peer = %to,
-                        queued,
-                        limit,
-                        "dropping a peer that does not keep up (peerSendQueueLimitBytes); it \
-                         reconnects and is resynchronized"
-                    );
-                    let _ = (shared.events)(NetEvent::Disconnected { peer: to });
-                }
-                NetCommand::Stream { to, what, producer } => {
-                    match shared.slots().get(&to).map(|(_, q, _, _)| q.clone()) {
-                        Some(queue) => queue.push_stream(to, what, producer.0),
-                        None => debug!(peer = %to, "no quorum connection: not starting the {what}"),
-                    }
-                }
-                NetCommand::Connect { leader } => {
-                    let Some(&addr) = shared.cfg.quorum.get(&leader) else {
-                        continue;
-                    };
-                    let span = info_span!("quorum", peer = %leader, %addr, role = "follower");
-                    let task = tokio::spawn(
-                        connect_to_leader(leader, addr, Arc::clone(&shared)).instrument(span),
-                    );
-                    if let Some(old) = connecting
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .insert(leader, task.abort_handle())
-                    {
-                        old.abort();
-                    }
-                }
-                NetCommand::Disconnect { peer } => {
-                    if let Some(t) = connecting
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .remove(&peer)
-                    {
-                        t.abort();
-                    }
-                    if let Some((_, _, task, _)) = shared.slots().remove(&peer) {
-                        task.abort();
+    tokio::spawn(run_commands(shared, cmd_rx, election_out));
+    Ok((commands, direct))
+}
+
+/// The network task that takes the replica thread's commands. It never waits for anything
+/// (a full election queue drops the notification; a quorum frame is queued on its
+/// connection and written without waiting), so the command channel drains as fast as it
+/// runs.
+async fn run_commands<P>(
+    shared: Arc<Shared<P>>,
+    mut cmd_rx: mpsc::Receiver<NetCommand<P>>,
+    election_out: BTreeMap<ServerId, mpsc::Sender<Frame<P>>>,
+) where
+    P: PayloadCodec + Send + Sync + std::fmt::Debug + 'static,
+{
+    let mut connecting: BTreeMap<ServerId, tokio::task::AbortHandle> = BTreeMap::new();
+    while let Some(cmd) = cmd_rx.recv().await {
+        match cmd {
+            NetCommand::Election { to, frame } => {
+                if let Some(tx) = election_out.get(&to) {
+                    if tx.try_send(frame).is_err() {
+                        debug!(peer = %to, "election queue full: dropping a notification");
                     }
                 }
             }
+            NetCommand::Quorum { to, frame } => {
+                // Encoded outside the map's lock.
+                if let Some(out) = shared.queue_quorum(to, &frame) {
+                    out.out.flush();
+                }
+            }
+            NetCommand::Stream { to, what, producer } => {
+                if let Some(out) = shared.stream_quorum(to, what, producer.0) {
+                    out.out.flush();
+                }
+            }
+            NetCommand::Connect { leader } => {
+                let Some(&addr) = shared.cfg.quorum.get(&leader) else {
+                    continue;
+                };
+                let span = info_span!("quorum", peer = %leader, %addr, role = "follower");
+                let task = tokio::spawn(
+                    connect_to_leader(leader, addr, Arc::clone(&shared)).instrument(span),
+                );
+                if let Some(old) = connecting.insert(leader, task.abort_handle()) {
+                    old.abort();
+                }
+            }
+            NetCommand::Disconnect { peer } => {
+                if let Some(t) = connecting.remove(&peer) {
+                    t.abort();
+                }
+                if let Some((_, _, task, _)) = shared.slots().remove(&peer) {
+                    task.abort();
+                }
+            }
         }
-    });
-    Ok(cmd_tx)
+    }
 }
 
 async fn bind(addr: Option<&SocketAddr>) -> std::io::Result<TcpListener> {
@@ -730,64 +910,26 @@ async fn run_quorum<P>(
 {
     let generation = shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
     let up = std::time::Instant::now();
-    let (mut reader, mut writer) = tokio::io::split(stream);
-    let (tx, mut rx) = mpsc::unbounded_channel::<Out>();
-    let queued = Arc::new(AtomicU64::new(0));
-    let written = Arc::clone(&queued);
-    let breakdown = shared.cfg.breakdown.clone();
     let side = if leader_side {
         Side::Leader
     } else {
         Side::Follower
     };
-    let writer_task = tokio::spawn(async move {
-        while let Some(out) = rx.recv().await {
-            let (frame, stamp, counted) = match out {
-                Out::Frame(frame, stamp, counted) => (frame, stamp, counted),
-                Out::Stream(what, mut frames) => {
-                    // Drained here, in its place; the producer waits while the socket does.
-                    let mut sent = 0u64;
-                    while let Some(item) = frames.recv().await {
-                        match item {
-                            Ok(frame) => {
-                                if writer.write_all(&frame).await.is_err() {
-                                    return;
-                                }
-                                sent += frame.len() as u64;
-                            }
-                            Err(e) => {
-                                tracing::error!(
-                                    "cannot send the {what} ({e}): closing the connection; \
-                                     the peer resynchronizes"
-                                );
-                                let _ = writer.shutdown().await;
-                                return;
-                            }
-                        }
-                    }
-                    if writer.flush().await.is_err() {
-                        return;
-                    }
-                    debug!(bytes = sent, "{what} sent");
-                    continue;
-                }
-            };
-            // (A TLS stream may hold the last record until flushed; a socket's flush is free.)
-            if writer.write_all(&frame).await.is_err() || writer.flush().await.is_err() {
+    // A PROPOSAL (leader) or ACK (follower) reaches its breakdown stage once written.
+    let written: Option<OnWritten<Stamp>> = shared.cfg.breakdown.clone().map(|b| {
+        Box::new(move |_: usize, marks: &[Stamp]| {
+            if marks.is_empty() {
                 return;
             }
-            if counted {
-                let n = frame.len() as u64;
-                let _ = written.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |q| {
-                    Some(q.saturating_sub(n))
-                });
+            let now = std::time::Instant::now();
+            for &(zxid, stage) in marks {
+                b.mark(side, zxid, stage, now);
             }
-            // A PROPOSAL (leader) or ACK (follower) reaches its breakdown stage once written.
-            if let (Some(b), Some((zxid, stage))) = (&breakdown, stamp) {
-                b.mark(side, zxid, stage, std::time::Instant::now());
-            }
-        }
+        }) as OnWritten<Stamp>
     });
+    let Some((reader, out, mut writer_task)) = split_quorum(stream, leader_side, written) else {
+        return;
+    };
     let seen = Arc::new(AtomicU64::new(shared.now_ms()));
     {
         let mut slots = shared.slots();
@@ -803,12 +945,7 @@ async fn run_quorum<P>(
         }
         let slot = (
             generation,
-            SendQueue {
-                tx,
-                queued,
-                leader_side,
-                syncing: Arc::new(AtomicBool::new(false)),
-            },
+            out,
             writer_task.abort_handle(),
             Arc::clone(&seen),
         );
@@ -825,7 +962,44 @@ async fn run_quorum<P>(
     if !(shared.events)(connected) {
         return;
     }
-    let limits = if leader_side {
+    let conn = Registered {
+        peer,
+        generation,
+        leader_side,
+        seen,
+    };
+    read_quorum(&shared, &conn, reader, &mut writer_task).await;
+    info!("quorum connection down");
+    writer_task.abort();
+    if !leader_side {
+        // Before the core hears of it (and asks for the next connection).
+        shared.record_join(peer, up.elapsed());
+    }
+    shared.quorum_closed(peer, generation);
+}
+
+/// A registered quorum connection, as its reader sees it.
+struct Registered {
+    peer: ServerId,
+    generation: u64,
+    leader_side: bool,
+    /// When it last delivered a frame (milliseconds since [`Shared::started`]).
+    seen: Arc<AtomicU64>,
+}
+
+/// Reads frames from a registered quorum connection and hands them to the core; returns
+/// when the connection ends, when it is replaced or closed on purpose, or when its writer
+/// task ends (a failed write or a failed stream: the connection is closed then, and the
+/// peer resynchronizes).
+async fn read_quorum<P>(
+    shared: &Shared<P>,
+    conn: &Registered,
+    mut reader: QuorumReader,
+    writer_task: &mut tokio::task::JoinHandle<()>,
+) where
+    P: PayloadCodec,
+{
+    let limits = if conn.leader_side {
         wire::FrameLimits::from_learner(shared.cfg.jute_max_buffer)
     } else {
         wire::FrameLimits::from_leader(shared.cfg.jute_max_buffer)
@@ -834,71 +1008,112 @@ async fn run_quorum<P>(
     // A learner never sends a SNAP (its frame limits refuse the chunks): only a follower
     // reassembles one.
     let mut snap = crate::snap_stream::SnapAssembler::new(MAX_SNAPSHOT);
-    'outer: loop {
+    loop {
         loop {
-            match wire::take_frame(&mut buf, &limits) {
+            let frame = match wire::take_frame(&mut buf, &limits) {
                 Ok(Some(body)) => match wire::decode_frame::<P>(&body) {
                     Ok(frame) => {
-                        seen.store(shared.now_ms(), Ordering::Relaxed);
+                        conn.seen.store(shared.now_ms(), Ordering::Relaxed);
                         let st = &shared.state;
                         st.largest_quorum_frame
                             .fetch_max(body.len() as u64, Ordering::Relaxed);
                         if matches!(frame, Frame::SnapChunk { .. }) {
                             st.snap_chunks.fetch_add(1, Ordering::Relaxed);
                         }
-                        let frame = match snap.push(frame) {
-                            Ok(Some(frame)) => frame,
-                            Ok(None) => continue,
-                            Err(e) => {
-                                tracing::error!(
-                                    leader = peer.0,
-                                    "bad SNAP from the leader ({e}): dropping it and going \
-                                     back to LOOKING"
-                                );
-                                break 'outer;
-                            }
-                        };
-                        shared.state.inbox.admit(shared.cfg.inbox_limit).await;
-                        if let Some(b) = &shared.cfg.breakdown {
-                            stamp_received(b, &frame, leader_side);
-                        }
-                        let current = shared
-                            .slots()
-                            .get(&peer)
-                            .is_some_and(|(g, _, _, _)| *g == generation);
-                        if !current {
-                            // Not handed over: it leaves the inbox count again.
-                            shared.state.inbox.taken();
-                            break 'outer;
-                        }
-                        if !(shared.events)(NetEvent::Quorum { from: peer, frame }) {
-                            break 'outer;
-                        }
+                        frame
                     }
                     Err(e) => {
                         warn!("closing: undecodable frame: {e}");
-                        break 'outer;
+                        return;
                     }
                 },
                 Ok(None) => break,
                 Err(e) => {
                     warn!("closing: {e}");
-                    break 'outer;
+                    return;
                 }
+            };
+            let frame = match snap.push(frame) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!(
+                        leader = conn.peer.0,
+                        "bad SNAP from the leader ({e}): dropping it and going back to LOOKING"
+                    );
+                    return;
+                }
+            };
+            if !deliver(shared, conn, frame).await {
+                return;
             }
         }
-        match reader.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+        tokio::select! {
+            read = reader.read_buf(&mut buf) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            },
+            _ = &mut *writer_task => {
+                debug!("the connection's writer stopped: closing it");
+                return;
+            }
         }
     }
-    info!("quorum connection down");
-    writer_task.abort();
-    if !leader_side {
-        // Before the core hears of it (and asks for the next connection).
-        shared.record_join(peer, up.elapsed());
+}
+
+/// Hands a frame read on `conn` to the core (waiting for room in the inbox); `false` once the
+/// connection is no longer the registered one or nobody listens.
+async fn deliver<P>(shared: &Shared<P>, conn: &Registered, frame: Frame<P>) -> bool {
+    shared.state.inbox.admit(shared.cfg.inbox_limit).await;
+    if let Some(b) = &shared.cfg.breakdown {
+        stamp_received(b, &frame, conn.leader_side);
     }
-    shared.quorum_closed(peer, generation);
+    let current = shared
+        .slots()
+        .get(&conn.peer)
+        .is_some_and(|(g, _, _, _)| *g == conn.generation);
+    if !current {
+        // Not handed over: it leaves the inbox count again.
+        shared.state.inbox.taken();
+        return false;
+    }
+    (shared.events)(NetEvent::Quorum {
+        from: conn.peer,
+        frame,
+    })
+}
+
+/// The reading half of a quorum connection.
+type QuorumReader = Box<dyn AsyncRead + Unpin + Send>;
+
+/// Splits an established quorum connection into its reader, its outgoing bytes and their
+/// writer task: a plaintext socket is written by the replica thread itself, a TLS stream
+/// (or a plaintext peer under `portUnification`, which arrives boxed) by the task.
+fn split_quorum(
+    stream: PeerStream,
+    leader_side: bool,
+    written: Option<OnWritten<Stamp>>,
+) -> Option<(QuorumReader, Arc<QuorumOut>, tokio::task::JoinHandle<()>)> {
+    if (&*stream as &dyn std::any::Any).is::<TcpStream>() {
+        let any: Box<dyn std::any::Any + Send> = stream;
+        let Ok(tcp) = any.downcast::<TcpStream>() else {
+            warn!("closing: a plaintext quorum connection that is not a socket");
+            return None;
+        };
+        let (reader, writer) = tcp.into_split();
+        let out = Arc::new(QuorumOut::new(
+            Outgoing::direct(writer, written),
+            leader_side,
+        ));
+        let task_out = Arc::clone(&out);
+        let task = tokio::spawn(async move { task_out.out.run_direct().await });
+        return Some((Box::new(reader), out, task));
+    }
+    let (reader, writer) = tokio::io::split(stream);
+    let out = Arc::new(QuorumOut::new(Outgoing::via_task(written), leader_side));
+    let task_out = Arc::clone(&out);
+    let task = tokio::spawn(async move { task_out.out.run_task(writer).await });
+    Some((Box::new(reader), out, task))
 }
 
 /// The breakdown's stage a frame written on a quorum connection reaches, if any: a PROPOSAL
@@ -1058,231 +1273,5 @@ where
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use zab_spec::ZnodeTxn;
-
-    fn free_addr() -> SocketAddr {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr")
-    }
-
-    /// A leader (server 1 of 3) whose network runs here; its events are counted.
-    async fn leader() -> (NetConfig, Arc<std::sync::atomic::AtomicUsize>) {
-        let ids = [ServerId(1), ServerId(2), ServerId(3)];
-        let cfg = NetConfig {
-            me: ServerId(1),
-            election: ids.iter().map(|s| (*s, free_addr())).collect(),
-            quorum: ids.iter().map(|s| (*s, free_addr())).collect(),
-            ensemble: wire::ensemble_fingerprint(&ids),
-            jute_max_buffer: 0xfffff,
-            live_window: Duration::from_millis(400),
-            tls: None,
-            send_queue_limit: 1 << 20,
-            inbox_limit: 64,
-            breakdown: None,
-        };
-        let state = Arc::new(NetState::default());
-        state.leading.store(true, Ordering::SeqCst);
-        let connects = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let seen = Arc::clone(&connects);
-        let sink: NetSink<ZnodeTxn> = Box::new(move |ev| {
-            if matches!(ev, NetEvent::LearnerConnected { .. }) {
-                seen.fetch_add(1, Ordering::SeqCst);
-            }
-            true
-        });
-        // The command sender must outlive the test's connections.
-        let tx = start(cfg.clone(), state, sink).await.expect("start");
-        std::mem::forget(tx);
-        (cfg, connects)
-    }
-
-    fn hello_as(cfg: &NetConfig, sid: u64) -> Hello {
-        Hello {
-            purpose: Purpose::Quorum,
-            sid: ServerId(sid),
-            ensemble: cfg.ensemble,
-        }
-    }
-
-    async fn heartbeat(stream: &mut PeerStream) {
-        let mut buf = BytesMut::new();
-        wire::encode_frame::<ZnodeTxn>(&Frame::Heartbeat, &mut buf);
-        stream.write_all(&buf).await.expect("write");
-    }
-
-    /// A learner's synchronization longer than the limit is queued whole (not counted, and
-    /// not subtracted once written); the frames after its NEWLEADER count again.
-    #[test]
-    fn a_synchronization_is_not_counted_against_the_send_queue() {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let q = SendQueue {
-            tx,
-            queued: Arc::new(AtomicU64::new(0)),
-            leader_side: true,
-            syncing: Arc::new(AtomicBool::new(false)),
-        };
-        let limit = 1000;
-        let app = |n: usize| Frame::<ZnodeTxn>::App(1, bytes::Bytes::from(vec![0u8; n]));
-        let zab = |m| Frame::<ZnodeTxn>::Zab(m);
-        assert!(q.push(&app(600), limit), "counted");
-        assert!(q.push(
-            &zab(QuorumMessage::Diff {
-                last_zxid: Zxid::new(1, 0)
-            }),
-            limit
-        ));
-        for _ in 0..5 {
-            assert!(q.push(&app(600), limit), "part of the synchronization");
-        }
-        assert!(q.push(
-            &zab(QuorumMessage::NewLeader {
-                zxid: Zxid::new(2, 0)
-            }),
-            limit
-        ));
-        assert!(
-            q.queued.load(Ordering::SeqCst) < 700,
-            "only the first frame counted"
-        );
-        assert!(
-            !q.push(&app(600), limit),
-            "past the limit once the sync is over"
-        );
-        let counted: Vec<bool> = std::iter::from_fn(|| rx.try_recv().ok())
-            .filter_map(|out| match out {
-                Out::Frame(_, _, c) => Some(c),
-                Out::Stream(..) => None,
-            })
-            .collect();
-        assert_eq!(
-            counted,
-            [true, false, false, false, false, false, false, false]
-        );
-    }
-
-    /// The inbox admits up to its limit, then waits until the replica thread takes a frame;
-    /// a frame taken that was never counted does not open a slot.
-    #[tokio::test]
-    async fn the_inbox_waits_at_its_limit() {
-        let gauge = Arc::new(InboxGauge::default());
-        gauge.taken();
-        for _ in 0..2 {
-            gauge.admit(2).await;
-        }
-        assert_eq!(gauge.queued(), 2);
-        let waiting = tokio::time::timeout(Duration::from_millis(100), gauge.admit(2)).await;
-        assert!(waiting.is_err(), "a third frame waits");
-        let g = Arc::clone(&gauge);
-        let third = tokio::spawn(async move { g.admit(2).await });
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        gauge.taken();
-        tokio::time::timeout(Duration::from_secs(5), third)
-            .await
-            .expect("admitted once one is taken")
-            .expect("task");
-        assert_eq!(gauge.queued(), 2);
-    }
-
-    /// The displacement attack: a second handshake with a connected learner's id, while that
-    /// connection is live, is refused; once the first connection is silent past the window (a
-    /// dead peer), a reconnect is accepted.
-    #[tokio::test]
-    async fn a_second_handshake_does_not_displace_a_live_learner() {
-        let (cfg, connects) = leader().await;
-        let addr = cfg.quorum[&ServerId(1)];
-        let (mut first, w) = handshake(addr, ServerId(1), hello_as(&cfg, 2), None)
-            .await
-            .expect("first");
-        assert_eq!(w.status, HandshakeStatus::Accepted);
-        for _ in 0..3 {
-            heartbeat(&mut first).await;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let (_, w) = handshake(addr, ServerId(1), hello_as(&cfg, 2), None)
-                .await
-                .expect("second");
-            assert_eq!(w.status, HandshakeStatus::Refused, "a live learner stays");
-        }
-        // The first connection still works: it is still the registered one.
-        heartbeat(&mut first).await;
-        assert_eq!(connects.load(Ordering::SeqCst), 1);
-        // Silent past the window: a reconnect (the learner restarted) replaces it.
-        tokio::time::sleep(Duration::from_millis(600)).await;
-        let (_, w) = handshake(addr, ServerId(1), hello_as(&cfg, 2), None)
-            .await
-            .expect("reconnect");
-        assert_eq!(w.status, HandshakeStatus::Accepted);
-        // Another learner is unaffected throughout.
-        let (_, w) = handshake(addr, ServerId(1), hello_as(&cfg, 3), None)
-            .await
-            .expect("other");
-        assert_eq!(w.status, HandshakeStatus::Accepted);
-    }
-
-    /// The rogue-epoch loop: a leader that drops the follower right after the handshake (as a
-    /// follower whose accepted epoch is ahead sees: LEADERINFO too old, LOOKING, the same
-    /// leader elected again) is joined again after a growing wait, not in a tight loop; and
-    /// still joined again (the wait is bounded).
-    #[tokio::test]
-    async fn a_leader_that_drops_us_at_once_is_rejoined_with_a_bounded_backoff() {
-        let ids = [ServerId(1), ServerId(2), ServerId(3)];
-        let leader = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let mut quorum: BTreeMap<ServerId, SocketAddr> =
-            ids.iter().map(|s| (*s, free_addr())).collect();
-        quorum.insert(ServerId(1), leader.local_addr().expect("addr"));
-        let cfg = NetConfig {
-            me: ServerId(2),
-            election: ids.iter().map(|s| (*s, free_addr())).collect(),
-            quorum,
-            ensemble: wire::ensemble_fingerprint(&ids),
-            jute_max_buffer: 0xfffff,
-            live_window: Duration::from_millis(400),
-            tls: None,
-            send_queue_limit: 1 << 20,
-            inbox_limit: 64,
-            breakdown: None,
-        };
-        let accepted = Arc::new(AtomicU64::new(0));
-        let count = Arc::clone(&accepted);
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = leader.accept().await {
-                let mut hello = [0u8; HELLO_LEN];
-                if s.read_exact(&mut hello).await.is_ok() {
-                    let w = wire::encode_welcome(&Welcome {
-                        status: HandshakeStatus::Accepted,
-                        sid: ServerId(1),
-                    });
-                    let _ = s.write_all(&w).await;
-                    count.fetch_add(1, Ordering::SeqCst);
-                }
-                // Dropped at once.
-            }
-        });
-        let (down_tx, mut down_rx) = mpsc::unbounded_channel();
-        let sink: NetSink<ZnodeTxn> = Box::new(move |ev| {
-            if matches!(ev, NetEvent::Disconnected { .. }) {
-                let _ = down_tx.send(());
-            }
-            true
-        });
-        let tx = start(cfg, Arc::new(NetState::default()), sink)
-            .await
-            .expect("start");
-        // The core's loop: every disconnection is followed by a new Connect at once.
-        tx.send(NetCommand::Connect {
-            leader: ServerId(1),
-        })
-        .expect("connect");
-        let until = tokio::time::Instant::now() + Duration::from_secs(4);
-        while let Ok(Some(())) = tokio::time::timeout_at(until, down_rx.recv()).await {
-            tx.send(NetCommand::Connect {
-                leader: ServerId(1),
-            })
-            .expect("connect");
-        }
-        // Waits of 0.1, 0.2, 0.4, 0.8, 1.6 s fit in 4 s: about six joins, not thousands.
-        let n = accepted.load(Ordering::SeqCst);
-        assert!((3..=10).contains(&n), "{n} joins in 4 s");
-    }
-}
+#[path = "net_tests.rs"]
+mod tests;

@@ -24,9 +24,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use zab_spec::ServerId;
 
-/// A peer connection: plaintext TCP or TLS over it.
-pub trait PeerIo: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> PeerIo for T {}
+/// A peer connection: plaintext TCP or TLS over it (`Any`: the network writes a plaintext
+/// socket directly, `net_out.rs`, and tells it apart by its type).
+pub trait PeerIo: AsyncRead + AsyncWrite + Unpin + Send + std::any::Any {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> PeerIo for T {}
 
 /// A boxed peer connection.
 pub type PeerStream = Box<dyn PeerIo>;

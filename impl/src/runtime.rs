@@ -15,7 +15,7 @@ use crate::core::{
 };
 use crate::latency::{Side, Stage};
 use crate::metrics::Status;
-use crate::net::{FrameProducer, NetCommand, NetEvent, NetState, Producer};
+use crate::net::{Commands, FrameProducer, NetCommand, NetEvent, NetState, Producer, QuorumSender};
 use crate::storage::{LogRecord, LogWriter, Recovered, SnapshotTicket, StorageError, WriterEvent};
 use crate::wire::{Frame, PayloadCodec};
 use bytes::{Bytes, BytesMut};
@@ -24,7 +24,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, error, info, warn};
 use zab_spec::{Epoch, Payload, QuorumMessage, ServerId, ServerState, Txn, Zxid};
 
@@ -169,13 +168,17 @@ pub trait Application<P>: Send {
     /// Whether `data` would restore: checked when a SNAP arrives, before the core adopts it,
     /// so that a leader's bad SNAP costs the connection to that leader, not the server.
     fn check_snapshot(&self, data: &[u8]) -> Result<(), String>;
+    /// Writes the output queued while handling an event (called once the event is handled,
+    /// and before a synchronous write): a no-op where output is not buffered.
+    fn flush(&mut self) {}
 }
 
 /// What an application may do from its hooks.
 pub struct AppCx<'a, P> {
     peer: &'a mut Peer<P>,
     queued: &'a mut Vec<Action<P>>,
-    net: &'a UnboundedSender<NetCommand<P>>,
+    net: &'a Commands<P>,
+    quorum: Option<&'a QuorumSender<P>>,
     status: &'a Status,
     /// Wall-clock time, ms since the Unix epoch (simulated in tests).
     pub now_ms: i64,
@@ -232,18 +235,23 @@ impl<P: Payload> AppCx<'_, P> {
         proposed.then_some(zxid)
     }
 
-    /// Sends an application frame to `to` on the quorum connection.
-    pub fn send_frame(&self, to: ServerId, kind: u8, data: Bytes) {
-        let _ = self.net.send(NetCommand::Quorum {
-            to,
-            frame: Frame::App(kind, data),
-        });
-    }
-
     /// The runtime's published status.
     #[must_use]
     pub fn status(&self) -> &Status {
         self.status
+    }
+}
+
+impl<P: Payload + PayloadCodec> AppCx<'_, P> {
+    /// Sends an application frame to `to` on the quorum connection.
+    pub fn send_frame(&self, to: ServerId, kind: u8, data: Bytes) {
+        let frame = Frame::App(kind, data);
+        match self.quorum {
+            Some(q) => q.send(to, &frame),
+            None => {
+                let _ = self.net.send(NetCommand::Quorum { to, frame });
+            }
+        }
     }
 }
 
@@ -270,7 +278,9 @@ pub struct Replica<P, A: Application<P>, L: LogBackend = LogWriter> {
     peer: Peer<P>,
     sm: A,
     writer: Arc<L>,
-    net: UnboundedSender<NetCommand<P>>,
+    net: Commands<P>,
+    /// Direct writes to the quorum connections (`zabd`); `None`: through `net`.
+    quorum: Option<QuorumSender<P>>,
     net_state: Arc<NetState>,
     events: Sender<Event<P, A::Client>>,
     status: Arc<Status>,
@@ -335,7 +345,7 @@ where
         peer: Peer<P>,
         sm: A,
         writer: Arc<L>,
-        net: UnboundedSender<NetCommand<P>>,
+        net: Commands<P>,
         net_state: Arc<NetState>,
         events: Sender<Event<P, A::Client>>,
         status: Arc<Status>,
@@ -346,6 +356,7 @@ where
             sm,
             writer,
             net,
+            quorum: None,
             net_state,
             events,
             status,
@@ -370,6 +381,14 @@ where
                 }
             }),
         }
+    }
+
+    /// Writes quorum frames through `quorum` (straight to the sockets, one write per
+    /// connection and batch) instead of handing them to the network task.
+    #[must_use]
+    pub fn with_quorum_sender(mut self, quorum: QuorumSender<P>) -> Self {
+        self.quorum = Some(quorum);
+        self
     }
 
     /// Uses `clock` for timers and the application's wall-clock time.
@@ -410,7 +429,9 @@ where
     /// Starts the protocol (the first election).
     pub fn start(&mut self) -> Result<(), StorageError> {
         self.next_app_tick = self.clock.monotonic_ms() + self.tick_ms;
-        self.step(Input::Start)
+        let r = self.step(Input::Start);
+        self.flush_sends();
+        r
     }
 
     /// When the next timer (or the application's tick) is due, on the monotonic clock.
@@ -423,8 +444,15 @@ where
             .map_or(self.next_app_tick, |t| t.min(self.next_app_tick))
     }
 
-    /// Fires every timer that is due, and the application's tick if due.
+    /// Fires every timer that is due, and the application's tick if due, then writes what
+    /// they queued for peers and clients.
     pub fn fire_due(&mut self) -> Result<(), StorageError> {
+        let r = self.fire_due_timers();
+        self.flush_sends();
+        r
+    }
+
+    fn fire_due_timers(&mut self) -> Result<(), StorageError> {
         let now = self.clock.monotonic_ms();
         if now >= self.next_app_tick {
             self.next_app_tick = now + self.tick_ms;
@@ -488,6 +516,7 @@ where
                 peer: &mut self.peer,
                 queued: &mut queued,
                 net: &self.net,
+                quorum: self.quorum.as_ref(),
                 status: &self.status,
                 now_ms,
                 received: None,
@@ -499,8 +528,19 @@ where
         Ok(())
     }
 
-    /// Handles one event (everything but the timers).
+    /// Handles one event (everything but the timers), then writes what it queued for peers
+    /// and clients.
     pub fn handle(&mut self, ev: Event<P, A::Client>) -> Result<(), StorageError> {
+        let start = Instant::now();
+        let r = self.handle_event(ev);
+        self.flush_sends();
+        self.status
+            .breakdown
+            .record_since(Stage::ReplicaEvent, start, Instant::now());
+        r
+    }
+
+    fn handle_event(&mut self, ev: Event<P, A::Client>) -> Result<(), StorageError> {
         if matches!(
             ev,
             Event::Net(NetEvent::Election { .. } | NetEvent::Quorum { .. })
@@ -591,7 +631,40 @@ where
     }
 
     fn send(&self, to: ServerId, frame: Frame<P>) {
-        let _ = self.net.send(NetCommand::Quorum { to, frame });
+        match &self.quorum {
+            Some(q) => q.send(to, &frame),
+            None => {
+                let _ = self.net.send(NetCommand::Quorum { to, frame });
+            }
+        }
+    }
+
+    /// Queues a stream for `to`, in its place among the frames sent to `to` (through the
+    /// quorum sender when frames go that way, so that nothing queued after it overtakes it).
+    fn stream(&self, to: ServerId, what: &'static str, producer: FrameProducer<P>) {
+        match &self.quorum {
+            Some(q) => q.stream(to, what, producer),
+            None => {
+                let _ = self.net.send(NetCommand::Stream {
+                    to,
+                    what,
+                    producer: Producer(producer),
+                });
+            }
+        }
+    }
+
+    /// Writes the frames queued so far, to peers and clients (once an event is handled, or
+    /// before a synchronous write, so that frames queued before it do not wait for its fsync).
+    fn flush_sends(&mut self) {
+        // Peers first, as ZooKeeper's leader sends COMMIT before it applies and answers: a
+        // client that hears its write done and moves to a follower at once finds the COMMIT
+        // already on its way there (session_passwords: a closed session's password must not
+        // open it on another server); the reply waits only for the COMMIT's `try_write`.
+        if let Some(q) = &self.quorum {
+            q.flush();
+        }
+        self.sm.flush();
     }
 
     /// A SNAP that would not restore: the leader that sent it is dropped (its connection
@@ -678,11 +751,7 @@ where
                         }
                         Ok(())
                     });
-                let _ = self.net.send(NetCommand::Stream {
-                    to,
-                    what: "SNAP",
-                    producer: Producer(producer),
-                });
+                self.stream(to, "SNAP", producer);
             }
             Action::SendLogged {
                 to,
@@ -697,15 +766,16 @@ where
                     Box::new(move |emit: &mut dyn FnMut(Frame<P>) -> bool| {
                         send_logged::<P, L>(&*writer, after, through, committed, emit)
                     });
-                let _ = self.net.send(NetCommand::Stream {
-                    to,
-                    what: "DIFF from the log",
-                    producer: Producer(producer),
-                });
+                self.stream(to, "DIFF from the log", producer);
             }
             Action::SendHeartbeat { to } => self.send(to, Frame::Heartbeat),
             Action::SendRestored { to } => self.send(to, Frame::Restored),
-            Action::Persist(p) => self.persist(p)?,
+            Action::Persist(p) => {
+                if !matches!(p, Persist::Append { wait: false, .. }) {
+                    self.flush_sends();
+                }
+                self.persist(p)?;
+            }
             Action::SetTimer { timer, after_ms } => {
                 self.timers
                     .insert(timer, self.clock.monotonic_ms() + after_ms);
@@ -783,6 +853,7 @@ where
                     }
                 }
                 for t in txns {
+                    // One allocation of the record's size: the writer thread owns the bytes.
                     let mut buf = BytesMut::new();
                     t.payload.encode(&mut buf);
                     self.appended_since_snapshot += buf.len() as u64;
@@ -881,7 +952,11 @@ where
         self.delivered_since_snapshot = 0;
         self.appended_since_snapshot = 0;
         let ticket = self.writer.snapshot_ticket();
+        let start = Instant::now();
         let job = self.sm.snapshot_job();
+        self.status
+            .breakdown
+            .record_since(Stage::ReplicaSnapshotCapture, start, Instant::now());
         let writer = Arc::clone(&self.writer);
         let events = self.events.clone();
         (self.spawner)(Box::new(move || {

@@ -8,7 +8,7 @@
 use crate::config::ServerConfig;
 use crate::core::{PeerConfig, TraceEvent};
 use crate::metrics::Status;
-use crate::net::{self, NetCommand, NetConfig, NetState};
+use crate::net::{self, NetConfig, NetState, QuorumSender};
 use crate::quorum_tls::{MemberHost, QuorumTls};
 use crate::runtime::{self, Event, Replica};
 use crate::service::client::{self, ClientPortConfig, Security};
@@ -174,7 +174,7 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         Duration::from_secs(1),
     );
     let net_state = Arc::new(NetState::default());
-    let net_tx = start_network(&cfg, &tokio_rt, &net_state, &events_tx, &status)?;
+    let (net_tx, quorum) = start_network(&cfg, &tokio_rt, &net_state, &events_tx, &status)?;
 
     let port_cfg = ClientPortConfig {
         max_frame: cfg.jute_max_buffer,
@@ -263,6 +263,9 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         cfg.snap_count,
     )
     .with_snap_size_limit((cfg.bounds.snap_size_limit_kb as u64).saturating_mul(1024));
+    if let Some(quorum) = quorum {
+        replica = replica.with_quorum_sender(quorum);
+    }
     if let Some(path) = &opts.trace_file {
         let sink = trace_sink(path, &replica, cfg.myid)?;
         replica = replica.with_trace(sink);
@@ -324,17 +327,17 @@ fn start_client_ports(
 
 /// Starts peer networking (an ensemble only; a standalone server gets a command channel no
 /// one reads). Peer events go straight onto the replica thread's channel, like the log
-/// writer's reports.
+/// writer's reports; the replica thread writes quorum frames itself (the [`QuorumSender`]).
 fn start_network(
     cfg: &ServerConfig,
     tokio_rt: &tokio::runtime::Runtime,
     net_state: &Arc<NetState>,
     events_tx: &std::sync::mpsc::Sender<Event<zab_zk::Txn, ClientEvent>>,
     status: &Status,
-) -> anyhow::Result<tokio::sync::mpsc::UnboundedSender<NetCommand<zab_zk::Txn>>> {
+) -> anyhow::Result<NetStarted> {
     let servers = cfg.server_ids();
     if servers.len() <= 1 {
-        return Ok(tokio::sync::mpsc::unbounded_channel().0);
+        return Ok((net::Commands::channel(1).0, None));
     }
     let tls = quorum_tls(cfg)?;
     match &tls {
@@ -374,10 +377,17 @@ fn start_network(
     let net_events = events_tx.clone();
     let sink: net::NetSink<zab_zk::Txn> =
         Box::new(move |ev| net_events.send(Event::Net(ev)).is_ok());
-    tokio_rt
+    let (tx, quorum) = tokio_rt
         .block_on(net::start(net_cfg, Arc::clone(net_state), sink))
-        .context("cannot start peer networking")
+        .context("cannot start peer networking")?;
+    Ok((tx, Some(quorum)))
 }
+
+/// The network's command sender and, in an ensemble, the replica thread's direct sender.
+type NetStarted = (
+    net::Commands<zab_zk::Txn>,
+    Option<QuorumSender<zab_zk::Txn>>,
+);
 
 /// 32 random bytes from the operating system: this process's key for new sessions'
 /// passwords (they travel in the `createSession`, so no other server needs it).

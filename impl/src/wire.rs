@@ -705,10 +705,38 @@ pub fn decode_frame<P: PayloadCodec>(body: &Bytes) -> Result<Frame<P>, WireError
     Ok(frame)
 }
 
+thread_local! {
+    /// The scratch buffer transactions are encoded in (reused: no allocation per frame once
+    /// it is as large as the largest transaction; one above 1 MiB is not kept).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Encodes `txn` in this thread's scratch buffer and hands the bytes to `f`.
+fn with_encoded<R>(txn: &zab_zk::Txn, f: impl FnOnce(&[u8]) -> R) -> R {
+    SCRATCH.with(|cell| {
+        let mut buf = cell.take();
+        buf.clear();
+        let mut w = zab_zk::jute::Writer::from_vec(buf);
+        txn.encode_into(&mut w);
+        let r = f(w.as_slice());
+        let buf = w.into_vec();
+        if buf.capacity() <= 1 << 20 {
+            cell.replace(buf);
+        }
+        r
+    })
+}
+
+/// The length of `txn`'s encoding (the proposal size ZooKeeper reports), without allocating.
+#[must_use]
+pub fn encoded_len(txn: &zab_zk::Txn) -> usize {
+    with_encoded(txn, <[u8]>::len)
+}
+
 /// The server's payload: ZooKeeper transactions, in `zab-zk`'s versioned encoding.
 impl PayloadCodec for zab_zk::Txn {
     fn encode(&self, out: &mut BytesMut) {
-        out.put_slice(&zab_zk::Txn::encode(self));
+        with_encoded(self, |bytes| out.put_slice(bytes));
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, WireError> {

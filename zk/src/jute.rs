@@ -244,6 +244,13 @@ impl Writer {
         }
     }
 
+    /// A writer appending to `buf` (whose capacity it reuses: an encoder that keeps one
+    /// scratch buffer allocates nothing once it is large enough).
+    #[must_use]
+    pub fn from_vec(buf: Vec<u8>) -> Writer {
+        Writer { buf }
+    }
+
     /// Bytes written so far.
     #[must_use]
     pub fn len(&self) -> usize {

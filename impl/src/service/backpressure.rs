@@ -24,6 +24,7 @@
 //! leaves it leaves the global count too. So the global count never leaks.
 
 use super::ClientOut;
+use super::direct::DirectWriter;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -226,13 +227,16 @@ impl ConnGate {
     }
 }
 
-/// The replica thread's end of a connection: its output channel and, for a real connection,
-/// its gate. An unmetered outbox (the simulation's clients) counts nothing and is never
-/// throttled.
+/// The replica thread's end of a connection: its output channel, for a real connection its
+/// gate, and for a plaintext one its socket, written by the replica thread itself once an
+/// event is handled ([`super::direct::DirectWriter`]; replies then go there and only `Close`
+/// through the channel). An unmetered outbox (the simulation's clients) counts nothing and is
+/// never throttled.
 #[derive(Debug)]
 pub struct Outbox {
     tx: UnboundedSender<ClientOut>,
     gate: Option<Arc<ConnGate>>,
+    direct: Option<DirectWriter>,
     /// The byte sizes of this connection's requests not yet answered, in arrival order: a
     /// session's replies leave in request order, so each answer takes the oldest.
     sizes: VecDeque<usize>,
@@ -243,6 +247,7 @@ impl From<UnboundedSender<ClientOut>> for Outbox {
         Outbox {
             tx,
             gate: None,
+            direct: None,
             sizes: VecDeque::new(),
         }
     }
@@ -255,8 +260,21 @@ impl Outbox {
         Outbox {
             tx,
             gate: Some(gate),
+            direct: None,
             sizes: VecDeque::new(),
         }
+    }
+
+    /// Replies go to `direct`, the connection's socket, instead of the channel.
+    #[must_use]
+    pub fn with_direct(mut self, direct: DirectWriter) -> Outbox {
+        self.direct = Some(direct);
+        self
+    }
+
+    /// The socket the replica thread writes, if it does (flushed once the event is handled).
+    pub(super) fn direct(&self) -> Option<&DirectWriter> {
+        self.direct.as_ref()
     }
 
     /// Queues a frame; returns the connection's queued reply bytes. Nothing more is queued
@@ -266,7 +284,12 @@ impl Outbox {
             return 0;
         }
         let total = self.gate.as_ref().map_or(0, |g| g.queue(frame.len()));
-        let _ = self.tx.send(ClientOut::Frame(frame));
+        match &self.direct {
+            Some(d) => d.queue(&frame),
+            None => {
+                let _ = self.tx.send(ClientOut::Frame(frame));
+            }
+        }
         total
     }
 
@@ -290,6 +313,9 @@ impl Outbox {
         if let Some(g) = &self.gate {
             g.release();
             g.kill();
+        }
+        if let Some(d) = &self.direct {
+            d.discard();
         }
         let _ = self.tx.send(ClientOut::Close);
     }

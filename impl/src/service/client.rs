@@ -6,9 +6,12 @@
 //!
 //! A connection task owns the socket: it completes the TLS handshake if the port has one (a
 //! failed or slow handshake is a log line and a closed connection, nothing more), reads frames
-//! and sends them on, in order, as [`ClientEvent`]s; a writer task writes what the replica
-//! thread sends ([`ClientOut`]). Plaintext and TLS connections share this one path, generic
-//! over the stream ([`ClientStream`]). A client that does not finish its handshake within the
+//! and sends them on, in order, as [`ClientEvent`]s. Replies: on a plaintext connection the
+//! replica thread writes the socket itself once an event is handled
+//! ([`super::direct::DirectWriter`], `crate::net_out`; issue 20), and the connection's writer
+//! task writes only what the socket
+//! did not take and closes; on a TLS connection the writer task writes what the replica
+//! thread sends ([`ClientOut`]). Both are generic over the stream ([`ClientStream`]). A client that does not finish its handshake within the
 //! limit is disconnected; a client that stalls after that is left alone until its session
 //! expires (the replica thread then closes it).
 //! The reader stops reading while the connection is throttled and the writer reports what it
@@ -16,8 +19,10 @@
 //! through TCP; one killed at the hard limit has both tasks stopped and its queue dropped.
 
 use super::backpressure::{ConnGate, Outbox, Outstanding};
+use super::direct::DirectWriter;
 use super::{ClientEvent, ClientOut, ConnId, fourlw};
 use crate::latency::{Breakdown, Stage};
+use crate::net_out::OnWritten;
 use crate::runtime::Event;
 use bytes::BytesMut;
 use std::collections::HashMap;
@@ -88,6 +93,13 @@ pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     type Writer: AsyncWrite + Unpin + Send + 'static;
     /// Splits the stream.
     fn split(self) -> (Self::Reader, Self::Writer);
+    /// The plaintext socket, which the replica thread writes directly; `Err`: not one.
+    fn into_tcp(self) -> Result<TcpStream, Self>
+    where
+        Self: Sized,
+    {
+        Err(self)
+    }
 }
 
 impl ClientStream for TcpStream {
@@ -95,6 +107,9 @@ impl ClientStream for TcpStream {
     type Writer = tokio::net::tcp::OwnedWriteHalf;
     fn split(self) -> (Self::Reader, Self::Writer) {
         self.into_split()
+    }
+    fn into_tcp(self) -> Result<TcpStream, Self> {
+        Ok(self)
     }
 }
 
@@ -272,29 +287,47 @@ async fn handle<S: ClientStream>(
         cfg.output_soft_limit,
         cfg.max_outstanding,
     );
+    let timed: Timed = cfg
+        .breakdown
+        .clone()
+        .map(|b| (b, Arc::new(Mutex::new(InFlight::default()))));
+    let mut out = Outbox::new(out_tx, Arc::clone(&gate));
+    let (reader, mut writer_task): (ClientReader, _) = match stream.into_tcp() {
+        Ok(tcp) => {
+            let (reader, writer) = tcp.into_split();
+            let direct = direct_writer(
+                writer,
+                (Arc::clone(&gate), timed.clone()),
+                (conn, events.clone()),
+            );
+            out = out.with_direct(direct.clone());
+            let task = tokio::spawn(write_direct(direct, out_rx));
+            (Box::new(reader), task)
+        }
+        Err(stream) => {
+            let (reader, writer) = stream.split();
+            let task = tokio::spawn(write_replies(
+                writer,
+                out_rx,
+                (Arc::clone(&gate), timed.clone()),
+                (conn, events.clone()),
+            ));
+            (Box::new(reader), task)
+        }
+    };
     if events
         .send(Event::Client(ClientEvent::Open {
             conn,
             remote,
             request,
-            out: Outbox::new(out_tx, Arc::clone(&gate)),
+            out,
             x509,
         }))
         .is_err()
     {
+        writer_task.abort();
         return;
     }
-    let (reader, writer) = stream.split();
-    let timed: Timed = cfg
-        .breakdown
-        .clone()
-        .map(|b| (b, Arc::new(Mutex::new(InFlight::default()))));
-    let mut writer_task = tokio::spawn(write_replies(
-        writer,
-        out_rx,
-        (Arc::clone(&gate), timed.clone()),
-        (conn, events.clone()),
-    ));
     let mut reader_task = tokio::spawn(read_requests(
         reader,
         buf,
@@ -310,6 +343,51 @@ async fn handle<S: ClientStream>(
     // Whatever this connection still had outstanding leaves the global count.
     gate.release();
     let _ = events.send(Event::Client(ClientEvent::Closed { conn }));
+}
+
+/// A client connection's reading half.
+type ClientReader = Box<dyn AsyncRead + Unpin + Send>;
+
+/// The callback of a plaintext connection's [`DirectWriter`]: what reaches the socket is
+/// reported to the connection's gate (and wakes its reads once under the limit), and the
+/// replies' xids to the latency breakdown.
+fn direct_writer(
+    half: tokio::net::tcp::OwnedWriteHalf,
+    (gate, timed): (Arc<ConnGate>, Timed),
+    (conn, events): (ConnId, Sender),
+) -> DirectWriter {
+    let written: OnWritten<i32> = Box::new(move |n: usize, xids: &[i32]| {
+        if n > 0 && gate.written(n) {
+            let _ = events.send(Event::Client(ClientEvent::Writable { conn }));
+        }
+        if let (Some((b, in_flight)), false) = (&timed, xids.is_empty()) {
+            replies_written(b, in_flight, xids);
+        }
+    });
+    DirectWriter::new(half, written)
+}
+
+/// The writer task of a plaintext connection: writes what the replica thread's flushes left
+/// (the socket was full), and on `Close` everything still queued, then ends (the socket is
+/// closed once the replica thread drops the connection too).
+async fn write_direct(direct: DirectWriter, mut out_rx: mpsc::UnboundedReceiver<ClientOut>) {
+    let d = &direct;
+    loop {
+        tokio::select! {
+            item = out_rx.recv() => match item {
+                // (Replies go to the socket's buffer; a frame sent here joins them in order.)
+                Some(ClientOut::Frame(f)) => direct.queue(&f),
+                Some(ClientOut::Close) | None => {
+                    let _ = d.drain().await;
+                    return;
+                }
+            },
+            () = d.woken() => {}
+        }
+        if !d.drain().await {
+            return;
+        }
+    }
 }
 
 /// A certificate's subject as Java's `X500Principal.getName()` writes it: the `x509` id

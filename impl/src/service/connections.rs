@@ -5,6 +5,7 @@
 
 use super::ConnId;
 use super::backpressure::Outbox;
+use super::direct::DirectWriter;
 use super::queue::SessionQueue;
 use crate::metrics::Histogram;
 use bytes::Bytes;
@@ -130,6 +131,8 @@ pub(super) struct Connections {
     pub(super) traffic: Traffic,
     /// `clientOutputHardLimitBytes`: queued reply bytes past which a connection is closed.
     hard_limit: usize,
+    /// Connections with frames queued since the last [`Connections::flush`].
+    dirty: Vec<DirectWriter>,
 }
 
 /// ZooKeeper's four-letter abbreviation of an operation (`cons`'s `lop`).
@@ -187,6 +190,24 @@ impl Connections {
             next_session: zab_zk::session::initial_session_id(server_byte, now_ms).0,
             session_secret,
             traffic: Traffic::default(),
+            dirty: Vec::new(),
+        }
+    }
+
+    /// Writes every frame queued for a directly written connection since the last flush (the
+    /// runtime calls it when an event is handled).
+    pub(super) fn flush(&mut self) {
+        for d in self.dirty.drain(..) {
+            d.flush();
+        }
+    }
+
+    /// Remembers that `out`'s socket has frames to write at the next flush.
+    fn mark_dirty(out: &Outbox, dirty: &mut Vec<DirectWriter>) {
+        if let Some(d) = out.direct() {
+            if !dirty.iter().any(|x| x.same(d)) {
+                dirty.push(d.clone());
+            }
         }
     }
 
@@ -245,6 +266,7 @@ impl Connections {
         c.stats.sent += 1;
         self.traffic.packets_sent += 1;
         let queued = c.out.send_frame(frame);
+        Self::mark_dirty(&c.out, &mut self.dirty);
         if queued > self.hard_limit && !c.out.killed() {
             warn!(
                 conn,
@@ -372,6 +394,7 @@ impl Connections {
                 .send_frame(proto::encode_connect_response(&ConnectResponse::refused(
                     read_only_byte,
                 )));
+            Self::mark_dirty(&c.out, &mut self.dirty);
             c.out.close();
             return Opened::Refused;
         }

@@ -29,6 +29,7 @@ mod apply;
 pub mod backpressure;
 pub mod client;
 mod connections;
+pub mod direct;
 mod expiry;
 pub mod fourlw;
 pub mod frames;
@@ -587,6 +588,10 @@ impl ZkService {
 
 impl Application<zab_zk::Txn> for ZkService {
     type Client = ClientEvent;
+
+    fn flush(&mut self) {
+        self.conns.flush();
+    }
 
     fn deliver(&mut self, txn: &Txn<zab_zk::Txn>, cx: &mut AppCx<'_, zab_zk::Txn>) {
         self.deliver_txn(txn, cx);

@@ -38,7 +38,7 @@ impl LeaderPrep {
 
     /// Proposes a prepared transaction through Zab.
     fn propose(&mut self, txn: zab_zk::Txn, cx: &mut AppCx<'_, zab_zk::Txn>) {
-        let size = txn.encode().len() as i64;
+        let size = crate::wire::encoded_len(&txn) as i64;
         let p = &mut self.proposal_sizes;
         *p = (
             size,

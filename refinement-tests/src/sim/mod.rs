@@ -49,7 +49,7 @@ use zab_model::Bug;
 use zab_server::config::{Member, ServerConfig};
 use zab_server::core::{PeerConfig, Summary, TraceEvent};
 use zab_server::metrics::Status;
-use zab_server::net::{NetCommand, NetEvent, NetState};
+use zab_server::net::{Commands, NetCommand, NetEvent, NetState};
 use zab_server::runtime::{BackgroundJob, Event, Replica, recover_peer};
 use zab_server::service::{ClientEvent, ServiceConfig, ZkService};
 use zab_server::snap_stream::SnapAssembler;
@@ -277,7 +277,7 @@ struct Node {
 struct Up {
     replica: SimReplica,
     log: Arc<SimLog>,
-    net_rx: tokio::sync::mpsc::UnboundedReceiver<NetCommand<Txn>>,
+    net_rx: tokio::sync::mpsc::Receiver<NetCommand<Txn>>,
     events_rx: Receiver<Event<Txn, ClientEvent>>,
     net_state: Arc<NetState>,
     jobs: Arc<Mutex<VecDeque<BackgroundJob>>>,

@@ -58,7 +58,10 @@ impl Sim {
         let restart = self.nodes[k].life > 0;
         let summary: Summary = peer.summary();
         let log = Arc::new(SimLog::new(storage));
-        let (net_tx, net_rx) = tokio::sync::mpsc::unbounded_channel();
+        // The simulation takes every command after each event, and one event queues at most
+        // a few per transaction of a synchronization: far below this bound, at which the
+        // replica would wait for the (single-threaded) simulation forever.
+        let (net_tx, net_rx) = Commands::channel(1 << 20);
         let (events_tx, events_rx): (Sender<_>, Receiver<_>) = std::sync::mpsc::channel();
         let net_state = Arc::new(NetState::default());
         let jobs: Arc<Mutex<VecDeque<BackgroundJob>>> = Arc::default();
