@@ -139,11 +139,7 @@ pub async fn setup(servers: &[SocketAddr], spec: &Spec) -> anyhow::Result<()> {
         s.flush().await?;
         let mut existing = Vec::new();
         for (xid, i) in xids {
-            let frame = tokio::time::timeout(spec.io_timeout, s.next_frame())
-                .await
-                .map_err(|_| anyhow!("setup: no reply within {:?}", spec.io_timeout))??
-                .ok_or_else(|| anyhow!("setup: the server closed the connection"))?;
-            let h = reply_header(&frame)?;
+            let (h, _) = s.next_reply(spec.io_timeout).await.context("setup")?;
             if h.xid != xid {
                 bail!("setup: reply for xid {} while waiting for {xid}", h.xid);
             }
@@ -218,6 +214,7 @@ struct Outcome {
     ops: u64,
     errors: u64,
     dropped: u64,
+    pings: u64,
 }
 
 fn histogram() -> anyhow::Result<Histogram<u64>> {
@@ -337,13 +334,13 @@ impl Conn {
         Ok(())
     }
 
+    /// Reads more replies, pinging while none come (see [`Session::fill_within`]).
     async fn read_more(&mut self, s: &mut Session) -> anyhow::Result<()> {
         let t = self.plan.spec.io_timeout;
-        match tokio::time::timeout(t, s.fill()).await {
-            Err(_) => bail!("no reply within {t:?} ({} outstanding)", self.pending.len()),
-            Ok(Ok(true)) => Ok(()),
-            Ok(Ok(false)) => bail!("the server closed the connection"),
-            Ok(Err(e)) => Err(e),
+        match s.fill_within(t).await? {
+            None => bail!("no reply within {t:?} ({} outstanding)", self.pending.len()),
+            Some(true) => Ok(()),
+            Some(false) => bail!("the server closed the connection"),
         }
     }
 
@@ -386,16 +383,19 @@ impl Conn {
     ) -> anyhow::Result<()> {
         let t = self.plan.spec.io_timeout;
         let mut open = true;
+        let mut heard = Instant::now();
         loop {
             if !open && self.pending.is_empty() {
                 return Ok(());
             }
+            let ping_at = s.ping_at();
             tokio::select! {
                 biased;
                 r = s.fill() => {
                     if !r? {
                         bail!("the server closed the connection");
                     }
+                    heard = Instant::now();
                     self.on_replies(s, false)?;
                 }
                 d = due_rx.recv(), if open => match d {
@@ -408,7 +408,10 @@ impl Conn {
                     }
                     None => open = false,
                 },
-                () = tokio::time::sleep(t), if !open => {
+                () = tokio::time::sleep_until(ping_at), if !self.pending.is_empty() => {
+                    s.ping().await?;
+                }
+                () = tokio::time::sleep_until(heard + t), if !open => {
                     bail!("no reply within {t:?} ({} outstanding)", self.pending.len());
                 }
             }
@@ -467,6 +470,7 @@ async fn drive(
             ops: 0,
             errors: 0,
             dropped: 0,
+            pings: 0,
         },
         plan: plan.clone(),
         shared,
@@ -476,6 +480,7 @@ async fn drive(
         None => c.closed_loop(&mut session).await,
     };
     r.with_context(|| format!("session {idx} to {addr}"))?;
+    c.out.pings = session.pings;
     let _ = session
         .call(&Request::CloseSession, Duration::from_secs(5))
         .await;
@@ -598,7 +603,7 @@ pub async fn run(servers: &[SocketAddr], spec: &Spec) -> anyhow::Result<RunResul
     };
     let mut hist = histogram()?;
     let mut lag = histogram()?;
-    let (mut ops, mut errors, mut dropped) = (0u64, 0u64, 0u64);
+    let (mut ops, mut errors, mut dropped, mut pings) = (0u64, 0u64, 0u64, 0u64);
     let mut failure = None;
     while let Some(joined) = tasks.join_next().await {
         match joined {
@@ -608,6 +613,7 @@ pub async fn run(servers: &[SocketAddr], spec: &Spec) -> anyhow::Result<RunResul
                 ops += o.ops;
                 errors += o.errors;
                 dropped += o.dropped;
+                pings += o.pings;
             }
             Ok(Err(e)) => {
                 shared.stop.store(true, Ordering::Relaxed);
@@ -652,6 +658,7 @@ pub async fn run(servers: &[SocketAddr], spec: &Spec) -> anyhow::Result<RunResul
         ops,
         errors,
         dropped,
+        pings,
         throughput: if seconds > 0.0 {
             ops as f64 / seconds
         } else {

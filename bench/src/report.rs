@@ -504,6 +504,7 @@ mod tests {
             ops: throughput as u64,
             errors: 0,
             dropped: 0,
+            pings: 0,
             throughput,
             latency: Latency {
                 p50_us: p99_us / 4.0,
