@@ -645,6 +645,18 @@ pub async fn run(servers: &[SocketAddr], spec: &Spec) -> anyhow::Result<RunResul
             end.saturating_duration_since(warm).as_secs_f64()
         }
     };
+    if ops == 0 && errors == 0 {
+        // Percentiles of nothing would read as 0 ms: no figures instead.
+        let why = if pings > 0 {
+            format!(
+                "; {pings} ping(s): a reply was awaited for the whole ping interval (see README, \
+                 ZOOKEEPER-4537)"
+            )
+        } else {
+            String::new()
+        };
+        bail!("no operation completed in the measured window{why}");
+    }
     let q = |h: &Histogram<u64>, p: f64| h.value_at_quantile(p) as f64;
     Ok(RunResult {
         key: spec.key(),
@@ -755,5 +767,28 @@ mod tests {
             .block_on(run(&[], &spec(Workload::Get)))
             .expect_err("no server");
         assert!(e.to_string().contains("no server"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_window_without_a_completed_operation_has_no_figures() {
+        // The one request, sent in the warm-up, is held until the session's ping (100 ms at a
+        // 300 ms session): its reply comes after the 20 ms window, which measured nothing.
+        let addr = crate::session::tests::stalling_server(300).await;
+        let s = Spec {
+            clients: 1,
+            depth: 1,
+            warmup: Duration::from_millis(50),
+            duration: Some(Duration::from_millis(20)),
+            io_timeout: Duration::from_secs(5),
+            session_timeout_ms: 300,
+            ..spec(Workload::Get)
+        };
+        let e = run(&[addr], &s).await.expect_err("no figures");
+        let e = format!("{e:#}");
+        assert!(
+            e.contains("no operation completed in the measured window"),
+            "{e}"
+        );
+        assert!(e.contains("1 ping(s)"), "{e}");
     }
 }

@@ -334,7 +334,7 @@ pub fn srvr_mode(answer: &str) -> Option<&str> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use zab_zk::proto::GetDataRequest;
 
@@ -377,8 +377,9 @@ mod tests {
 
     /// A server that answers the handshake with a `timeout_ms` session, then holds the reply
     /// to the first request until the next frame (a ping) arrives, as ZooKeeper 3.8.0's
-    /// CommitProcessor does after a lost wake-up (ZOOKEEPER-4537); then answers both.
-    async fn stalling_server(timeout_ms: i32) -> SocketAddr {
+    /// CommitProcessor does after a lost wake-up (ZOOKEEPER-4537); then answers both, and
+    /// every later request at once.
+    pub(crate) async fn stalling_server(timeout_ms: i32) -> SocketAddr {
         use zab_zk::proto::{
             ConnectResponse, decode_request, encode_connect_response, encode_reply,
         };
@@ -390,39 +391,43 @@ mod tests {
             let (mut c, _) = l.accept().await.expect("accept");
             let dec = FrameDecoder::new(MAX_FRAME);
             let mut buf = BytesMut::new();
-            let mut frames = Vec::new();
-            while frames.len() < 3 {
-                if let Some(f) = dec.decode(&mut buf).expect("frame") {
-                    frames.push(f);
-                    if frames.len() == 1 {
-                        let resp = ConnectResponse {
-                            protocol_version: 0,
-                            timeout: timeout_ms,
-                            session_id: 0x77,
-                            passwd: Bytes::from(vec![0; 16]),
-                            read_only: Some(false),
-                        };
-                        c.write_all(&encode_connect_response(&resp))
-                            .await
-                            .expect("w");
+            let mut frames = 0;
+            let mut held = None;
+            loop {
+                let Some(f) = dec.decode(&mut buf).expect("frame") else {
+                    if c.read_buf(&mut buf).await.expect("read") == 0 {
+                        return;
                     }
                     continue;
-                }
-                if c.read_buf(&mut buf).await.expect("read") == 0 {
-                    return;
-                }
-            }
-            for f in &frames[1..] {
-                let (h, _) = decode_request(f, MAX_FRAME).expect("request");
-                let reply = ReplyHeader {
-                    xid: h.xid,
-                    zxid: 5,
-                    err: 0,
                 };
-                c.write_all(&encode_reply(&reply, None)).await.expect("w");
+                frames += 1;
+                if frames == 1 {
+                    let resp = ConnectResponse {
+                        protocol_version: 0,
+                        timeout: timeout_ms,
+                        session_id: 0x77,
+                        passwd: Bytes::from(vec![0; 16]),
+                        read_only: Some(false),
+                    };
+                    c.write_all(&encode_connect_response(&resp))
+                        .await
+                        .expect("w");
+                    continue;
+                }
+                let (h, _) = decode_request(&f, MAX_FRAME).expect("request");
+                if frames == 2 {
+                    held = Some(h.xid);
+                    continue;
+                }
+                for xid in held.take().into_iter().chain([h.xid]) {
+                    let reply = ReplyHeader {
+                        xid,
+                        zxid: 5,
+                        err: 0,
+                    };
+                    c.write_all(&encode_reply(&reply, None)).await.expect("w");
+                }
             }
-            let mut rest = Vec::new();
-            let _ = c.read_to_end(&mut rest).await;
         });
         addr
     }
