@@ -139,11 +139,7 @@ pub async fn setup(servers: &[SocketAddr], spec: &Spec) -> anyhow::Result<()> {
         s.flush().await?;
         let mut existing = Vec::new();
         for (xid, i) in xids {
-            let frame = tokio::time::timeout(spec.io_timeout, s.next_frame())
-                .await
-                .map_err(|_| anyhow!("setup: no reply within {:?}", spec.io_timeout))??
-                .ok_or_else(|| anyhow!("setup: the server closed the connection"))?;
-            let h = reply_header(&frame)?;
+            let (h, _) = s.next_reply(spec.io_timeout).await.context("setup")?;
             if h.xid != xid {
                 bail!("setup: reply for xid {} while waiting for {xid}", h.xid);
             }
@@ -274,6 +270,7 @@ struct Outcome {
     ops: u64,
     errors: u64,
     dropped: u64,
+    pings: u64,
 }
 
 fn histogram() -> anyhow::Result<Histogram<u64>> {
@@ -393,13 +390,13 @@ impl Conn {
         Ok(())
     }
 
+    /// Reads more replies, pinging while none come (see [`Session::fill_within`]).
     async fn read_more(&mut self, s: &mut Session) -> anyhow::Result<()> {
         let t = self.plan.spec.io_timeout;
-        match tokio::time::timeout(t, s.fill()).await {
-            Err(_) => bail!("no reply within {t:?} ({} outstanding)", self.pending.len()),
-            Ok(Ok(true)) => Ok(()),
-            Ok(Ok(false)) => bail!("the server closed the connection"),
-            Ok(Err(e)) => Err(e),
+        match s.fill_within(t).await? {
+            None => bail!("no reply within {t:?} ({} outstanding)", self.pending.len()),
+            Some(true) => Ok(()),
+            Some(false) => bail!("the server closed the connection"),
         }
     }
 
@@ -442,16 +439,19 @@ impl Conn {
     ) -> anyhow::Result<()> {
         let t = self.plan.spec.io_timeout;
         let mut open = true;
+        let mut heard = Instant::now();
         loop {
             if !open && self.pending.is_empty() {
                 return Ok(());
             }
+            let ping_at = s.ping_at();
             tokio::select! {
                 biased;
                 r = s.fill() => {
                     if !r? {
                         bail!("the server closed the connection");
                     }
+                    heard = Instant::now();
                     self.on_replies(s, false)?;
                 }
                 d = due_rx.recv(), if open => match d {
@@ -464,7 +464,10 @@ impl Conn {
                     }
                     None => open = false,
                 },
-                () = tokio::time::sleep(t), if !open => {
+                () = tokio::time::sleep_until(ping_at), if !self.pending.is_empty() => {
+                    s.ping().await?;
+                }
+                () = tokio::time::sleep_until(heard + t), if !open => {
                     bail!("no reply within {t:?} ({} outstanding)", self.pending.len());
                 }
             }
@@ -523,6 +526,7 @@ async fn drive(
             ops: 0,
             errors: 0,
             dropped: 0,
+            pings: 0,
         },
         plan: plan.clone(),
         shared,
@@ -532,6 +536,7 @@ async fn drive(
         None => c.closed_loop(&mut session).await,
     };
     r.with_context(|| format!("session {idx} to {addr}"))?;
+    c.out.pings = session.pings;
     let _ = session
         .call(&Request::CloseSession, Duration::from_secs(5))
         .await;
@@ -654,7 +659,7 @@ pub async fn run(servers: &[SocketAddr], spec: &Spec) -> anyhow::Result<RunResul
     };
     let mut hist = histogram()?;
     let mut lag = histogram()?;
-    let (mut ops, mut errors, mut dropped) = (0u64, 0u64, 0u64);
+    let (mut ops, mut errors, mut dropped, mut pings) = (0u64, 0u64, 0u64, 0u64);
     let mut failure = None;
     while let Some(joined) = tasks.join_next().await {
         match joined {
@@ -664,6 +669,7 @@ pub async fn run(servers: &[SocketAddr], spec: &Spec) -> anyhow::Result<RunResul
                 ops += o.ops;
                 errors += o.errors;
                 dropped += o.dropped;
+                pings += o.pings;
             }
             Ok(Err(e)) => {
                 shared.stop.store(true, Ordering::Relaxed);
@@ -695,6 +701,18 @@ pub async fn run(servers: &[SocketAddr], spec: &Spec) -> anyhow::Result<RunResul
             end.saturating_duration_since(warm).as_secs_f64()
         }
     };
+    if ops == 0 && errors == 0 {
+        // Percentiles of nothing would read as 0 ms: no figures instead.
+        let why = if pings > 0 {
+            format!(
+                "; {pings} ping(s): a reply was awaited for the whole ping interval (see README, \
+                 ZOOKEEPER-4537)"
+            )
+        } else {
+            String::new()
+        };
+        bail!("no operation completed in the measured window{why}");
+    }
     let q = |h: &Histogram<u64>, p: f64| h.value_at_quantile(p) as f64;
     Ok(RunResult {
         key: spec.key(),
@@ -708,6 +726,7 @@ pub async fn run(servers: &[SocketAddr], spec: &Spec) -> anyhow::Result<RunResul
         ops,
         errors,
         dropped,
+        pings,
         throughput: if seconds > 0.0 {
             ops as f64 / seconds
         } else {
@@ -804,5 +823,28 @@ mod tests {
             .block_on(run(&[], &spec(Workload::Get)))
             .expect_err("no server");
         assert!(e.to_string().contains("no server"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_window_without_a_completed_operation_has_no_figures() {
+        // The one request, sent in the warm-up, is held until the session's ping (100 ms at a
+        // 300 ms session): its reply comes after the 20 ms window, which measured nothing.
+        let addr = crate::session::tests::stalling_server(300).await;
+        let s = Spec {
+            clients: 1,
+            depth: 1,
+            warmup: Duration::from_millis(50),
+            duration: Some(Duration::from_millis(20)),
+            io_timeout: Duration::from_secs(5),
+            session_timeout_ms: 300,
+            ..spec(Workload::Get)
+        };
+        let e = run(&[addr], &s).await.expect_err("no figures");
+        let e = format!("{e:#}");
+        assert!(
+            e.contains("no operation completed in the measured window"),
+            "{e}"
+        );
+        assert!(e.contains("1 ping(s)"), "{e}");
     }
 }

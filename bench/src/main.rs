@@ -400,8 +400,13 @@ fn print_run(r: &RunResult) {
         .loadavg
         .map(|l| format!("  load {l:.2}"))
         .unwrap_or_default();
+    let pings = if r.pings > 0 {
+        format!(" pings {}", r.pings)
+    } else {
+        String::new()
+    };
     println!(
-        "{:<28} {:>10.0} ops/s  p50 {:>8.3} ms  p99 {:>8.3} ms  p99.9 {:>8.3} ms  max {:>8.3} ms  ops {} errors {}{rate}{load}",
+        "{:<28} {:>10.0} ops/s  p50 {:>8.3} ms  p99 {:>8.3} ms  p99.9 {:>8.3} ms  max {:>8.3} ms  ops {} errors {}{pings}{rate}{load}",
         r.key,
         r.throughput,
         r.latency.p50_us / 1e3,

@@ -291,6 +291,8 @@ pub fn render(c: &Collected, o: &ReportOptions<'_>) -> String {
         );
     }
 
+    stalls(&mut md, c);
+
     floor_targets_and_breakdown(&mut md, c, [a, b]);
 
     if c.extras.iter().any(|e| !e.name.starts_with("floor_")) {
@@ -486,6 +488,37 @@ fn floor_targets_and_breakdown(md: &mut String, c: &Collected, [a, b]: [&str; 2]
     }
 }
 
+/// The runs in which a session sent pings: a reply awaited for the whole ping interval (9 s
+/// at the default session timeout). Their medians include that wait.
+fn stalls(md: &mut String, c: &Collected) {
+    let stalled: Vec<String> = c
+        .files
+        .iter()
+        .flat_map(|f| {
+            f.runs.iter().filter(|r| r.pings > 0).map(move |r| {
+                format!(
+                    "{} {} r{}: {} ping(s), max {:.0} ms",
+                    r.key,
+                    f.system,
+                    f.round,
+                    r.pings,
+                    r.latency.max_us / 1e3
+                )
+            })
+        })
+        .collect();
+    if !stalled.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nRuns in which a reply took the whole ping interval (nothing was sent for it while \
+             a reply was awaited, so the session pinged, as ZooKeeper's Java client does; \
+             ZooKeeper 3.8.0 holds a lone session's write until the next request reaches it, \
+             ZOOKEEPER-4537, see README): {}.",
+            stalled.join("; ")
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -504,6 +537,7 @@ mod tests {
             ops: throughput as u64,
             errors: 0,
             dropped: 0,
+            pings: 0,
             throughput,
             latency: Latency {
                 p50_us: p99_us / 4.0,
@@ -622,6 +656,30 @@ mod tests {
         );
         assert_eq!(md.matches("## Settings").count(), 1);
         assert!(md.contains("![throughput_vs_read_ratio.svg](throughput_vs_read_ratio.svg)"));
+        assert!(!md.contains("ping interval"), "no run pinged");
+    }
+
+    #[test]
+    fn runs_that_pinged_are_named() {
+        let mut c = collected();
+        let r = &mut c.files[1].runs[0];
+        r.pings = 1;
+        r.latency.max_us = 9_003_007.0;
+        let md = render(
+            &c,
+            &ReportOptions {
+                systems: ["zabd", "zookeeper"],
+                date: "today",
+                notes: None,
+                analysis: None,
+                plots: vec![],
+                title: "t",
+            },
+        );
+        assert!(
+            md.contains("ZOOKEEPER-4537, see README): mix-r90-c32x8-p1024 zookeeper r1: 1 ping(s), max 9003 ms."),
+            "{md}"
+        );
     }
 
     #[test]

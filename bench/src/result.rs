@@ -50,6 +50,11 @@ pub struct RunResult {
     pub errors: u64,
     /// Open loop: operations due that were not sent because too many were outstanding.
     pub dropped: u64,
+    /// Pings the sessions sent because nothing was sent for the ping interval (9 s with the
+    /// default 30 s session timeout) while a reply was awaited: each one is a reply that took
+    /// that long (ZooKeeper 3.8.0's lost commit wake-up, ZOOKEEPER-4537; see README).
+    #[serde(default)]
+    pub pings: u64,
     /// Successful operations per second.
     pub throughput: f64,
     /// Latency of successful operations (open loop: from the intended send time).
@@ -148,6 +153,7 @@ mod tests {
             ops: 80_000,
             errors: 1,
             dropped: 0,
+            pings: 0,
             throughput: 10_000.0,
             latency: Latency {
                 p50_us: 500.0,

@@ -1,7 +1,8 @@
 //! One ZooKeeper session over tokio for the load generator: the handshake, request frames
 //! encoded once (per key and operation) with only the xid patched per send, batched writes,
-//! and reply headers read off the stream. Nothing read from the network is trusted: every
-//! malformed or unexpected frame is an error, never a panic.
+//! reply headers read off the stream, and pings while waiting (as ZooKeeper's own clients
+//! send them). Nothing read from the network is trusted: every malformed or unexpected frame
+//! is an error, never a panic.
 
 use anyhow::{Context as _, anyhow, bail};
 use bytes::{Bytes, BytesMut};
@@ -11,6 +12,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tracing::warn;
 use zab_zk::jute::{Reader, Record as _};
 use zab_zk::proto::{self, ConnectRequest, FrameDecoder, ReplyHeader, Request};
 
@@ -69,8 +72,14 @@ pub struct Session {
     out: Vec<u8>,
     decoder: FrameDecoder,
     next_xid: i32,
+    /// When requests were last written.
+    last_send: Instant,
+    /// How long nothing may be sent while a reply is awaited before a ping goes out.
+    ping_after: Duration,
     /// The session id the server gave.
     pub session_id: i64,
+    /// Pings sent (each one: nothing sent for `ping_after` while a reply was awaited).
+    pub pings: u64,
 }
 
 impl std::fmt::Debug for Session {
@@ -116,7 +125,10 @@ impl Session {
             out: Vec::with_capacity(64 * 1024),
             decoder: FrameDecoder::new(MAX_FRAME),
             next_xid: 1,
+            last_send: Instant::now(),
+            ping_after: ping_after(session_timeout_ms),
             session_id: 0,
+            pings: 0,
         };
         let req = ConnectRequest {
             protocol_version: 0,
@@ -140,6 +152,7 @@ impl Session {
             bail!("{addr} refused the session (not serving?)");
         }
         s.session_id = resp.session_id;
+        s.ping_after = ping_after(resp.timeout);
         Ok(s)
     }
 
@@ -200,32 +213,94 @@ impl Session {
             // A TLS stream may hold the last record until flushed; a socket's flush is free.
             self.wr.flush().await?;
             self.out.clear();
+            self.last_send = Instant::now();
         }
         Ok(())
+    }
+
+    /// Reads from the socket once, like [`Session::fill`], waiting at most `timeout`
+    /// (`Ok(None)` when it passed without a byte). While it waits, a ping goes out whenever
+    /// nothing was sent for the ping interval, as ZooKeeper's Java client does: a real client
+    /// keeps its session alive that way, and ZooKeeper 3.8.0 needs it (ZOOKEEPER-4537, fixed
+    /// in 3.8.1: its CommitProcessor can miss the wake-up of a commit and then holds that
+    /// write, unanswered, until the server's next request, from any session, arrives).
+    pub async fn fill_within(&mut self, timeout: Duration) -> anyhow::Result<Option<bool>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ping_at = self.last_send + self.ping_after;
+            match tokio::time::timeout_at(ping_at.min(deadline), self.fill()).await {
+                Ok(r) => return r.map(Some),
+                Err(_) if Instant::now() >= deadline => return Ok(None),
+                Err(_) => {
+                    warn!(
+                        session = format_args!("{:#x}", self.session_id),
+                        "nothing sent for {:?} while waiting for a reply: sending a ping",
+                        self.ping_after
+                    );
+                    self.ping().await?;
+                }
+            }
+        }
+    }
+
+    /// When a ping is due if nothing else is sent before.
+    pub fn ping_at(&self) -> Instant {
+        self.last_send + self.ping_after
+    }
+
+    /// Sends a ping (and whatever requests are queued) now.
+    pub async fn ping(&mut self) -> anyhow::Result<()> {
+        self.out
+            .extend_from_slice(&proto::encode_request(proto::xid::PING, &Request::Ping));
+        self.pings += 1;
+        self.flush().await
+    }
+
+    /// The next reply to a request (notifications and ping replies, xid < 0, are skipped),
+    /// reading as needed and pinging while waiting; fails after `timeout` without one.
+    pub async fn next_reply(&mut self, timeout: Duration) -> anyhow::Result<(ReplyHeader, Bytes)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            while let Some(frame) = self.buffered_frame()? {
+                let h = reply_header(&frame)?;
+                if h.xid >= 0 {
+                    return Ok((h, frame));
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.fill_within(left).await? {
+                None => bail!("no reply within {timeout:?}"),
+                Some(false) => bail!("the server closed the connection"),
+                Some(true) => {}
+            }
+        }
     }
 
     /// Sends one request and waits for its reply header (setup and probes).
     pub async fn call(&mut self, req: &Request, timeout: Duration) -> anyhow::Result<ReplyHeader> {
         let xid = self.push_request(req);
         self.flush().await?;
-        tokio::time::timeout(timeout, async {
-            loop {
-                let frame = self
-                    .next_frame()
-                    .await?
-                    .ok_or_else(|| anyhow!("the server closed the connection"))?;
-                let h = reply_header(&frame)?;
-                if h.xid == xid {
-                    return Ok(h);
-                }
-                if h.xid >= 0 {
-                    bail!("reply for xid {} while waiting for {xid}", h.xid);
-                }
-            }
-        })
-        .await
-        .map_err(|_| anyhow!("no reply within {timeout:?}"))?
+        let (h, _) = self.next_reply(timeout).await?;
+        if h.xid != xid {
+            bail!("reply for xid {} while waiting for {xid}", h.xid);
+        }
+        Ok(h)
     }
+}
+
+/// How long a session may send nothing while it waits for a reply before it pings: what
+/// ZooKeeper's Java client (`ClientCnxn`) does with a negotiated session timeout of
+/// `timeout_ms`: its read timeout is two thirds of it, and it pings once nothing was sent for
+/// half that less a second (at most 10 s): 9 s for 30 s.
+pub fn ping_after(timeout_ms: i32) -> Duration {
+    let third = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0) / 3);
+    let one = Duration::from_secs(1);
+    let after = if third > 2 * one {
+        third - one
+    } else {
+        third.min(one)
+    };
+    after.clamp(Duration::from_millis(100), Duration::from_secs(10))
 }
 
 /// The `ReplyHeader` at the start of a reply frame's payload.
@@ -259,7 +334,7 @@ pub fn srvr_mode(answer: &str) -> Option<&str> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use zab_zk::proto::GetDataRequest;
 
@@ -285,6 +360,119 @@ mod tests {
         let mut patched = t.0.to_vec();
         patched[4..8].copy_from_slice(&4711i32.to_be_bytes());
         assert_eq!(patched, proto::encode_request(4711, &req).to_vec());
+    }
+
+    #[test]
+    fn the_ping_interval_is_the_java_clients() {
+        // ClientCnxn: read timeout = 2/3 of the session timeout; a ping once nothing was sent
+        // for half of it, less a second once a second passed; at most 10 s.
+        assert_eq!(ping_after(30_000), Duration::from_secs(9));
+        assert_eq!(ping_after(10_000), Duration::from_millis(2333));
+        assert_eq!(ping_after(4_000), Duration::from_secs(1));
+        assert_eq!(ping_after(2_400), Duration::from_millis(800));
+        assert_eq!(ping_after(60_000), Duration::from_secs(10));
+        assert_eq!(ping_after(0), Duration::from_millis(100));
+        assert_eq!(ping_after(-5), Duration::from_millis(100));
+    }
+
+    /// A server that answers the handshake with a `timeout_ms` session, then holds the reply
+    /// to the first request until the next frame (a ping) arrives, as ZooKeeper 3.8.0's
+    /// CommitProcessor does after a lost wake-up (ZOOKEEPER-4537); then answers both, and
+    /// every later request at once.
+    pub(crate) async fn stalling_server(timeout_ms: i32) -> SocketAddr {
+        use zab_zk::proto::{
+            ConnectResponse, decode_request, encode_connect_response, encode_reply,
+        };
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let (mut c, _) = l.accept().await.expect("accept");
+            let dec = FrameDecoder::new(MAX_FRAME);
+            let mut buf = BytesMut::new();
+            let mut frames = 0;
+            let mut held = None;
+            loop {
+                let Some(f) = dec.decode(&mut buf).expect("frame") else {
+                    if c.read_buf(&mut buf).await.expect("read") == 0 {
+                        return;
+                    }
+                    continue;
+                };
+                frames += 1;
+                if frames == 1 {
+                    let resp = ConnectResponse {
+                        protocol_version: 0,
+                        timeout: timeout_ms,
+                        session_id: 0x77,
+                        passwd: Bytes::from(vec![0; 16]),
+                        read_only: Some(false),
+                    };
+                    c.write_all(&encode_connect_response(&resp))
+                        .await
+                        .expect("w");
+                    continue;
+                }
+                let (h, _) = decode_request(&f, MAX_FRAME).expect("request");
+                if frames == 2 {
+                    held = Some(h.xid);
+                    continue;
+                }
+                for xid in held.take().into_iter().chain([h.xid]) {
+                    let reply = ReplyHeader {
+                        xid,
+                        zxid: 5,
+                        err: 0,
+                    };
+                    c.write_all(&encode_reply(&reply, None)).await.expect("w");
+                }
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_held_reply_is_released_by_the_ping_sent_while_waiting() {
+        let addr = stalling_server(300).await;
+        let mut s = Session::connect(addr, Duration::from_secs(5), 300)
+            .await
+            .expect("session");
+        assert_eq!(s.ping_after, Duration::from_millis(100));
+        let t0 = std::time::Instant::now();
+        let h = s
+            .call(
+                &Request::Sync(proto::SyncRequest { path: "/".into() }),
+                Duration::from_secs(5),
+            )
+            .await
+            .expect("the reply, after the ping");
+        assert_eq!((h.xid, h.err), (1, 0));
+        assert_eq!(s.pings, 1);
+        assert!(
+            t0.elapsed() >= Duration::from_millis(100),
+            "{:?}",
+            t0.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_reply_the_wait_still_ends_at_the_timeout() {
+        // The server answers only once a second request frame has come: a ping every 100 ms
+        // releases it, so a 50 ms timeout (before the first ping) must end the wait.
+        let addr = stalling_server(300).await;
+        let mut s = Session::connect(addr, Duration::from_secs(5), 300)
+            .await
+            .expect("session");
+        let e = s
+            .call(
+                &Request::Sync(proto::SyncRequest { path: "/".into() }),
+                Duration::from_millis(50),
+            )
+            .await
+            .expect_err("no reply within 50 ms");
+        assert!(e.to_string().contains("no reply within"), "{e}");
+        assert_eq!(s.pings, 0);
     }
 
     #[test]
