@@ -32,6 +32,7 @@ pub mod disk;
 mod dispatch;
 mod faults;
 mod network;
+pub mod replay;
 mod servers;
 
 use crate::history::{self, KeyHistory, Op};
@@ -139,6 +140,9 @@ pub struct SimConfig {
     pub bug: Option<Bug>,
     /// Keep the trace text (for the determinism check and `--print-trace`).
     pub keep_trace: bool,
+    /// `maxSessionTimeout`, in ticks (`zoo.cfg`'s default is 20; a replay raises it so that
+    /// no session expires while its steps take simulated time).
+    pub max_session_ticks: u64,
 }
 
 impl SimConfig {
@@ -159,6 +163,7 @@ impl SimConfig {
             commit_log_count: 5,
             bug: None,
             keep_trace: false,
+            max_session_ticks: 20,
         }
     }
 
@@ -367,6 +372,9 @@ pub struct Sim {
     /// The server whose storage was damaged and that is not restored yet (storage faults hit
     /// one server at a time).
     damaged: Option<usize>,
+    /// In a model-guided replay ([`replay`]): the frames in flight, held until the replay
+    /// delivers them, and the records refined so far; `None` in a random simulation.
+    held: Option<replay::Held>,
 }
 
 impl Sim {
@@ -415,6 +423,7 @@ impl Sim {
             hasher: <sha1::Sha1 as sha1::Digest>::new(),
             spin: (0, 0),
             damaged: None,
+            held: None,
             cfg,
         }
     }
