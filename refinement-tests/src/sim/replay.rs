@@ -524,11 +524,46 @@ impl Sim {
         for k in 0..self.nodes.len() {
             self.boot(k)?;
         }
+        self.rp_introduce()?;
         if cfg.init == zab_model::InitKind::Epoch1 {
             self.rp_epoch1()?;
         }
         self.held().observed.clear();
         self.rp_compare(init)
+    }
+
+    /// Delivers the notifications the servers sent when they booted, and only those. A
+    /// server that starts empty is unsure whether it was wiped until every other member has
+    /// said it is empty too (`spec/PROTOCOL.md` §7.1.1), and while unsure its notifications
+    /// say `recovering`: their votes are neither adopted nor counted. So this exchange decides
+    /// nothing; it only lets every server know the ensemble is fresh, which the model takes
+    /// for granted.
+    fn rp_introduce(&mut self) -> Result<(), Box<Failure>> {
+        let first: Vec<((usize, usize), usize)> = self
+            .held()
+            .election
+            .iter()
+            .map(|(k, q)| (*k, q.len()))
+            .collect();
+        for ((f, t), count) in first {
+            for _ in 0..count {
+                let Some((_, lf, lt, frame)) = self
+                    .held()
+                    .election
+                    .get_mut(&(f, t))
+                    .and_then(VecDeque::pop_front)
+                else {
+                    break;
+                };
+                if lf == self.nodes[f].life && lt == self.nodes[t].life {
+                    let from = self.nodes[f].id;
+                    self.on_node(t, |r| {
+                        r.handle(Event::Net(NetEvent::Election { from, frame }))
+                    })?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn rp_epoch1(&mut self) -> Result<(), Halt> {
@@ -696,8 +731,13 @@ impl Sim {
                 }
             }
             MAction::FollowLeader { .. } => {
+                // `i` hears the leader and its followers (they answer a LOOKING server with
+                // the leader they follow: FLE's out-of-election path).
                 let l = ju.unwrap_or(iu);
-                let among = [iu, l];
+                let mut among = vec![iu, l];
+                if let Some(lv) = &before.srv(l as u8).leader {
+                    among.extend(lv.learners.iter().map(usize::from).filter(|&f| f != l));
+                }
                 let mut budget = BUDGET;
                 while !self.wanting.contains(&(iu, l)) {
                     budget = budget
@@ -837,19 +877,29 @@ impl Sim {
     }
 }
 
-/// The servers that take part in `ElectLeader(i)`: `i`, the servers the rest of the path has
-/// follow `i` before `i` crashes or is elected again, and, if those are no quorum, the
-/// model's other supporters of `i` (LOOKING servers whose vote `i`'s beats).
+/// The servers that take part in `ElectLeader(i)`: `i`, the model's supporters of `i` (LOOKING
+/// servers that count, whose vote `i`'s beats, on links that are not cut) that the rest of
+/// the path has follow `i` before `i` crashes or is elected again, and, if those are no
+/// quorum, other supporters. A server that follows `i` later with a better vote than `i`'s
+/// takes no part: it would win this election; it follows on FLE's out-of-election path.
 fn election_members(
     model: &ZabModel<ZnodeTxn>,
     before: &MState<ZnodeTxn>,
     i: u8,
     rest: &[MAction<ZnodeTxn>],
 ) -> Vec<usize> {
+    let mine = model.vote(before, i);
+    let supports = |s: u8| {
+        s == i
+            || (before.srv(s).state == ServerState::Looking
+                && !before.partitioned(i, s)
+                && model.counts(before, s)
+                && model.vote(before, s) <= mine)
+    };
     let mut set = ServerSet::single(i);
     for a in rest {
         match *a {
-            MAction::FollowLeader { i: f, j } if j == i => set = set.with(f),
+            MAction::FollowLeader { i: f, j } if j == i && supports(f) => set = set.with(f),
             MAction::NodeCrash { i: c }
             | MAction::LoseEpochFiles { i: c }
             | MAction::LoseDataDir { i: c }
@@ -863,17 +913,11 @@ fn election_members(
         }
     }
     let n = before.n();
-    let mine = model.vote(before, i);
     for s in 0..n {
         if set.is_quorum(n) {
             break;
         }
-        let srv = before.srv(s);
-        if srv.state == ServerState::Looking
-            && !before.partitioned(i, s)
-            && model.counts(before, s)
-            && model.vote(before, s) <= mine
-        {
+        if supports(s) {
             set = set.with(s);
         }
     }
