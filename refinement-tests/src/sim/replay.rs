@@ -738,6 +738,14 @@ impl Sim {
                 if let Some(lv) = &before.srv(l as u8).leader {
                     among.extend(lv.learners.iter().map(usize::from).filter(|&f| f != l));
                 }
+                // ... and the servers that chose it and are connecting (they say FOLLOWING).
+                let choosing: Vec<usize> = self
+                    .wanting
+                    .iter()
+                    .filter(|&&(f, t)| t == l && f != iu && !among.contains(&f))
+                    .map(|&(f, _)| f)
+                    .collect();
+                among.extend(choosing);
                 let mut budget = BUDGET;
                 while !self.wanting.contains(&(iu, l)) {
                     budget = budget
