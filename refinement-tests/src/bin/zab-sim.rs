@@ -41,6 +41,11 @@ struct SimArgs {
     /// records, lost epoch files, wiped data directories, failing fsyncs; one server at a time.
     #[arg(long)]
     storage_faults: bool,
+    /// Also aim crashes at durability boundaries: right after an acknowledgement sent while
+    /// the sender's log held unsynced writes, and right after a currentEpoch write ahead of
+    /// the log, before the next fsync (seeded, a probability per boundary).
+    #[arg(long)]
+    aimed: bool,
 }
 
 impl SimArgs {
@@ -53,6 +58,9 @@ impl SimArgs {
             c.faults = Faults::NONE;
         } else if self.storage_faults {
             c.faults = Faults::WITH_STORAGE;
+        }
+        if self.aimed && !self.no_faults {
+            c.faults.aimed = true;
         }
         c
     }

@@ -60,6 +60,7 @@ impl Sim {
             if fsync {
                 self.schedule(now + fsync_ms, Ev::Fsync { node: k, life });
             }
+            self.aim_after_epoch(k);
             if background {
                 let d = self.rng.random_range(1..40);
                 self.schedule(now + d, Ev::Background { node: k, life });
@@ -157,6 +158,7 @@ impl Sim {
                     self.boot(node)?;
                 }
             }
+            Ev::AimedCrash { node, life } => self.aimed_crash(node, life)?,
         }
         Ok(())
     }
@@ -202,6 +204,12 @@ impl Sim {
     /// A simulated fsync completed: the log's durability report reaches the replica.
     pub(super) fn fsync_done(&mut self, node: usize, life: u64) -> Result<(), Box<Failure>> {
         if life != self.nodes[node].life {
+            return Ok(());
+        }
+        if self.nodes[node].aimed_crash {
+            // The aimed crash comes first: this fsync waits for it (and is lost with it).
+            let at = self.now() + 1;
+            self.schedule(at, Ev::Fsync { node, life });
             return Ok(());
         }
         let Some(up) = self.nodes[node].up.as_mut() else {

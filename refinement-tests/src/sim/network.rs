@@ -53,6 +53,14 @@ impl Sim {
                     if let Some(c) = self.conns.get_mut(&key) {
                         c.last[dir] = at;
                     }
+                    let acknowledges = matches!(
+                        frame,
+                        Frame::Zab(
+                            zab_spec::QuorumMessage::Ack { .. }
+                                | zab_spec::QuorumMessage::AckNewLeader { .. }
+                                | zab_spec::QuorumMessage::AckEpoch { .. }
+                        )
+                    );
                     self.schedule(
                         at,
                         Ev::Quorum {
@@ -62,6 +70,9 @@ impl Sim {
                             frame,
                         },
                     );
+                    if acknowledges {
+                        self.aim_after_ack(k, at);
+                    }
                 }
             }
             NetCommand::Stream { to, what, producer } => {
