@@ -286,7 +286,11 @@ fn write_path(
     };
     std::fs::write(&path, file.to_text())
         .map_err(|e| format!("cannot write the path {}: {e}", path.display()))?;
-    println!("path: {} (replay it: zab-sim replay {})", path.display(), path.display());
+    println!(
+        "path: {} (replay it: zab-sim replay {})",
+        path.display(),
+        path.display()
+    );
     Ok(())
 }
 

@@ -81,7 +81,8 @@ pub fn parse_config(text: &str) -> Result<Config, PathError> {
         };
         match key {
             "servers" => {
-                cfg.servers = bound(value)?.ok_or_else(|| bad("servers must be a number".into()))?;
+                cfg.servers =
+                    bound(value)?.ok_or_else(|| bad("servers must be a number".into()))?;
             }
             "txns" => cfg.txns = bound(value)?,
             "crashes" => cfg.crashes = bound(value)?,
@@ -153,7 +154,8 @@ impl PathFile {
     /// The file's text.
     #[must_use]
     pub fn to_text(&self) -> String {
-        let mut out = String::from("# zab-model path (zab-sim replay FILE drives the server along it)\n");
+        let mut out =
+            String::from("# zab-model path (zab-sim replay FILE drives the server along it)\n");
         let _ = writeln!(out, "config {}", self.config);
         if let Some(v) = &self.violates {
             let _ = writeln!(out, "violates {v}");
@@ -197,9 +199,7 @@ impl PathFile {
     /// Rebuilds the path through the model: its states (one more than the actions) and its
     /// actions.
     #[allow(clippy::type_complexity)]
-    pub fn decode(
-        &self,
-    ) -> Result<(Vec<ModelState<ZnodeTxn>>, Vec<Action<ZnodeTxn>>), PathError> {
+    pub fn decode(&self) -> Result<(Vec<ModelState<ZnodeTxn>>, Vec<Action<ZnodeTxn>>), PathError> {
         let model = workload_model(&self.config);
         let Some((&init, rest)) = self.steps.split_first() else {
             return Err(PathError::Syntax("no steps".into()));
@@ -216,10 +216,7 @@ impl PathFile {
             let last = states.last().unwrap_or_else(|| unreachable!());
             let mut listed = Vec::new();
             stateright::Model::actions(&model, last, &mut listed);
-            let step = PathError::NoSuchStep {
-                step: k + 1,
-                index,
-            };
+            let step = PathError::NoSuchStep { step: k + 1, index };
             let a = listed.get(index).cloned().ok_or(step.clone())?;
             let next = model.step(last, &a).ok_or(step)?;
             states.push(next);

@@ -72,7 +72,10 @@ fn every_counterexample_breaks_its_invariant_in_the_server() {
         }
         match replay(&path, Some(bug)) {
             Ok(r) => match r.outcome {
-                Outcome::InvariantBroken { step, invariant: got } if got == invariant => {
+                Outcome::InvariantBroken {
+                    step,
+                    invariant: got,
+                } if got == invariant => {
                     broken += 1;
                     println!(
                         "{bug}: the server breaks {got} at step {step} of {} ({} records)",

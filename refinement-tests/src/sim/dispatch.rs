@@ -158,7 +158,11 @@ impl Sim {
                     self.boot(node)?;
                 }
             }
-            Ev::AimedCrash { node, life } => self.aimed_crash(node, life)?,
+            Ev::AimedCrash {
+                node,
+                life,
+                receiver,
+            } => self.aimed_crash(node, life, receiver)?,
         }
         Ok(())
     }

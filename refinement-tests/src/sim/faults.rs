@@ -7,9 +7,9 @@ use zab_model::state::Sid;
 use zab_server::storage::damage;
 
 /// The probability that an acknowledgement sent ahead of the disk is followed by a crash.
-const AIM_ACK: f64 = 0.2;
+const AIM_ACK: f64 = 1.0;
 /// The probability that a `currentEpoch` written ahead of the log is followed by a crash.
-const AIM_EPOCH: f64 = 0.3;
+const AIM_EPOCH: f64 = 1.0;
 
 impl Sim {
     pub(super) fn fault(&mut self) -> Result<(), Box<Failure>> {
@@ -75,8 +75,9 @@ impl Sim {
     /// Aimed fault: server `k` sent an acknowledgement that is delivered at `at`. If its log
     /// holds unsynced writes, with probability [`AIM_ACK`] it crashes right after the
     /// delivery, before its next fsync completes: the window of an acknowledgement that
-    /// runs ahead of the disk (ZOOKEEPER-4646's ACK of NEWLEADER).
-    pub(super) fn aim_after_ack(&mut self, k: usize, at: u64) {
+    /// runs ahead of the disk (ZOOKEEPER-4646's ACK of NEWLEADER). The receiver `to` crashes
+    /// soon after, so that the next election is held without it.
+    pub(super) fn aim_after_ack(&mut self, k: usize, to: usize, at: u64) {
         if !(self.faulty && self.cfg.faults.aimed && self.cfg.faults.crash) {
             return;
         }
@@ -90,8 +91,19 @@ impl Sim {
         if self.aim_rng.random_bool(AIM_ACK) {
             self.nodes[k].aimed_crash = true;
             let life = self.nodes[k].life;
-            self.schedule(at + 1, Ev::AimedCrash { node: k, life });
-            *self.report.faults.entry("aimed crash after an ACK").or_default() += 1;
+            self.schedule(
+                at + 1,
+                Ev::AimedCrash {
+                    node: k,
+                    life,
+                    receiver: Some(to),
+                },
+            );
+            *self
+                .report
+                .faults
+                .entry("aimed crash after an ACK")
+                .or_default() += 1;
         }
     }
 
@@ -121,14 +133,30 @@ impl Sim {
             self.nodes[k].aimed_crash = true;
             let life = self.nodes[k].life;
             let at = self.now() + self.aim_rng.random_range(1..=2 * self.cfg.tick_ms);
-            self.schedule(at, Ev::AimedCrash { node: k, life });
-            *self.report.faults.entry("aimed crash after currentEpoch").or_default() += 1;
+            self.schedule(
+                at,
+                Ev::AimedCrash {
+                    node: k,
+                    life,
+                    receiver: None,
+                },
+            );
+            *self
+                .report
+                .faults
+                .entry("aimed crash after currentEpoch")
+                .or_default() += 1;
         }
     }
 
     /// The aimed crash of server `k` (if it is still in the life it was aimed at), and its
     /// restart later.
-    pub(super) fn aimed_crash(&mut self, k: usize, life: u64) -> Result<(), Box<Failure>> {
+    pub(super) fn aimed_crash(
+        &mut self,
+        k: usize,
+        life: u64,
+        receiver: Option<usize>,
+    ) -> Result<(), Box<Failure>> {
         self.nodes[k].aimed_crash = false;
         if life != self.nodes[k].life || self.nodes[k].up.is_none() || !self.faulty {
             return Ok(());
@@ -137,6 +165,18 @@ impl Sim {
         let down = self.aim_rng.random_range(100..3_000);
         let at = self.now() + down;
         self.schedule(at, Ev::Restart { node: k });
+        if let Some(r) = receiver.filter(|&r| self.nodes[r].up.is_some()) {
+            let later = self.now() + self.aim_rng.random_range(1..=2 * self.cfg.tick_ms);
+            let life = self.nodes[r].life;
+            self.schedule(
+                later,
+                Ev::AimedCrash {
+                    node: r,
+                    life,
+                    receiver: None,
+                },
+            );
+        }
         Ok(())
     }
 

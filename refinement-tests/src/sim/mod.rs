@@ -83,8 +83,9 @@ pub struct Faults {
     pub storage: bool,
     /// Faults aimed at durability boundaries (`zab-sim --aimed`, [`faults`]): a server
     /// crashes right after it sent an acknowledgement (ACKEPOCH, ACK of NEWLEADER, ACK)
-    /// while its log held unsynced writes, before the next fsync, and right after it wrote
-    /// its currentEpoch while its log held unsynced writes. Off in the defaults: it changes
+    /// while its log held unsynced writes, before the next fsync (and the receiver of the
+    /// acknowledgement a little later), and right after it wrote its currentEpoch while its
+    /// log held unsynced writes. Off in the defaults: it changes
     /// the schedules of the seeds README and the tests name.
     pub aimed: bool,
 }
@@ -357,6 +358,9 @@ enum Ev {
     AimedCrash {
         node: usize,
         life: u64,
+        /// The server the acknowledgement went to: it crashes too, a little later, so that
+        /// what the first one lost is tested by an election without the receiver.
+        receiver: Option<usize>,
     },
 }
 

@@ -71,7 +71,7 @@ impl Sim {
                         },
                     );
                     if acknowledges {
-                        self.aim_after_ack(k, at);
+                        self.aim_after_ack(k, t, at);
                     }
                 }
             }

@@ -61,16 +61,21 @@ impl fmt::Display for Rec {
     }
 }
 
+/// Quorum frames held on one link, each with the connection it was sent on.
+type QuorumQueue = VecDeque<(u64, Frame<Txn>)>;
+/// Notifications held on one link: sent at, sender's life, receiver's life, the frame.
+type ElectionQueue = VecDeque<(u64, u64, u64, Frame<Txn>)>;
+
 /// What a replay holds back: frames in flight and the records not yet matched.
 #[derive(Debug, Default)]
 pub struct Held {
     /// Quorum frames per direction `(from, to)`, with the connection they were sent on.
-    quorum: BTreeMap<(usize, usize), VecDeque<(u64, Frame<Txn>)>>,
+    quorum: BTreeMap<(usize, usize), QuorumQueue>,
     /// Heartbeats (no model message): delivered before any timer fires.
     heartbeats: VecDeque<(u64, usize, usize, Frame<Txn>)>,
     /// Election notifications per direction, with the time they were sent and the lives of
     /// sender and receiver.
-    election: BTreeMap<(usize, usize), VecDeque<(u64, u64, u64, Frame<Txn>)>>,
+    election: BTreeMap<(usize, usize), ElectionQueue>,
     /// Records refined and not yet matched to a model step.
     observed: VecDeque<(ActionKind, ServerId, Option<ServerId>)>,
     /// Client sessions opened by the replay (kept so that their replies have somewhere to go).
@@ -192,7 +197,7 @@ const BUDGET: usize = 2_000;
 
 /// A step's failure, before the step number is attached.
 enum Halt {
-    Stuck(StuckReason, String),
+    Stuck(Box<StuckReason>, String),
     Broken(&'static str),
 }
 
@@ -201,10 +206,10 @@ impl From<Box<Failure>> for Halt {
         match f.divergence {
             Some(DivergenceKind::InvariantViolated(id)) => Halt::Broken(id),
             ref d => Halt::Stuck(
-                StuckReason::Simulation {
+                Box::new(StuckReason::Simulation {
                     kind: f.kind,
                     divergence: d.clone(),
-                },
+                }),
                 f.to_string(),
             ),
         }
@@ -212,7 +217,7 @@ impl From<Box<Failure>> for Halt {
 }
 
 fn stuck(r: StuckReason) -> Halt {
-    Halt::Stuck(r, String::new())
+    Halt::Stuck(Box::new(r), String::new())
 }
 
 /// Replays `path` on the simulated servers. `server_bug` is the switch of the servers and of
@@ -237,35 +242,39 @@ pub fn replay(path: &PathFile, server_bug: Option<Bug>) -> Result<ReplayReport, 
     let mut sim = Sim::new(cfg);
     sim.held = Some(Held::default());
     let mut log = Vec::new();
-    let fail = |sim: &Sim, step: usize, action: String, h: Halt| -> Result<ReplayReport, Box<Stuck>> {
-        match h {
-            Halt::Broken(invariant) => Ok(ReplayReport {
-                outcome: Outcome::InvariantBroken { step, invariant },
-                steps: step,
-                records: sim.traced,
-                log: Vec::new(),
-            }),
-            Halt::Stuck(reason, detail) => Err(Box::new(Stuck {
-                step,
-                action,
-                reason,
-                detail: if detail.is_empty() {
-                    format!(
-                        "last records:\n  {}",
-                        sim.recent.iter().cloned().collect::<Vec<_>>().join("\n  ")
-                    )
-                } else {
-                    detail
-                },
-            })),
-        }
-    };
+    let fail =
+        |sim: &Sim, step: usize, action: String, h: Halt| -> Result<ReplayReport, Box<Stuck>> {
+            match h {
+                Halt::Broken(invariant) => Ok(ReplayReport {
+                    outcome: Outcome::InvariantBroken { step, invariant },
+                    steps: step,
+                    records: sim.traced,
+                    log: Vec::new(),
+                }),
+                Halt::Stuck(reason, detail) => Err(Box::new(Stuck {
+                    step,
+                    action,
+                    reason: *reason,
+                    detail: if detail.is_empty() {
+                        format!(
+                            "last records:\n  {}",
+                            sim.recent.iter().cloned().collect::<Vec<_>>().join("\n  ")
+                        )
+                    } else {
+                        detail
+                    },
+                })),
+            }
+        };
     if let Err(h) = sim.rp_start(&path.config, &states[0]) {
         let mut r = fail(&sim, 0, "initial state".into(), h)?;
         r.log = log;
         return Ok(r);
     }
-    log.push(format!("step 0: initial state reached ({} records)", sim.traced));
+    log.push(format!(
+        "step 0: initial state reached ({} records)",
+        sim.traced
+    ));
     for (k, a) in actions.iter().enumerate() {
         let step = k + 1;
         let before = sim.traced;
@@ -516,11 +525,7 @@ impl Sim {
     }
 
     /// Boots the servers and, for an `--init epoch1` path, reaches its initial state.
-    fn rp_start(
-        &mut self,
-        cfg: &zab_model::Config,
-        init: &MState<ZnodeTxn>,
-    ) -> Result<(), Halt> {
+    fn rp_start(&mut self, cfg: &zab_model::Config, init: &MState<ZnodeTxn>) -> Result<(), Halt> {
         for k in 0..self.nodes.len() {
             self.boot(k)?;
         }
@@ -573,7 +578,9 @@ impl Sim {
         let chose = |sim: &Sim| (0..leader).all(|f| sim.wanting.contains(&(f, leader)));
         let mut budget = BUDGET;
         while !(self.is_leading(leader) && chose(self)) {
-            budget = budget.checked_sub(1).ok_or(stuck(StuckReason::NotElected))?;
+            budget = budget
+                .checked_sub(1)
+                .ok_or(stuck(StuckReason::NotElected))?;
             if !self.rp_election_round(&all)? {
                 return Err(stuck(StuckReason::NotElected));
             }
@@ -751,9 +758,7 @@ impl Sim {
                     budget = budget
                         .checked_sub(1)
                         .ok_or(stuck(StuckReason::DidNotChoose))?;
-                    if seen(self)
-                        || !self.rp_election_round(&among)?
-                    {
+                    if seen(self) || !self.rp_election_round(&among)? {
                         return if seen(self) {
                             Ok(())
                         } else {
