@@ -42,8 +42,8 @@ struct SimArgs {
     #[arg(long)]
     storage_faults: bool,
     /// Also aim crashes at durability boundaries: right after an acknowledgement sent while
-    /// the sender's log held unsynced writes, and right after a currentEpoch write ahead of
-    /// the log, before the next fsync (seeded, a probability per boundary).
+    /// the sender's log held unsynced writes (and its receiver a little later), and soon
+    /// after a currentEpoch write, before the next fsync (seeded, a probability per kind).
     #[arg(long)]
     aimed: bool,
 }

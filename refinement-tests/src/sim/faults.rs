@@ -8,8 +8,8 @@ use zab_server::storage::damage;
 
 /// The probability that an acknowledgement sent ahead of the disk is followed by a crash.
 const AIM_ACK: f64 = 1.0;
-/// The probability that a `currentEpoch` written ahead of the log is followed by a crash.
-const AIM_EPOCH: f64 = 1.0;
+/// The probability that a `currentEpoch` write is followed by a crash within two ticks.
+const AIM_EPOCH: f64 = 0.3;
 
 impl Sim {
     pub(super) fn fault(&mut self) -> Result<(), Box<Failure>> {
@@ -107,38 +107,42 @@ impl Sim {
         }
     }
 
-    /// Aimed fault: if server `k` wrote `currentEpoch` since the last look while its log
-    /// holds unsynced writes, with probability [`AIM_EPOCH`] it crashes within two ticks,
-    /// before its next fsync completes: the window between the epoch and the log it
-    /// vouches for (ZOOKEEPER-4643).
+    /// Aimed fault: if server `k` wrote `currentEpoch` since the last look, with probability
+    /// [`AIM_EPOCH`] it crashes within two ticks, before its next fsync completes: the
+    /// window between the epoch and the log it vouches for (ZOOKEEPER-4643 writes the
+    /// epoch a tick before it logs the synced transactions). Its leader crashes soon after.
     pub(super) fn aim_after_epoch(&mut self, k: usize) {
         if !(self.faulty && self.cfg.faults.aimed && self.cfg.faults.crash) {
             return;
         }
-        let Some((writes, unsynced)) = self.nodes[k]
-            .up
-            .as_ref()
-            .map(|u| (u.log.epoch_writes(), u.log.has_unsynced()))
-        else {
+        let Some(writes) = self.nodes[k].up.as_ref().map(|u| u.log.epoch_writes()) else {
             return;
         };
         if writes == self.nodes[k].epoch_writes {
             return;
         }
         self.nodes[k].epoch_writes = writes;
-        if !unsynced || self.nodes[k].aimed_crash || !self.has_joined(k) {
+        if self.nodes[k].aimed_crash || !self.has_joined(k) {
             return;
         }
         if self.aim_rng.random_bool(AIM_EPOCH) {
             self.nodes[k].aimed_crash = true;
             let life = self.nodes[k].life;
             let at = self.now() + self.aim_rng.random_range(1..=2 * self.cfg.tick_ms);
+            // Its leader goes down a little later too, as after an acknowledgement.
+            let leader = self
+                .refiner
+                .state()
+                .srv(k as Sid)
+                .follower
+                .as_ref()
+                .map(|f| usize::from(f.leader));
             self.schedule(
                 at,
                 Ev::AimedCrash {
                     node: k,
                     life,
-                    receiver: None,
+                    receiver: leader,
                 },
             );
             *self

@@ -84,8 +84,8 @@ pub struct Faults {
     /// Faults aimed at durability boundaries (`zab-sim --aimed`, [`faults`]): a server
     /// crashes right after it sent an acknowledgement (ACKEPOCH, ACK of NEWLEADER, ACK)
     /// while its log held unsynced writes, before the next fsync (and the receiver of the
-    /// acknowledgement a little later), and right after it wrote its currentEpoch while its
-    /// log held unsynced writes. Off in the defaults: it changes
+    /// acknowledgement a little later), and, with a probability, within two ticks after it
+    /// wrote its currentEpoch. Off in the defaults: it changes
     /// the schedules of the seeds README and the tests name.
     pub aimed: bool,
 }
