@@ -109,6 +109,32 @@ fn known_bug_switches_are_found_by_simulation_and_refinement() {
     }
 }
 
+/// ZOOKEEPER-4646 with the faults aimed at durability boundaries (`zab-sim --aimed`): the
+/// first seed of `zab-sim sweep --from 0 --safety-ms 3000 --aimed --bug zk4646`; without a
+/// switch, the seeds up to it pass with the same faults (200 did when measured, README).
+#[test]
+fn aimed_faults_find_zk4646() {
+    for seed in 0..=2 {
+        let mut c = config(seed, 3);
+        c.faults.aimed = true;
+        if let Err(f) = sim::run(c) {
+            panic!("aimed faults without a switch: {f}");
+        }
+    }
+    let mut c = config(2, 3);
+    c.faults.aimed = true;
+    c.bug = Some(Bug::Zk4646);
+    let Err(f) = sim::run(c) else {
+        panic!("--aimed --bug zk4646 not found at seed 2");
+    };
+    assert_eq!(
+        f.divergence,
+        Some(DivergenceKind::InvariantViolated("LeaderLogCompleteness")),
+        "{f}"
+    );
+    assert!(f.repro.contains("--aimed"), "{}", f.repro);
+}
+
 /// The storage faults a run injected (the model's `LoseLogSuffix`, `LoseEpochFiles`,
 /// `LoseDataDir`), by kind.
 fn storage_faults(
