@@ -412,7 +412,9 @@ fn replay(
         }
         Err(s) => {
             println!("{s}");
-            if bug.is_some() && path.violates.is_some() {
+            if matches!(s.reason, replay::StuckReason::BadPath(_)) {
+                ExitCode::from(2)
+            } else if bug.is_some() && path.violates.is_some() {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS

@@ -131,6 +131,9 @@ pub enum StuckReason {
     NothingToSync,
     /// The damage the storage fault needs cannot be done to this disk.
     DamageImpossible,
+    /// The path does not decode in the model it names (a stale file, a link of another
+    /// configuration).
+    BadPath(zab_model::path_file::PathError),
     /// The replay cannot drive this kind of step (`TakeSnapshot`).
     Unsupported(ActionKind),
     /// After the step, server `server`'s projection differs from the path's state.
@@ -227,8 +230,8 @@ pub fn replay(path: &PathFile, server_bug: Option<Bug>) -> Result<ReplayReport, 
         Box::new(Stuck {
             step: 0,
             action: "decode".into(),
-            reason: StuckReason::Unsupported(ActionKind::FilterNonexistentMessage),
             detail: e.to_string(),
+            reason: StuckReason::BadPath(e),
         })
     })?;
     let model = zab_model::checker::workload_model(&path.config);
