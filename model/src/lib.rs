@@ -20,6 +20,7 @@ pub mod config;
 pub mod instrument;
 pub mod invariants;
 pub mod next;
+pub mod path_file;
 pub mod state;
 pub mod tracked;
 pub mod workload;

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use zab_model::chart::report::{self, Report};
 use zab_model::checker::{self, CheckOptions, CheckReport};
+use zab_model::path_file;
 use zab_model::{Bug, Config, InitKind, WorkloadKind};
 use zab_spec::ZnodeTxn;
 
@@ -49,6 +50,11 @@ enum Command {
         /// state and the Explorer link.
         #[arg(long, value_name = "FILE.html")]
         report: Option<std::path::PathBuf>,
+        /// On a counterexample, also write its path here in a machine-readable form (the
+        /// configuration, the violated invariant, the Explorer encoding of the steps), for
+        /// `zab-sim replay FILE` to drive the real server code along it.
+        #[arg(long, value_name = "FILE")]
+        path_out: Option<std::path::PathBuf>,
     },
     /// Random walks through the state space, reproducible from `--seed`.
     Simulate {
@@ -266,6 +272,36 @@ fn write_html(
     Ok(())
 }
 
+/// Writes the first counterexample's path to `path` (when asked for and there is one), in the
+/// form `zab-sim replay` reads (`zab_model::path_file`).
+fn write_path(
+    cfg: &Config,
+    failures: &[checker::Discovery<ZnodeTxn>],
+    path: Option<std::path::PathBuf>,
+) -> Result<(), String> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    let Some(d) = failures.first() else {
+        println!("no counterexample: no path written to {}", path.display());
+        return Ok(());
+    };
+    let steps = path_file::parse_steps(&d.encoded).map_err(|e| e.to_string())?;
+    let file = path_file::PathFile {
+        config: cfg.clone(),
+        violates: Some(d.property.to_string()),
+        steps,
+    };
+    std::fs::write(&path, file.to_text())
+        .map_err(|e| format!("cannot write the path {}: {e}", path.display()))?;
+    println!(
+        "path: {} (replay it: zab-sim replay {})",
+        path.display(),
+        path.display()
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match &cli.command {
@@ -287,6 +323,7 @@ fn main() -> ExitCode {
             dfs,
             explorer,
             report,
+            path_out,
             ..
         } => {
             println!("zab-model check: {cfg} threads={}", args.threads);
@@ -301,6 +338,10 @@ fn main() -> ExitCode {
             let r = checker::check(&cfg, &opts);
             let code = print_report(&cfg, &args, &r, &explorer);
             let reproduce = format!("zab-model check {}", args.cli_flags());
+            if let Err(e) = write_path(&cfg, &r.failures, path_out) {
+                eprintln!("error: {e}");
+                return ExitCode::from(74);
+            }
             match write_html(&cfg, &args, &r.failures, &explorer, &reproduce, report) {
                 Ok(()) => code,
                 Err(e) => {

@@ -64,10 +64,21 @@ impl<P: Payload> Peer<P> {
     /// This server's notification: its state and its vote (a follower or leader reports the
     /// leader it settled on, which is the vote it decided).
     fn notification(&self) -> Notification {
+        // A server that has chosen its leader and is connecting says FOLLOWING, as
+        // ZooKeeper's peer does from the moment `lookForLeader` returns: a LOOKING server
+        // can then count it on the out-of-election path, and two such servers do not answer
+        // each other's LOOKING notifications forever.
+        let state = match &self.role {
+            Role::Looking {
+                connecting_to: Some(_),
+                ..
+            } => ServerState::Following,
+            _ => self.role().state,
+        };
         Notification {
             vote: self.fle.vote,
             election_epoch: self.fle.round,
-            state: self.role().state,
+            state,
             recovering: self.is_recovering(),
             empty: self.is_empty(),
         }

@@ -41,6 +41,11 @@ struct SimArgs {
     /// records, lost epoch files, wiped data directories, failing fsyncs; one server at a time.
     #[arg(long)]
     storage_faults: bool,
+    /// Also aim crashes at durability boundaries: right after an acknowledgement sent while
+    /// the sender's log held unsynced writes (and its receiver a little later), and soon
+    /// after a currentEpoch write, before the next fsync (seeded, a probability per kind).
+    #[arg(long)]
+    aimed: bool,
 }
 
 impl SimArgs {
@@ -53,6 +58,9 @@ impl SimArgs {
             c.faults = Faults::NONE;
         } else if self.storage_faults {
             c.faults = Faults::WITH_STORAGE;
+        }
+        if self.aimed && !self.no_faults {
+            c.faults.aimed = true;
         }
         c
     }
@@ -93,6 +101,25 @@ enum Cmd {
         /// On a failure, also write a self-contained HTML report here.
         #[arg(long, value_name = "FILE.html")]
         report: Option<PathBuf>,
+    },
+    /// Drives the real server code along a model path, one model action at a time (a
+    /// `zab-model check --path-out FILE` counterexample, or an Explorer link with --link and
+    /// --config): with the path's bug switch on, the server must break the same invariant;
+    /// otherwise the replay runs through or names the first step the server does not take.
+    Replay {
+        /// The path file (`zab-model check ... --path-out FILE`).
+        file: Option<PathBuf>,
+        /// An Explorer link (`http://127.0.0.1:3000/#/steps/0/16/...`) instead of a file.
+        #[arg(long, requires = "config")]
+        link: Option<String>,
+        /// With --link: the configuration as `zab-model check` prints it on its first line
+        /// (`servers=3 txns=2 crashes=2 ... bug=zk4646`).
+        #[arg(long)]
+        config: Option<String>,
+        /// Run the servers (and the refiner's model) without the path's bug switch: the
+        /// fixed server either runs the path through or refuses a step.
+        #[arg(long)]
+        without_bug: bool,
     },
     /// Checks `zabd --trace-file` files of one ensemble (merged by time) against the model.
     Check {
@@ -255,6 +282,12 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Cmd::Replay {
+            file,
+            link,
+            config,
+            without_bug,
+        } => replay(file, link, config, without_bug),
         Cmd::Check {
             servers,
             files,
@@ -299,6 +332,92 @@ fn main() -> ExitCode {
                     });
                     ExitCode::FAILURE
                 }
+            }
+        }
+    }
+}
+
+/// `zab-sim replay`: reads the path, replays it, prints each step and the outcome. Exit code
+/// 0 when the outcome is what the path promises (its invariant broken with the bug on; run
+/// through or a named refusal without it), 1 otherwise, 2 when the path cannot be read.
+#[allow(clippy::print_stdout)]
+fn replay(
+    file: Option<PathBuf>,
+    link: Option<String>,
+    config: Option<String>,
+    without_bug: bool,
+) -> ExitCode {
+    use zab_model::path_file::{self, PathFile};
+    use zab_refinement::sim::replay::{self, Outcome};
+    let path = match (file, link, config) {
+        (Some(f), None, _) => std::fs::read_to_string(&f)
+            .map_err(|e| format!("cannot read {}: {e}", f.display()))
+            .and_then(|t| PathFile::parse(&t).map_err(|e| format!("{}: {e}", f.display()))),
+        (None, Some(l), Some(c)) => path_file::parse_config(&c)
+            .and_then(|config| {
+                Ok(PathFile {
+                    config,
+                    violates: None,
+                    steps: path_file::parse_steps(&l)?,
+                })
+            })
+            .map_err(|e| e.to_string()),
+        _ => Err("give a path file, or --link with --config".into()),
+    };
+    let path = match path {
+        Ok(p) => p,
+        Err(e) => {
+            println!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let bug = if without_bug { None } else { path.config.bug };
+    println!(
+        "replaying a path of {} (server and refiner bug switch: {})",
+        path.config,
+        bug.map_or("none", Bug::cli_name)
+    );
+    match replay::replay(&path, bug) {
+        Ok(r) => {
+            for line in &r.log {
+                println!("  {line}");
+            }
+            match r.outcome {
+                Outcome::InvariantBroken { step, invariant } => {
+                    println!(
+                        "the server breaks {invariant} at step {step} ({} records refined)",
+                        r.records
+                    );
+                    let expected = path.violates.as_deref().is_none_or(|v| v == invariant);
+                    if bug.is_some() && expected {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Outcome::RanThrough => {
+                    println!(
+                        "the server took all {} steps; every invariant holds ({} records \
+                         refined)",
+                        r.steps, r.records
+                    );
+                    if bug.is_some() && path.violates.is_some() {
+                        println!("(the path's counterexample did not break the server)");
+                        ExitCode::FAILURE
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+            }
+        }
+        Err(s) => {
+            println!("{s}");
+            if matches!(s.reason, replay::StuckReason::BadPath(_)) {
+                ExitCode::from(2)
+            } else if bug.is_some() && path.violates.is_some() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
             }
         }
     }

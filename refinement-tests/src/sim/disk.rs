@@ -15,6 +15,8 @@ use zab_spec::{Epoch, Zxid};
 #[derive(Debug)]
 pub struct SimLog {
     storage: Mutex<Storage>,
+    /// `currentEpoch` writes so far (the simulation's aimed faults watch them).
+    epoch_writes: AtomicU64,
 }
 
 impl SimLog {
@@ -23,6 +25,7 @@ impl SimLog {
     pub fn new(storage: Storage) -> SimLog {
         SimLog {
             storage: Mutex::new(storage),
+            epoch_writes: AtomicU64::new(0),
         }
     }
 
@@ -30,6 +33,12 @@ impl SimLog {
         self.storage
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How many times `currentEpoch` was written.
+    #[must_use]
+    pub fn epoch_writes(&self) -> u64 {
+        self.epoch_writes.load(Ordering::SeqCst)
     }
 
     /// Whether appended records wait for an fsync.
@@ -66,6 +75,7 @@ impl LogBackend for SimLog {
         self.storage().epochs().set_accepted_epoch(epoch)
     }
     fn set_current_epoch(&self, epoch: Epoch) -> Result<(), StorageError> {
+        self.epoch_writes.fetch_add(1, Ordering::SeqCst);
         self.storage().epochs().set_current_epoch(epoch)
     }
     fn set_recovering(&self, on: bool) -> Result<(), StorageError> {

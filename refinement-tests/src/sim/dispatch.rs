@@ -40,7 +40,9 @@ impl Sim {
             let fsync_ms = self.nodes[k].fsync_ms;
             let mut fsync = false;
             let mut background = false;
-            if let Some(up) = self.nodes[k].up.as_mut() {
+            // A replay completes fsyncs and runs background jobs only when a step asks.
+            let replaying = self.held.is_some();
+            if let Some(up) = self.nodes[k].up.as_mut().filter(|_| !replaying) {
                 if !up.fsync_scheduled && up.log.has_unsynced() {
                     up.fsync_scheduled = true;
                     fsync = true;
@@ -58,6 +60,7 @@ impl Sim {
             if fsync {
                 self.schedule(now + fsync_ms, Ev::Fsync { node: k, life });
             }
+            self.aim_after_epoch(k);
             if background {
                 let d = self.rng.random_range(1..40);
                 self.schedule(now + d, Ev::Background { node: k, life });
@@ -86,6 +89,9 @@ impl Sim {
             self.recent.push_back(text);
             if self.recent.len() > self.recent_limit {
                 self.recent.pop_front();
+            }
+            if let Some(h) = self.held.as_mut() {
+                h.observe(&ev);
             }
             if ev.action.is_restart() {
                 // The crashed server has no state to compare until it restarts.
@@ -152,13 +158,18 @@ impl Sim {
                     self.boot(node)?;
                 }
             }
+            Ev::AimedCrash {
+                node,
+                life,
+                receiver,
+            } => self.aimed_crash(node, life, receiver)?,
         }
         Ok(())
     }
 
     /// A follower's connection attempt to the leader it chose: accepted while the other end
     /// leads and the two are not partitioned, retried otherwise.
-    fn connect_attempt(&mut self, from: usize, to: usize) -> Result<(), Box<Failure>> {
+    pub(super) fn connect_attempt(&mut self, from: usize, to: usize) -> Result<(), Box<Failure>> {
         if !self.wanting.contains(&(from, to)) || self.nodes[from].up.is_none() {
             return Ok(());
         }
@@ -195,8 +206,14 @@ impl Sim {
     }
 
     /// A simulated fsync completed: the log's durability report reaches the replica.
-    fn fsync_done(&mut self, node: usize, life: u64) -> Result<(), Box<Failure>> {
+    pub(super) fn fsync_done(&mut self, node: usize, life: u64) -> Result<(), Box<Failure>> {
         if life != self.nodes[node].life {
+            return Ok(());
+        }
+        if self.nodes[node].aimed_crash {
+            // The aimed crash comes first: this fsync waits for it (and is lost with it).
+            let at = self.now() + 1;
+            self.schedule(at, Ev::Fsync { node, life });
             return Ok(());
         }
         let Some(up) = self.nodes[node].up.as_mut() else {

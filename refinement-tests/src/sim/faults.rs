@@ -1,9 +1,15 @@
 //! The faults of the safety phase, drawn from the seed (crashes, partitions, slow fsyncs,
-//! storage faults), and the calm of the liveness phase.
+//! storage faults, and the faults aimed at durability boundaries), and the calm of the
+//! liveness phase.
 
 use super::*;
 use zab_model::state::Sid;
 use zab_server::storage::damage;
+
+/// The probability that an acknowledgement sent ahead of the disk is followed by a crash.
+const AIM_ACK: f64 = 1.0;
+/// The probability that a `currentEpoch` write is followed by a crash within two ticks.
+const AIM_EPOCH: f64 = 0.3;
 
 impl Sim {
     pub(super) fn fault(&mut self) -> Result<(), Box<Failure>> {
@@ -63,6 +69,118 @@ impl Sim {
         let gap = self.rng.random_range(1..=2 * self.cfg.fault_interval_ms);
         let at = self.now() + gap;
         self.schedule(at, Ev::Fault);
+        Ok(())
+    }
+
+    /// Aimed fault: server `k` sent an acknowledgement that is delivered at `at`. If its log
+    /// holds unsynced writes, with probability [`AIM_ACK`] it crashes right after the
+    /// delivery, before its next fsync completes: the window of an acknowledgement that
+    /// runs ahead of the disk (ZOOKEEPER-4646's ACK of NEWLEADER). The receiver `to` crashes
+    /// soon after, so that the next election is held without it.
+    pub(super) fn aim_after_ack(&mut self, k: usize, to: usize, at: u64) {
+        if !(self.faulty && self.cfg.faults.aimed && self.cfg.faults.crash) {
+            return;
+        }
+        let unsynced = self.nodes[k]
+            .up
+            .as_ref()
+            .is_some_and(|u| u.log.has_unsynced());
+        if !unsynced || self.nodes[k].aimed_crash || !self.has_joined(k) {
+            return;
+        }
+        if self.aim_rng.random_bool(AIM_ACK) {
+            self.nodes[k].aimed_crash = true;
+            let life = self.nodes[k].life;
+            self.schedule(
+                at + 1,
+                Ev::AimedCrash {
+                    node: k,
+                    life,
+                    receiver: Some(to),
+                },
+            );
+            *self
+                .report
+                .faults
+                .entry("aimed crash after an ACK")
+                .or_default() += 1;
+        }
+    }
+
+    /// Aimed fault: if server `k` wrote `currentEpoch` since the last look, with probability
+    /// [`AIM_EPOCH`] it crashes within two ticks, before its next fsync completes: the
+    /// window between the epoch and the log it vouches for (ZOOKEEPER-4643 writes the
+    /// epoch a tick before it logs the synced transactions). Its leader crashes soon after.
+    pub(super) fn aim_after_epoch(&mut self, k: usize) {
+        if !(self.faulty && self.cfg.faults.aimed && self.cfg.faults.crash) {
+            return;
+        }
+        let Some(writes) = self.nodes[k].up.as_ref().map(|u| u.log.epoch_writes()) else {
+            return;
+        };
+        if writes == self.nodes[k].epoch_writes {
+            return;
+        }
+        self.nodes[k].epoch_writes = writes;
+        if self.nodes[k].aimed_crash || !self.has_joined(k) {
+            return;
+        }
+        if self.aim_rng.random_bool(AIM_EPOCH) {
+            self.nodes[k].aimed_crash = true;
+            let life = self.nodes[k].life;
+            let at = self.now() + self.aim_rng.random_range(1..=2 * self.cfg.tick_ms);
+            // Its leader goes down a little later too, as after an acknowledgement.
+            let leader = self
+                .refiner
+                .state()
+                .srv(k as Sid)
+                .follower
+                .as_ref()
+                .map(|f| usize::from(f.leader));
+            self.schedule(
+                at,
+                Ev::AimedCrash {
+                    node: k,
+                    life,
+                    receiver: leader,
+                },
+            );
+            *self
+                .report
+                .faults
+                .entry("aimed crash after currentEpoch")
+                .or_default() += 1;
+        }
+    }
+
+    /// The aimed crash of server `k` (if it is still in the life it was aimed at), and its
+    /// restart later.
+    pub(super) fn aimed_crash(
+        &mut self,
+        k: usize,
+        life: u64,
+        receiver: Option<usize>,
+    ) -> Result<(), Box<Failure>> {
+        self.nodes[k].aimed_crash = false;
+        if life != self.nodes[k].life || self.nodes[k].up.is_none() || !self.faulty {
+            return Ok(());
+        }
+        self.crash(k)?;
+        let down = self.aim_rng.random_range(100..3_000);
+        let at = self.now() + down;
+        self.schedule(at, Ev::Restart { node: k });
+        if let Some(r) = receiver.filter(|&r| self.nodes[r].up.is_some()) {
+            let later = self.now() + self.aim_rng.random_range(1..=2 * self.cfg.tick_ms);
+            let life = self.nodes[r].life;
+            self.schedule(
+                later,
+                Ev::AimedCrash {
+                    node: r,
+                    life,
+                    receiver: None,
+                },
+            );
+        }
         Ok(())
     }
 
@@ -200,6 +318,9 @@ impl Sim {
     pub(super) fn calm(&mut self) -> Result<(), Box<Failure>> {
         self.faulty = false;
         self.partitions.clear();
+        for node in &mut self.nodes {
+            node.aimed_crash = false;
+        }
         self.max_delay_ms = 5;
         for k in 0..self.nodes.len() {
             self.nodes[k].fsync_ms = 1;

@@ -32,6 +32,7 @@ pub mod disk;
 mod dispatch;
 mod faults;
 mod network;
+pub mod replay;
 mod servers;
 
 use crate::history::{self, KeyHistory, Op};
@@ -80,6 +81,13 @@ pub struct Faults {
     /// `LoseDataDir`), and a failing group-commit fsync (the server must stop, and its log
     /// never retries the fsync).
     pub storage: bool,
+    /// Faults aimed at durability boundaries (`zab-sim --aimed`, [`faults`]): a server
+    /// crashes right after it sent an acknowledgement (ACKEPOCH, ACK of NEWLEADER, ACK)
+    /// while its log held unsynced writes, before the next fsync (and the receiver of the
+    /// acknowledgement a little later), and, with a probability, within two ticks after it
+    /// wrote its currentEpoch. Off in the defaults: it changes
+    /// the schedules of the seeds README and the tests name.
+    pub aimed: bool,
 }
 
 impl Faults {
@@ -92,6 +100,7 @@ impl Faults {
         loss: true,
         slow_fsync: true,
         storage: false,
+        aimed: false,
     };
     /// Every fault, storage faults included.
     pub const WITH_STORAGE: Faults = Faults {
@@ -107,6 +116,7 @@ impl Faults {
         loss: false,
         slow_fsync: false,
         storage: false,
+        aimed: false,
     };
 }
 
@@ -139,6 +149,9 @@ pub struct SimConfig {
     pub bug: Option<Bug>,
     /// Keep the trace text (for the determinism check and `--print-trace`).
     pub keep_trace: bool,
+    /// `maxSessionTimeout`, in ticks (`zoo.cfg`'s default is 20; a replay raises it so that
+    /// no session expires while its steps take simulated time).
+    pub max_session_ticks: u64,
 }
 
 impl SimConfig {
@@ -159,6 +172,7 @@ impl SimConfig {
             commit_log_count: 5,
             bug: None,
             keep_trace: false,
+            max_session_ticks: 20,
         }
     }
 
@@ -177,6 +191,9 @@ impl SimConfig {
             cmd.push_str(" --no-faults");
         } else if self.faults.storage {
             cmd.push_str(" --storage-faults");
+        }
+        if self.faults.aimed {
+            cmd.push_str(" --aimed");
         }
         cmd
     }
@@ -271,6 +288,10 @@ struct Node {
     fsync_ms: u64,
     /// The next group-commit fsync fails (storage fault).
     fail_next_fsync: bool,
+    /// An aimed crash is scheduled: no fsync completes until it happened.
+    aimed_crash: bool,
+    /// `currentEpoch` writes seen so far (the aimed faults watch for a new one).
+    epoch_writes: u64,
 }
 
 /// A running server.
@@ -333,6 +354,14 @@ enum Ev {
     Restart {
         node: usize,
     },
+    /// An aimed crash ([`Faults::aimed`]).
+    AimedCrash {
+        node: usize,
+        life: u64,
+        /// The server the acknowledgement went to: it crashes too, a little later, so that
+        /// what the first one lost is tested by an election without the receiver.
+        receiver: Option<usize>,
+    },
 }
 
 /// The simulation.
@@ -367,6 +396,11 @@ pub struct Sim {
     /// The server whose storage was damaged and that is not restored yet (storage faults hit
     /// one server at a time).
     damaged: Option<usize>,
+    /// In a model-guided replay ([`replay`]): the frames in flight, held until the replay
+    /// delivers them, and the records refined so far; `None` in a random simulation.
+    held: Option<replay::Held>,
+    /// The aimed faults' own RNG, so that they leave the other draws of a seed alone.
+    aim_rng: ChaCha8Rng,
 }
 
 impl Sim {
@@ -384,6 +418,8 @@ impl Sim {
                 up: None,
                 fsync_ms: rng.random_range(0..3),
                 fail_next_fsync: false,
+                aimed_crash: false,
+                epoch_writes: 0,
             })
             .collect();
         let clients = (0..cfg.clients).map(SimClient::new).collect();
@@ -415,6 +451,8 @@ impl Sim {
             hasher: <sha1::Sha1 as sha1::Digest>::new(),
             spin: (0, 0),
             damaged: None,
+            held: None,
+            aim_rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xA1ED_FA17),
             cfg,
         }
     }

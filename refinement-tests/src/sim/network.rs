@@ -23,6 +23,10 @@ impl Sim {
         match cmd {
             NetCommand::Election { to, frame } => {
                 let t = self.index(to);
+                if self.held.is_some() {
+                    self.hold_election(k, t, frame);
+                    return Ok(());
+                }
                 let lost = self.faulty && self.cfg.faults.loss && self.rng.random_bool(0.05);
                 if self.linked(k, t) && !lost {
                     let at = self.now() + self.delay();
@@ -41,12 +45,22 @@ impl Sim {
             NetCommand::Quorum { to, frame } => {
                 let t = self.index(to);
                 let key = Self::conn_key(k, t);
-                if let Some(c) = self.conns.get(&key).copied() {
+                if let (Some(c), true) = (self.conns.get(&key).copied(), self.held.is_some()) {
+                    self.hold_quorum(k, t, c.id, frame);
+                } else if let Some(c) = self.conns.get(&key).copied() {
                     let dir = usize::from(t > k);
                     let at = (self.now() + self.delay()).max(c.last[dir]);
                     if let Some(c) = self.conns.get_mut(&key) {
                         c.last[dir] = at;
                     }
+                    let acknowledges = matches!(
+                        frame,
+                        Frame::Zab(
+                            zab_spec::QuorumMessage::Ack { .. }
+                                | zab_spec::QuorumMessage::AckNewLeader { .. }
+                                | zab_spec::QuorumMessage::AckEpoch { .. }
+                        )
+                    );
                     self.schedule(
                         at,
                         Ev::Quorum {
@@ -56,6 +70,9 @@ impl Sim {
                             frame,
                         },
                     );
+                    if acknowledges {
+                        self.aim_after_ack(k, t, at);
+                    }
                 }
             }
             NetCommand::Stream { to, what, producer } => {
@@ -88,6 +105,10 @@ impl Sim {
             NetCommand::Connect { leader } => {
                 let t = self.index(leader);
                 self.wanting.insert((k, t));
+                if self.held.is_some() {
+                    // The replay connects when the model's FollowLeader says so.
+                    return Ok(());
+                }
                 let at = self.now() + self.delay();
                 self.schedule(at, Ev::ConnectAttempt { from: k, to: t });
             }

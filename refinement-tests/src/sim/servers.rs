@@ -26,7 +26,7 @@ impl Sim {
         c.snap_count = self.cfg.snap_count;
         c.snap_retain_count = 2;
         c.min_session_timeout_ms = 2 * self.cfg.tick_ms;
-        c.max_session_timeout_ms = 20 * self.cfg.tick_ms;
+        c.max_session_timeout_ms = self.cfg.max_session_ticks * self.cfg.tick_ms;
         c
     }
 
