@@ -73,6 +73,20 @@ pub struct Member {
     pub election_addr: SocketAddr,
     /// Its client address, when the `;clientPort` suffix gives it.
     pub client_addr: Option<SocketAddr>,
+    /// Listed as `:observer` (`spec/PROTOCOL.md` §10.2): a learner that never votes.
+    pub observer: bool,
+}
+
+impl Member {
+    /// The role as ZooKeeper writes it in `server.N` (`participant` or `observer`).
+    #[must_use]
+    pub fn role(&self) -> &'static str {
+        if self.observer {
+            "observer"
+        } else {
+            "participant"
+        }
+    }
 }
 
 /// Everything a server needs to run.
@@ -140,6 +154,9 @@ pub struct ServerConfig {
     pub quorum_tls: TlsSettings,
     /// The bounds on client and peer queues (issue 12).
     pub bounds: crate::bounds::Bounds,
+    /// `peerType` as written (`Some(true)` for `observer`). The `server.N` list decides, as
+    /// in ZooKeeper; a mismatch is warned about when the file is loaded.
+    pub peer_type_observer: Option<bool>,
 }
 
 /// `metricsProvider.className` of ZooKeeper's Prometheus provider.
@@ -199,17 +216,39 @@ impl ServerConfig {
             port_unification: false,
             quorum_tls: TlsSettings::new(QUORUM_PREFIX),
             bounds: crate::bounds::Bounds::default(),
+            peer_type_observer: None,
         }
     }
 
-    /// The ensemble's server ids (`[myid]` when standalone).
+    /// The ensemble's voting server ids (`[myid]` when standalone); observers are not
+    /// among them (`observer_ids`).
     #[must_use]
     pub fn server_ids(&self) -> Vec<ServerId> {
         if self.members.is_empty() {
             vec![self.myid]
         } else {
-            self.members.iter().map(|m| m.id).collect()
+            self.members
+                .iter()
+                .filter(|m| !m.observer)
+                .map(|m| m.id)
+                .collect()
         }
+    }
+
+    /// The ensemble's observers (`server.N=...:observer`, §10.2).
+    #[must_use]
+    pub fn observer_ids(&self) -> Vec<ServerId> {
+        self.members
+            .iter()
+            .filter(|m| m.observer)
+            .map(|m| m.id)
+            .collect()
+    }
+
+    /// Whether this server is an observer.
+    #[must_use]
+    pub fn is_observer(&self) -> bool {
+        self.me().is_some_and(|m| m.observer)
     }
 
     /// This server's member entry.
@@ -236,6 +275,13 @@ impl ServerConfig {
                     "myid {} is not one of the configured servers {ids:?}",
                     self.myid.0
                 )));
+            }
+            if self.members.iter().all(|m| m.observer) {
+                return Err(ConfigError::Invalid(
+                    "every server.N is an observer: an ensemble needs at least one voter \
+                     (participant)"
+                        .into(),
+                ));
             }
         }
         self.bounds
@@ -323,15 +369,17 @@ pub fn parse_member(key: &str, id: u64, value: &str) -> Result<Member, ConfigErr
             "expected host:quorumPort:electionPort",
         ));
     }
-    if let Some(role) = parts.get(3) {
-        if *role != "participant" {
+    let observer = match parts.get(3).map(|r| r.trim()) {
+        None | Some("participant") => false,
+        Some("observer") => true,
+        Some(_) => {
             return Err(value_err(
                 key,
                 value,
-                "only participants are supported (no observers)",
+                "the role after the election port must be participant or observer",
             ));
         }
-    }
+    };
     let quorum_addr = resolve(key, parts[0], parts[1])?;
     let election_addr = resolve(key, parts[0], parts[2])?;
     let client_addr = match client {
@@ -350,6 +398,7 @@ pub fn parse_member(key: &str, id: u64, value: &str) -> Result<Member, ConfigErr
         quorum_addr,
         election_addr,
         client_addr,
+        observer,
     })
 }
 
@@ -575,6 +624,13 @@ pub fn apply_properties(
                 let id: u64 = parse_num(key, &k["server.".len()..])?;
                 members.push(parse_member(key, id, value)?);
             }
+            "peerType" => {
+                base.peer_type_observer = Some(match value.trim() {
+                    "observer" => true,
+                    "participant" => false,
+                    _ => return Err(value_err(key, value, "expected observer or participant")),
+                });
+            }
             "standaloneEnabled"
             | "reconfigEnabled"
             | "autopurge.purgeInterval"
@@ -643,6 +699,17 @@ pub fn load_zoo_cfg(path: &Path) -> Result<(ServerConfig, Vec<String>), ConfigEr
         )));
     } else if let Some(m) = cfg.members.first() {
         cfg.myid = m.id;
+    }
+    if let (Some(wanted), Some(me)) = (cfg.peer_type_observer, cfg.me()) {
+        if wanted != me.observer {
+            // ZooKeeper's `QuorumPeerConfig.setupPeerType`: the servers list wins.
+            tracing::warn!(
+                peer_type = if wanted { "observer" } else { "participant" },
+                server_list = me.role(),
+                "peerType does not match this server's server.{} entry; using the server list",
+                me.id.0
+            );
+        }
     }
     Ok((cfg, unknown))
 }
@@ -760,6 +827,51 @@ admin.commandURL=/cmds/
                 .to_string()
                 .contains("myid 1 is not one of")
         );
+    }
+
+    #[test]
+    fn observers_are_read_from_the_server_list() {
+        let mut cfg = ServerConfig::standalone_default();
+        let props = parse_properties(
+            "zoo.cfg",
+            "server.1=127.0.0.1:2888:3888
+server.2=127.0.0.1:2889:3889:participant
+server.3=127.0.0.1:2890:3890
+server.4=127.0.0.1:2891:3891:observer;2184
+peerType=observer
+",
+        )
+        .expect("props");
+        let unknown = apply_properties(&mut cfg, &props, Path::new(".")).expect("applies");
+        assert!(unknown.is_empty(), "{unknown:?}");
+        cfg.myid = ServerId(4);
+        cfg.validate().expect("valid");
+        assert_eq!(
+            cfg.server_ids(),
+            vec![ServerId(1), ServerId(2), ServerId(3)]
+        );
+        assert_eq!(cfg.observer_ids(), vec![ServerId(4)]);
+        assert!(cfg.is_observer());
+        assert_eq!(cfg.peer_type_observer, Some(true));
+        assert_eq!(cfg.members[3].role(), "observer");
+        assert_eq!(cfg.members[3].client_addr.map(|a| a.port()), Some(2184));
+        cfg.myid = ServerId(1);
+        assert!(!cfg.is_observer());
+        let e = parse_member("server.5", 5, "127.0.0.1:2892:3892:witness").unwrap_err();
+        assert!(e.to_string().contains("participant or observer"), "{e}");
+        let e = apply_properties(
+            &mut cfg,
+            &parse_properties("zoo.cfg", "peerType=voter").expect("props"),
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("observer or participant"), "{e}");
+        cfg.members = vec![
+            parse_member("server.1", 1, "127.0.0.1:2888:3888:observer").expect("ok"),
+            parse_member("server.2", 2, "127.0.0.1:2889:3889:observer").expect("ok"),
+        ];
+        let e = cfg.validate().unwrap_err();
+        assert!(e.to_string().contains("at least one voter"), "{e}");
     }
 
     #[test]

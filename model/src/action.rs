@@ -314,7 +314,9 @@ impl<P> Action<P> {
             ActionKind::TakeSnapshot
             | ActionKind::LoseLogSuffix
             | ActionKind::ConnectionLost
-            | ActionKind::NodeRestart => None,
+            | ActionKind::NodeRestart
+            | ActionKind::LeaderProcessObserverInfo
+            | ActionKind::ObserverProcessInform => None,
         }
     }
 

@@ -3,8 +3,10 @@
 //! and the refinement checker, so that no layer matches on action names as text.
 //!
 //! Each variant is an action of `spec/PROTOCOL.md` and `tla/Zab.tla` (spelled as there by
-//! [`ActionKind::tla_name`]), except the two records a server's trace has that are not one
-//! model action: [`ActionKind::ConnectionLost`] and [`ActionKind::NodeRestart`].
+//! [`ActionKind::tla_name`]), except the records a server's trace has that are not one
+//! model action: [`ActionKind::ConnectionLost`] and [`ActionKind::NodeRestart`], and the
+//! observer's actions of §10.2 ([`ActionKind::LeaderProcessObserverInfo`],
+//! [`ActionKind::ObserverProcessInform`]) until the model has observers.
 
 use std::fmt;
 
@@ -113,6 +115,12 @@ action_kinds! {
     ConnectionLost = "ConnectionLost", Two;
     /// Trace only: a crashed server recovered (a stutter of the model).
     NodeRestart = "NodeRestart", One;
+    /// The leader handles an observer's OBSERVERINFO (`spec/PROTOCOL.md` §10.2). Trace only
+    /// until the model has observers.
+    LeaderProcessObserverInfo = "LeaderProcessOBSERVERINFO", Two;
+    /// An observer logs and applies a committed transaction the leader sent as INFORM
+    /// (§10.2). Trace only until the model has observers.
+    ObserverProcessInform = "ObserverProcessINFORM", Two;
 }
 
 impl ActionKind {
@@ -129,7 +137,13 @@ impl ActionKind {
     /// records.
     #[must_use]
     pub fn is_model_action(self) -> bool {
-        !matches!(self, ActionKind::ConnectionLost | ActionKind::NodeRestart)
+        !matches!(
+            self,
+            ActionKind::ConnectionLost
+                | ActionKind::NodeRestart
+                | ActionKind::LeaderProcessObserverInfo
+                | ActionKind::ObserverProcessInform
+        )
     }
 
     /// The model's actions, in `spec/PROTOCOL.md` order.
@@ -209,7 +223,7 @@ mod tests {
             );
         }
         assert_eq!(ActionKind::from_tla_name("NoSuchAction"), None);
-        assert_eq!(ActionKind::ALL.len(), 30);
+        assert_eq!(ActionKind::ALL.len(), 32);
         assert_eq!(ActionKind::model_actions().count(), 28);
     }
 

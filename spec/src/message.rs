@@ -155,6 +155,16 @@ pub enum QuorumMessage<P, S = Vec<Txn<P>>> {
         /// The acknowledged zxid.
         zxid: Zxid,
     },
+    /// Observer → leader on connect, instead of FOLLOWERINFO (`OBSERVERINFO`,
+    /// `spec/PROTOCOL.md` §10.2): the observer's accepted epoch, which never counts towards
+    /// the leader's quorum.
+    ObserverInfo {
+        /// The observer's `acceptedEpoch`.
+        accepted_epoch: Epoch,
+    },
+    /// Leader → observer: a committed transaction to log and apply (`INFORM`, §10.2); an
+    /// observer gets no PROPOSAL and no COMMIT in BROADCAST.
+    Inform(Txn<P>),
 }
 
 impl<P, S> QuorumMessage<P, S> {
@@ -174,6 +184,8 @@ impl<P, S> QuorumMessage<P, S> {
             QuorumMessage::AckNewLeader { .. } => "ACKLD",
             QuorumMessage::UpToDate => "UPTODATE",
             QuorumMessage::Ack { .. } => "ACK",
+            QuorumMessage::ObserverInfo { .. } => "OBSERVERINFO",
+            QuorumMessage::Inform(_) => "INFORM",
         }
     }
 }
@@ -218,6 +230,10 @@ impl<P: fmt::Display, S> fmt::Display for QuorumMessage<P, S> {
             QuorumMessage::AckNewLeader { zxid } => write!(f, "ACKLD({zxid})"),
             QuorumMessage::UpToDate => write!(f, "UPTODATE"),
             QuorumMessage::Ack { zxid } => write!(f, "ACK({zxid})"),
+            QuorumMessage::ObserverInfo { accepted_epoch } => {
+                write!(f, "OBSERVERINFO(acceptedEpoch={accepted_epoch})")
+            }
+            QuorumMessage::Inform(t) => write!(f, "INFORM({}, {})", t.zxid, t.payload),
         }
     }
 }

@@ -391,6 +391,10 @@ struct Cluster {
     commit_log_count: usize,
     /// `SendLogged` actions executed: (leader, follower, after, through).
     logged: Vec<(ServerId, ServerId, Zxid, Zxid)>,
+    /// Observers (§10.2), with ids after the `n` voters.
+    observers: Vec<ServerId>,
+    /// Every quorum message sent: (from, to, message name).
+    sent: Vec<(ServerId, ServerId, &'static str)>,
 }
 
 impl Cluster {
@@ -410,8 +414,32 @@ impl Cluster {
             n,
             commit_log_count,
             logged: vec![],
+            observers: vec![],
+            sent: vec![],
         };
         for k in 1..=n {
+            c.boot(sid(k), Disk::default());
+        }
+        c
+    }
+
+    /// `n` voters and `m` observers (ids `n+1..=n+m`).
+    fn with_observers(n: u64, m: u64) -> Cluster {
+        let mut c = Cluster {
+            nodes: BTreeMap::new(),
+            queue: VecDeque::new(),
+            links: BTreeSet::new(),
+            connecting: BTreeSet::new(),
+            timers: BTreeMap::new(),
+            now: 0,
+            trace: vec![],
+            n,
+            commit_log_count: DEFAULT_COMMIT_LOG_COUNT,
+            logged: vec![],
+            observers: (n + 1..=n + m).map(sid).collect(),
+            sent: vec![],
+        };
+        for k in 1..=n + m {
             c.boot(sid(k), Disk::default());
         }
         c
@@ -421,6 +449,7 @@ impl Cluster {
         let log = ReplicaLog::recovered(disk.snapshot, disk.log.clone());
         let mut config = cfg(id.0, self.n);
         config.commit_log_count = self.commit_log_count;
+        config.observers.clone_from(&self.observers);
         let peer =
             Peer::new(config, disk.accepted, disk.current, log).with_recovering(disk.recovering);
         let applied = vec![];
@@ -498,6 +527,7 @@ impl Cluster {
                     }
                 }
                 Action::Send { to, msg } => {
+                    self.sent.push((id, to, msg.name()));
                     if self.linked(id, to) {
                         self.queue.push_back((to, Input::Message { from: id, msg }));
                     }
@@ -1521,4 +1551,98 @@ fn a_leader_records_but_does_not_count_a_recovering_followers_ackepoch_and_ignor
         &mut out,
     );
     assert_eq!(p.log().committed(), zxid, "counted once restored");
+}
+
+/// §10.2 with an observer: it syncs, receives every committed transaction as INFORM (never
+/// PROPOSAL or COMMIT in BROADCAST), never ACKs, never leads, and its absence does not
+/// matter to the quorum, while a voter's absence is tolerated as in a 3-voter ensemble.
+#[test]
+fn an_observer_is_informed_never_acks_and_counts_in_no_quorum() {
+    let mut c = Cluster::with_observers(3, 1);
+    let obs = sid(4);
+    c.run_until(|c| c.all_broadcasting());
+    // The observer has the highest id, and would win a vote among equals: it never leads.
+    assert_eq!(c.leader(), Some(sid(3)));
+    let o = c.nodes[&obs].peer.role();
+    assert_eq!((o.state, o.observer, o.leader), (ServerState::Following, true, Some(sid(3))));
+    let start = c.sent.len();
+    let zxids: Vec<Zxid> = (1..=4).map(|k| c.propose(k)).collect();
+    c.run_until(|c| (1..=4).all(|k| c.applied(sid(k)) == zxids));
+    let after: Vec<(ServerId, ServerId, &str)> = c.sent[start..].to_vec();
+    assert!(
+        after
+            .iter()
+            .all(|(_, t, m)| !(*t == obs && (*m == "PROPOSAL" || *m == "COMMIT"))),
+        "the observer got a PROPOSAL or COMMIT in BROADCAST: {after:?}"
+    );
+    assert_eq!(
+        after.iter().filter(|(_, t, m)| *t == obs && *m == "INFORM").count(),
+        4,
+        "one INFORM per committed transaction"
+    );
+    assert!(
+        c.sent.iter().all(|(f, _, m)| !(*f == obs && *m == "ACK")),
+        "an observer never ACKs"
+    );
+    assert!(c.sent.iter().any(|(f, _, m)| *f == obs && *m == "OBSERVERINFO"));
+    assert!(c.sent.iter().all(|(f, _, m)| !(*f == obs && *m == "FOLLOWERINFO")));
+    let kinds: BTreeSet<ActionKind> = c.trace.iter().map(|t| t.action).collect();
+    assert!(kinds.contains(&ActionKind::LeaderProcessObserverInfo));
+    assert!(kinds.contains(&ActionKind::ObserverProcessInform));
+    // The leader never counted the observer anywhere.
+    if let Role::Leading(l) = &c.nodes[&sid(3)].peer.role {
+        assert!(l.observers.contains(&obs) && l.forwarding.contains(&obs));
+        assert!(!l.connecting.contains(&obs) && !l.ackld_recv.contains(&obs));
+        assert!(!l.electing.get(&obs).is_some_and(|e| e.in_quorum));
+    } else {
+        panic!("server 3 leads");
+    }
+    assert_eq!(c.nodes[&sid(3)].peer.synced_observers(), 1);
+
+    // One voter down: the leader with the other voter is a quorum of 3; writes go on and
+    // reach the observer.
+    let disk1 = c.down(sid(1));
+    let more = c.propose(10);
+    c.run_until(|c| c.applied(obs).last() == Some(&more) && c.applied(sid(2)).last() == Some(&more));
+    // Two voters down: the observer does not make a quorum, the leader steps down.
+    let disk2 = c.down(sid(2));
+    c.run_until(|c| c.nodes[&sid(3)].peer.role().state == ServerState::Looking);
+    c.up(sid(1), disk1);
+    c.up(sid(2), disk2);
+    c.run_until(|c| c.leader().is_some() && c.all_broadcasting());
+    let last = c.propose(11);
+    c.run_until(|c| (1..=4).all(|k| c.applied(sid(k)).last() == Some(&last)));
+}
+
+/// An ACK from an observer (which never sends one) is ignored: a leader with one voter
+/// follower and an observer does not commit on the observer's ACK.
+#[test]
+fn a_leader_never_counts_an_observers_ack() {
+    let mut c = Cluster::with_observers(3, 1);
+    let obs = sid(4);
+    c.run_until(|c| c.all_broadcasting());
+    let l = c.leader().expect("leader");
+    let _d1 = c.down(sid(1));
+    let _d2 = c.down(sid(2));
+    // Before the leader notices, a proposal is outstanding; only the observer "acks" it.
+    let mut out = vec![];
+    let node = c.nodes.get_mut(&l).expect("node");
+    let Some(zxid) = node.peer.leader_process_request(payload(1), &mut out) else {
+        // The leader already stepped down (it saw both disconnects): nothing to test.
+        return;
+    };
+    node.peer.step(Input::Durable { zxid }, &mut out);
+    node.peer.step(
+        Input::Message {
+            from: obs,
+            msg: QuorumMessage::Ack { zxid },
+        },
+        &mut out,
+    );
+    assert!(
+        !out.iter().any(|a| matches!(a, Action::Deliver(_))),
+        "committed with the observer's ACK: {out:?}"
+    );
+    assert_eq!(node.peer.ignored().get(Ignored::AckOfObserver), 1);
+    assert_eq!(node.peer.outstanding_proposals(), 1);
 }

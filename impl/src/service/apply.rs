@@ -121,11 +121,12 @@ fn set_config_node(tree: &mut DataTree, cfg: &crate::config::ServerConfig, now_m
     let mut text = String::new();
     for m in &cfg.members {
         text.push_str(&format!(
-            "server.{}={}:{}:{}:participant\n",
+            "server.{}={}:{}:{}:{}\n",
             m.id.0,
             m.quorum_addr.ip(),
             m.quorum_addr.port(),
-            m.election_addr.port()
+            m.election_addr.port(),
+            m.role()
         ));
     }
     text.push_str("version=0");

@@ -225,6 +225,8 @@ impl<P: Payload> ZabModel<P> {
                         ZabState::Synchronization | ZabState::Broadcast
                     )
             }
+            // The model has no observers yet (`spec/PROTOCOL.md` §10): it never sends these.
+            QuorumMessage::ObserverInfo { .. } | QuorumMessage::Inform(_) => false,
         }
     }
 
@@ -249,6 +251,9 @@ impl<P: Payload> ZabModel<P> {
             QuorumMessage::AckNewLeader { .. } => Action::LeaderProcessAckLd { i, j },
             QuorumMessage::UpToDate => Action::FollowerProcessUpToDate { i, j },
             QuorumMessage::Ack { .. } => Action::LeaderProcessAck { i, j },
+            QuorumMessage::ObserverInfo { .. } | QuorumMessage::Inform(_) => {
+                Action::FilterNonexistentMessage { i, j }
+            }
         }
     }
 
