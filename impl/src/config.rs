@@ -157,6 +157,13 @@ pub struct ServerConfig {
     /// `peerType` as written (`Some(true)` for `observer`). The `server.N` list decides, as
     /// in ZooKeeper; a mismatch is warned about when the file is loaded.
     pub peer_type_observer: Option<bool>,
+    /// `reconfigEnabled` (ZooKeeper's default `false`). The `reconfig` request itself is not
+    /// built yet (`spec/PROTOCOL.md` §10.3): it is answered with `ReconfigDisabled` either way.
+    pub reconfig_enabled: bool,
+    /// The configuration's version (§10.1): the hexadecimal suffix of `dynamicConfigFile`'s
+    /// name (`zoo.cfg.dynamic.100000000`), 0 for a `zoo.cfg` that lists its servers itself.
+    /// `/zookeeper/config` ends with it (`version=100000000`).
+    pub config_version: u64,
 }
 
 /// `metricsProvider.className` of ZooKeeper's Prometheus provider.
@@ -217,6 +224,8 @@ impl ServerConfig {
             quorum_tls: TlsSettings::new(QUORUM_PREFIX),
             bounds: crate::bounds::Bounds::default(),
             peer_type_observer: None,
+            reconfig_enabled: false,
+            config_version: 0,
         }
     }
 
@@ -249,6 +258,30 @@ impl ServerConfig {
     #[must_use]
     pub fn is_observer(&self) -> bool {
         self.me().is_some_and(|m| m.observer)
+    }
+
+    /// The membership in ZooKeeper's text form (`QuorumMaj.toString`), as `/zookeeper/config`
+    /// holds it and `conf` prints it: one `server.N=ip:quorumPort:electionPort:role[;client]`
+    /// line per member, then `version=<hex>`, with no final newline.
+    #[must_use]
+    pub fn membership_text(&self) -> String {
+        let mut text = String::new();
+        for m in &self.members {
+            text.push_str(&format!(
+                "server.{}={}:{}:{}:{}",
+                m.id.0,
+                m.quorum_addr.ip(),
+                m.quorum_addr.port(),
+                m.election_addr.port(),
+                m.role()
+            ));
+            if let Some(c) = m.client_addr {
+                text.push_str(&format!(";{c}"));
+            }
+            text.push('\n');
+        }
+        text.push_str(&format!("version={:x}", self.config_version));
+        text
     }
 
     /// This server's member entry.
@@ -620,6 +653,19 @@ pub fn apply_properties(
                         .collect()
                 };
             }
+            "dynamicConfigFile" => {
+                let (dynamic, version) = read_dynamic_config(&dir.join(value))?;
+                members.extend(dynamic);
+                base.config_version = version;
+            }
+            k if k.starts_with("server.") && props.contains_key("dynamicConfigFile") => {
+                // ZooKeeper: "parameter: server.N must be in a separate dynamic config file".
+                return Err(value_err(
+                    key,
+                    value,
+                    "with dynamicConfigFile, the server.N lines belong in that file",
+                ));
+            }
             k if k.starts_with("server.") => {
                 let id: u64 = parse_num(key, &k["server.".len()..])?;
                 members.push(parse_member(key, id, value)?);
@@ -631,8 +677,8 @@ pub fn apply_properties(
                     _ => return Err(value_err(key, value, "expected observer or participant")),
                 });
             }
+            "reconfigEnabled" => base.reconfig_enabled = parse_bool(key, value)?,
             "standaloneEnabled"
-            | "reconfigEnabled"
             | "autopurge.purgeInterval"
             | "quorumListenOnAllIPs"
             | "electionAlg" => {}
@@ -656,6 +702,38 @@ pub fn apply_properties(
     base.min_session_timeout_ms = min_timeout.unwrap_or(2 * base.tick_ms);
     base.max_session_timeout_ms = max_timeout.unwrap_or(20 * base.tick_ms);
     Ok(unknown)
+}
+
+/// Reads a dynamic configuration file (`dynamicConfigFile`, ZooKeeper 3.5+): `server.N` lines
+/// only; the version is the hexadecimal suffix of the file's name (`zoo.cfg.dynamic.100000000`),
+/// 0 without one, never a `version` line (ZooKeeper refuses one too).
+pub fn read_dynamic_config(path: &Path) -> Result<(Vec<Member>, u64), ConfigError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
+        path: name.clone(),
+        message: e.to_string(),
+    })?;
+    let props = parse_properties(&name, &text)?;
+    let mut members = Vec::new();
+    for (key, value) in &props {
+        let Some(id) = key.strip_prefix("server.") else {
+            return Err(ConfigError::Invalid(format!(
+                "{name}: {key} does not belong in a dynamic config file (server.N lines only{})",
+                if key == "version" {
+                    "; the version is the file name's suffix"
+                } else {
+                    ""
+                }
+            )));
+        };
+        members.push(parse_member(key, parse_num(key, id)?, value)?);
+    }
+    let version = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .and_then(|e| u64::from_str_radix(e, 16).ok())
+        .unwrap_or(0);
+    Ok((members, version))
 }
 
 /// Reads `dataDir/myid` (a decimal id, as ZooKeeper writes it).
@@ -872,6 +950,57 @@ peerType=observer
         ];
         let e = cfg.validate().unwrap_err();
         assert!(e.to_string().contains("at least one voter"), "{e}");
+    }
+
+    #[test]
+    fn a_dynamic_config_file_gives_the_members_and_the_version() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let dynamic = dir.path().join("zoo.cfg.dynamic.100000000");
+        std::fs::write(
+            &dynamic,
+            "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\n\
+             server.2=127.0.0.1:2889:3889:participant;127.0.0.1:2182\n\
+             server.3=127.0.0.1:2890:3890:observer;127.0.0.1:2183\n",
+        )
+        .expect("write");
+        let mut cfg = ServerConfig::standalone_default();
+        let props = parse_properties(
+            "zoo.cfg",
+            "dynamicConfigFile=zoo.cfg.dynamic.100000000\nreconfigEnabled=true\n",
+        )
+        .expect("props");
+        let unknown = apply_properties(&mut cfg, &props, dir.path()).expect("applies");
+        assert!(unknown.is_empty(), "{unknown:?}");
+        assert!(cfg.reconfig_enabled);
+        assert_eq!(cfg.config_version, 0x1_0000_0000);
+        assert_eq!(cfg.server_ids(), vec![ServerId(1), ServerId(2)]);
+        assert_eq!(cfg.observer_ids(), vec![ServerId(3)]);
+        assert_eq!(
+            cfg.membership_text(),
+            "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\n\
+             server.2=127.0.0.1:2889:3889:participant;127.0.0.1:2182\n\
+             server.3=127.0.0.1:2890:3890:observer;127.0.0.1:2183\n\
+             version=100000000"
+        );
+        // server.N lines in both files, a version line, a missing file: clear errors.
+        let both = parse_properties(
+            "zoo.cfg",
+            "dynamicConfigFile=zoo.cfg.dynamic.100000000\nserver.4=127.0.0.1:2891:3891\n",
+        )
+        .expect("props");
+        let e = apply_properties(&mut ServerConfig::standalone_default(), &both, dir.path())
+            .unwrap_err();
+        assert!(e.to_string().contains("belong in that file"), "{e}");
+        std::fs::write(dir.path().join("zoo.cfg.dynamic.2"), "version=2\n").expect("write");
+        let e = read_dynamic_config(&dir.path().join("zoo.cfg.dynamic.2")).unwrap_err();
+        assert!(e.to_string().contains("file name's suffix"), "{e}");
+        let e = read_dynamic_config(&dir.path().join("nope")).unwrap_err();
+        assert!(e.to_string().contains("nope"), "{e}");
+        // Without a hexadecimal suffix the version is 0, as in ZooKeeper.
+        std::fs::write(dir.path().join("dyn.cfg"), "server.1=127.0.0.1:2888:3888\n")
+            .expect("write");
+        let (members, version) = read_dynamic_config(&dir.path().join("dyn.cfg")).expect("ok");
+        assert_eq!((members.len(), version), (1, 0));
     }
 
     #[test]

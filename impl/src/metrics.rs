@@ -323,7 +323,8 @@ pub fn render(status: &Status) -> String {
         ("observer", ServerState::Following, true),
         ("leader", ServerState::Leading, false),
     ] {
-        let on = role.state == state && (state != ServerState::Following || role.observer == observer);
+        let on =
+            role.state == state && (state != ServerState::Following || role.observer == observer);
         let _ = writeln!(out, "zab_role{{role=\"{name}\"}} {}", u8::from(on));
     }
     gauge(

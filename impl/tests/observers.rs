@@ -64,10 +64,27 @@ fn an_observer_serves_reads_forwards_writes_and_counts_in_no_quorum() {
     assert_eq!(e.metric(leader, "zab_synced_observers"), Some(1.0));
     let lm = mntr(&e, leader);
     assert!(lm.contains("zk_synced_observers\t1"), "{lm}");
-    let conf = four_letter_word(e.node(OBSERVER).client, "conf", Duration::from_secs(5))
-        .expect("conf");
+    let conf =
+        four_letter_word(e.node(OBSERVER).client, "conf", Duration::from_secs(5)).expect("conf");
     assert!(conf.contains("peerType=1"), "{conf}");
     assert!(conf.contains(&format!("server.{OBSERVER}=")) && conf.contains(":observer"));
+
+    // `/zookeeper/config` (what `zkCli.sh config` reads) lists the observer as one.
+    let mut c = e.client(OBSERVER, SERVE);
+    let (data, _) = c
+        .get_data("/zookeeper/config", false)
+        .expect("io")
+        .expect("/zookeeper/config");
+    let _ = c.close();
+    let text = String::from_utf8(data).expect("utf-8");
+    assert_eq!(text.lines().count(), 5, "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&format!("server.{OBSERVER}=")) && l.ends_with(":observer")),
+        "{text}"
+    );
+    assert_eq!(text.matches(":participant").count(), 3, "{text}");
+    assert!(text.ends_with("\nversion=0"), "{text}");
 
     // Writes through the observer reach every voter; reads on the observer see them.
     create_acked(&e, &[OBSERVER], "/obs");
@@ -90,7 +107,10 @@ fn an_observer_serves_reads_forwards_writes_and_counts_in_no_quorum() {
         if seen.is_ok() {
             break;
         }
-        assert!(Instant::now() < deadline, "the observer never applied the write");
+        assert!(
+            Instant::now() < deadline,
+            "the observer never applied the write"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 
@@ -116,7 +136,9 @@ fn an_observer_serves_reads_forwards_writes_and_counts_in_no_quorum() {
     }
     assert_eq!(children(&e, OBSERVER, "/obs"), want);
     // A second voter down: the leader and the observer are no quorum; nobody serves.
-    let other = (1..=3).find(|k| *k != leader && *k != follower).expect("another");
+    let other = (1..=3)
+        .find(|k| *k != leader && *k != follower)
+        .expect("another");
     e.kill(other);
     wait_mode(&e, leader, None, STABLE);
     wait_mode(&e, OBSERVER, None, STABLE);

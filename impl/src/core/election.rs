@@ -413,7 +413,8 @@ impl<P: Payload> Peer<P> {
     pub(crate) fn on_learner_connected(&mut self, learner: ServerId, out: &mut Vec<Action<P>>) {
         match &mut self.role {
             Role::Leading(l)
-                if (self.cfg.servers.contains(&learner) || self.cfg.observers.contains(&learner))
+                if (self.cfg.servers.contains(&learner)
+                    || self.cfg.observers.contains(&learner))
                     && learner != self.cfg.id =>
             {
                 l.learners.insert(learner);

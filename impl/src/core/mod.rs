@@ -365,6 +365,9 @@ pub enum Input<P> {
 }
 
 /// The server's role and the role's variables.
+// One per server, replaced only on a role change: the leader's variant being larger costs
+// nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 enum Role<P> {
     Looking {
@@ -436,8 +439,7 @@ impl<P: Payload> Peer<P> {
             && log.snapshot() == Zxid::ZERO;
         // An observer's votes and acknowledgements never count, whatever its storage holds:
         // it has nothing to check.
-        let wipe_check =
-            (empty && cfg.servers.len() > 1 && !cfg.is_observer()).then(BTreeMap::new);
+        let wipe_check = (empty && cfg.servers.len() > 1 && !cfg.is_observer()).then(BTreeMap::new);
         Peer {
             cfg,
             accepted_epoch,

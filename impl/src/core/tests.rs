@@ -1564,7 +1564,10 @@ fn an_observer_is_informed_never_acks_and_counts_in_no_quorum() {
     // The observer has the highest id, and would win a vote among equals: it never leads.
     assert_eq!(c.leader(), Some(sid(3)));
     let o = c.nodes[&obs].peer.role();
-    assert_eq!((o.state, o.observer, o.leader), (ServerState::Following, true, Some(sid(3))));
+    assert_eq!(
+        (o.state, o.observer, o.leader),
+        (ServerState::Following, true, Some(sid(3)))
+    );
     let start = c.sent.len();
     let zxids: Vec<Zxid> = (1..=4).map(|k| c.propose(k)).collect();
     c.run_until(|c| (1..=4).all(|k| c.applied(sid(k)) == zxids));
@@ -1576,7 +1579,10 @@ fn an_observer_is_informed_never_acks_and_counts_in_no_quorum() {
         "the observer got a PROPOSAL or COMMIT in BROADCAST: {after:?}"
     );
     assert_eq!(
-        after.iter().filter(|(_, t, m)| *t == obs && *m == "INFORM").count(),
+        after
+            .iter()
+            .filter(|(_, t, m)| *t == obs && *m == "INFORM")
+            .count(),
         4,
         "one INFORM per committed transaction"
     );
@@ -1584,8 +1590,16 @@ fn an_observer_is_informed_never_acks_and_counts_in_no_quorum() {
         c.sent.iter().all(|(f, _, m)| !(*f == obs && *m == "ACK")),
         "an observer never ACKs"
     );
-    assert!(c.sent.iter().any(|(f, _, m)| *f == obs && *m == "OBSERVERINFO"));
-    assert!(c.sent.iter().all(|(f, _, m)| !(*f == obs && *m == "FOLLOWERINFO")));
+    assert!(
+        c.sent
+            .iter()
+            .any(|(f, _, m)| *f == obs && *m == "OBSERVERINFO")
+    );
+    assert!(
+        c.sent
+            .iter()
+            .all(|(f, _, m)| !(*f == obs && *m == "FOLLOWERINFO"))
+    );
     let kinds: BTreeSet<ActionKind> = c.trace.iter().map(|t| t.action).collect();
     assert!(kinds.contains(&ActionKind::LeaderProcessObserverInfo));
     assert!(kinds.contains(&ActionKind::ObserverProcessInform));
@@ -1603,7 +1617,9 @@ fn an_observer_is_informed_never_acks_and_counts_in_no_quorum() {
     // reach the observer.
     let disk1 = c.down(sid(1));
     let more = c.propose(10);
-    c.run_until(|c| c.applied(obs).last() == Some(&more) && c.applied(sid(2)).last() == Some(&more));
+    c.run_until(|c| {
+        c.applied(obs).last() == Some(&more) && c.applied(sid(2)).last() == Some(&more)
+    });
     // Two voters down: the observer does not make a quorum, the leader steps down.
     let disk2 = c.down(sid(2));
     c.run_until(|c| c.nodes[&sid(3)].peer.role().state == ServerState::Looking);
@@ -1627,10 +1643,11 @@ fn a_leader_never_counts_an_observers_ack() {
     // Before the leader notices, a proposal is outstanding; only the observer "acks" it.
     let mut out = vec![];
     let node = c.nodes.get_mut(&l).expect("node");
-    let Some(zxid) = node.peer.leader_process_request(payload(1), &mut out) else {
-        // The leader already stepped down (it saw both disconnects): nothing to test.
-        return;
-    };
+    // The disconnects are still queued: the leader has not seen them.
+    let zxid = node
+        .peer
+        .leader_process_request(payload(1), &mut out)
+        .expect("the leader still broadcasts");
     node.peer.step(Input::Durable { zxid }, &mut out);
     node.peer.step(
         Input::Message {

@@ -260,18 +260,7 @@ fn conf_quorum(out: &mut String, cfg: &ServerConfig) {
         "peerType={}\nmembership: ",
         u8::from(cfg.is_observer())
     );
-    for m in &cfg.members {
-        let _ = writeln!(
-            out,
-            "server.{}={}:{}:{}:{}",
-            m.id.0,
-            m.quorum_addr.ip(),
-            m.quorum_addr.port(),
-            m.election_addr.port(),
-            m.role()
-        );
-    }
-    let _ = writeln!(out, "version=0");
+    let _ = writeln!(out, "{}", cfg.membership_text());
 }
 
 /// `envi`: the process's environment, ZooKeeper's keys.
