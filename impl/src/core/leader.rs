@@ -167,7 +167,8 @@ impl<P: Payload> Peer<P> {
                     "FOLLOWERINFO from a server configured as an observer: disconnecting it"
                 );
                 self.ignore(Ignored::UnexpectedMessage, Some(from), None);
-                self.remove_learner(from, out);
+                // Not a voter: its leaving changes no quorum.
+                self.forget_learner(from, out);
             }
             QuorumMessage::ObserverInfo { accepted_epoch } => {
                 self.leader_process_observer_info(from, accepted_epoch, out);
@@ -720,7 +721,19 @@ impl<P: Payload> Peer<P> {
 
     /// `RemoveLearner`: drop `j`; step down when the rest is no quorum.
     pub(crate) fn remove_learner(&mut self, j: ServerId, out: &mut Vec<Action<P>>) {
-        let Some(l) = self.leader_mut() else { return };
+        let Some(learners) = self.forget_learner(j, out) else {
+            return;
+        };
+        // Only voters keep a leader in office (§10.2: observers count in no quorum).
+        let voters = learners.iter().filter(|s| self.cfg.is_voter(**s)).count();
+        if !self.cfg.is_quorum(voters) {
+            self.go_looking(out);
+        }
+    }
+
+    /// Drops learner `j` and closes its connection; returns the learners left.
+    fn forget_learner(&mut self, j: ServerId, out: &mut Vec<Action<P>>) -> Option<Vec<ServerId>> {
+        let l = self.leader_mut()?;
         l.learners.remove(&j);
         l.forwarding.remove(&j);
         l.silent_ticks.remove(&j);
@@ -734,11 +747,7 @@ impl<P: Payload> Peer<P> {
         }
         let learners: Vec<ServerId> = l.learners.iter().copied().collect();
         out.push(Action::Disconnect { peer: j });
-        // Only voters keep a leader in office (§10.2: observers count in no quorum).
-        let voters = learners.iter().filter(|s| self.cfg.is_voter(**s)).count();
-        if !self.cfg.is_quorum(voters) {
-            self.go_looking(out);
-        }
+        Some(learners)
     }
 
     /// Every tick: heartbeat the learners, drop the silent ones, enforce the phase limit.

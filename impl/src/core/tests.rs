@@ -1663,3 +1663,101 @@ fn a_leader_never_counts_an_observers_ack() {
     assert_eq!(node.peer.ignored().get(Ignored::AckOfObserver), 1);
     assert_eq!(node.peer.outstanding_proposals(), 1);
 }
+
+/// Messages that do not fit the roles (§10.2): an INFORM to a voting follower, a FOLLOWERINFO
+/// from a server configured as an observer, and an observer's election votes are each
+/// ignored on their `ignore_*` path, never counted, never a panic.
+#[test]
+fn misplaced_observer_messages_take_their_ignore_paths() {
+    // A voter following 3 in BROADCAST ignores INFORM: it logs PROPOSALs only.
+    let mut p = syncing_follower(1, 3, 1, vec![]);
+    let l = sid(3);
+    let mut out = vec![];
+    for msg in [
+        QuorumMessage::Diff {
+            last_zxid: Zxid::ZERO,
+        },
+        QuorumMessage::NewLeader { zxid: z(1, 0) },
+        QuorumMessage::UpToDate,
+        QuorumMessage::Inform(txn(1, 1)),
+    ] {
+        p.step(Input::Message { from: l, msg }, &mut out);
+    }
+    assert_eq!(p.ignored().get(Ignored::UnexpectedMessage), 1);
+    assert_eq!(p.log().last_zxid(), Zxid::ZERO, "the INFORM was not logged");
+
+    // A leader of voters 1..3 with observer 4: 4's FOLLOWERINFO is refused (disconnected),
+    // its votes neither adopted nor counted; its OBSERVERINFO is taken.
+    let mut c = cfg(3, 3);
+    c.observers = vec![sid(4)];
+    let mut p: Peer<P> = Peer::new(
+        c,
+        Epoch(0),
+        Epoch(0),
+        ReplicaLog::recovered(Zxid::ZERO, vec![]),
+    );
+    p.wipe_check = None;
+    p.role = Role::Leading(Leader::new(sid(3), Epoch(0)));
+    let mut out = vec![];
+    p.step(Input::LearnerConnected { learner: sid(4) }, &mut out);
+    p.step(
+        Input::Message {
+            from: sid(4),
+            msg: QuorumMessage::FollowerInfo {
+                accepted_epoch: Epoch(0),
+                recovering: false,
+            },
+        },
+        &mut out,
+    );
+    assert!(out.contains(&Action::Disconnect { peer: sid(4) }));
+    assert_eq!(p.ignored().get(Ignored::UnexpectedMessage), 1);
+    let mut out = vec![];
+    p.step(Input::LearnerConnected { learner: sid(4) }, &mut out);
+    p.step(
+        Input::Message {
+            from: sid(4),
+            msg: QuorumMessage::ObserverInfo {
+                accepted_epoch: Epoch(7),
+            },
+        },
+        &mut out,
+    );
+    if let Role::Leading(l) = &p.role {
+        assert!(l.observers.contains(&sid(4)) && l.observers_waiting.contains(&sid(4)));
+        assert!(!l.connecting.contains(&sid(4)));
+        assert_eq!(
+            l.temp_max_epoch,
+            Epoch(8),
+            "its epoch raises the proposed one"
+        );
+    } else {
+        panic!("still leading");
+    }
+    // A LOOKING voter never adopts an observer's (higher) vote.
+    let mut v = fresh(1, 3);
+    v.cfg.observers = vec![sid(4)];
+    v.wipe_check = None;
+    let mut out = vec![];
+    v.step(Input::Start, &mut out);
+    let mine = v.fle.vote;
+    v.step(
+        Input::Notification {
+            from: sid(4),
+            notification: Notification {
+                vote: Vote {
+                    peer_epoch: Epoch(9),
+                    zxid: z(9, 9),
+                    leader: sid(4),
+                },
+                election_epoch: 5,
+                state: ServerState::Looking,
+                recovering: false,
+                empty: false,
+            },
+        },
+        &mut out,
+    );
+    assert_eq!(v.fle.vote, mine);
+    assert_eq!(v.ignored().get(Ignored::VoteOfObserver), 1);
+}
