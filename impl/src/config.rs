@@ -73,6 +73,20 @@ pub struct Member {
     pub election_addr: SocketAddr,
     /// Its client address, when the `;clientPort` suffix gives it.
     pub client_addr: Option<SocketAddr>,
+    /// Listed as `:observer` (`spec/PROTOCOL.md` §10.2): a learner that never votes.
+    pub observer: bool,
+}
+
+impl Member {
+    /// The role as ZooKeeper writes it in `server.N` (`participant` or `observer`).
+    #[must_use]
+    pub fn role(&self) -> &'static str {
+        if self.observer {
+            "observer"
+        } else {
+            "participant"
+        }
+    }
 }
 
 /// Everything a server needs to run.
@@ -140,6 +154,16 @@ pub struct ServerConfig {
     pub quorum_tls: TlsSettings,
     /// The bounds on client and peer queues (issue 12).
     pub bounds: crate::bounds::Bounds,
+    /// `peerType` as written (`Some(true)` for `observer`). The `server.N` list decides, as
+    /// in ZooKeeper; a mismatch is warned about when the file is loaded.
+    pub peer_type_observer: Option<bool>,
+    /// `reconfigEnabled` (ZooKeeper's default `false`). The `reconfig` request itself is not
+    /// built yet (`spec/PROTOCOL.md` §10.3): it is answered with `ReconfigDisabled` either way.
+    pub reconfig_enabled: bool,
+    /// The configuration's version (§10.1): the hexadecimal suffix of `dynamicConfigFile`'s
+    /// name (`zoo.cfg.dynamic.100000000`), 0 for a `zoo.cfg` that lists its servers itself.
+    /// `/zookeeper/config` ends with it (`version=100000000`).
+    pub config_version: u64,
 }
 
 /// `metricsProvider.className` of ZooKeeper's Prometheus provider.
@@ -199,17 +223,65 @@ impl ServerConfig {
             port_unification: false,
             quorum_tls: TlsSettings::new(QUORUM_PREFIX),
             bounds: crate::bounds::Bounds::default(),
+            peer_type_observer: None,
+            reconfig_enabled: false,
+            config_version: 0,
         }
     }
 
-    /// The ensemble's server ids (`[myid]` when standalone).
+    /// The ensemble's voting server ids (`[myid]` when standalone); observers are not
+    /// among them (`observer_ids`).
     #[must_use]
     pub fn server_ids(&self) -> Vec<ServerId> {
         if self.members.is_empty() {
             vec![self.myid]
         } else {
-            self.members.iter().map(|m| m.id).collect()
+            self.members
+                .iter()
+                .filter(|m| !m.observer)
+                .map(|m| m.id)
+                .collect()
         }
+    }
+
+    /// The ensemble's observers (`server.N=...:observer`, §10.2).
+    #[must_use]
+    pub fn observer_ids(&self) -> Vec<ServerId> {
+        self.members
+            .iter()
+            .filter(|m| m.observer)
+            .map(|m| m.id)
+            .collect()
+    }
+
+    /// Whether this server is an observer.
+    #[must_use]
+    pub fn is_observer(&self) -> bool {
+        self.me().is_some_and(|m| m.observer)
+    }
+
+    /// The membership in ZooKeeper's text form (`QuorumMaj.toString`), as `/zookeeper/config`
+    /// holds it and `conf` prints it: one `server.N=ip:quorumPort:electionPort:role[;client]`
+    /// line per member, then `version=<hex>`, with no final newline.
+    #[must_use]
+    pub fn membership_text(&self) -> String {
+        let mut text = String::new();
+        for m in &self.members {
+            text.push_str(&format!(
+                "server.{}={}:{}:{}:{}",
+                m.id.0,
+                m.quorum_addr.ip(),
+                m.quorum_addr.port(),
+                m.election_addr.port(),
+                m.role()
+            ));
+            if let Some(c) = m.client_addr {
+                text.push_str(&format!(";{c}"));
+            }
+            text.push('\n');
+        }
+        text.push_str(&format!("version={:x}", self.config_version));
+        text
     }
 
     /// This server's member entry.
@@ -236,6 +308,13 @@ impl ServerConfig {
                     "myid {} is not one of the configured servers {ids:?}",
                     self.myid.0
                 )));
+            }
+            if self.members.iter().all(|m| m.observer) {
+                return Err(ConfigError::Invalid(
+                    "every server.N is an observer: an ensemble needs at least one voter \
+                     (participant)"
+                        .into(),
+                ));
             }
         }
         self.bounds
@@ -323,15 +402,17 @@ pub fn parse_member(key: &str, id: u64, value: &str) -> Result<Member, ConfigErr
             "expected host:quorumPort:electionPort",
         ));
     }
-    if let Some(role) = parts.get(3) {
-        if *role != "participant" {
+    let observer = match parts.get(3).map(|r| r.trim()) {
+        None | Some("participant") => false,
+        Some("observer") => true,
+        Some(_) => {
             return Err(value_err(
                 key,
                 value,
-                "only participants are supported (no observers)",
+                "the role after the election port must be participant or observer",
             ));
         }
-    }
+    };
     let quorum_addr = resolve(key, parts[0], parts[1])?;
     let election_addr = resolve(key, parts[0], parts[2])?;
     let client_addr = match client {
@@ -350,6 +431,7 @@ pub fn parse_member(key: &str, id: u64, value: &str) -> Result<Member, ConfigErr
         quorum_addr,
         election_addr,
         client_addr,
+        observer,
     })
 }
 
@@ -571,12 +653,32 @@ pub fn apply_properties(
                         .collect()
                 };
             }
+            "dynamicConfigFile" => {
+                let (dynamic, version) = read_dynamic_config(&dir.join(value))?;
+                members.extend(dynamic);
+                base.config_version = version;
+            }
+            k if k.starts_with("server.") && props.contains_key("dynamicConfigFile") => {
+                // ZooKeeper: "parameter: server.N must be in a separate dynamic config file".
+                return Err(value_err(
+                    key,
+                    value,
+                    "with dynamicConfigFile, the server.N lines belong in that file",
+                ));
+            }
             k if k.starts_with("server.") => {
                 let id: u64 = parse_num(key, &k["server.".len()..])?;
                 members.push(parse_member(key, id, value)?);
             }
+            "peerType" => {
+                base.peer_type_observer = Some(match value.trim() {
+                    "observer" => true,
+                    "participant" => false,
+                    _ => return Err(value_err(key, value, "expected observer or participant")),
+                });
+            }
+            "reconfigEnabled" => base.reconfig_enabled = parse_bool(key, value)?,
             "standaloneEnabled"
-            | "reconfigEnabled"
             | "autopurge.purgeInterval"
             | "quorumListenOnAllIPs"
             | "electionAlg" => {}
@@ -600,6 +702,38 @@ pub fn apply_properties(
     base.min_session_timeout_ms = min_timeout.unwrap_or(2 * base.tick_ms);
     base.max_session_timeout_ms = max_timeout.unwrap_or(20 * base.tick_ms);
     Ok(unknown)
+}
+
+/// Reads a dynamic configuration file (`dynamicConfigFile`, ZooKeeper 3.5+): `server.N` lines
+/// only; the version is the hexadecimal suffix of the file's name (`zoo.cfg.dynamic.100000000`),
+/// 0 without one, never a `version` line (ZooKeeper refuses one too).
+pub fn read_dynamic_config(path: &Path) -> Result<(Vec<Member>, u64), ConfigError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
+        path: name.clone(),
+        message: e.to_string(),
+    })?;
+    let props = parse_properties(&name, &text)?;
+    let mut members = Vec::new();
+    for (key, value) in &props {
+        let Some(id) = key.strip_prefix("server.") else {
+            return Err(ConfigError::Invalid(format!(
+                "{name}: {key} does not belong in a dynamic config file (server.N lines only{})",
+                if key == "version" {
+                    "; the version is the file name's suffix"
+                } else {
+                    ""
+                }
+            )));
+        };
+        members.push(parse_member(key, parse_num(key, id)?, value)?);
+    }
+    let version = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .and_then(|e| u64::from_str_radix(e, 16).ok())
+        .unwrap_or(0);
+    Ok((members, version))
 }
 
 /// Reads `dataDir/myid` (a decimal id, as ZooKeeper writes it).
@@ -643,6 +777,17 @@ pub fn load_zoo_cfg(path: &Path) -> Result<(ServerConfig, Vec<String>), ConfigEr
         )));
     } else if let Some(m) = cfg.members.first() {
         cfg.myid = m.id;
+    }
+    if let (Some(wanted), Some(me)) = (cfg.peer_type_observer, cfg.me()) {
+        if wanted != me.observer {
+            // ZooKeeper's `QuorumPeerConfig.setupPeerType`: the servers list wins.
+            tracing::warn!(
+                peer_type = if wanted { "observer" } else { "participant" },
+                server_list = me.role(),
+                "peerType does not match this server's server.{} entry; using the server list",
+                me.id.0
+            );
+        }
     }
     Ok((cfg, unknown))
 }
@@ -760,6 +905,102 @@ admin.commandURL=/cmds/
                 .to_string()
                 .contains("myid 1 is not one of")
         );
+    }
+
+    #[test]
+    fn observers_are_read_from_the_server_list() {
+        let mut cfg = ServerConfig::standalone_default();
+        let props = parse_properties(
+            "zoo.cfg",
+            "server.1=127.0.0.1:2888:3888
+server.2=127.0.0.1:2889:3889:participant
+server.3=127.0.0.1:2890:3890
+server.4=127.0.0.1:2891:3891:observer;2184
+peerType=observer
+",
+        )
+        .expect("props");
+        let unknown = apply_properties(&mut cfg, &props, Path::new(".")).expect("applies");
+        assert!(unknown.is_empty(), "{unknown:?}");
+        cfg.myid = ServerId(4);
+        cfg.validate().expect("valid");
+        assert_eq!(
+            cfg.server_ids(),
+            vec![ServerId(1), ServerId(2), ServerId(3)]
+        );
+        assert_eq!(cfg.observer_ids(), vec![ServerId(4)]);
+        assert!(cfg.is_observer());
+        assert_eq!(cfg.peer_type_observer, Some(true));
+        assert_eq!(cfg.members[3].role(), "observer");
+        assert_eq!(cfg.members[3].client_addr.map(|a| a.port()), Some(2184));
+        cfg.myid = ServerId(1);
+        assert!(!cfg.is_observer());
+        let e = parse_member("server.5", 5, "127.0.0.1:2892:3892:witness").unwrap_err();
+        assert!(e.to_string().contains("participant or observer"), "{e}");
+        let e = apply_properties(
+            &mut cfg,
+            &parse_properties("zoo.cfg", "peerType=voter").expect("props"),
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("observer or participant"), "{e}");
+        cfg.members = vec![
+            parse_member("server.1", 1, "127.0.0.1:2888:3888:observer").expect("ok"),
+            parse_member("server.2", 2, "127.0.0.1:2889:3889:observer").expect("ok"),
+        ];
+        let e = cfg.validate().unwrap_err();
+        assert!(e.to_string().contains("at least one voter"), "{e}");
+    }
+
+    #[test]
+    fn a_dynamic_config_file_gives_the_members_and_the_version() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let dynamic = dir.path().join("zoo.cfg.dynamic.100000000");
+        std::fs::write(
+            &dynamic,
+            "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\n\
+             server.2=127.0.0.1:2889:3889:participant;127.0.0.1:2182\n\
+             server.3=127.0.0.1:2890:3890:observer;127.0.0.1:2183\n",
+        )
+        .expect("write");
+        let mut cfg = ServerConfig::standalone_default();
+        let props = parse_properties(
+            "zoo.cfg",
+            "dynamicConfigFile=zoo.cfg.dynamic.100000000\nreconfigEnabled=true\n",
+        )
+        .expect("props");
+        let unknown = apply_properties(&mut cfg, &props, dir.path()).expect("applies");
+        assert!(unknown.is_empty(), "{unknown:?}");
+        assert!(cfg.reconfig_enabled);
+        assert_eq!(cfg.config_version, 0x1_0000_0000);
+        assert_eq!(cfg.server_ids(), vec![ServerId(1), ServerId(2)]);
+        assert_eq!(cfg.observer_ids(), vec![ServerId(3)]);
+        assert_eq!(
+            cfg.membership_text(),
+            "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\n\
+             server.2=127.0.0.1:2889:3889:participant;127.0.0.1:2182\n\
+             server.3=127.0.0.1:2890:3890:observer;127.0.0.1:2183\n\
+             version=100000000"
+        );
+        // server.N lines in both files, a version line, a missing file: clear errors.
+        let both = parse_properties(
+            "zoo.cfg",
+            "dynamicConfigFile=zoo.cfg.dynamic.100000000\nserver.4=127.0.0.1:2891:3891\n",
+        )
+        .expect("props");
+        let e = apply_properties(&mut ServerConfig::standalone_default(), &both, dir.path())
+            .unwrap_err();
+        assert!(e.to_string().contains("belong in that file"), "{e}");
+        std::fs::write(dir.path().join("zoo.cfg.dynamic.2"), "version=2\n").expect("write");
+        let e = read_dynamic_config(&dir.path().join("zoo.cfg.dynamic.2")).unwrap_err();
+        assert!(e.to_string().contains("file name's suffix"), "{e}");
+        let e = read_dynamic_config(&dir.path().join("nope")).unwrap_err();
+        assert!(e.to_string().contains("nope"), "{e}");
+        // Without a hexadecimal suffix the version is 0, as in ZooKeeper.
+        std::fs::write(dir.path().join("dyn.cfg"), "server.1=127.0.0.1:2888:3888\n")
+            .expect("write");
+        let (members, version) = read_dynamic_config(&dir.path().join("dyn.cfg")).expect("ok");
+        assert_eq!((members.len(), version), (1, 0));
     }
 
     #[test]

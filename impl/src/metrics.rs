@@ -119,6 +119,8 @@ pub struct Status {
     pub outstanding: AtomicU64,
     /// Synced followers of this leader.
     pub synced_followers: AtomicU64,
+    /// Synced observers of this leader (`spec/PROTOCOL.md` §10.2).
+    pub synced_observers: AtomicU64,
     /// Elections won or joined.
     pub elections: AtomicU64,
     /// Time of the last role change, ms since the epoch of the process.
@@ -254,6 +256,7 @@ impl Status {
                 zab_state: ZabState::Election,
                 leader: None,
                 epoch: Epoch(0),
+                observer: false,
             })
     }
 }
@@ -314,16 +317,15 @@ pub fn render(status: &Status) -> String {
         out,
         "# HELP zab_role The server's role (1 for the current one).\n# TYPE zab_role gauge"
     );
-    for (name, state) in [
-        ("looking", ServerState::Looking),
-        ("follower", ServerState::Following),
-        ("leader", ServerState::Leading),
+    for (name, state, observer) in [
+        ("looking", ServerState::Looking, false),
+        ("follower", ServerState::Following, false),
+        ("observer", ServerState::Following, true),
+        ("leader", ServerState::Leading, false),
     ] {
-        let _ = writeln!(
-            out,
-            "zab_role{{role=\"{name}\"}} {}",
-            u8::from(role.state == state)
-        );
+        let on =
+            role.state == state && (state != ServerState::Following || role.observer == observer);
+        let _ = writeln!(out, "zab_role{{role=\"{name}\"}} {}", u8::from(on));
     }
     gauge(
         &mut out,
@@ -382,6 +384,13 @@ pub fn render(status: &Status) -> String {
         "Followers receiving proposals (leader).",
         "gauge",
         status.synced_followers.load(Ordering::Relaxed),
+    );
+    gauge(
+        &mut out,
+        "zab_synced_observers",
+        "Observers receiving INFORMs (leader).",
+        "gauge",
+        status.synced_observers.load(Ordering::Relaxed),
     );
     gauge(
         &mut out,

@@ -914,6 +914,9 @@ where
         self.status
             .synced_followers
             .store(self.peer.synced_followers() as u64, Ordering::Relaxed);
+        self.status
+            .synced_observers
+            .store(self.peer.synced_observers() as u64, Ordering::Relaxed);
         for (to, from) in [
             (
                 &self.status.largest_quorum_frame,

@@ -130,6 +130,7 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         );
     }
     let mut peer_cfg = PeerConfig::new(cfg.myid, servers.clone());
+    peer_cfg.observers = cfg.observer_ids();
     peer_cfg.tick_ms = cfg.tick_ms;
     peer_cfg.init_limit = cfg.init_limit;
     peer_cfg.sync_limit = cfg.sync_limit;
@@ -336,7 +337,7 @@ fn start_network(
     status: &Status,
 ) -> anyhow::Result<NetStarted> {
     let servers = cfg.server_ids();
-    if servers.len() <= 1 {
+    if cfg.members.len() <= 1 {
         return Ok((net::Commands::channel(1).0, None));
     }
     let tls = quorum_tls(cfg)?;
@@ -366,7 +367,7 @@ fn start_network(
             .map(|m| (m.id, m.election_addr))
             .collect(),
         quorum: cfg.members.iter().map(|m| (m.id, m.quorum_addr)).collect(),
-        ensemble: crate::wire::ensemble_fingerprint(&servers),
+        ensemble: crate::wire::ensemble_fingerprint_with_observers(&servers, &cfg.observer_ids()),
         jute_max_buffer: cfg.jute_max_buffer,
         live_window: Duration::from_millis(cfg.tick_ms.saturating_mul(2)),
         tls,

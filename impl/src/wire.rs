@@ -85,7 +85,7 @@ impl FrameLimits {
             tag::NOTIFICATION => 31,
             tag::HEARTBEAT | tag::UPTODATE | tag::RESTORED => 1,
             tag::FOLLOWERINFO => 6,
-            tag::LEADERINFO => 5,
+            tag::LEADERINFO | tag::OBSERVERINFO => 5,
             tag::ACKEPOCH => 14,
             tag::DIFF | tag::TRUNC | tag::COMMIT | tag::NEWLEADER | tag::ACKLD | tag::ACK => 9,
             tag::SNAP => 21,
@@ -197,15 +197,32 @@ pub struct Welcome {
 /// ensembles refuse each other.
 #[must_use]
 pub fn ensemble_fingerprint(servers: &[ServerId]) -> u64 {
+    ensemble_fingerprint_with_observers(servers, &[])
+}
+
+/// [`ensemble_fingerprint`] of voters and observers (`spec/PROTOCOL.md` §10.2): servers that
+/// disagree on who observes refuse each other too. Without observers it is the voters' own
+/// fingerprint, so an ensemble without observers keeps the fingerprint it had.
+#[must_use]
+pub fn ensemble_fingerprint_with_observers(servers: &[ServerId], observers: &[ServerId]) -> u64 {
     let mut ids: Vec<u64> = servers.iter().map(|s| s.0).collect();
     ids.sort_unstable();
+    let mut obs: Vec<u64> = observers.iter().map(|s| s.0).collect();
+    obs.sort_unstable();
     // FNV-1a: stable across runs and builds.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for id in ids {
-        for b in id.to_be_bytes() {
-            h ^= u64::from(b);
+    let mut mix = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
+    };
+    for id in ids {
+        mix(&id.to_be_bytes());
+    }
+    for id in obs {
+        mix(b"observer");
+        mix(&id.to_be_bytes());
     }
     h
 }
@@ -365,6 +382,8 @@ mod tag {
     pub const HEARTBEAT: u8 = 5;
     pub const RESTORED: u8 = 6;
     pub const APP: u8 = 40;
+    /// ZooKeeper's OBSERVERINFO is 16, which zabd's framing gave SNAPCHUNK; 21 is free.
+    pub const OBSERVERINFO: u8 = 21;
 }
 
 fn state_byte(s: ServerState) -> u8 {
@@ -486,6 +505,10 @@ fn encode_message<P: PayloadCodec>(m: &Message<P>, out: &mut BytesMut) {
         QuorumMessage::AckNewLeader { zxid } => zxid_frame(tag::ACKLD, *zxid, out),
         QuorumMessage::UpToDate => out.put_u8(tag::UPTODATE),
         QuorumMessage::Ack { zxid } => zxid_frame(tag::ACK, *zxid, out),
+        QuorumMessage::ObserverInfo { accepted_epoch } => {
+            out.put_u8(tag::OBSERVERINFO);
+            out.put_u32(accepted_epoch.0);
+        }
         QuorumMessage::Inform(txn) => {
             zxid_frame(tag::INFORM, txn.zxid, out);
             txn.payload.encode(out);
@@ -691,6 +714,9 @@ pub fn decode_frame<P: PayloadCodec>(body: &Bytes) -> Result<Frame<P>, WireError
         tag::UPTODATE => Frame::Zab(QuorumMessage::UpToDate),
         tag::ACK => Frame::Zab(QuorumMessage::Ack {
             zxid: zxid(&mut buf)?,
+        }),
+        tag::OBSERVERINFO => Frame::Zab(QuorumMessage::ObserverInfo {
+            accepted_epoch: epoch(&mut buf)?,
         }),
         v => {
             return Err(WireError::Unknown {
@@ -958,6 +984,9 @@ mod tests {
             Frame::SnapEnd { last_zxid: z },
             Frame::Zab(QuorumMessage::Proposal(txn.clone())),
             Frame::Zab(QuorumMessage::Inform(txn)),
+            Frame::Zab(QuorumMessage::ObserverInfo {
+                accepted_epoch: Epoch(5),
+            }),
             Frame::Zab(QuorumMessage::Commit { zxid: z }),
             Frame::Zab(QuorumMessage::NewLeader {
                 zxid: Zxid::epoch_start(Epoch(3)),

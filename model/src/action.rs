@@ -323,7 +323,8 @@ impl<P> Action<P> {
             ActionKind::TakeSnapshot
             | ActionKind::LoseLogSuffix
             | ActionKind::ConnectionLost
-            | ActionKind::NodeRestart => None,
+            | ActionKind::NodeRestart
+            | ActionKind::LeaderProcessObserverInfo => None,
         }
     }
 

@@ -3,8 +3,10 @@
 //! and the refinement checker, so that no layer matches on action names as text.
 //!
 //! Each variant is an action of `spec/PROTOCOL.md` and `tla/Zab.tla` (spelled as there by
-//! [`ActionKind::tla_name`]), except the two records a server's trace has that are not one
-//! model action: [`ActionKind::ConnectionLost`] and [`ActionKind::NodeRestart`].
+//! [`ActionKind::tla_name`]), except the records a server's trace has that are not one
+//! model action: [`ActionKind::ConnectionLost`] and [`ActionKind::NodeRestart`], and the
+//! leader's handling of OBSERVERINFO ([`ActionKind::LeaderProcessObserverInfo`]: the model's
+//! observer connects with FOLLOWERINFO, PROTOCOL.md §10.2).
 
 use std::fmt;
 
@@ -116,6 +118,9 @@ action_kinds! {
     ConnectionLost = "ConnectionLost", Two;
     /// Trace only: a crashed server recovered (a stutter of the model).
     NodeRestart = "NodeRestart", One;
+    /// The leader handles an observer's OBSERVERINFO (`spec/PROTOCOL.md` §10.2). Trace only:
+    /// the model's observer connects with FOLLOWERINFO.
+    LeaderProcessObserverInfo = "LeaderProcessOBSERVERINFO", Two;
 }
 
 impl ActionKind {
@@ -132,7 +137,12 @@ impl ActionKind {
     /// records.
     #[must_use]
     pub fn is_model_action(self) -> bool {
-        !matches!(self, ActionKind::ConnectionLost | ActionKind::NodeRestart)
+        !matches!(
+            self,
+            ActionKind::ConnectionLost
+                | ActionKind::NodeRestart
+                | ActionKind::LeaderProcessObserverInfo
+        )
     }
 
     /// The model's actions, in `spec/PROTOCOL.md` order.
@@ -212,7 +222,7 @@ mod tests {
             );
         }
         assert_eq!(ActionKind::from_tla_name("NoSuchAction"), None);
-        assert_eq!(ActionKind::ALL.len(), 31);
+        assert_eq!(ActionKind::ALL.len(), 32);
         assert_eq!(ActionKind::model_actions().count(), 29);
     }
 

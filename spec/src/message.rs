@@ -155,8 +155,15 @@ pub enum QuorumMessage<P, S = Vec<Txn<P>>> {
         /// The acknowledged zxid.
         zxid: Zxid,
     },
-    /// Leader → observer: a committed transaction, to log and apply (`INFORM`); observers
-    /// get no PROPOSAL or COMMIT in BROADCAST and never acknowledge (`spec/PROTOCOL.md` §10.2).
+    /// Observer → leader on connect, instead of FOLLOWERINFO (`OBSERVERINFO`,
+    /// `spec/PROTOCOL.md` §10.2): the observer's accepted epoch, which never counts towards
+    /// the leader's quorum.
+    ObserverInfo {
+        /// The observer's `acceptedEpoch`.
+        accepted_epoch: Epoch,
+    },
+    /// Leader → observer: a committed transaction to log and apply (`INFORM`, §10.2); an
+    /// observer gets no PROPOSAL and no COMMIT in BROADCAST.
     Inform(Txn<P>),
 }
 
@@ -177,6 +184,7 @@ impl<P, S> QuorumMessage<P, S> {
             QuorumMessage::AckNewLeader { .. } => "ACKLD",
             QuorumMessage::UpToDate => "UPTODATE",
             QuorumMessage::Ack { .. } => "ACK",
+            QuorumMessage::ObserverInfo { .. } => "OBSERVERINFO",
             QuorumMessage::Inform(_) => "INFORM",
         }
     }
@@ -222,6 +230,9 @@ impl<P: fmt::Display, S> fmt::Display for QuorumMessage<P, S> {
             QuorumMessage::AckNewLeader { zxid } => write!(f, "ACKLD({zxid})"),
             QuorumMessage::UpToDate => write!(f, "UPTODATE"),
             QuorumMessage::Ack { zxid } => write!(f, "ACK({zxid})"),
+            QuorumMessage::ObserverInfo { accepted_epoch } => {
+                write!(f, "OBSERVERINFO(acceptedEpoch={accepted_epoch})")
+            }
             QuorumMessage::Inform(t) => write!(f, "INFORM({}, {})", t.zxid, t.payload),
         }
     }

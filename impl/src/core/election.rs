@@ -134,6 +134,18 @@ impl<P: Payload> Peer<P> {
         n: Notification,
         out: &mut Vec<Action<P>>,
     ) {
+        if self.cfg.observers.contains(&from) {
+            // §10.2: an observer's vote is neither adopted nor counted. A settled voter
+            // answers it with the leader it chose, which is how the observer learns it.
+            if !self.is_looking_free() && !self.cfg.is_observer() {
+                out.push(Action::SendNotification {
+                    to: from,
+                    notification: self.notification(),
+                });
+            }
+            self.ignore(Ignored::VoteOfObserver, Some(from), None);
+            return;
+        }
         if !self.cfg.servers.contains(&from) {
             self.ignore(Ignored::NotificationFromStranger, Some(from), None);
             return;
@@ -144,6 +156,12 @@ impl<P: Payload> Peer<P> {
             self.fle.recovering.remove(&from);
         }
         self.check_wipe(from, n.empty, out);
+        if self.cfg.is_observer() && (n.state == ServerState::Looking || !self.is_looking_free()) {
+            // §10.2: an observer takes no part in a round; it follows the leader that
+            // FOLLOWING and LEADING voters report (below), and answers nobody.
+            self.ignore(Ignored::VoteOfObserver, Some(from), None);
+            return;
+        }
         if !self.is_looking_free() {
             // Settled (or settling) servers answer LOOKING ones with the leader they chose.
             if n.state == ServerState::Looking {
@@ -224,12 +242,14 @@ impl<P: Payload> Peer<P> {
     /// that are not recovering count (§7.1), this one included.
     fn term(&self, votes: &BTreeMap<ServerId, Vote>, vote: Vote) -> bool {
         let me = self.cfg.id;
+        // Only voters count (§10.2), and of them only those not recovering (§7.1).
         let counted = |s: &ServerId| {
-            if *s == me {
-                !self.is_recovering()
-            } else {
-                !self.fle.recovering.contains(s)
-            }
+            self.cfg.is_voter(*s)
+                && if *s == me {
+                    !self.is_recovering()
+                } else {
+                    !self.fle.recovering.contains(s)
+                }
         };
         self.cfg.is_quorum(
             votes
@@ -314,8 +334,16 @@ impl<P: Payload> Peer<P> {
             }
             Timer::ElectionNotify => {
                 self.send_notifications(out);
-                self.fle.timeout_ms =
-                    (self.fle.timeout_ms * 2).min(self.cfg.max_notification_interval_ms);
+                // An observer learns the leader only from the answers to its notifications
+                // (voters send theirs to voters): it asks at least every tick.
+                let cap = if self.cfg.is_observer() {
+                    self.cfg
+                        .max_notification_interval_ms
+                        .min(self.cfg.tick_ms.max(self.cfg.finalize_wait_ms))
+                } else {
+                    self.cfg.max_notification_interval_ms
+                };
+                self.fle.timeout_ms = (self.fle.timeout_ms * 2).min(cap);
                 out.push(Action::SetTimer {
                     timer: Timer::ElectionNotify,
                     after_ms: self.fle.timeout_ms,
@@ -326,7 +354,9 @@ impl<P: Payload> Peer<P> {
     }
 
     fn decide(&mut self, vote: Vote, out: &mut Vec<Action<P>>) {
-        if self.wipe_check.is_some() || (vote.leader == self.cfg.id && self.is_recovering()) {
+        if self.wipe_check.is_some()
+            || (vote.leader == self.cfg.id && (self.is_recovering() || self.cfg.is_observer()))
+        {
             // §7.1: a recovering server is never a candidate, and one that does not know yet
             // whether it was wiped does not settle before it knows.
             self.fle.finalizing = false;
@@ -375,13 +405,17 @@ impl<P: Payload> Peer<P> {
         }
         self.role = Role::Following(super::follower::Follower::new(leader));
         self.role_changed(out);
-        out.push(Action::Send {
-            to: leader,
-            msg: QuorumMessage::FollowerInfo {
+        let msg = if self.cfg.is_observer() {
+            QuorumMessage::ObserverInfo {
+                accepted_epoch: self.accepted_epoch,
+            }
+        } else {
+            QuorumMessage::FollowerInfo {
                 accepted_epoch: self.accepted_epoch,
                 recovering: self.is_recovering(),
-            },
-        });
+            }
+        };
+        out.push(Action::Send { to: leader, msg });
         self.trace(ActionKind::FollowLeader, Some(leader), None, out);
     }
 
@@ -389,7 +423,11 @@ impl<P: Payload> Peer<P> {
     /// `FollowLeader`). Anyone else's connection is refused.
     pub(crate) fn on_learner_connected(&mut self, learner: ServerId, out: &mut Vec<Action<P>>) {
         match &mut self.role {
-            Role::Leading(l) if self.cfg.servers.contains(&learner) && learner != self.cfg.id => {
+            Role::Leading(l)
+                if (self.cfg.servers.contains(&learner)
+                    || self.cfg.observers.contains(&learner))
+                    && learner != self.cfg.id =>
+            {
                 l.learners.insert(learner);
                 l.silent_ticks.insert(learner, 0);
             }

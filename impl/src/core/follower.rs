@@ -83,6 +83,15 @@ impl<P: Payload> Peer<P> {
             | QuorumMessage::Snap { .. }) => {
                 self.follower_process_sync_message(m, out);
             }
+            QuorumMessage::Inform(txn) if self.cfg.is_observer() => {
+                self.observer_process_inform(txn, out);
+            }
+            QuorumMessage::Proposal(_) | QuorumMessage::Commit { .. }
+                if zab_state == ZabState::Broadcast && self.cfg.is_observer() =>
+            {
+                // §10.2: an observer in BROADCAST is sent INFORM only.
+                self.ignore(Ignored::UnexpectedMessage, Some(leader), None);
+            }
             QuorumMessage::Proposal(txn) if zab_state == ZabState::Synchronization => {
                 self.follower_process_proposal_in_sync(txn, out);
             }
@@ -443,6 +452,11 @@ impl<P: Payload> Peer<P> {
             to: leader,
             msg: QuorumMessage::AckNewLeader { zxid },
         };
+        if self.cfg.is_observer() {
+            // §10.2: an observer acknowledges NEWLEADER (uncounted) but never a transaction.
+            out.push(ack_ld);
+            return;
+        }
         if !acks_first {
             out.push(ack_ld.clone());
         }
@@ -544,6 +558,54 @@ impl<P: Payload> Peer<P> {
             self.ignore(Ignored::CommitWrongZxid, Some(leader), Some(zxid));
         }
         self.trace(ActionKind::FollowerProcessCommit, Some(leader), None, out);
+    }
+
+    /// `ObserverProcessINFORM(i, j)` (§10.2, ZooKeeper `Observer.processPacket` case INFORM
+    /// and `Learner.syncWithLeader`'s): a committed transaction. In synchronization it joins
+    /// the synced transactions (logged now after NEWLEADER, with it before) and moves the sync
+    /// point, so UPTODATE delivers it; in BROADCAST it is logged (the log thread makes it
+    /// durable; an observer never ACKs) and applied at once.
+    fn observer_process_inform(&mut self, txn: Txn<P>, out: &mut Vec<Action<P>>) {
+        let last_logged = self.log.last_zxid();
+        let Some(f) = self.follower_mut() else { return };
+        let (leader, zxid) = (f.leader, txn.zxid);
+        match f.zab_state {
+            ZabState::Synchronization => {
+                let last = f.packets.last().map_or(last_logged, |p| p.zxid);
+                if !is_next_zxid(last, zxid) {
+                    self.ignore(Ignored::OutOfOrderProposal, Some(leader), Some(zxid));
+                } else if f.nl_stage == NewLeaderStage::Done {
+                    f.sync_committed = zxid;
+                    self.log.append(txn.clone());
+                    out.push(Action::Persist(Persist::Append {
+                        txns: vec![txn],
+                        wait: false,
+                    }));
+                } else {
+                    f.sync_committed = zxid;
+                    f.packets.push(txn);
+                }
+            }
+            ZabState::Broadcast if is_next_zxid(last_logged, zxid) => {
+                self.log.append(txn.clone());
+                out.push(Action::Persist(Persist::Append {
+                    txns: vec![txn],
+                    wait: false,
+                }));
+                self.deliver_up_to(zxid, out);
+                assert!(
+                    self.log.committed() == zxid && self.log.last_zxid() == zxid,
+                    "ObserverProcessINFORM: the informed transaction is logged and delivered"
+                );
+            }
+            ZabState::Broadcast => {
+                self.ignore(Ignored::OutOfOrderProposal, Some(leader), Some(zxid));
+            }
+            ZabState::Election | ZabState::Discovery => {
+                self.ignore(Ignored::OutOfPhase, Some(leader), Some(zxid));
+            }
+        }
+        self.trace(ActionKind::ObserverProcessInform, Some(leader), None, out);
     }
 
     /// Every tick: a leader silent for longer than the phase allows means the connection is

@@ -48,11 +48,18 @@ pub enum Ignored {
     VoteOfRecovering,
     /// An ACK of a follower that is recovering (§7.1): not counted.
     AckOfRecovering,
+    /// An election notification of an observer (§10.2), or a LOOKING one reaching an
+    /// observer: never adopted nor counted (an observer learns the leader from FOLLOWING and
+    /// LEADING notifications; a settled voter answers an observer with its own).
+    VoteOfObserver,
+    /// An ACK from an observer (§10.2): an observer never counts towards a quorum, so its
+    /// ACKs are dropped.
+    AckOfObserver,
 }
 
 impl Ignored {
     /// Every reason, in counter order.
-    pub const ALL: [Ignored; 17] = [
+    pub const ALL: [Ignored; 19] = [
         Ignored::OutOfOrderProposal,
         Ignored::CommitWrongZxid,
         Ignored::AckUnknownZxid,
@@ -70,6 +77,8 @@ impl Ignored {
         Ignored::EpochOverflow,
         Ignored::VoteOfRecovering,
         Ignored::AckOfRecovering,
+        Ignored::VoteOfObserver,
+        Ignored::AckOfObserver,
     ];
 
     /// The path's name, as logs and metrics show it.
@@ -93,6 +102,8 @@ impl Ignored {
             Ignored::EpochOverflow => "ignore_epoch_overflow",
             Ignored::VoteOfRecovering => "ignore_vote_of_recovering",
             Ignored::AckOfRecovering => "ignore_ack_of_recovering",
+            Ignored::VoteOfObserver => "ignore_vote_of_observer",
+            Ignored::AckOfObserver => "ignore_ack_of_observer",
         }
     }
 
@@ -140,6 +151,6 @@ mod tests {
         }
         c.count(Ignored::AckUnknownZxid);
         assert_eq!(c.get(Ignored::AckUnknownZxid), 2);
-        assert_eq!(c.iter().map(|(_, n)| n).sum::<u64>(), 18);
+        assert_eq!(c.iter().map(|(_, n)| n).sum::<u64>(), 20);
     }
 }

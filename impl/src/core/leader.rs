@@ -40,6 +40,12 @@ pub(crate) struct Leader {
     /// reported being restored since: their ACKEPOCH is recorded but not counted, their ACK
     /// of NEWLEADER joins `ackld_live` but not `ackld_recv`, their ACKs are ignored.
     pub(crate) recovering: BTreeSet<ServerId>,
+    /// Learners that connected with OBSERVERINFO (§10.2): synced like followers, sent INFORM
+    /// instead of PROPOSAL and COMMIT, counted in no quorum.
+    pub(crate) observers: BTreeSet<ServerId>,
+    /// Observers whose OBSERVERINFO arrived before the epoch was decided: they get
+    /// LEADERINFO when it is (ZooKeeper's observers wait in `getEpochToPropose` too).
+    pub(crate) observers_waiting: BTreeSet<ServerId>,
     pub(crate) temp_max_epoch: Epoch,
     /// Ack sets of outstanding proposals.
     pub(crate) ack_sets: BTreeMap<Zxid, BTreeSet<ServerId>>,
@@ -71,6 +77,8 @@ impl Leader {
             ackld_live: BTreeSet::from([me]),
             forwarding: BTreeSet::new(),
             recovering: BTreeSet::new(),
+            observers: BTreeSet::new(),
+            observers_waiting: BTreeSet::new(),
             // At the last epoch there is no next one: the epoch is then never decided
             // (`leader_try_decide_epoch` refuses) and the leader times out to LOOKING.
             temp_max_epoch: accepted_epoch.checked_next().unwrap_or(accepted_epoch),
@@ -103,9 +111,24 @@ impl<P: Payload> Peer<P> {
         let me = self.cfg.id;
         l.forwarding
             .iter()
-            .filter(|s| **s != me && (!narrowed || l.ackld_live.contains(s)))
+            .filter(|s| {
+                **s != me && !l.observers.contains(s) && (!narrowed || l.ackld_live.contains(s))
+            })
             .copied()
             .collect()
+    }
+
+    /// The synced observers: they get INFORM for every commit (§10.2).
+    fn observer_recipients(&self) -> Vec<ServerId> {
+        self.leader().map_or_else(Vec::new, |l| {
+            l.forwarding.intersection(&l.observers).copied().collect()
+        })
+    }
+
+    /// Whether learner `j` connected as an observer, or is none of the voters: it counts in
+    /// no quorum (§10.2).
+    fn is_observing_learner(&self, j: ServerId) -> bool {
+        !self.cfg.is_voter(j) || self.leader().is_some_and(|l| l.observers.contains(&j))
     }
 
     fn leader(&self) -> Option<&Leader> {
@@ -135,6 +158,21 @@ impl<P: Payload> Peer<P> {
             *t = 0;
         }
         match msg {
+            QuorumMessage::FollowerInfo { .. } if !self.cfg.is_voter(from) => {
+                // A server this leader has as an observer says it follows: the two configs
+                // disagree (the handshake's fingerprint should have caught it). It would wait
+                // for PROPOSALs it never gets: refuse it.
+                tracing::warn!(
+                    learner = from.0,
+                    "FOLLOWERINFO from a server configured as an observer: disconnecting it"
+                );
+                self.ignore(Ignored::UnexpectedMessage, Some(from), None);
+                // Not a voter: its leaving changes no quorum.
+                self.forget_learner(from, out);
+            }
+            QuorumMessage::ObserverInfo { accepted_epoch } => {
+                self.leader_process_observer_info(from, accepted_epoch, out);
+            }
             QuorumMessage::FollowerInfo {
                 accepted_epoch,
                 recovering,
@@ -155,6 +193,10 @@ impl<P: Payload> Peer<P> {
                 self.leader_process_ack_epoch(from, current_epoch, last_zxid, out);
             }
             QuorumMessage::AckNewLeader { zxid } => self.leader_process_ack_ld(from, zxid, out),
+            QuorumMessage::Ack { zxid } if self.is_observing_learner(from) => {
+                // §10.2: an observer never ACKs; if one does, it is not counted.
+                self.ignore(Ignored::AckOfObserver, Some(from), Some(zxid));
+            }
             QuorumMessage::Ack { zxid } => self.leader_process_ack(from, zxid, out),
             _ => {
                 self.ignore(Ignored::UnexpectedMessage, Some(from), None);
@@ -201,6 +243,41 @@ impl<P: Payload> Peer<P> {
         self.trace(ActionKind::LeaderProcessFollowerInfo, Some(j), None, out);
     }
 
+    /// TLA+-style `LeaderProcessOBSERVERINFO(i, j)` (§10.2): as FOLLOWERINFO, but `j` joins
+    /// no quorum: its accepted epoch still raises the proposed one (ZooKeeper's
+    /// `getEpochToPropose`), it is not added to `connecting`, and it gets LEADERINFO once a
+    /// quorum of voters decided the epoch.
+    fn leader_process_observer_info(
+        &mut self,
+        j: ServerId,
+        accepted: Epoch,
+        out: &mut Vec<Action<P>>,
+    ) {
+        let Some(l) = self.leader() else { return };
+        let decided = self.epoch_decided(l);
+        let Some(l) = self.leader_mut() else { return };
+        l.observers.insert(j);
+        l.recovering.remove(&j);
+        if decided {
+            out.push(Action::Send {
+                to: j,
+                msg: QuorumMessage::LeaderInfo {
+                    new_epoch: self.accepted_epoch,
+                },
+            });
+        } else {
+            if accepted >= l.temp_max_epoch {
+                let Some(next) = accepted.checked_next() else {
+                    self.ignore(Ignored::EpochOverflow, Some(j), None);
+                    return;
+                };
+                l.temp_max_epoch = next;
+            }
+            l.observers_waiting.insert(j);
+        }
+        self.trace(ActionKind::LeaderProcessObserverInfo, Some(j), None, out);
+    }
+
     /// When the counted FOLLOWERINFOs (the leader's own included) form a quorum: accept the
     /// new epoch durably, then send LEADERINFO to every counted follower still connected.
     pub(crate) fn leader_try_decide_epoch(&mut self, out: &mut Vec<Action<P>>) {
@@ -218,9 +295,13 @@ impl<P: Payload> Peer<P> {
         let live: Vec<ServerId> = l
             .connecting_live
             .iter()
+            .chain(l.observers_waiting.iter())
             .filter(|s| **s != self.cfg.id)
             .copied()
             .collect();
+        if let Some(l) = self.leader_mut() {
+            l.observers_waiting.clear();
+        }
         self.persist_accepted_epoch(epoch, out);
         for k in live {
             out.push(Action::Send {
@@ -277,9 +358,9 @@ impl<P: Payload> Peer<P> {
             self.trace(ActionKind::LeaderProcessAckEpoch, Some(j), None, out);
             return;
         };
-        if self.is_recovering_learner(j) {
+        if self.is_recovering_learner(j) || self.is_observing_learner(j) {
             // §7.1: a recovering follower is synced but does not count towards the epoch
-            // quorum, and never makes the leader step down.
+            // quorum, and never makes the leader step down; nor does an observer (§10.2).
             record(self, false);
             self.trace(ActionKind::LeaderProcessAckEpoch, Some(j), None, out);
             return;
@@ -372,7 +453,13 @@ impl<P: Payload> Peer<P> {
                 committed,
             });
         }
+        let observer = self.is_observing_learner(j);
         for txn in self.log.after(plan.base.max(on_disk_end)) {
+            if observer && txn.zxid > committed {
+                // §10.2: an observer gets committed transactions only; the outstanding ones
+                // follow as INFORM when they commit (it joins `forwarding` in this step).
+                break;
+            }
             out.push(Action::Send {
                 to: j,
                 msg: QuorumMessage::Proposal(txn.clone()),
@@ -419,7 +506,7 @@ impl<P: Payload> Peer<P> {
             return;
         }
         if zxid == Zxid::epoch_start(self.accepted_epoch) {
-            let counts = !self.is_recovering_learner(j);
+            let counts = !self.is_recovering_learner(j) && !self.is_observing_learner(j);
             if let Some(l) = self.leader_mut() {
                 // §7.1: a recovering follower gets UPTODATE on establishment but does not
                 // count towards it.
@@ -533,6 +620,13 @@ impl<P: Payload> Peer<P> {
             return;
         }
         let to = self.recipients(true);
+        let observers = self.observer_recipients();
+        // §10.2: observers get the committed transaction itself (INFORM).
+        let informed = if observers.is_empty() {
+            None
+        } else {
+            self.log.next_after(self.log.committed()).cloned()
+        };
         if let Some(l) = self.leader_mut() {
             l.ack_sets.remove(&zxid);
         }
@@ -546,6 +640,14 @@ impl<P: Payload> Peer<P> {
                 to: k,
                 msg: QuorumMessage::Commit { zxid },
             });
+        }
+        if let Some(txn) = informed {
+            for k in observers {
+                out.push(Action::Send {
+                    to: k,
+                    msg: QuorumMessage::Inform(txn.clone()),
+                });
+            }
         }
     }
 
@@ -624,21 +726,33 @@ impl<P: Payload> Peer<P> {
 
     /// `RemoveLearner`: drop `j`; step down when the rest is no quorum.
     pub(crate) fn remove_learner(&mut self, j: ServerId, out: &mut Vec<Action<P>>) {
-        let Some(l) = self.leader_mut() else { return };
+        let Some(learners) = self.forget_learner(j, out) else {
+            return;
+        };
+        // Only voters keep a leader in office (§10.2: observers count in no quorum).
+        let voters = learners.iter().filter(|s| self.cfg.is_voter(**s)).count();
+        if !self.cfg.is_quorum(voters) {
+            self.go_looking(out);
+        }
+    }
+
+    /// Drops learner `j` and closes its connection; returns the learners left.
+    fn forget_learner(&mut self, j: ServerId, out: &mut Vec<Action<P>>) -> Option<Vec<ServerId>> {
+        let l = self.leader_mut()?;
         l.learners.remove(&j);
         l.forwarding.remove(&j);
         l.silent_ticks.remove(&j);
         l.connecting_live.remove(&j);
         l.ackld_live.remove(&j);
         l.recovering.remove(&j);
+        l.observers.remove(&j);
+        l.observers_waiting.remove(&j);
         if let Some(e) = l.electing.get_mut(&j) {
             e.peer_last_zxid = None;
         }
-        let learners = l.learners.len();
+        let learners: Vec<ServerId> = l.learners.iter().copied().collect();
         out.push(Action::Disconnect { peer: j });
-        if !self.cfg.is_quorum(learners) {
-            self.go_looking(out);
-        }
+        Some(learners)
     }
 
     /// Every tick: heartbeat the learners, drop the silent ones, enforce the phase limit.

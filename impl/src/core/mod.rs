@@ -44,8 +44,11 @@ pub const DEFAULT_COMMIT_LOG_COUNT: usize = 500;
 pub struct PeerConfig {
     /// This server.
     pub id: ServerId,
-    /// Every voting member, this server included.
+    /// Every voting member (this server included, unless it observes).
     pub servers: Vec<ServerId>,
+    /// Every observer (`spec/PROTOCOL.md` §10.2): learners that never vote, never ACK and
+    /// count in no quorum. This server is one when its id is here.
+    pub observers: Vec<ServerId>,
     /// ZooKeeper's `tickTime`, in milliseconds: the unit of the limits below.
     pub tick_ms: u64,
     /// Ticks a leader may spend in discovery and in synchronization, and a follower on
@@ -82,6 +85,7 @@ impl PeerConfig {
         PeerConfig {
             id,
             servers,
+            observers: Vec::new(),
             tick_ms: 2000,
             init_limit: 10,
             sync_limit: 5,
@@ -93,10 +97,22 @@ impl PeerConfig {
         }
     }
 
-    /// Whether `count` servers are a strict majority of the ensemble.
+    /// Whether `count` servers are a strict majority of the ensemble (its voters).
     #[must_use]
     pub fn is_quorum(&self, count: usize) -> bool {
         2 * count > self.servers.len()
+    }
+
+    /// Whether this server is an observer (§10.2).
+    #[must_use]
+    pub fn is_observer(&self) -> bool {
+        self.observers.contains(&self.id)
+    }
+
+    /// Whether `s` is a voting member: the only servers any quorum counts.
+    #[must_use]
+    pub fn is_voter(&self, s: ServerId) -> bool {
+        self.servers.contains(&s) && !self.observers.contains(&s)
     }
 }
 
@@ -158,6 +174,8 @@ pub struct RoleInfo {
     pub leader: Option<ServerId>,
     /// The epoch the server works in (its accepted epoch).
     pub epoch: Epoch,
+    /// This server is an observer (§10.2): FOLLOWING means observing.
+    pub observer: bool,
 }
 
 /// Something the runtime must do, in the order given.
@@ -347,6 +365,9 @@ pub enum Input<P> {
 }
 
 /// The server's role and the role's variables.
+// One per server, replaced only on a role change: the leader's variant being larger costs
+// nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 enum Role<P> {
     Looking {
@@ -408,15 +429,17 @@ impl<P: Payload> Peer<P> {
             "WellFormed: currentEpoch <= acceptedEpoch"
         );
         assert!(
-            cfg.servers.contains(&cfg.id),
-            "a peer is a member of its ensemble"
+            cfg.servers.contains(&cfg.id) != cfg.observers.contains(&cfg.id),
+            "a peer is a member of its ensemble, as a voter or as an observer"
         );
         let fle = Fle::new(cfg.id);
         let empty = accepted_epoch == Epoch(0)
             && current_epoch == Epoch(0)
             && log.last_zxid() == Zxid::ZERO
             && log.snapshot() == Zxid::ZERO;
-        let wipe_check = (empty && cfg.servers.len() > 1).then(BTreeMap::new);
+        // An observer's votes and acknowledgements never count, whatever its storage holds:
+        // it has nothing to check.
+        let wipe_check = (empty && cfg.servers.len() > 1 && !cfg.is_observer()).then(BTreeMap::new);
         Peer {
             cfg,
             accepted_epoch,
@@ -523,6 +546,7 @@ impl<P: Payload> Peer<P> {
             zab_state,
             leader,
             epoch: self.accepted_epoch,
+            observer: self.cfg.is_observer(),
         }
     }
 
@@ -543,11 +567,21 @@ impl<P: Payload> Peer<P> {
         }
     }
 
-    /// The learners of this leader that are synced (they receive proposals), for `mntr`.
+    /// The followers of this leader that are synced (they receive proposals), for `mntr`;
+    /// observers are counted by [`Peer::synced_observers`].
     #[must_use]
     pub fn synced_followers(&self) -> usize {
         match &self.role {
-            Role::Leading(l) => l.forwarding.len(),
+            Role::Leading(l) => l.forwarding.difference(&l.observers).count(),
+            _ => 0,
+        }
+    }
+
+    /// The observers synced with this leader (they receive INFORMs), for `mntr`.
+    #[must_use]
+    pub fn synced_observers(&self) -> usize {
+        match &self.role {
+            Role::Leading(l) => l.forwarding.intersection(&l.observers).count(),
             _ => 0,
         }
     }
@@ -659,9 +693,11 @@ impl<P: Payload> Peer<P> {
             Role::Leading(l) => {
                 assert!(
                     l.zab_state == ZabState::Broadcast
-                        || l.ackld_live
-                            .iter()
-                            .all(|s| l.ackld_recv.contains(s) || l.recovering.contains(s)),
+                        || l.ackld_live.iter().all(|s| {
+                            l.ackld_recv.contains(s)
+                                || l.recovering.contains(s)
+                                || l.observers.contains(s)
+                        }),
                     "before establishment, ackld_live ⊆ ackld_recv ∪ recovering: an ACK of \
                      NEWLEADER is live only while counted, or from a recovering follower (§7.1; \
                      RESTORED, which ends the mark, only follows UPTODATE)"
@@ -678,6 +714,14 @@ impl<P: Payload> Peer<P> {
                 assert!(
                     l.forwarding.is_subset(&l.learners),
                     "forwarding ⊆ learners: only a connected learner is sent proposals"
+                );
+                assert!(
+                    l.observers.iter().all(|s| !l.connecting.contains(s)
+                        && !l.ackld_recv.contains(s)
+                        && !l.electing.get(s).is_some_and(|e| e.in_quorum)
+                        && l.ack_sets.values().all(|a| !a.contains(s))),
+                    "Observers never count (§10.5): no observer in connecting, ackldRecv, the \
+                     counted ACKEPOCHs or an ack set"
                 );
             }
             Role::Following(f) => {
@@ -853,7 +897,7 @@ impl<P: Payload> Peer<P> {
                 }
                 self.trace(ActionKind::SyncProcessorLogRequest, None, None, out);
             }
-            Role::Following(f) if f.nl_stage == NewLeaderStage::Done => {
+            Role::Following(f) if f.nl_stage == NewLeaderStage::Done && !self.cfg.is_observer() => {
                 let leader = f.leader;
                 self.trace(ActionKind::SyncProcessorLogRequest, None, None, out);
                 out.push(Action::Send {

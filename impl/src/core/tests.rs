@@ -391,6 +391,10 @@ struct Cluster {
     commit_log_count: usize,
     /// `SendLogged` actions executed: (leader, follower, after, through).
     logged: Vec<(ServerId, ServerId, Zxid, Zxid)>,
+    /// Observers (§10.2), with ids after the `n` voters.
+    observers: Vec<ServerId>,
+    /// Every quorum message sent: (from, to, message name).
+    sent: Vec<(ServerId, ServerId, &'static str)>,
 }
 
 impl Cluster {
@@ -410,8 +414,32 @@ impl Cluster {
             n,
             commit_log_count,
             logged: vec![],
+            observers: vec![],
+            sent: vec![],
         };
         for k in 1..=n {
+            c.boot(sid(k), Disk::default());
+        }
+        c
+    }
+
+    /// `n` voters and `m` observers (ids `n+1..=n+m`).
+    fn with_observers(n: u64, m: u64) -> Cluster {
+        let mut c = Cluster {
+            nodes: BTreeMap::new(),
+            queue: VecDeque::new(),
+            links: BTreeSet::new(),
+            connecting: BTreeSet::new(),
+            timers: BTreeMap::new(),
+            now: 0,
+            trace: vec![],
+            n,
+            commit_log_count: DEFAULT_COMMIT_LOG_COUNT,
+            logged: vec![],
+            observers: (n + 1..=n + m).map(sid).collect(),
+            sent: vec![],
+        };
+        for k in 1..=n + m {
             c.boot(sid(k), Disk::default());
         }
         c
@@ -421,6 +449,7 @@ impl Cluster {
         let log = ReplicaLog::recovered(disk.snapshot, disk.log.clone());
         let mut config = cfg(id.0, self.n);
         config.commit_log_count = self.commit_log_count;
+        config.observers.clone_from(&self.observers);
         let peer =
             Peer::new(config, disk.accepted, disk.current, log).with_recovering(disk.recovering);
         let applied = vec![];
@@ -498,6 +527,7 @@ impl Cluster {
                     }
                 }
                 Action::Send { to, msg } => {
+                    self.sent.push((id, to, msg.name()));
                     if self.linked(id, to) {
                         self.queue.push_back((to, Input::Message { from: id, msg }));
                     }
@@ -1630,4 +1660,213 @@ fn a_leader_records_but_does_not_count_a_recovering_followers_ackepoch_and_ignor
         &mut out,
     );
     assert_eq!(p.log().committed(), zxid, "counted once restored");
+}
+
+/// §10.2 with an observer: it syncs, receives every committed transaction as INFORM (never
+/// PROPOSAL or COMMIT in BROADCAST), never ACKs, never leads, and its absence does not
+/// matter to the quorum, while a voter's absence is tolerated as in a 3-voter ensemble.
+#[test]
+fn an_observer_is_informed_never_acks_and_counts_in_no_quorum() {
+    let mut c = Cluster::with_observers(3, 1);
+    let obs = sid(4);
+    c.run_until(|c| c.all_broadcasting());
+    // The observer has the highest id, and would win a vote among equals: it never leads.
+    assert_eq!(c.leader(), Some(sid(3)));
+    let o = c.nodes[&obs].peer.role();
+    assert_eq!(
+        (o.state, o.observer, o.leader),
+        (ServerState::Following, true, Some(sid(3)))
+    );
+    let start = c.sent.len();
+    let zxids: Vec<Zxid> = (1..=4).map(|k| c.propose(k)).collect();
+    c.run_until(|c| (1..=4).all(|k| c.applied(sid(k)) == zxids));
+    let after: Vec<(ServerId, ServerId, &str)> = c.sent[start..].to_vec();
+    assert!(
+        after
+            .iter()
+            .all(|(_, t, m)| !(*t == obs && (*m == "PROPOSAL" || *m == "COMMIT"))),
+        "the observer got a PROPOSAL or COMMIT in BROADCAST: {after:?}"
+    );
+    assert_eq!(
+        after
+            .iter()
+            .filter(|(_, t, m)| *t == obs && *m == "INFORM")
+            .count(),
+        4,
+        "one INFORM per committed transaction"
+    );
+    assert!(
+        c.sent.iter().all(|(f, _, m)| !(*f == obs && *m == "ACK")),
+        "an observer never ACKs"
+    );
+    assert!(
+        c.sent
+            .iter()
+            .any(|(f, _, m)| *f == obs && *m == "OBSERVERINFO")
+    );
+    assert!(
+        c.sent
+            .iter()
+            .all(|(f, _, m)| !(*f == obs && *m == "FOLLOWERINFO"))
+    );
+    let kinds: BTreeSet<ActionKind> = c.trace.iter().map(|t| t.action).collect();
+    assert!(kinds.contains(&ActionKind::LeaderProcessObserverInfo));
+    assert!(kinds.contains(&ActionKind::ObserverProcessInform));
+    // The leader never counted the observer anywhere.
+    if let Role::Leading(l) = &c.nodes[&sid(3)].peer.role {
+        assert!(l.observers.contains(&obs) && l.forwarding.contains(&obs));
+        assert!(!l.connecting.contains(&obs) && !l.ackld_recv.contains(&obs));
+        assert!(!l.electing.get(&obs).is_some_and(|e| e.in_quorum));
+    } else {
+        panic!("server 3 leads");
+    }
+    assert_eq!(c.nodes[&sid(3)].peer.synced_observers(), 1);
+
+    // One voter down: the leader with the other voter is a quorum of 3; writes go on and
+    // reach the observer.
+    let disk1 = c.down(sid(1));
+    let more = c.propose(10);
+    c.run_until(|c| {
+        c.applied(obs).last() == Some(&more) && c.applied(sid(2)).last() == Some(&more)
+    });
+    // Two voters down: the observer does not make a quorum, the leader steps down.
+    let disk2 = c.down(sid(2));
+    c.run_until(|c| c.nodes[&sid(3)].peer.role().state == ServerState::Looking);
+    c.up(sid(1), disk1);
+    c.up(sid(2), disk2);
+    c.run_until(|c| c.leader().is_some() && c.all_broadcasting());
+    let last = c.propose(11);
+    c.run_until(|c| (1..=4).all(|k| c.applied(sid(k)).last() == Some(&last)));
+}
+
+/// An ACK from an observer (which never sends one) is ignored: a leader with one voter
+/// follower and an observer does not commit on the observer's ACK.
+#[test]
+fn a_leader_never_counts_an_observers_ack() {
+    let mut c = Cluster::with_observers(3, 1);
+    let obs = sid(4);
+    c.run_until(|c| c.all_broadcasting());
+    let l = c.leader().expect("leader");
+    let _d1 = c.down(sid(1));
+    let _d2 = c.down(sid(2));
+    // Before the leader notices, a proposal is outstanding; only the observer "acks" it.
+    let mut out = vec![];
+    let node = c.nodes.get_mut(&l).expect("node");
+    // The disconnects are still queued: the leader has not seen them.
+    let zxid = node
+        .peer
+        .leader_process_request(payload(1), &mut out)
+        .expect("the leader still broadcasts");
+    node.peer.step(Input::Durable { zxid }, &mut out);
+    node.peer.step(
+        Input::Message {
+            from: obs,
+            msg: QuorumMessage::Ack { zxid },
+        },
+        &mut out,
+    );
+    assert!(
+        !out.iter().any(|a| matches!(a, Action::Deliver(_))),
+        "committed with the observer's ACK: {out:?}"
+    );
+    assert_eq!(node.peer.ignored().get(Ignored::AckOfObserver), 1);
+    assert_eq!(node.peer.outstanding_proposals(), 1);
+}
+
+/// Messages that do not fit the roles (§10.2): an INFORM to a voting follower, a FOLLOWERINFO
+/// from a server configured as an observer, and an observer's election votes are each
+/// ignored on their `ignore_*` path, never counted, never a panic.
+#[test]
+fn misplaced_observer_messages_take_their_ignore_paths() {
+    // A voter following 3 in BROADCAST ignores INFORM: it logs PROPOSALs only.
+    let mut p = syncing_follower(1, 3, 1, vec![]);
+    let l = sid(3);
+    let mut out = vec![];
+    for msg in [
+        QuorumMessage::Diff {
+            last_zxid: Zxid::ZERO,
+        },
+        QuorumMessage::NewLeader { zxid: z(1, 0) },
+        QuorumMessage::UpToDate,
+        QuorumMessage::Inform(txn(1, 1)),
+    ] {
+        p.step(Input::Message { from: l, msg }, &mut out);
+    }
+    assert_eq!(p.ignored().get(Ignored::UnexpectedMessage), 1);
+    assert_eq!(p.log().last_zxid(), Zxid::ZERO, "the INFORM was not logged");
+
+    // A leader of voters 1..3 with observer 4: 4's FOLLOWERINFO is refused (disconnected),
+    // its votes neither adopted nor counted; its OBSERVERINFO is taken.
+    let mut c = cfg(3, 3);
+    c.observers = vec![sid(4)];
+    let mut p: Peer<P> = Peer::new(
+        c,
+        Epoch(0),
+        Epoch(0),
+        ReplicaLog::recovered(Zxid::ZERO, vec![]),
+    );
+    p.wipe_check = None;
+    p.role = Role::Leading(Leader::new(sid(3), Epoch(0)));
+    let mut out = vec![];
+    p.step(Input::LearnerConnected { learner: sid(4) }, &mut out);
+    p.step(
+        Input::Message {
+            from: sid(4),
+            msg: QuorumMessage::FollowerInfo {
+                accepted_epoch: Epoch(0),
+                recovering: false,
+            },
+        },
+        &mut out,
+    );
+    assert!(out.contains(&Action::Disconnect { peer: sid(4) }));
+    assert_eq!(p.ignored().get(Ignored::UnexpectedMessage), 1);
+    let mut out = vec![];
+    p.step(Input::LearnerConnected { learner: sid(4) }, &mut out);
+    p.step(
+        Input::Message {
+            from: sid(4),
+            msg: QuorumMessage::ObserverInfo {
+                accepted_epoch: Epoch(7),
+            },
+        },
+        &mut out,
+    );
+    if let Role::Leading(l) = &p.role {
+        assert!(l.observers.contains(&sid(4)) && l.observers_waiting.contains(&sid(4)));
+        assert!(!l.connecting.contains(&sid(4)));
+        assert_eq!(
+            l.temp_max_epoch,
+            Epoch(8),
+            "its epoch raises the proposed one"
+        );
+    } else {
+        panic!("still leading");
+    }
+    // A LOOKING voter never adopts an observer's (higher) vote.
+    let mut v = fresh(1, 3);
+    v.cfg.observers = vec![sid(4)];
+    v.wipe_check = None;
+    let mut out = vec![];
+    v.step(Input::Start, &mut out);
+    let mine = v.fle.vote;
+    v.step(
+        Input::Notification {
+            from: sid(4),
+            notification: Notification {
+                vote: Vote {
+                    peer_epoch: Epoch(9),
+                    zxid: z(9, 9),
+                    leader: sid(4),
+                },
+                election_epoch: 5,
+                state: ServerState::Looking,
+                recovering: false,
+                empty: false,
+            },
+        },
+        &mut out,
+    );
+    assert_eq!(v.fle.vote, mine);
+    assert_eq!(v.ignored().get(Ignored::VoteOfObserver), 1);
 }

@@ -369,7 +369,7 @@ fn voting_view(a: &AdminCx<'_, '_>) -> Value {
                     "server_addresses": [m.quorum_addr.to_string()],
                     "election_addresses": [m.election_addr.to_string()],
                     "client_address": client.map(|c| c.to_string()),
-                    "learner_type": "participant",
+                    "learner_type": m.role(),
                 }),
             );
         }

@@ -118,16 +118,7 @@ fn set_config_node(tree: &mut DataTree, cfg: &crate::config::ServerConfig, now_m
     if cfg.members.len() <= 1 {
         return;
     }
-    let mut text = String::new();
-    for m in &cfg.members {
-        text.push_str(&format!(
-            "server.{}={}:{}:{}:participant\n",
-            m.id.0,
-            m.quorum_addr.ip(),
-            m.quorum_addr.port(),
-            m.election_addr.port()
-        ));
-    }
-    text.push_str("version=0");
-    tree.set_config(Bytes::from(text), 0, now_ms);
+    // ZooKeeper's `/zookeeper/config` carries the configuration's version as its mzxid.
+    let version = i64::try_from(cfg.config_version).unwrap_or(i64::MAX);
+    tree.set_config(Bytes::from(cfg.membership_text()), version, now_ms);
 }

@@ -34,6 +34,7 @@ pub(super) fn mode(cx: &AppCx<'_, zab_zk::Txn>, standalone: bool) -> &'static st
     match cx.role().state {
         _ if standalone => "standalone",
         ServerState::Leading => "leader",
+        ServerState::Following if cx.role().observer => "observer",
         ServerState::Following => "follower",
         ServerState::Looking => "looking",
     }
@@ -253,18 +254,13 @@ fn conf_quorum(out: &mut String, cfg: &ServerConfig) {
             me.quorum_addr.port()
         );
     }
-    let _ = writeln!(out, "peerType=0\nmembership: ");
-    for m in &cfg.members {
-        let _ = writeln!(
-            out,
-            "server.{}={}:{}:{}:participant",
-            m.id.0,
-            m.quorum_addr.ip(),
-            m.quorum_addr.port(),
-            m.election_addr.port()
-        );
-    }
-    let _ = writeln!(out, "version=0");
+    // ZooKeeper prints `LearnerType`'s ordinal: 0 participant, 1 observer.
+    let _ = writeln!(
+        out,
+        "peerType={}\nmembership: ",
+        u8::from(cfg.is_observer())
+    );
+    let _ = writeln!(out, "{}", cfg.membership_text());
 }
 
 /// `envi`: the process's environment, ZooKeeper's keys.
@@ -366,6 +362,7 @@ fn mntr_quorum(c: &Ctx<'_, '_>, kv: &mut Vec<(&'static str, String)>) {
     let (role, st) = (c.cx.role(), c.cx.status());
     let state = match role.state {
         ServerState::Leading => "leading",
+        ServerState::Following if role.observer => "observing",
         ServerState::Following => "following",
         ServerState::Looking => "looking",
     };
@@ -376,10 +373,11 @@ fn mntr_quorum(c: &Ctx<'_, '_>, kv: &mut Vec<(&'static str, String)>) {
         return;
     }
     let synced = st.synced_followers.load(Ordering::Relaxed);
-    kv.push(("zk_learners", synced.to_string()));
+    let observers = st.synced_observers.load(Ordering::Relaxed);
+    kv.push(("zk_learners", (synced + observers).to_string()));
     kv.push(("zk_synced_followers", synced.to_string()));
     kv.push(("zk_synced_non_voting_followers", "0".into()));
-    kv.push(("zk_synced_observers", "0".into()));
+    kv.push(("zk_synced_observers", observers.to_string()));
     kv.push(("zk_pending_syncs", "0".into()));
     let outstanding = st.outstanding.load(Ordering::Relaxed);
     kv.push(("zk_outstanding_proposals", outstanding.to_string()));

@@ -103,12 +103,27 @@ impl Ensemble {
 
     /// Starts `n` servers with `extra(id)` appended to server `id`'s `zoo.cfg`.
     pub fn start_each(n: usize, extra: impl Fn(u64) -> String) -> Ensemble {
+        Ensemble::start_with_observers(n, &[], extra)
+    }
+
+    /// Starts `n` servers, those in `observers` listed as `server.N=...:observer`, with
+    /// `extra(id)` appended to server `id`'s `zoo.cfg`.
+    pub fn start_with_observers(
+        n: usize,
+        observers: &[u64],
+        extra: impl Fn(u64) -> String,
+    ) -> Ensemble {
         let tmp = tempfile::tempdir().expect("tempdir");
         let ports = free_ports(4 * n);
         let mut servers = String::new();
         for k in 0..n {
+            let role = if observers.contains(&(k as u64 + 1)) {
+                ":observer"
+            } else {
+                ""
+            };
             servers.push_str(&format!(
-                "server.{}=127.0.0.1:{}:{}\n",
+                "server.{}=127.0.0.1:{}:{}{role}\n",
                 k + 1,
                 ports[4 * k + 1],
                 ports[4 * k + 2]

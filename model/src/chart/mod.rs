@@ -183,6 +183,7 @@ pub fn message_label<P>(m: &Msg<P>) -> String {
         | QuorumMessage::AckNewLeader { zxid }
         | QuorumMessage::Ack { zxid } => format!("{name} {zxid}"),
         QuorumMessage::UpToDate => name.to_string(),
+        QuorumMessage::ObserverInfo { accepted_epoch } => format!("{name} e{accepted_epoch}"),
     }
 }
 

@@ -238,6 +238,9 @@ impl<P: Payload> ZabModel<P> {
                         ZabState::Synchronization | ZabState::Broadcast
                     )
             }
+            // The model's observer connects with FOLLOWERINFO (PROTOCOL.md §10.2): it never
+            // sends OBSERVERINFO.
+            QuorumMessage::ObserverInfo { .. } => false,
         }
     }
 
@@ -263,6 +266,7 @@ impl<P: Payload> ZabModel<P> {
             QuorumMessage::UpToDate => Action::FollowerProcessUpToDate { i, j },
             QuorumMessage::Ack { .. } => Action::LeaderProcessAck { i, j },
             QuorumMessage::Inform(_) => Action::ObserverProcessInform { i, j },
+            QuorumMessage::ObserverInfo { .. } => Action::FilterNonexistentMessage { i, j },
         }
     }
 

@@ -18,6 +18,7 @@ impl Sim {
                 quorum_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 12_000 + n as u16)),
                 election_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 13_000 + n as u16)),
                 client_addr: None,
+                observer: false,
             })
             .collect();
         c.tick_ms = self.cfg.tick_ms;
