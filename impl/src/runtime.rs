@@ -139,6 +139,10 @@ impl Clock for SystemClock {
     }
 }
 
+/// What a `NetCommand::Stream` of a DIFF read back from the log on disk is called (the
+/// simulation counts them by it).
+pub const DIFF_FROM_DISK: &str = "DIFF from the log";
+
 /// Work the runtime hands to another thread (snapshot serialization and writing).
 pub type BackgroundJob = Box<dyn FnOnce() + Send>;
 
@@ -720,7 +724,7 @@ where
                     });
                 let _ = self.net.send(NetCommand::Stream {
                     to,
-                    what: "DIFF from the log",
+                    what: DIFF_FROM_DISK,
                     producer: Producer(producer),
                 });
             }
