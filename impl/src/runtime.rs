@@ -626,8 +626,7 @@ where
     ) -> Result<(), StorageError> {
         error!(
             leader = leader.0,
-            bytes,
-            "bad SNAP from the leader ({reason}): dropping it and going back to LOOKING"
+            bytes, "bad SNAP from the leader ({reason}): dropping it and going back to LOOKING"
         );
         let _ = self.net.send(NetCommand::Disconnect { peer: leader });
         self.step(Input::Disconnected { peer: leader })

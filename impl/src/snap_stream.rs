@@ -164,12 +164,14 @@ impl SnapAssembler {
                 }
                 let sink = match &self.spool_dir {
                     None => Sink::Memory(Vec::new()),
-                    Some(dir) => Sink::File(SnapSpool::create(dir, last_zxid, total, crc).map_err(
-                        |e| SnapStreamError::Spool {
-                            path: dir.display().to_string(),
-                            error: e.to_string(),
-                        },
-                    )?),
+                    Some(dir) => {
+                        Sink::File(SnapSpool::create(dir, last_zxid, total, crc).map_err(|e| {
+                            SnapStreamError::Spool {
+                                path: dir.display().to_string(),
+                                error: e.to_string(),
+                            }
+                        })?)
+                    }
                 };
                 self.current = Some(InProgress {
                     last_zxid,
@@ -501,7 +503,11 @@ mod tests {
         interrupted.insert(2, Frame::Heartbeat);
         assert!(feed(&mut spooling(), interrupted).is_err());
         let mut a = spooling();
-        assert!(feed(&mut a, good[..2].to_vec()).expect("valid so far").is_empty());
+        assert!(
+            feed(&mut a, good[..2].to_vec())
+                .expect("valid so far")
+                .is_empty()
+        );
         assert!(a.in_progress());
         assert_eq!(files(), 1);
         drop(a);

@@ -171,7 +171,8 @@ fn a_large_snapshot_arrives_in_bounded_chunks() {
         })
         .unwrap_or_default();
     assert!(
-        names.iter().any(|n| n.starts_with("snapshot.")) && !names.iter().any(|n| n.ends_with(".tmp")),
+        names.iter().any(|n| n.starts_with("snapshot."))
+            && !names.iter().any(|n| n.ends_with(".tmp")),
         "the received snapshot is installed and no temporary file is left: {names:?}"
     );
 }

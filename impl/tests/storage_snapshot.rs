@@ -90,7 +90,10 @@ fn recovery_is_the_newest_snapshot_plus_the_log_after_it() {
     drop(s);
     let (_, r) = open(&sim);
     let snap = r.snapshot.clone().unwrap();
-    assert_eq!((snap.zxid, &snap.data.to_bytes().unwrap()[..]), (z(10), &state(z(10))[..]));
+    assert_eq!(
+        (snap.zxid, &snap.data.to_bytes().unwrap()[..]),
+        (z(10), &state(z(10))[..])
+    );
     assert_eq!(counters(&r.txns), (11..=25).collect::<Vec<_>>());
     assert_eq!(r.last_zxid(), z(25));
 }

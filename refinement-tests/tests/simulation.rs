@@ -205,4 +205,3 @@ fn storage_faults_lose_no_acknowledged_write() {
         "no storage fault was injected: {injected:?}"
     );
 }
-

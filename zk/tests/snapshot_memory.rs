@@ -6,6 +6,8 @@
 //! one being measured. Bytes, never timings; one test function (the resident set is
 //! process-wide).
 
+#![allow(clippy::print_stderr)]
+
 use std::io::{BufReader, BufWriter, Write as _};
 use zab_zk::DataTree;
 use zab_zk::jute::Writer;

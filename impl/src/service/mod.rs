@@ -709,7 +709,8 @@ impl Application<zab_zk::Txn> for ZkService {
             Some((checked, tree)) if checked == *data => tree,
             _ => tree_from_snapshot(data)?,
         };
-        self.db.restore(zxid, tree, &self.cfg.server, self.started_ms);
+        self.db
+            .restore(zxid, tree, &self.cfg.server, self.started_ms);
         Ok(())
     }
 

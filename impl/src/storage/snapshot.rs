@@ -22,7 +22,8 @@ use zab_spec::Zxid;
 use super::{
     error::{Result, StorageError, io_err},
     format::{
-        CORRUPT_SUFFIX, SNAP_HEADER_LEN, SNAP_PREFIX, TMP_SUFFIX, check_snapshot_header, encode_snapshot_header, parse_name, snap_name,
+        CORRUPT_SUFFIX, SNAP_HEADER_LEN, SNAP_PREFIX, TMP_SUFFIX, check_snapshot_header,
+        encode_snapshot_header, parse_name, snap_name,
     },
     fs::{FileSystem, commit_temp, write_temp},
     spool::{SnapData, SnapFile},

@@ -344,8 +344,8 @@ mod tests {
     }
 
     fn spooled(dir: &Path, zxid: Zxid, data: &[u8]) -> SnapData {
-        let mut s = SnapSpool::create(dir, zxid, data.len() as u64, crc32c::crc32c(data))
-            .expect("create");
+        let mut s =
+            SnapSpool::create(dir, zxid, data.len() as u64, crc32c::crc32c(data)).expect("create");
         for chunk in data.chunks(1000) {
             s.write(chunk).expect("write");
         }
@@ -434,12 +434,9 @@ mod tests {
         let n = bytes.len();
         bytes[n - 10] ^= 1;
         std::fs::write(&path, &bytes).expect("write");
-        let store = crate::storage::SnapshotStore::open(
-            Arc::new(StdFs),
-            dir.path().join(LAYOUT_DIR),
-            3,
-        )
-        .expect("open");
+        let store =
+            crate::storage::SnapshotStore::open(Arc::new(StdFs), dir.path().join(LAYOUT_DIR), 3)
+                .expect("open");
         assert_eq!(
             store.open_checked(Zxid::new(1, 1)).expect("no I/O error"),
             Err("data checksum mismatch".to_owned())

@@ -419,7 +419,9 @@ fn process(
             }
             Command::Install(zxid, data) => {
                 sync_and_report(shared, storage, pending.take(), on_event)?;
-                storage.install_snapshot_data(zxid, &data).map(|()| Reply::Done)
+                storage
+                    .install_snapshot_data(zxid, &data)
+                    .map(|()| Reply::Done)
             }
             Command::Read(zxid) => {
                 sync_and_report(shared, storage, pending.take(), on_event)?;

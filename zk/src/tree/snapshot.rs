@@ -163,11 +163,13 @@ impl DataTree {
     /// # Errors
     /// What [`SnapshotError`] names; [`SnapshotError::Io`] when `src` fails or ends early.
     pub fn read_snapshot(src: impl std::io::Read, len: u64) -> Result<DataTree, SnapshotError> {
-        let body_len = len.checked_sub(4).ok_or(SnapshotError::Jute(JuteError::Truncated {
-            offset: 0,
-            needed: 4,
-            available: usize::try_from(len).unwrap_or(usize::MAX),
-        }))?;
+        let body_len = len
+            .checked_sub(4)
+            .ok_or(SnapshotError::Jute(JuteError::Truncated {
+                offset: 0,
+                needed: 4,
+                available: usize::try_from(len).unwrap_or(usize::MAX),
+            }))?;
         let mut feed = Feed {
             src,
             left: body_len,
@@ -307,8 +309,7 @@ fn decode_body<R: std::io::Read>(
     let mut previous = String::new();
     for _ in 0..n_nodes {
         let record = feed.record(read_node)?;
-        if !record.path.starts_with('/') || (record.path.len() > 1 && record.path.ends_with('/'))
-        {
+        if !record.path.starts_with('/') || (record.path.len() > 1 && record.path.ends_with('/')) {
             return Err(SnapshotError::Inconsistent(format!(
                 "bad path {:?}",
                 record.path
@@ -328,7 +329,11 @@ fn decode_body<R: std::io::Read>(
                 let mut acls = AclCache::default();
                 let acl = acls.intern(&record.acl);
                 let root = Node::new(record.data, acl, record.stat);
-                tree = Some(DataTree::with_root(root, std::mem::take(&mut sessions), acls));
+                tree = Some(DataTree::with_root(
+                    root,
+                    std::mem::take(&mut sessions),
+                    acls,
+                ));
             }
             None => return Err(SnapshotError::Inconsistent("no root".into())),
         }
@@ -446,7 +451,9 @@ impl<R: std::io::Read> Feed<R> {
         self.pos = 0;
         let mut piece = vec![0u8; FEED_READ];
         while self.left > 0 {
-            let n = usize::try_from(self.left).unwrap_or(usize::MAX).min(FEED_READ);
+            let n = usize::try_from(self.left)
+                .unwrap_or(usize::MAX)
+                .min(FEED_READ);
             self.src
                 .read_exact(&mut piece[..n])
                 .map_err(|e| SnapshotError::Io(format!("reading the snapshot: {e}")))?;

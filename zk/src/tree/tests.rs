@@ -761,13 +761,7 @@ fn a_snapshot_read_in_pieces_rebuilds_the_same_tree() {
     );
     let bytes = s.tree.snapshot();
     for step in [1, 7, 4096, usize::MAX] {
-        let back = DataTree::read_snapshot(
-            Trickle {
-                data: &bytes,
-                step,
-            },
-            bytes.len() as u64,
-        );
+        let back = DataTree::read_snapshot(Trickle { data: &bytes, step }, bytes.len() as u64);
         assert_eq!(back.as_ref(), Ok(&s.tree), "pieces of {step} bytes");
     }
     // A source that ends before the announced length.
