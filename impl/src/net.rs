@@ -268,6 +268,9 @@ pub struct NetState {
     pub largest_quorum_frame: AtomicU64,
     /// SNAP chunks received from leaders (reassembled or not).
     pub snap_chunks: AtomicU64,
+    /// Where a follower writes a SNAP as it arrives (the snapshot directory); unset, it is
+    /// kept in memory.
+    pub snap_spool: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 /// Counts the peer frames handed to the replica thread and not yet taken by it: the network
@@ -1007,7 +1010,8 @@ async fn read_quorum<P>(
     let mut buf = BytesMut::with_capacity(64 * 1024);
     // A learner never sends a SNAP (its frame limits refuse the chunks): only a follower
     // reassembles one.
-    let mut snap = crate::snap_stream::SnapAssembler::new(MAX_SNAPSHOT);
+    let mut snap = crate::snap_stream::SnapAssembler::new(MAX_SNAPSHOT)
+        .spooling_to(shared.state.snap_spool.get().cloned());
     loop {
         loop {
             let frame = match wire::take_frame(&mut buf, &limits) {

@@ -16,7 +16,9 @@ use crate::core::{
 use crate::latency::{Side, Stage};
 use crate::metrics::Status;
 use crate::net::{Commands, FrameProducer, NetCommand, NetEvent, NetState, Producer, QuorumSender};
-use crate::storage::{LogRecord, LogWriter, Recovered, SnapshotTicket, StorageError, WriterEvent};
+use crate::storage::{
+    LogRecord, LogWriter, Recovered, SnapData, SnapshotTicket, StorageError, WriterEvent,
+};
 use crate::wire::{Frame, PayloadCodec};
 use bytes::{Bytes, BytesMut};
 use std::collections::BTreeMap;
@@ -39,7 +41,7 @@ pub trait LogBackend: Send + Sync + 'static {
     /// Cuts the log after `zxid`, durably.
     fn truncate_after(&self, zxid: Zxid) -> Result<(), StorageError>;
     /// Replaces log and snapshots by a snapshot at `zxid`, durably.
-    fn install_snapshot(&self, zxid: Zxid, data: Bytes) -> Result<(), StorageError>;
+    fn install_snapshot(&self, zxid: Zxid, data: SnapData) -> Result<(), StorageError>;
     /// Writes `acceptedEpoch`, durably.
     fn set_accepted_epoch(&self, epoch: Epoch) -> Result<(), StorageError>;
     /// Writes `currentEpoch`, durably.
@@ -72,7 +74,7 @@ impl LogBackend for LogWriter {
     fn truncate_after(&self, zxid: Zxid) -> Result<(), StorageError> {
         LogWriter::truncate_after(self, zxid)
     }
-    fn install_snapshot(&self, zxid: Zxid, data: Bytes) -> Result<(), StorageError> {
+    fn install_snapshot(&self, zxid: Zxid, data: SnapData) -> Result<(), StorageError> {
         LogWriter::install_snapshot(self, zxid, data)
     }
     fn set_accepted_epoch(&self, epoch: Epoch) -> Result<(), StorageError> {
@@ -136,6 +138,10 @@ impl Clock for SystemClock {
     }
 }
 
+/// What a `NetCommand::Stream` of a DIFF read back from the log on disk is called (the
+/// simulation counts them by it).
+pub const DIFF_FROM_DISK: &str = "DIFF from the log";
+
 /// Work the runtime hands to another thread (snapshot serialization and writing).
 pub type BackgroundJob = Box<dyn FnOnce() + Send>;
 
@@ -163,11 +169,16 @@ pub trait Application<P>: Send {
     /// A function producing the serialized state as of now; it may run on another thread,
     /// while the state machine keeps applying transactions.
     fn snapshot_job(&self) -> Box<dyn FnOnce() -> Bytes + Send>;
-    /// Replaces the state by a serialized one.
-    fn restore(&mut self, zxid: Zxid, data: &[u8]) -> Result<(), String>;
+    /// Replaces the state by a serialized one (the one [`Application::check_snapshot`]
+    /// rebuilt, if it was this one).
+    fn restore(&mut self, zxid: Zxid, data: &SnapData) -> Result<(), String>;
     /// Whether `data` would restore: checked when a SNAP arrives, before the core adopts it,
-    /// so that a leader's bad SNAP costs the connection to that leader, not the server.
-    fn check_snapshot(&self, data: &[u8]) -> Result<(), String>;
+    /// so that a leader's bad SNAP costs the connection to that leader, not the server. The
+    /// state it rebuilds is kept for [`Application::restore`] until
+    /// [`Application::forget_checked`] (decoded once).
+    fn check_snapshot(&mut self, data: &SnapData) -> Result<(), String>;
+    /// Drops what [`Application::check_snapshot`] kept (the core did not adopt the SNAP).
+    fn forget_checked(&mut self) {}
     /// Writes the output queued while handling an event (called once the event is handled,
     /// and before a synchronous write): a no-op where output is not buffered.
     fn flush(&mut self) {}
@@ -566,11 +577,21 @@ where
             }
             Event::Net(NetEvent::Disconnected { peer }) => self.step(Input::Disconnected { peer }),
             Event::Net(NetEvent::Quorum { from, frame }) => match frame {
-                Frame::Zab(QuorumMessage::Snap { snapshot, .. })
-                    if self.sm.check_snapshot(&snapshot).is_err() =>
-                {
-                    self.drop_bad_leader(from, &snapshot)
-                }
+                Frame::Zab(QuorumMessage::Snap {
+                    last_zxid,
+                    snapshot,
+                }) => match self.sm.check_snapshot(&snapshot) {
+                    Err(reason) => self.drop_bad_leader(from, snapshot.len(), &reason),
+                    Ok(()) => {
+                        let msg = QuorumMessage::Snap {
+                            last_zxid,
+                            snapshot,
+                        };
+                        let r = self.step(Input::Message { from, msg });
+                        self.sm.forget_checked();
+                        r
+                    }
+                },
                 Frame::Zab(msg) => self.step(Input::Message { from, msg }),
                 Frame::Heartbeat => self.step(Input::Heartbeat { from }),
                 Frame::Restored => self.step(Input::Restored { from }),
@@ -670,12 +691,15 @@ where
     /// A SNAP that would not restore: the leader that sent it is dropped (its connection
     /// closed, the core told it is gone, so the follower goes back to LOOKING); nothing of it
     /// is applied or written, and the server keeps running.
-    fn drop_bad_leader(&mut self, leader: ServerId, snapshot: &[u8]) -> Result<(), StorageError> {
-        let reason = self.sm.check_snapshot(snapshot).err().unwrap_or_default();
+    fn drop_bad_leader(
+        &mut self,
+        leader: ServerId,
+        bytes: u64,
+        reason: &str,
+    ) -> Result<(), StorageError> {
         error!(
             leader = leader.0,
-            bytes = snapshot.len(),
-            "bad SNAP from the leader ({reason}): dropping it and going back to LOOKING"
+            bytes, "bad SNAP from the leader ({reason}): dropping it and going back to LOOKING"
         );
         let _ = self.net.send(NetCommand::Disconnect { peer: leader });
         self.step(Input::Disconnected { peer: leader })
@@ -766,7 +790,7 @@ where
                     Box::new(move |emit: &mut dyn FnMut(Frame<P>) -> bool| {
                         send_logged::<P, L>(&*writer, after, through, committed, emit)
                     });
-                self.stream(to, "DIFF from the log", producer);
+                self.stream(to, DIFF_FROM_DISK, producer);
             }
             Action::SendHeartbeat { to } => self.send(to, Frame::Heartbeat),
             Action::SendRestored { to } => self.send(to, Frame::Restored),

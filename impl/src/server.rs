@@ -84,8 +84,9 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
     let (storage, recovered) = Storage::open(Arc::new(StdFs), &storage_cfg)
         .map_err(|e| anyhow::anyhow!("cannot start from {}: {e}", cfg.data_dir.display()))?;
     let snapshot_zxid = recovered.snapshot_zxid();
+    // Decoded from the file straight into the tree (the snapshot is never in memory whole).
     let tree = match &recovered.snapshot {
-        Some(s) => DataTree::from_snapshot(&s.data).map_err(|e| {
+        Some(s) => crate::service::tree_from_snapshot(&s.data).map_err(|e| {
             anyhow::anyhow!(
                 "snapshot {} in {} is unreadable: {e}",
                 s.zxid,
@@ -138,6 +139,8 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
     peer_cfg.trace = opts.trace_file.is_some();
     let peer = runtime::recover_peer::<zab_zk::Txn>(peer_cfg, &recovered)
         .map_err(|e| anyhow::anyhow!("cannot start from {}: {e}", cfg.data_dir.display()))?;
+    // The log records read back (their payloads now decoded into the core) are not kept.
+    drop(recovered);
 
     let (events_tx, events_rx) = std::sync::mpsc::channel::<Event<zab_zk::Txn, ClientEvent>>();
     let writer_events = events_tx.clone();
@@ -175,6 +178,10 @@ pub fn run(cfg: ServerConfig, opts: RunOptions) -> anyhow::Result<()> {
         Duration::from_secs(1),
     );
     let net_state = Arc::new(NetState::default());
+    // A SNAP from the leader is written into the snapshot directory as it arrives.
+    let _ = net_state
+        .snap_spool
+        .set(cfg.data_dir.join(crate::storage::LAYOUT_DIR));
     let (net_tx, quorum) = start_network(&cfg, &tokio_rt, &net_state, &events_tx, &status)?;
 
     let port_cfg = ClientPortConfig {

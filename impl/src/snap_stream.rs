@@ -5,10 +5,17 @@
 //! interrupted by another frame, a size or checksum that does not match, or a SNAPEND for
 //! another zxid. The network layer runs the assembler, so the core and the runtime see one
 //! `QuorumMessage::Snap`, as the model does.
+//!
+//! In `zabd` ([`SnapAssembler::spooling_to`] the snapshot directory) the chunks go straight
+//! into a temporary snapshot file ([`SnapSpool`]) as they arrive, and the `Snap` carries that
+//! file: a follower never holds a received snapshot in memory, only the tree it rebuilds
+//! from it. Without a directory (the simulation, tests) they are kept in memory.
 
+use crate::storage::{SnapData, SnapSpool};
 use crate::wire::Frame;
 pub use crate::wire::snap_frames;
 use bytes::{Bytes, BytesMut};
+use std::path::PathBuf;
 use zab_spec::{QuorumMessage, Zxid};
 
 /// Why a SNAP sequence was refused.
@@ -63,6 +70,14 @@ pub enum SnapStreamError {
         /// Announced.
         expected: u32,
     },
+    /// The temporary file the SNAP goes into could not be written (this server's disk).
+    #[error("cannot write the SNAP to {path}: {error}")]
+    Spool {
+        /// The file.
+        path: String,
+        /// What failed.
+        error: String,
+    },
 }
 
 /// A SNAP being received.
@@ -72,10 +87,18 @@ struct InProgress {
     total: u64,
     crc: u32,
     running_crc: u32,
-    /// The chunks received (each shares the buffer it was read into: no copy until the
-    /// end, and memory grows only with the bytes that arrive, never with the announcement).
-    chunks: Vec<Bytes>,
+    sink: Sink,
     received: u64,
+}
+
+/// Where the chunks of a SNAP go.
+#[derive(Debug)]
+enum Sink {
+    /// Kept in memory (each chunk shares the buffer it was read into: no copy until the
+    /// end, and memory grows only with the bytes that arrive, never with the announcement).
+    Memory(Vec<Bytes>),
+    /// Written to a temporary snapshot file.
+    File(SnapSpool),
 }
 
 /// Reassembles SNAP sequences on one connection; every other frame passes through.
@@ -84,6 +107,7 @@ pub struct SnapAssembler {
     max_total: u64,
     current: Option<InProgress>,
     largest_chunk: usize,
+    spool_dir: Option<PathBuf>,
 }
 
 impl SnapAssembler {
@@ -94,7 +118,17 @@ impl SnapAssembler {
             max_total,
             current: None,
             largest_chunk: 0,
+            spool_dir: None,
         }
+    }
+
+    /// Writes each SNAP's chunks to a temporary file in `dir` (the snapshot directory, so
+    /// that installing it is a rename) instead of keeping them in memory; `None` keeps them
+    /// in memory.
+    #[must_use]
+    pub fn spooling_to(mut self, dir: Option<PathBuf>) -> SnapAssembler {
+        self.spool_dir = dir;
+        self
     }
 
     /// Whether a SNAP is being received.
@@ -128,12 +162,23 @@ impl SnapAssembler {
                         limit: self.max_total,
                     });
                 }
+                let sink = match &self.spool_dir {
+                    None => Sink::Memory(Vec::new()),
+                    Some(dir) => {
+                        Sink::File(SnapSpool::create(dir, last_zxid, total, crc).map_err(|e| {
+                            SnapStreamError::Spool {
+                                path: dir.display().to_string(),
+                                error: e.to_string(),
+                            }
+                        })?)
+                    }
+                };
                 self.current = Some(InProgress {
                     last_zxid,
                     total,
                     crc,
                     running_crc: 0,
-                    chunks: Vec::new(),
+                    sink,
                     received: 0,
                 });
                 Ok(None)
@@ -162,7 +207,20 @@ impl SnapAssembler {
                 self.largest_chunk = self.largest_chunk.max(data.len());
                 c.running_crc = crc32c::crc32c_append(c.running_crc, &data);
                 c.received = after;
-                c.chunks.push(data);
+                match &mut c.sink {
+                    Sink::Memory(chunks) => chunks.push(data),
+                    Sink::File(spool) => {
+                        if let Err(e) = spool.write(&data) {
+                            let path = spool.path().display().to_string();
+                            // Dropping the spool removes its file.
+                            self.current = None;
+                            return Err(SnapStreamError::Spool {
+                                path,
+                                error: e.to_string(),
+                            });
+                        }
+                    }
+                }
                 Ok(None)
             }
             Frame::SnapEnd { last_zxid } => {
@@ -188,17 +246,14 @@ impl SnapAssembler {
                         expected: c.crc,
                     });
                 }
-                // One copy into a buffer of the exact size; the chunks go as it fills.
-                let snapshot = match c.chunks.len() {
-                    0 => Bytes::new(),
-                    1 => c.chunks.into_iter().next().unwrap_or_default(),
-                    _ => {
-                        let mut whole =
-                            BytesMut::with_capacity(usize::try_from(c.total).unwrap_or(0));
-                        for chunk in c.chunks {
-                            whole.extend_from_slice(&chunk);
-                        }
-                        whole.freeze()
+                let snapshot = match c.sink {
+                    Sink::Memory(chunks) => SnapData::Memory(concat(chunks, c.total)),
+                    Sink::File(spool) => {
+                        let path = spool.path().display().to_string();
+                        spool.finish().map_err(|e| SnapStreamError::Spool {
+                            path,
+                            error: e.to_string(),
+                        })?
                     }
                 };
                 Ok(Some(Frame::Zab(QuorumMessage::Snap {
@@ -214,6 +269,21 @@ impl SnapAssembler {
                 )),
                 None => Ok(Some(other)),
             },
+        }
+    }
+}
+
+/// One copy into a buffer of the exact size; the chunks go as it fills.
+fn concat(chunks: Vec<Bytes>, total: u64) -> Bytes {
+    match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.into_iter().next().unwrap_or_default(),
+        _ => {
+            let mut whole = BytesMut::with_capacity(usize::try_from(total).unwrap_or(0));
+            for chunk in chunks {
+                whole.extend_from_slice(&chunk);
+            }
+            whole.freeze()
         }
     }
 }
@@ -276,7 +346,7 @@ mod tests {
             whole,
             vec![Frame::Zab(QuorumMessage::Snap {
                 last_zxid: z,
-                snapshot: d
+                snapshot: d.into()
             })]
         );
         assert_eq!(a.largest_chunk(), wire::SNAP_CHUNK);
@@ -393,5 +463,60 @@ mod tests {
             Ok(Some(Frame::Heartbeat))
         );
         assert_eq!(feed(&mut a, good).expect("valid").len(), 1);
+    }
+
+    #[test]
+    fn a_spooled_snap_goes_into_a_file_and_a_refused_one_leaves_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = || std::fs::read_dir(dir.path()).map_or(0, Iterator::count);
+        let spooling = || SnapAssembler::new(1 << 30).spooling_to(Some(dir.path().to_path_buf()));
+        let z = Zxid::new(3, 1);
+        let d = data(2 * wire::SNAP_CHUNK + 11);
+        let good: Vec<F> = snap_frames(z, &d);
+        let mut out = feed(&mut spooling(), good.clone()).expect("valid");
+        let Some(Frame::Zab(QuorumMessage::Snap { snapshot, .. })) = out.pop() else {
+            panic!("one SNAP");
+        };
+        assert!(matches!(snapshot, SnapData::File(_)), "{snapshot:?}");
+        assert_eq!(snapshot.len(), d.len() as u64);
+        assert_eq!(snapshot.to_bytes().expect("read back"), d);
+        assert_eq!(files(), 1);
+        // Not installed: the last handle removes it.
+        drop(snapshot);
+        assert_eq!(files(), 0);
+        // Refused sequences leave nothing behind: a flipped byte, a truncated one, one
+        // interrupted, and one whose connection is lost midway.
+        let mut flipped = good.clone();
+        if let Frame::SnapChunk { data, .. } = &mut flipped[1] {
+            let mut v = data.to_vec();
+            v[5] ^= 1;
+            *data = Bytes::from(v);
+        }
+        assert!(matches!(
+            feed(&mut spooling(), flipped),
+            Err(SnapStreamError::Checksum { .. })
+        ));
+        let mut short = good.clone();
+        short.remove(2);
+        assert!(feed(&mut spooling(), short).is_err());
+        let mut interrupted = good.clone();
+        interrupted.insert(2, Frame::Heartbeat);
+        assert!(feed(&mut spooling(), interrupted).is_err());
+        let mut a = spooling();
+        assert!(
+            feed(&mut a, good[..2].to_vec())
+                .expect("valid so far")
+                .is_empty()
+        );
+        assert!(a.in_progress());
+        assert_eq!(files(), 1);
+        drop(a);
+        assert_eq!(files(), 0);
+        // A directory that cannot be written: the SNAP is refused, not kept in memory.
+        let mut a = SnapAssembler::new(1 << 30).spooling_to(Some(dir.path().join("missing")));
+        assert!(matches!(
+            feed(&mut a, good),
+            Err(SnapStreamError::Spool { .. })
+        ));
     }
 }

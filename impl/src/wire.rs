@@ -419,9 +419,15 @@ pub fn encode_frame<P: PayloadCodec>(frame: &Frame<P>, out: &mut BytesMut) {
             last_zxid,
             snapshot,
         }) => {
-            // Never one frame: the whole chunk sequence, each frame with its own prefix.
+            // Never one frame: the whole chunk sequence, each frame with its own prefix. (A
+            // leader streams its SNAPs from a capture instead; a received one left in a file
+            // is read back here only if someone re-encodes it.)
             out.truncate(start);
-            for f in snap_frames::<P>(*last_zxid, snapshot) {
+            let data = snapshot.to_bytes().unwrap_or_else(|e| {
+                tracing::warn!("cannot read a received SNAP back to encode it: {e}");
+                Bytes::new()
+            });
+            for f in snap_frames::<P>(*last_zxid, &data) {
                 encode_frame(&f, out);
             }
             return;

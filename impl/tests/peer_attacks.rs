@@ -188,7 +188,7 @@ fn a_garbage_snap_from_a_rogue_leader_drops_it_and_the_follower_keeps_running() 
         &mut stream,
         &Frame::Zab(QuorumMessage::Snap {
             last_zxid: Zxid::new(accepted_epoch.0, 0),
-            snapshot: bytes::Bytes::from_static(b"not a snapshot at all"),
+            snapshot: bytes::Bytes::from_static(b"not a snapshot at all").into(),
         }),
     );
     // The follower drops the rogue: its connection closes, an error names the leader.

@@ -98,8 +98,10 @@ fn round_trip_on_the_real_filesystem_with_separate_directories() {
     drop(s);
     let (s, r) = Storage::open(Arc::new(StdFs), &config).unwrap();
     assert_eq!(
-        r.snapshot.as_ref().map(|s| (s.zxid, &s.data[..])),
-        Some((z(20), &b"tree@20"[..]))
+        r.snapshot
+            .as_ref()
+            .map(|s| (s.zxid, s.data.to_bytes().unwrap())),
+        Some((z(20), bytes::Bytes::from_static(b"tree@20")))
     );
     assert_eq!(r.txns, expected(21..=30));
     assert_eq!(s.last_zxid(), z(30));

@@ -90,7 +90,10 @@ fn recovery_is_the_newest_snapshot_plus_the_log_after_it() {
     drop(s);
     let (_, r) = open(&sim);
     let snap = r.snapshot.clone().unwrap();
-    assert_eq!((snap.zxid, &snap.data[..]), (z(10), &state(z(10))[..]));
+    assert_eq!(
+        (snap.zxid, &snap.data.to_bytes().unwrap()[..]),
+        (z(10), &state(z(10))[..])
+    );
     assert_eq!(counters(&r.txns), (11..=25).collect::<Vec<_>>());
     assert_eq!(r.last_zxid(), z(25));
 }
@@ -255,7 +258,7 @@ fn installing_a_snapshot_replaces_the_whole_history() {
     sim.crash(CrashMode::DropUnsynced);
     drop(s);
     let (_, r) = open(&sim);
-    assert_eq!(r.snapshot.unwrap().data, state(leader));
+    assert_eq!(r.snapshot.unwrap().data.to_bytes().unwrap(), state(leader));
     assert_eq!(zxids(&r.txns), [Zxid::new(2, 8)]);
 }
 

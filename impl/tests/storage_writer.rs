@@ -261,7 +261,7 @@ fn truncation_installation_and_reads_are_ordered_with_queued_appends() {
     writer.append(z(9), payload(9)).unwrap();
     let leader = Zxid::new(2, 3);
     writer
-        .install_snapshot(leader, Bytes::from_static(b"leader tree"))
+        .install_snapshot(leader, Bytes::from_static(b"leader tree").into())
         .unwrap();
     assert_eq!(writer.durable_zxid(), leader);
     assert!(writer.read_after(leader).unwrap().is_empty());

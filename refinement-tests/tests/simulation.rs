@@ -36,6 +36,21 @@ fn three_server_seeds_pass_every_check_with_faults_injected() {
     assert!(faults > 0, "no fault was injected");
 }
 
+/// With `commitLogCount` 5 (the simulation's default) a learner that fell behind is
+/// synchronized by a DIFF whose older part the leader reads back from its log on disk
+/// (`Action::SendLogged`), and the trace of that sync refines the model like any other.
+/// Seeds chosen among 1..=30 at 3 s of faults, where 7, 24, 27 and 28 do such a sync (seeds
+/// 1 and 2 do not); if the simulation changes so that these no longer do, pick new ones
+/// (print `r.syncs_from_disk` for seeds 1..=30).
+#[test]
+fn a_learner_is_synced_by_a_diff_read_back_from_disk_and_refines() {
+    let mut from_disk = 0;
+    for seed in [7, 27] {
+        from_disk += must_pass(config(seed, 3)).syncs_from_disk;
+    }
+    assert!(from_disk > 0, "no seed synced a learner from the disk");
+}
+
 #[test]
 fn five_server_seed_passes_every_check() {
     let mut c = config(1, 5);

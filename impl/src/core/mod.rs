@@ -21,7 +21,7 @@ pub mod log;
 #[cfg(test)]
 mod tests;
 
-use bytes::Bytes;
+use crate::storage::SnapData;
 use election::Fle;
 use follower::{Follower, NewLeaderStage};
 pub use ignored::{Ignored, IgnoredCounts};
@@ -33,8 +33,9 @@ use zab_spec::{
     ActionKind, Bug, Epoch, Payload, QuorumMessage, ServerId, ServerState, Txn, ZabState, Zxid,
 };
 
-/// A Zab message as the server sends and receives it: SNAP carries serialized state.
-pub type Message<P> = QuorumMessage<P, Bytes>;
+/// A Zab message as the server sends and receives it: SNAP carries serialized state, in
+/// memory or in the file a follower received it into (the core only hands it on).
+pub type Message<P> = QuorumMessage<P, SnapData>;
 
 /// ZooKeeper's default `commitLogCount` (`ZKDatabase.DEFAULT_COMMIT_LOG_COUNT`).
 pub const DEFAULT_COMMIT_LOG_COUNT: usize = 500;
@@ -152,7 +153,7 @@ pub enum Persist<P> {
         /// The last zxid in the snapshot.
         last_zxid: Zxid,
         /// The serialized state.
-        data: Bytes,
+        data: SnapData,
     },
     /// Write `acceptedEpoch` (atomically, durably) before the next action.
     AcceptedEpoch(Epoch),

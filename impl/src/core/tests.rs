@@ -3,6 +3,7 @@
 //! crashes and the three kinds of sync.
 
 use super::*;
+use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use zab_spec::{ErrorCode, SessionId, Vote, ZnodeTxn};
 
@@ -275,7 +276,7 @@ fn trunc_and_snap_are_durable_before_the_next_packet() {
 
     let mut p = syncing_follower(1, 3, 3, vec![txn(1, 1)]);
     let mut out = vec![];
-    let data = Bytes::from_static(b"state");
+    let data = SnapData::from(Bytes::from_static(b"state"));
     p.step(
         Input::Message {
             from: sid(3),
@@ -549,7 +550,7 @@ impl Cluster {
                     if self.linked(id, to) {
                         let msg = QuorumMessage::Snap {
                             last_zxid,
-                            snapshot: Bytes::from(bytes),
+                            snapshot: Bytes::from(bytes).into(),
                         };
                         self.queue.push_back((to, Input::Message { from: id, msg }));
                     }
@@ -632,6 +633,8 @@ impl Cluster {
                             node.disk.log.clear();
                             node.disk.snapshot = last_zxid;
                             node.applied = data
+                                .to_bytes()
+                                .unwrap_or_default()
                                 .chunks(8)
                                 .map(|c| Txn {
                                     zxid: Zxid::from_u64(u64::from_be_bytes(c.try_into().unwrap())),

@@ -45,7 +45,7 @@ pub fn recover(data_dir: &Path, data_log_dir: &Path) -> Result<ZabState> {
         MigrateError::Refused(format!("cannot recover {}: {e}", data_dir.display()))
     })?;
     let mut tree = match &rec.snapshot {
-        Some(s) => DataTree::from_snapshot(&s.data).map_err(|e| {
+        Some(s) => crate::service::tree_from_snapshot(&s.data).map_err(|e| {
             MigrateError::Refused(format!(
                 "snapshot {} in {} is unreadable: {e}",
                 s.zxid,

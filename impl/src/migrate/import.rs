@@ -376,7 +376,7 @@ fn write_tmp(tmp: &Path, restored: &Restored, (accepted, current): (u32, u32)) -
     let back = rec
         .snapshot
         .as_ref()
-        .map(|s| DataTree::from_snapshot(&s.data));
+        .map(|s| crate::service::tree_from_snapshot(&s.data));
     let ok = rec.last_zxid() == restored.last_zxid
         && rec.accepted_epoch.0 == accepted
         && rec.current_epoch.0 == current

@@ -94,19 +94,17 @@ impl FinalApply {
         Box::new(move || Bytes::from(snapshot.serialize()))
     }
 
-    /// Replaces the tree by a serialized one (SNAP from the leader).
+    /// Replaces the tree by one rebuilt from a snapshot (SNAP from the leader).
     pub(super) fn restore(
         &mut self,
         zxid: Zxid,
-        data: &[u8],
+        mut tree: DataTree,
         cfg: &crate::config::ServerConfig,
         started_ms: i64,
-    ) -> Result<(), String> {
-        let mut tree = DataTree::from_snapshot(data).map_err(|e| e.to_string())?;
+    ) {
         set_config_node(&mut tree, cfg, started_ms);
         self.tree = tree;
         self.applied = zxid;
-        Ok(())
     }
 }
 

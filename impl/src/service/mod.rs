@@ -230,6 +230,20 @@ pub struct ZkService {
     leading: bool,
     leader: Option<ServerId>,
     started_ms: i64,
+    /// A SNAP checked and rebuilt, kept for its restore ([`Application::check_snapshot`]).
+    checked: Option<(crate::storage::SnapData, DataTree)>,
+}
+
+/// Rebuilds a tree from a serialized snapshot, read in pieces and decoded straight into the
+/// tree ([`DataTree::read_snapshot`]): the serialized bytes are never held whole beside it.
+///
+/// # Errors
+/// The snapshot cannot be read, or is not a valid one.
+pub fn tree_from_snapshot(data: &crate::storage::SnapData) -> Result<DataTree, String> {
+    let reader = data
+        .reader()
+        .map_err(|e| format!("cannot read the snapshot: {e}"))?;
+    DataTree::read_snapshot(reader, data.len()).map_err(|e| e.to_string())
 }
 
 impl ZkService {
@@ -257,6 +271,7 @@ impl ZkService {
             leading: false,
             leader: None,
             started_ms: now_ms,
+            checked: None,
             cfg,
         }
     }
@@ -694,16 +709,26 @@ impl Application<zab_zk::Txn> for ZkService {
         self.db.snapshot_job()
     }
 
-    fn restore(&mut self, zxid: Zxid, data: &[u8]) -> Result<(), String> {
+    fn restore(&mut self, zxid: Zxid, data: &crate::storage::SnapData) -> Result<(), String> {
+        let tree = match self.checked.take() {
+            Some((checked, tree)) if checked == *data => tree,
+            _ => tree_from_snapshot(data)?,
+        };
         self.db
-            .restore(zxid, data, &self.cfg.server, self.started_ms)
+            .restore(zxid, tree, &self.cfg.server, self.started_ms);
+        Ok(())
     }
 
-    fn check_snapshot(&self, data: &[u8]) -> Result<(), String> {
-        // Parsed twice (here and on restore): a SNAP is rare, and this keeps the core's
-        // adoption of it and the tree's replacement one step, as before.
-        DataTree::from_snapshot(data)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+    fn check_snapshot(&mut self, data: &crate::storage::SnapData) -> Result<(), String> {
+        // Decoded once: the tree is kept for the restore that follows if the core adopts
+        // the SNAP, and dropped by `forget_checked` if not.
+        self.checked = None;
+        let tree = tree_from_snapshot(data)?;
+        self.checked = Some((data.clone(), tree));
+        Ok(())
+    }
+
+    fn forget_checked(&mut self) {
+        self.checked = None;
     }
 }

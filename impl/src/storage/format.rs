@@ -310,23 +310,34 @@ pub(crate) fn scan_segment(bytes: &[u8], first: Zxid, max_record_bytes: u32) -> 
 }
 
 pub(crate) fn encode_snapshot_header(zxid: Zxid, data: &[u8]) -> Vec<u8> {
+    encode_snapshot_header_for(zxid, data.len() as u64, crc32c::crc32c(data))
+}
+
+/// The header of a snapshot of `len` data bytes with CRC-32C `crc` (a SNAP being received
+/// writes it before its data arrives).
+pub(crate) fn encode_snapshot_header_for(zxid: Zxid, len: u64, crc: u32) -> Vec<u8> {
     let mut h = Vec::with_capacity(SNAP_HEADER_LEN);
     h.extend_from_slice(SNAP_MAGIC);
     h.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     h.extend_from_slice(&0u32.to_le_bytes());
     h.extend_from_slice(&zxid.to_u64().to_le_bytes());
-    h.extend_from_slice(&(data.len() as u64).to_le_bytes());
-    h.extend_from_slice(&crc32c::crc32c(data).to_le_bytes());
+    h.extend_from_slice(&len.to_le_bytes());
+    h.extend_from_slice(&crc.to_le_bytes());
     let crc = crc32c::crc32c(&h);
     h.extend_from_slice(&crc.to_le_bytes());
     h
 }
 
-/// Checks a whole snapshot file; returns where its data is, or what is wrong with it.
-pub(crate) fn check_snapshot(bytes: &[u8], expected: Zxid) -> Result<Range<usize>, String> {
-    let h = bytes
+/// Checks a snapshot file's header (the first [`SNAP_HEADER_LEN`] bytes of a file of
+/// `file_len` bytes); returns the data's length and CRC-32C.
+pub(crate) fn check_snapshot_header(
+    h: &[u8],
+    expected: Zxid,
+    file_len: u64,
+) -> Result<(u64, u32), String> {
+    let h = h
         .get(..SNAP_HEADER_LEN)
-        .ok_or_else(|| format!("shorter ({} bytes) than a snapshot header", bytes.len()))?;
+        .ok_or_else(|| format!("shorter ({file_len} bytes) than a snapshot header"))?;
     if &h[..8] != SNAP_MAGIC {
         return Err("not a zab snapshot (bad magic)".into());
     }
@@ -346,14 +357,20 @@ pub(crate) fn check_snapshot(bytes: &[u8], expected: Zxid) -> Result<Range<usize
         ));
     }
     let len = u64_at(h, 24).unwrap_or(u64::MAX);
-    let data_len = (bytes.len() - SNAP_HEADER_LEN) as u64;
+    let data_len = file_len.saturating_sub(SNAP_HEADER_LEN as u64);
     if len != data_len {
         return Err(format!(
             "header says {len} data bytes, the file holds {data_len}"
         ));
     }
+    Ok((len, u32_at(h, 32).unwrap_or(0)))
+}
+
+/// Checks a whole snapshot file; returns where its data is, or what is wrong with it.
+pub(crate) fn check_snapshot(bytes: &[u8], expected: Zxid) -> Result<Range<usize>, String> {
+    let (_, crc) = check_snapshot_header(bytes, expected, bytes.len() as u64)?;
     let data = SNAP_HEADER_LEN..bytes.len();
-    if u32_at(h, 32) != Some(crc32c::crc32c(&bytes[data.clone()])) {
+    if crc != crc32c::crc32c(&bytes[data.clone()]) {
         return Err("data checksum mismatch".into());
     }
     Ok(data)

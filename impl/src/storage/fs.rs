@@ -36,6 +36,11 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// The whole content of `path`; `ErrorKind::NotFound` if it does not exist.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// `path` opened for reading from its start, for a file too large to hold whole (a
+    /// snapshot). By default the content read whole ([`FileSystem::read`]).
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn io::Read + Send>> {
+        Ok(Box::new(io::Cursor::new(self.read(path)?)))
+    }
     /// Creates `path`, or empties it if it exists, and opens it for writing.
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
     /// Opens the existing file `path` for appending at its end.
@@ -91,6 +96,13 @@ impl FileSystem for StdFs {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         std::fs::read(path)
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn io::Read + Send>> {
+        Ok(Box::new(io::BufReader::with_capacity(
+            256 * 1024,
+            File::open(path)?,
+        )))
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {

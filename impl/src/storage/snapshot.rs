@@ -16,17 +16,17 @@ use std::{
     },
 };
 
-use bytes::Bytes;
 use tracing::{debug, info, warn};
 use zab_spec::Zxid;
 
 use super::{
     error::{Result, StorageError, io_err},
     format::{
-        CORRUPT_SUFFIX, SNAP_PREFIX, TMP_SUFFIX, check_snapshot, encode_snapshot_header,
-        parse_name, snap_name,
+        CORRUPT_SUFFIX, SNAP_HEADER_LEN, SNAP_PREFIX, TMP_SUFFIX, check_snapshot_header,
+        encode_snapshot_header, parse_name, snap_name,
     },
     fs::{FileSystem, commit_temp, write_temp},
+    spool::{SnapData, SnapFile},
 };
 
 /// A snapshot: the serialized state after applying every transaction up to `zxid`.
@@ -34,8 +34,9 @@ use super::{
 pub struct Snapshot {
     /// The last transaction the state includes.
     pub zxid: Zxid,
-    /// The serialized state (opaque to storage).
-    pub data: Bytes,
+    /// The serialized state (opaque to storage), left in its file by recovery on a real
+    /// disk: read it with [`SnapData::reader`].
+    pub data: SnapData,
 }
 
 /// Proof that the state about to be snapshotted belongs to the current history: take it (on
@@ -204,12 +205,47 @@ impl SnapshotStore {
         }
     }
 
-    /// Reads and checks the snapshot at `zxid`. The outer error is an I/O failure; the inner
-    /// one says why the file is corrupt.
-    pub(crate) fn load(&self, zxid: Zxid) -> Result<Result<Bytes, String>> {
+    /// Checks the snapshot at `zxid` by reading it through its checksum in bounded pieces,
+    /// and leaves its data in the file (recovery: the state is rebuilt from
+    /// [`SnapData::reader`], never from the whole file in memory). The outer error is an
+    /// I/O failure; the inner one says why the file is corrupt.
+    pub(crate) fn open_checked(&self, zxid: Zxid) -> Result<Result<SnapData, String>> {
+        use std::io::Read as _;
         let path = self.path(zxid);
-        let bytes = Bytes::from(self.fs().read(&path).map_err(io_err("read", &path))?);
-        Ok(check_snapshot(&bytes, zxid).map(|range| bytes.slice(range)))
+        let mut r = self.fs().open_read(&path).map_err(io_err("read", &path))?;
+        let mut header = Vec::with_capacity(SNAP_HEADER_LEN);
+        (&mut r)
+            .take(SNAP_HEADER_LEN as u64)
+            .read_to_end(&mut header)
+            .map_err(io_err("read", &path))?;
+        let (mut crc, mut data_len) = (0u32, 0u64);
+        let mut piece = vec![0u8; 1 << 20];
+        loop {
+            match r.read(&mut piece) {
+                Ok(0) => break,
+                Ok(n) => {
+                    crc = crc32c::crc32c_append(crc, &piece[..n]);
+                    data_len += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(StorageError::io("read", path, e)),
+            }
+        }
+        let file_len = header.len() as u64 + data_len;
+        Ok(
+            check_snapshot_header(&header, zxid, file_len).and_then(|(len, want)| {
+                if want == crc {
+                    Ok(SnapData::in_file(
+                        Arc::clone(&self.inner.fs),
+                        path,
+                        SNAP_HEADER_LEN as u64,
+                        len,
+                    ))
+                } else {
+                    Err("data checksum mismatch".into())
+                }
+            }),
+        )
     }
 
     /// Moves a corrupt snapshot out of the way (`.corrupt` suffix, kept for inspection).
@@ -285,13 +321,16 @@ impl SnapshotStore {
     pub(crate) fn install(
         &self,
         zxid: Zxid,
-        data: &[u8],
+        data: &SnapData,
         cut_log: impl FnOnce() -> Result<()>,
     ) -> Result<()> {
         let mut st = self.state();
         st.check()?;
         self.bump_generation(&st);
-        let r = self.install_locked(&mut st, zxid, data, cut_log);
+        let r = match data {
+            SnapData::Memory(bytes) => self.install_locked(&mut st, zxid, bytes, cut_log),
+            SnapData::File(file) => self.install_file_locked(&mut st, zxid, file, cut_log),
+        };
         if let Err(e) = &r {
             if e.is_poisoning() {
                 st.failed = Some(e.clone());
@@ -310,6 +349,45 @@ impl SnapshotStore {
         let header = encode_snapshot_header(zxid, data);
         let name = snap_name(zxid);
         let tmp = write_temp(self.fs(), self.dir(), &name, &[&header, data])?;
+        self.replace_all_by(st, zxid, &tmp, data.len() as u64, cut_log)
+    }
+
+    /// Installs a SNAP received into a temporary file of this directory
+    /// ([`super::SnapSpool`], already checked against the SNAP's checksum): fsynced, then
+    /// renamed into place like a snapshot written here.
+    fn install_file_locked(
+        &self,
+        st: &mut State,
+        zxid: Zxid,
+        file: &SnapFile,
+        cut_log: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
+        let tmp = file.path().to_path_buf();
+        if !file.is_temp() || tmp.parent() != Some(self.dir()) {
+            return Err(StorageError::InvalidRequest(format!(
+                "{} is not a received snapshot in {}",
+                tmp.display(),
+                self.dir().display()
+            )));
+        }
+        let mut f = self.fs().open_append(&tmp).map_err(io_err("open", &tmp))?;
+        f.sync().map_err(io_err("fsync", &tmp))?;
+        drop(f);
+        self.replace_all_by(st, zxid, &tmp, file.len(), cut_log)?;
+        file.mark_installed();
+        Ok(())
+    }
+
+    /// The end of an installation: `tmp` (durable) becomes the only snapshot.
+    fn replace_all_by(
+        &self,
+        st: &mut State,
+        zxid: Zxid,
+        tmp: &Path,
+        bytes: u64,
+        cut_log: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
+        let name = snap_name(zxid);
         let newer: Vec<Zxid> = st.zxids.iter().copied().filter(|z| *z > zxid).collect();
         for z in &newer {
             self.remove(*z)?;
@@ -321,8 +399,8 @@ impl SnapshotStore {
         }
         st.zxids.retain(|z| *z <= zxid);
         cut_log()?;
-        commit_temp(self.fs(), self.dir(), &tmp, &name)?;
-        info!(zxid = %zxid, bytes = data.len(), "snapshot from the leader installed");
+        commit_temp(self.fs(), self.dir(), tmp, &name)?;
+        info!(zxid = %zxid, bytes, "snapshot from the leader installed");
         // The older snapshots belong to the replaced history; losing their deletion in a crash
         // is harmless (the installed snapshot is newer).
         let older: Vec<Zxid> = st.zxids.iter().copied().filter(|z| *z < zxid).collect();

@@ -13,6 +13,7 @@ use std::{
     sync::Arc,
 };
 
+use bytes::Bytes;
 use tracing::{info, warn};
 use zab_spec::{Epoch, Zxid, sync::is_next_zxid};
 
@@ -22,6 +23,7 @@ use super::{
     fs::FileSystem,
     log::{LogConfig, LogRecord, TxnLog},
     snapshot::{Snapshot, SnapshotStore, SnapshotTicket},
+    spool::SnapData,
 };
 
 /// The subdirectory of `dataDir` and `dataLogDir` that holds our files (like ZooKeeper's
@@ -183,7 +185,7 @@ impl Storage {
         let mut corrupt = Vec::new();
         let mut snapshot = None;
         for zxid in snapshots.zxids().into_iter().rev() {
-            match snapshots.load(zxid)? {
+            match snapshots.open_checked(zxid)? {
                 Ok(data) => {
                     snapshot = Some(Snapshot { zxid, data });
                     break;
@@ -383,6 +385,12 @@ impl Storage {
     /// (the log is emptied, other snapshots deleted, snapshot tickets taken before become
     /// stale). The next append must directly follow `zxid`.
     pub fn install_snapshot(&mut self, zxid: Zxid, data: &[u8]) -> Result<()> {
+        self.install_snapshot_data(zxid, &SnapData::Memory(Bytes::copy_from_slice(data)))
+    }
+
+    /// [`Storage::install_snapshot`] of a snapshot in memory or received into a temporary
+    /// file of the snapshot directory ([`super::SnapSpool`]; renamed into place, not copied).
+    pub fn install_snapshot_data(&mut self, zxid: Zxid, data: &SnapData) -> Result<()> {
         self.log.sync()?;
         let log = &mut self.log;
         self.snapshots
@@ -447,7 +455,7 @@ mod tests {
     fn rec(e: u32, c: u32) -> LogRecord {
         LogRecord {
             zxid: Zxid::new(e, c),
-            payload: bytes::Bytes::new(),
+            payload: Bytes::new(),
         }
     }
 

@@ -53,7 +53,7 @@ pub enum WriterEvent {
 enum Command {
     Append(Zxid, Bytes),
     Truncate(Zxid),
-    Install(Zxid, Bytes),
+    Install(Zxid, super::SnapData),
     Read(Zxid),
     /// Prune the log segments covered by the oldest retained snapshot, at this zxid.
     Compact(Zxid),
@@ -274,7 +274,7 @@ impl LogWriter {
 
     /// SNAP, in order after the appends queued before it: see [`Storage::install_snapshot`].
     /// Returns when the snapshot is durable and the old log gone.
-    pub fn install_snapshot(&self, zxid: Zxid, data: Bytes) -> Result<()> {
+    pub fn install_snapshot(&self, zxid: Zxid, data: super::SnapData) -> Result<()> {
         self.request(Command::Install(zxid, data)).map(drop)
     }
 
@@ -419,7 +419,9 @@ fn process(
             }
             Command::Install(zxid, data) => {
                 sync_and_report(shared, storage, pending.take(), on_event)?;
-                storage.install_snapshot(zxid, &data).map(|()| Reply::Done)
+                storage
+                    .install_snapshot_data(zxid, &data)
+                    .map(|()| Reply::Done)
             }
             Command::Read(zxid) => {
                 sync_and_report(shared, storage, pending.take(), on_event)?;

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use zab_server::runtime::{Clock, LogBackend};
-use zab_server::storage::{LogRecord, SnapshotTicket, Storage, StorageError};
+use zab_server::storage::{LogRecord, SnapData, SnapshotTicket, Storage, StorageError};
 use zab_spec::{Epoch, Zxid};
 
 /// The real storage code on a simulated disk. `append` only buffers; the simulation calls
@@ -68,8 +68,8 @@ impl LogBackend for SimLog {
     fn truncate_after(&self, zxid: Zxid) -> Result<(), StorageError> {
         self.storage().truncate_after(zxid)
     }
-    fn install_snapshot(&self, zxid: Zxid, data: Bytes) -> Result<(), StorageError> {
-        self.storage().install_snapshot(zxid, &data)
+    fn install_snapshot(&self, zxid: Zxid, data: SnapData) -> Result<(), StorageError> {
+        self.storage().install_snapshot_data(zxid, &data)
     }
     fn set_accepted_epoch(&self, epoch: Epoch) -> Result<(), StorageError> {
         self.storage().epochs().set_accepted_epoch(epoch)

@@ -214,6 +214,10 @@ pub struct Report {
     pub actions: BTreeMap<&'static str, usize>,
     /// Transactions committed.
     pub committed: usize,
+    /// Learner syncs whose DIFF was read back from a leader's log on disk (the part older
+    /// than `commitLogCount`; `zab_learner_syncs_from_disk_total` in `zabd`), streamed
+    /// without error.
+    pub syncs_from_disk: usize,
     /// Simulated time at the end, ms.
     pub end_ms: u64,
     /// SHA-1 of the trace text: equal seeds give equal digests.

@@ -95,8 +95,10 @@ impl Sim {
                 });
                 if made.is_err() || bad.is_some() {
                     // As the real network does: the connection breaks, the peer resyncs.
-                    let _ = what;
                     return self.break_conn(k, t);
+                }
+                if what == zab_server::runtime::DIFF_FROM_DISK {
+                    self.report.syncs_from_disk += 1;
                 }
                 for frame in frames {
                     self.net_command(k, NetCommand::Quorum { to, frame }, work)?;

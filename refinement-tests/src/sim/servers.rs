@@ -40,7 +40,7 @@ impl Sim {
         let (storage, recovered) = Storage::open(fs, &storage_cfg)
             .map_err(|e| self.fail("recovery", format!("s{} cannot start: {e}", k + 1)))?;
         let tree = match &recovered.snapshot {
-            Some(s) => DataTree::from_snapshot(&s.data)
+            Some(s) => zab_server::service::tree_from_snapshot(&s.data)
                 .map_err(|e| self.fail("recovery", format!("s{}'s snapshot: {e}", k + 1)))?,
             None => DataTree::new(),
         };

@@ -51,6 +51,9 @@ pub enum SnapshotError {
     /// Structurally inconsistent content.
     #[error("inconsistent snapshot: {0}")]
     Inconsistent(String),
+    /// The source failed or ended early ([`DataTree::read_snapshot`]).
+    #[error("{0}")]
+    Io(String),
 }
 
 /// The tree as of one moment: what [`DataTree::capture`] takes on the replica thread, in
@@ -143,100 +146,57 @@ impl TreeSnapshot {
 }
 
 impl DataTree {
-    /// Rebuilds a tree from [`DataTree::snapshot`] bytes.
+    /// Rebuilds a tree from [`DataTree::snapshot`] bytes ([`DataTree::read_snapshot`] over a
+    /// slice).
     pub fn from_snapshot(buf: &[u8]) -> Result<DataTree, SnapshotError> {
-        let body_len =
-            buf.len()
-                .checked_sub(4)
-                .ok_or(SnapshotError::Jute(JuteError::Truncated {
-                    offset: 0,
-                    needed: 4,
-                    available: buf.len(),
-                }))?;
-        let (body, crc) = buf.split_at(body_len);
-        let mut r = Reader::with_max_buffer(body, usize::MAX);
-        let magic = u32::from_be_bytes(take4(&mut r)?);
+        DataTree::read_snapshot(buf, buf.len() as u64)
+    }
+
+    /// Rebuilds a tree from the `len` bytes of a snapshot read from `src`, building the tree
+    /// while decoding: each node goes into the tree as it is read (its parent, earlier in path
+    /// order, is already there), so the peak memory is the tree plus a read buffer as large
+    /// as the largest node, never the serialized snapshot or a list of decoded records beside
+    /// the tree. The checksum is computed as the bytes go by; a snapshot that fails it is
+    /// refused ([`SnapshotError::Checksum`], also when the damage made it undecodable) and
+    /// the partial tree dropped.
+    ///
+    /// # Errors
+    /// What [`SnapshotError`] names; [`SnapshotError::Io`] when `src` fails or ends early.
+    pub fn read_snapshot(src: impl std::io::Read, len: u64) -> Result<DataTree, SnapshotError> {
+        let body_len = len
+            .checked_sub(4)
+            .ok_or(SnapshotError::Jute(JuteError::Truncated {
+                offset: 0,
+                needed: 4,
+                available: usize::try_from(len).unwrap_or(usize::MAX),
+            }))?;
+        let mut feed = Feed {
+            src,
+            left: body_len,
+            buf: Vec::new(),
+            pos: 0,
+            crc: 0,
+        };
+        let magic = feed.record(|r| Ok(u32::from_be_bytes(take4(r)?)))?;
         if magic != SNAPSHOT_MAGIC {
             return Err(SnapshotError::Magic(magic));
         }
-        let version = u32::from_be_bytes(take4(&mut r)?);
+        let version = feed.record(|r| Ok(u32::from_be_bytes(take4(r)?)))?;
         if !(1..=SNAPSHOT_VERSION).contains(&version) {
             return Err(SnapshotError::Version(version));
         }
+        let decoded = decode_body(&mut feed, version);
+        // The rest of the body (all of it when decoding stopped early) goes through the
+        // checksum: damage is reported as such even where it made the content undecodable.
+        feed.drain()?;
         let mut crc4 = [0u8; 4];
-        crc4.copy_from_slice(crc);
-        if crc32c::crc32c(body) != u32::from_be_bytes(crc4) {
+        feed.src
+            .read_exact(&mut crc4)
+            .map_err(|e| SnapshotError::Io(format!("reading the checksum: {e}")))?;
+        if feed.crc != u32::from_be_bytes(crc4) {
             return Err(SnapshotError::Checksum);
         }
-        let n_sessions = count(&mut r)?;
-        let mut sessions = BTreeMap::new();
-        for _ in 0..n_sessions {
-            let id = SessionId(r.read_i64()?);
-            let timeout = r.read_i32()?;
-            if sessions.insert(id, timeout).is_some() {
-                return Err(SnapshotError::Inconsistent(format!("session {id} twice")));
-            }
-        }
-        let mut imported = BTreeSet::new();
-        if version >= 2 {
-            for _ in 0..count(&mut r)? {
-                let id = SessionId(r.read_i64()?);
-                if !sessions.contains_key(&id) || !imported.insert(id) {
-                    return Err(SnapshotError::Inconsistent(format!(
-                        "imported session {id} not open or twice"
-                    )));
-                }
-            }
-        }
-        let mut passwords = BTreeMap::new();
-        if version >= 3 {
-            for _ in 0..count(&mut r)? {
-                let id = SessionId(r.read_i64()?);
-                let mut p = [0u8; 16];
-                for b in &mut p {
-                    *b = r.read_u8()?;
-                }
-                if !sessions.contains_key(&id) || passwords.insert(id, p).is_some() {
-                    return Err(SnapshotError::Inconsistent(format!(
-                        "password of session {id}: not open or twice"
-                    )));
-                }
-            }
-        }
-        let n_nodes = count(&mut r)?;
-        let mut nodes = Vec::with_capacity(n_nodes.min(1 << 20));
-        for _ in 0..n_nodes {
-            let path = r.read_string("path")?;
-            let data = r.read_buffer()?;
-            let acl = r
-                .read_vec(|r| {
-                    Ok(Acl {
-                        perms: r.read_i32()?,
-                        id: Id {
-                            scheme: r.read_string("scheme")?,
-                            id: r.read_string("id")?,
-                        },
-                    })
-                })?
-                .unwrap_or_default();
-            let stat = StatPersisted::read(&mut r)?;
-            nodes.push(NodeRecord {
-                path,
-                data,
-                acl,
-                stat,
-            });
-        }
-        if !r.is_empty() {
-            return Err(SnapshotError::Inconsistent(format!(
-                "{} trailing bytes",
-                r.remaining()
-            )));
-        }
-        let mut tree = DataTree::from_nodes(nodes, sessions)?;
-        tree.imported = imported;
-        tree.passwords = passwords;
-        Ok(tree)
+        decoded
     }
 
     /// Builds a tree from its nodes (any order) and sessions: what a snapshot in another format
@@ -270,29 +230,237 @@ impl DataTree {
             _ => return Err(SnapshotError::Inconsistent("no root".into())),
         };
         let mut tree = DataTree::with_root(root, sessions, acls);
-        for NodeRecord {
+        for r in records {
+            tree.insert_record(r)?;
+        }
+        Ok(tree)
+    }
+
+    /// Adds one node below its parent, which must be in the tree already.
+    fn insert_record(&mut self, record: NodeRecord) -> Result<(), SnapshotError> {
+        let NodeRecord {
             path,
             data,
             acl,
             stat,
-        } in records
-        {
-            let Some((parent, name)) = split_path(&path).filter(|(_, n)| !n.is_empty()) else {
-                return Err(SnapshotError::Inconsistent(format!("bad path {path:?}")));
-            };
-            let acl = tree.acls.intern(&acl);
-            let node = Node::new(data, acl, stat);
-            let kind = node.kind();
-            let size = super::node_size(&path, node.data.as_ref());
-            let Some(par) = tree.get_mut(parent) else {
-                return Err(SnapshotError::Inconsistent(format!("{path} has no parent")));
-            };
-            par.children.0.insert(name.into(), node);
-            tree.count += 1;
-            tree.data_size += size;
-            tree.index_kind(&path, kind);
+        } = record;
+        let Some((parent, name)) = split_path(&path).filter(|(_, n)| !n.is_empty()) else {
+            return Err(SnapshotError::Inconsistent(format!("bad path {path:?}")));
+        };
+        let acl = self.acls.intern(&acl);
+        let node = Node::new(data, acl, stat);
+        let kind = node.kind();
+        let size = super::node_size(&path, node.data.as_ref());
+        let Some(par) = self.get_mut(parent) else {
+            return Err(SnapshotError::Inconsistent(format!("{path} has no parent")));
+        };
+        if par.children.0.insert(name.into(), node).is_some() {
+            return Err(SnapshotError::Inconsistent(format!("{path} twice")));
         }
-        Ok(tree)
+        self.count += 1;
+        self.data_size += size;
+        self.index_kind(&path, kind);
+        Ok(())
+    }
+}
+
+/// Decodes what follows the version: sessions, then the nodes straight into a tree.
+fn decode_body<R: std::io::Read>(
+    feed: &mut Feed<R>,
+    version: u32,
+) -> Result<DataTree, SnapshotError> {
+    let n_sessions = feed.count()?;
+    let mut sessions = BTreeMap::new();
+    for _ in 0..n_sessions {
+        let (id, timeout) = feed.record(|r| Ok((SessionId(r.read_i64()?), r.read_i32()?)))?;
+        if sessions.insert(id, timeout).is_some() {
+            return Err(SnapshotError::Inconsistent(format!("session {id} twice")));
+        }
+    }
+    let mut imported = BTreeSet::new();
+    if version >= 2 {
+        for _ in 0..feed.count()? {
+            let id = feed.record(|r| Ok(SessionId(r.read_i64()?)))?;
+            if !sessions.contains_key(&id) || !imported.insert(id) {
+                return Err(SnapshotError::Inconsistent(format!(
+                    "imported session {id} not open or twice"
+                )));
+            }
+        }
+    }
+    let mut passwords = BTreeMap::new();
+    if version >= 3 {
+        for _ in 0..feed.count()? {
+            let (id, p) = feed.record(|r| {
+                let id = SessionId(r.read_i64()?);
+                let mut p = [0u8; 16];
+                p.copy_from_slice(r.take(16)?);
+                Ok((id, p))
+            })?;
+            if !sessions.contains_key(&id) || passwords.insert(id, p).is_some() {
+                return Err(SnapshotError::Inconsistent(format!(
+                    "password of session {id}: not open or twice"
+                )));
+            }
+        }
+    }
+    let n_nodes = feed.count()?;
+    let mut tree: Option<DataTree> = None;
+    let mut previous = String::new();
+    for _ in 0..n_nodes {
+        let record = feed.record(read_node)?;
+        if !record.path.starts_with('/') || (record.path.len() > 1 && record.path.ends_with('/')) {
+            return Err(SnapshotError::Inconsistent(format!(
+                "bad path {:?}",
+                record.path
+            )));
+        }
+        // Written sorted by path, so a parent comes before its children.
+        if tree.is_some() && record.path <= previous {
+            return Err(SnapshotError::Inconsistent(format!(
+                "{} after {previous} (not in path order, or twice)",
+                record.path
+            )));
+        }
+        previous.clone_from(&record.path);
+        match &mut tree {
+            Some(t) => t.insert_record(record)?,
+            None if record.path == "/" => {
+                let mut acls = AclCache::default();
+                let acl = acls.intern(&record.acl);
+                let root = Node::new(record.data, acl, record.stat);
+                tree = Some(DataTree::with_root(
+                    root,
+                    std::mem::take(&mut sessions),
+                    acls,
+                ));
+            }
+            None => return Err(SnapshotError::Inconsistent("no root".into())),
+        }
+    }
+    let Some(mut tree) = tree else {
+        return Err(SnapshotError::Inconsistent("no root".into()));
+    };
+    if feed.remaining() > 0 {
+        return Err(SnapshotError::Inconsistent(format!(
+            "{} trailing bytes",
+            feed.remaining()
+        )));
+    }
+    tree.imported = imported;
+    tree.passwords = passwords;
+    Ok(tree)
+}
+
+fn read_node(r: &mut Reader<'_>) -> Result<NodeRecord, JuteError> {
+    let path = r.read_string("path")?;
+    let data = r.read_buffer()?;
+    let acl = r
+        .read_vec(|r| {
+            Ok(Acl {
+                perms: r.read_i32()?,
+                id: Id {
+                    scheme: r.read_string("scheme")?,
+                    id: r.read_string("id")?,
+                },
+            })
+        })?
+        .unwrap_or_default();
+    let stat = StatPersisted::read(r)?;
+    Ok(NodeRecord {
+        path,
+        data,
+        acl,
+        stat,
+    })
+}
+
+/// A snapshot's body read in pieces: a buffer refilled from `src` as records need bytes
+/// (grown only as far as the largest record), and the CRC-32C of every byte read.
+struct Feed<R> {
+    src: R,
+    /// Body bytes not yet read from `src`.
+    left: u64,
+    buf: Vec<u8>,
+    pos: usize,
+    crc: u32,
+}
+
+/// The smallest read from the source.
+const FEED_READ: usize = 64 * 1024;
+
+impl<R: std::io::Read> Feed<R> {
+    /// Body bytes not yet decoded.
+    fn remaining(&self) -> u64 {
+        self.left + (self.buf.len() - self.pos) as u64
+    }
+
+    /// Reads at least `more` further bytes (all that are left if fewer).
+    fn fill(&mut self, more: usize) -> Result<(), SnapshotError> {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        let n = usize::try_from(self.left)
+            .unwrap_or(usize::MAX)
+            .min(more.max(FEED_READ));
+        let start = self.buf.len();
+        self.buf.resize(start + n, 0);
+        self.src
+            .read_exact(&mut self.buf[start..])
+            .map_err(|e| SnapshotError::Io(format!("reading the snapshot: {e}")))?;
+        self.crc = crc32c::crc32c_append(self.crc, &self.buf[start..]);
+        self.left -= n as u64;
+        Ok(())
+    }
+
+    /// Decodes one record with `f`, reading more bytes while it runs out of them.
+    fn record<T>(
+        &mut self,
+        f: impl Fn(&mut Reader<'_>) -> Result<T, JuteError>,
+    ) -> Result<T, SnapshotError> {
+        loop {
+            let mut r = Reader::with_max_buffer(&self.buf[self.pos..], usize::MAX);
+            match f(&mut r) {
+                Ok(v) => {
+                    self.pos += r.position();
+                    return Ok(v);
+                }
+                Err(JuteError::Truncated { needed, .. }) if self.left > 0 => {
+                    let have = self.buf.len() - self.pos;
+                    self.fill(needed.max(have))?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// A count, at most the bytes left (each element takes at least one).
+    fn count(&mut self) -> Result<usize, SnapshotError> {
+        let n = self.record(|r| r.read_i64())?;
+        let n = usize::try_from(n).map_err(|_| JuteError::Invalid("count"))?;
+        if n as u64 > self.remaining() {
+            return Err(JuteError::Invalid("count above remaining bytes").into());
+        }
+        Ok(n)
+    }
+
+    /// Reads the rest of the body through the checksum, in bounded pieces.
+    fn drain(&mut self) -> Result<(), SnapshotError> {
+        self.buf.clear();
+        self.pos = 0;
+        let mut piece = vec![0u8; FEED_READ];
+        while self.left > 0 {
+            let n = usize::try_from(self.left)
+                .unwrap_or(usize::MAX)
+                .min(FEED_READ);
+            self.src
+                .read_exact(&mut piece[..n])
+                .map_err(|e| SnapshotError::Io(format!("reading the snapshot: {e}")))?;
+            self.crc = crc32c::crc32c_append(self.crc, &piece[..n]);
+            self.left -= n as u64;
+        }
+        Ok(())
     }
 }
 
@@ -300,13 +468,4 @@ fn take4(r: &mut Reader<'_>) -> Result<[u8; 4], JuteError> {
     let mut out = [0u8; 4];
     out.copy_from_slice(r.take(4)?);
     Ok(out)
-}
-
-fn count(r: &mut Reader<'_>) -> Result<usize, JuteError> {
-    let n = r.read_i64()?;
-    let n = usize::try_from(n).map_err(|_| JuteError::Invalid("count"))?;
-    if n > r.remaining() {
-        return Err(JuteError::Invalid("count above remaining bytes"));
-    }
-    Ok(n)
 }

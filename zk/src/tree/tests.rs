@@ -735,3 +735,88 @@ fn a_deep_chain_drops_without_recursion() {
     let joined = dropper.map(std::thread::JoinHandle::join);
     assert!(matches!(joined, Ok(Ok(4_004))));
 }
+
+/// A reader that hands out at most `step` bytes per call (a socket or a file read in pieces).
+struct Trickle<'a> {
+    data: &'a [u8],
+    step: usize,
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.step.min(buf.len()).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_snapshot_read_in_pieces_rebuilds_the_same_tree() {
+    let mut s = busy_sim();
+    // A node larger than the decoder's first read, so its buffer has to grow.
+    assert_eq!(
+        s.code(7, &set_data("/a", &vec![b'x'; 200 * 1024], -1)),
+        ErrorCode::Ok
+    );
+    let bytes = s.tree.snapshot();
+    for step in [1, 7, 4096, usize::MAX] {
+        let back = DataTree::read_snapshot(Trickle { data: &bytes, step }, bytes.len() as u64);
+        assert_eq!(back.as_ref(), Ok(&s.tree), "pieces of {step} bytes");
+    }
+    // A source that ends before the announced length.
+    assert!(matches!(
+        DataTree::read_snapshot(&bytes[..bytes.len() - 9], bytes.len() as u64),
+        Err(SnapshotError::Io(_))
+    ));
+    // Damage that breaks the decoding is still reported as a checksum mismatch.
+    let mut damaged = bytes.clone();
+    let at = bytes.len() / 2;
+    damaged[at..at + 8].copy_from_slice(&[0xff; 8]);
+    assert_eq!(
+        DataTree::from_snapshot(&damaged),
+        Err(SnapshotError::Checksum)
+    );
+}
+
+#[test]
+fn a_snapshot_out_of_path_order_or_with_a_node_twice_is_refused() {
+    // Well-formed and checksummed, but a child before its parent, or a node twice: the
+    // decoder builds the tree as it reads, so it needs the order every snapshot is written in.
+    let node = |w: &mut Writer, p: &str| {
+        w.write_str(p);
+        w.write_buffer(None);
+        w.write_i32(0);
+        for _ in 0..4 {
+            w.write_i64(0);
+        }
+        for _ in 0..3 {
+            w.write_i32(0);
+        }
+        w.write_i64(0);
+        w.write_i64(0);
+    };
+    for paths in [
+        &["/", "/x/y", "/x"][..],
+        &["/", "/x", "/x"][..],
+        &["/x", "/"][..],
+    ] {
+        let mut w = Writer::new();
+        w.write_raw(&snapshot::SNAPSHOT_MAGIC.to_be_bytes());
+        w.write_raw(&1u32.to_be_bytes());
+        w.write_i64(0);
+        w.write_i64(paths.len() as i64);
+        for p in paths {
+            node(&mut w, p);
+        }
+        let crc = crc32c::crc32c(w.as_slice());
+        w.write_raw(&crc.to_be_bytes());
+        assert!(
+            matches!(
+                DataTree::from_snapshot(w.as_slice()),
+                Err(SnapshotError::Inconsistent(_))
+            ),
+            "{paths:?}"
+        );
+    }
+}
