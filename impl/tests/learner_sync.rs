@@ -15,16 +15,14 @@
 
 mod support;
 
-use bytes::{Bytes, BytesMut};
-use std::io::{Read as _, Write as _};
+use bytes::Bytes;
+use std::io::Read as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
+use support::rogue::{accept_rogue_follower, await_ack_epoch, send_frames, vote_for_3_as};
 use support::{Ensemble, dump_tree, with_any_server};
-use zab_server::wire::{
-    self, Frame, FrameLimits, HELLO_LEN, HandshakeStatus, Hello, Purpose, WELCOME_LEN, Welcome,
-};
-use zab_spec::message::Notification;
-use zab_spec::{Epoch, ErrorCode, QuorumMessage, ServerId, ServerState, Vote, Zxid};
+use zab_server::wire::{self, Frame};
+use zab_spec::{Epoch, ErrorCode, QuorumMessage, ServerId, Vote, Zxid};
 use zab_zk::client::ClientError;
 
 const STABLE: Duration = Duration::from_secs(60);
@@ -179,59 +177,19 @@ fn a_large_snapshot_arrives_in_bounded_chunks() {
 
 // ---- a rogue leader's chunk sequences ----
 
-fn fingerprint() -> u64 {
-    wire::ensemble_fingerprint(&[ServerId(1), ServerId(2), ServerId(3)])
-}
-
-fn send(s: &mut TcpStream, frames: &[Frame<zab_zk::Txn>]) {
-    let mut buf = BytesMut::new();
-    for f in frames {
-        wire::encode_frame(f, &mut buf);
-    }
-    // The follower may close before reading everything.
-    let _ = s.write_all(&buf);
-}
-
-fn read_frame(s: &mut TcpStream, buf: &mut BytesMut) -> Frame<zab_zk::Txn> {
-    let limits = FrameLimits::from_learner(0xfffff);
-    loop {
-        if let Some(body) = wire::take_frame(buf, &limits).expect("frame") {
-            return wire::decode_frame(&body).expect("decodable");
-        }
-        let mut chunk = [0u8; 4096];
-        let n = s.read(&mut chunk).expect("read");
-        assert!(n > 0, "the follower closed the connection");
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
-/// Poses as `sid` on `target`'s election port and votes for server 3 with a history far
-/// ahead, in a far later round (`round`: each attempt needs a later one than the last).
-fn vote_for_3_as(sid: u64, target: SocketAddr, round: u64) -> Option<TcpStream> {
-    let mut s = TcpStream::connect(target).ok()?;
-    s.write_all(&wire::encode_hello(&Hello {
-        purpose: Purpose::Election,
-        sid: ServerId(sid),
-        ensemble: fingerprint(),
-    }))
-    .ok()?;
-    let mut w = [0u8; WELCOME_LEN];
-    s.read_exact(&mut w).ok()?;
-    send(
-        &mut s,
-        &[Frame::Notification(Notification {
-            vote: Vote {
-                peer_epoch: Epoch(1),
-                zxid: Zxid::new(1, 1000),
-                leader: ServerId(3),
-            },
-            election_epoch: 1_000_000 * (round + 1),
-            state: ServerState::Looking,
-            recovering: false,
-            empty: true,
-        })],
-    );
-    Some(s)
+/// Votes for server 3 as servers 2 and 3 with a history far ahead, in a far later round
+/// (`round`: each attempt needs a later one than the last).
+fn votes_for_3(election1: SocketAddr, round: u64) -> Vec<TcpStream> {
+    let vote = Vote {
+        peer_epoch: Epoch(1),
+        zxid: Zxid::new(1, 1000),
+        leader: ServerId(3),
+    };
+    [2, 3]
+        .into_iter()
+        .filter_map(|sid| vote_for_3_as(sid, election1, vote, 1_000_000 * (round + 1)))
+        .map(|(s, _)| s)
+        .collect()
 }
 
 /// Waits for server 1 to follow the rogue on server 3's quorum port, and takes it through
@@ -241,51 +199,20 @@ fn follow_rogue(
     election1: SocketAddr,
     round: u64,
 ) -> (TcpStream, Vec<TcpStream>) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut votes = Vec::new();
-    let mut stream = loop {
-        if let Ok((s, _)) = rogue.accept() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "server 1 never followed the rogue"
-        );
-        if votes.len() < 40 {
-            votes.extend(vote_for_3_as(2, election1, round));
-            votes.extend(vote_for_3_as(3, election1, round));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    stream.set_nonblocking(false).expect("blocking");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let mut hello = [0u8; HELLO_LEN];
-    stream.read_exact(&mut hello).expect("hello");
-    assert_eq!(wire::decode_hello(&hello).expect("hello").sid, ServerId(1));
-    stream
-        .write_all(&wire::encode_welcome(&Welcome {
-            status: HandshakeStatus::Accepted,
-            sid: ServerId(3),
-        }))
-        .expect("welcome");
-    let mut buf = BytesMut::new();
-    let Frame::Zab(QuorumMessage::FollowerInfo { .. }) = read_frame(&mut stream, &mut buf) else {
-        panic!("FOLLOWERINFO expected");
-    };
+    let mut f = accept_rogue_follower(rogue, || votes_for_3(election1, round));
     send(
-        &mut stream,
+        &mut f.stream,
         &[Frame::Zab(QuorumMessage::LeaderInfo {
             new_epoch: Epoch(1),
         })],
     );
-    loop {
-        if let Frame::Zab(QuorumMessage::AckEpoch { .. }) = read_frame(&mut stream, &mut buf) {
-            break;
-        }
-    }
-    (stream, votes)
+    await_ack_epoch(&mut f);
+    (f.stream, f.votes)
+}
+
+/// Sends `frames` to the follower, which may close before reading everything.
+fn send(s: &mut TcpStream, frames: &[Frame<zab_zk::Txn>]) {
+    let _ = send_frames(s, frames);
 }
 
 #[test]

@@ -9,75 +9,36 @@
 
 mod support;
 
-use bytes::BytesMut;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 use support::Ensemble;
-use zab_server::wire::{
-    self, Frame, FrameLimits, HELLO_LEN, HandshakeStatus, Hello, Purpose, WELCOME_LEN, Welcome,
+use support::rogue::{
+    P, accept_rogue_follower, await_ack_epoch, fingerprint, send_frames, vote_for_3_as,
 };
-use zab_spec::message::Notification;
-use zab_spec::{Epoch, QuorumMessage, ServerId, ServerState, Vote, Zxid};
-
-type P = zab_zk::Txn;
-
-fn fingerprint() -> u64 {
-    wire::ensemble_fingerprint(&[ServerId(1), ServerId(2), ServerId(3)])
-}
+use zab_server::wire::{self, Frame, HandshakeStatus, Hello, Purpose, WELCOME_LEN};
+use zab_spec::{Epoch, QuorumMessage, ServerId, Vote, Zxid};
 
 fn send_frame(s: &mut TcpStream, f: &Frame<P>) {
-    let mut buf = BytesMut::new();
-    wire::encode_frame(f, &mut buf);
-    s.write_all(&buf).expect("write frame");
+    send_frames(s, std::slice::from_ref(f)).expect("write frame");
 }
 
-fn read_frame(s: &mut TcpStream, buf: &mut BytesMut) -> Frame<P> {
-    let limits = FrameLimits::from_learner(0xfffff);
-    loop {
-        if let Some(body) = wire::take_frame(buf, &limits).expect("frame") {
-            return wire::decode_frame(&body).expect("decodable");
-        }
-        let mut chunk = [0u8; 4096];
-        let n = s.read(&mut chunk).expect("read");
-        assert!(n > 0, "the follower closed the connection");
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
-/// Poses as `sid` on `target`'s election port and votes for server 3 with a history far
-/// ahead (a later epoch than any the real ensemble reached), in a far later round.
-fn vote_for_3_as(sid: u64, target: SocketAddr) -> Option<TcpStream> {
-    // Server 1 may not listen yet.
-    let mut s = TcpStream::connect(target).ok()?;
-    s.write_all(&wire::encode_hello(&Hello {
-        purpose: Purpose::Election,
-        sid: ServerId(sid),
-        ensemble: fingerprint(),
-    }))
-    .expect("hello");
-    let mut w = [0u8; WELCOME_LEN];
-    s.read_exact(&mut w).expect("welcome");
-    assert_eq!(
-        wire::decode_welcome(&w).expect("welcome").status,
-        HandshakeStatus::Accepted
-    );
-    send_frame(
-        &mut s,
-        &Frame::Notification(Notification {
-            vote: Vote {
-                peer_epoch: Epoch(1000),
-                zxid: Zxid::new(1000, 1000),
-                leader: ServerId(3),
-            },
-            election_epoch: 1_000_000,
-            state: ServerState::Looking,
-            // Posing as an intact member (server 1 is not unsure: the flags do not matter).
-            recovering: false,
-            empty: true,
-        }),
-    );
-    Some(s)
+/// Votes for server 3 as servers 2 and 3 with a history far ahead (a later epoch than any
+/// the real ensemble reached), in a far later round.
+fn votes_for_3(election1: SocketAddr) -> Vec<TcpStream> {
+    let vote = Vote {
+        peer_epoch: Epoch(1000),
+        zxid: Zxid::new(1000, 1000),
+        leader: ServerId(3),
+    };
+    [2, 3]
+        .into_iter()
+        .filter_map(|sid| vote_for_3_as(sid, election1, vote, 1_000_000))
+        .map(|(s, status)| {
+            assert_eq!(status, HandshakeStatus::Accepted);
+            s
+        })
+        .collect()
 }
 
 fn log_of(e: &Ensemble, id: u64) -> String {
@@ -133,57 +94,21 @@ fn a_garbage_snap_from_a_rogue_leader_drops_it_and_the_follower_keeps_running() 
     e.kill(3);
     let rogue = TcpListener::bind(quorum3).expect("bind server 3's quorum port");
     rogue.set_nonblocking(true).expect("nonblocking");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut votes = Vec::new();
-    let mut stream = loop {
-        if let Ok((s, _)) = rogue.accept() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "server 1 never followed the rogue"
-        );
-        // Votes from "2" and "3" for 3 until server 1 follows 3 (it may not be LOOKING yet).
-        if votes.len() < 40 {
-            votes.extend(vote_for_3_as(2, election1));
-            votes.extend(vote_for_3_as(3, election1));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    stream.set_nonblocking(false).expect("blocking");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let mut hello = [0u8; HELLO_LEN];
-    stream.read_exact(&mut hello).expect("hello");
-    assert_eq!(wire::decode_hello(&hello).expect("hello").sid, ServerId(1));
-    stream
-        .write_all(&wire::encode_welcome(&Welcome {
-            status: HandshakeStatus::Accepted,
-            sid: ServerId(3),
-        }))
-        .expect("welcome");
-    let mut buf = BytesMut::new();
-    let Frame::Zab(QuorumMessage::FollowerInfo { accepted_epoch, .. }) =
-        read_frame(&mut stream, &mut buf)
-    else {
-        panic!("FOLLOWERINFO expected");
-    };
+    // Votes from "2" and "3" for 3 until server 1 follows 3 (it may not be LOOKING yet).
+    let mut f = accept_rogue_follower(&rogue, || votes_for_3(election1));
+    let accepted_epoch = f.accepted_epoch;
     // The epoch server 1 already accepted (answered with an uncounted ACKEPOCH): a higher
     // epoch accepted from a rogue would keep server 1 out of the real leader's epoch until
     // the next election (the weakness quorum TLS closes), which is not what this test is
     // about.
     send_frame(
-        &mut stream,
+        &mut f.stream,
         &Frame::Zab(QuorumMessage::LeaderInfo {
             new_epoch: accepted_epoch,
         }),
     );
-    loop {
-        if let Frame::Zab(QuorumMessage::AckEpoch { .. }) = read_frame(&mut stream, &mut buf) {
-            break;
-        }
-    }
+    await_ack_epoch(&mut f);
+    let (mut stream, votes) = (f.stream, f.votes);
     send_frame(
         &mut stream,
         &Frame::Zab(QuorumMessage::Snap {

@@ -5,6 +5,7 @@
 #![allow(dead_code, clippy::print_stderr)]
 
 pub mod certs;
+pub mod rogue;
 pub mod standalone;
 pub mod wire;
 
