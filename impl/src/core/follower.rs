@@ -305,30 +305,29 @@ impl<P: Payload> Peer<P> {
     /// `--bug zk4643` writes the epoch now and logs the packets on the next tick
     /// ([`Self::follower_process_new_leader_after_current_epoch_updated`]).
     fn follower_process_new_leader(&mut self, zxid: Zxid, out: &mut Vec<Action<P>>) {
-        let accepted = self.accepted_epoch;
-        let Some(f) = self.follower_mut() else { return };
+        let Some(f) = self.follower() else { return };
         let leader = f.leader;
         if f.zab_state != ZabState::Synchronization || f.nl_stage != NewLeaderStage::Waiting {
             self.ignore(Ignored::OutOfPhase, Some(leader), Some(zxid));
-            self.trace(
-                ActionKind::FollowerProcessNewLeader,
-                Some(leader),
-                None,
-                out,
-            );
-            return;
+        } else {
+            self.new_leader_steps(zxid, leader, out);
         }
+        self.trace(
+            ActionKind::FollowerProcessNewLeader,
+            Some(leader),
+            None,
+            out,
+        );
+    }
+
+    /// What NEWLEADER does in synchronization, in the fixed order or a switch's.
+    fn new_leader_steps(&mut self, zxid: Zxid, leader: ServerId, out: &mut Vec<Action<P>>) {
+        let accepted = self.accepted_epoch;
         if self.cfg.has(Bug::Zk4643) {
             if let Some(f) = self.follower_mut() {
                 f.nl_stage = NewLeaderStage::EpochUpdated;
             }
             self.persist_current_epoch(accepted, out);
-            self.trace(
-                ActionKind::FollowerProcessNewLeader,
-                Some(leader),
-                None,
-                out,
-            );
             return;
         }
         if self.cfg.has(Bug::Zk4646) {
@@ -349,12 +348,6 @@ impl<P: Payload> Peer<P> {
                 to: leader,
                 msg: QuorumMessage::AckNewLeader { zxid },
             });
-            self.trace(
-                ActionKind::FollowerProcessNewLeader,
-                Some(leader),
-                None,
-                out,
-            );
             return;
         }
         if self.cfg.has(Bug::Zk3911) {
@@ -367,21 +360,9 @@ impl<P: Payload> Peer<P> {
                 to: leader,
                 msg: QuorumMessage::AckNewLeader { zxid },
             });
-            self.trace(
-                ActionKind::FollowerProcessNewLeader,
-                Some(leader),
-                None,
-                out,
-            );
             return;
         }
         self.log_sync_packets_and_ack(zxid, true, out);
-        self.trace(
-            ActionKind::FollowerProcessNewLeader,
-            Some(leader),
-            None,
-            out,
-        );
     }
 
     /// TLA+: `FollowerProcessNEWLEADERAfterCurrentEpochUpdated(i)`: under `--bug zk4643`, the
