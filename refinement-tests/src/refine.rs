@@ -9,11 +9,16 @@
 //! trace, in the order of the records. What went wrong is a [`DivergenceKind`]; callers
 //! branch on it, never on the text of the reason.
 //!
-//! Two records are not single model actions:
+//! Three records are not single model actions of their own name:
 //! - `ConnectionLost(i, j)`: a quorum connection broke without a crash. It is the model's
 //!   `PartitionStart(i, j)` then `PartitionRecover(i, j)` when the model still has `i` and `j`
 //!   connected, and a stutter when the other end already reported it (the model breaks both
 //!   ends at once).
+//! - `LeaderProcessOBSERVERINFO(i, j)`: the leader handled an observer's OBSERVERINFO. It is
+//!   the model's `LeaderProcessFOLLOWERINFO(i, j)`: the model's observer sends FOLLOWERINFO,
+//!   and its leader knows from the configuration that it counts in no quorum (§10.2). The
+//!   observer's other steps are recorded under the follower's action names, as the model's
+//!   are, except `ObserverProcessINFORM`, which is the model's action of that name.
 //! - `NodeRestart(i)`: a crashed server recovered; a stutter whose projection must equal the
 //!   durable state the model kept at `NodeCrash(i)`, or at a storage fault (`LoseLogSuffix`,
 //!   `LoseEpochFiles`, `LoseDataDir`: the projection then shows that the server detected
@@ -224,9 +229,17 @@ impl<P: Payload> Refiner<P> {
     /// fresh, with the model's `bug` switch (the server's twin switch must be on too).
     #[must_use]
     pub fn new(servers: &[ServerId], bug: Option<Bug>) -> Refiner<P> {
+        Refiner::with_observers(servers, 0, bug)
+    }
+
+    /// [`Refiner::new`] for an ensemble whose last `observers` servers are observers
+    /// (`spec/PROTOCOL.md` §10.2; the model's `--observers`, at most 1).
+    #[must_use]
+    pub fn with_observers(servers: &[ServerId], observers: usize, bug: Option<Bug>) -> Refiner<P> {
         let n = u8::try_from(servers.len()).expect("at most 255 servers");
         let mut cfg = Config::unbounded(n);
         cfg.bug = bug;
+        cfg.observers = u8::try_from(observers).expect("at most 255 observers");
         let model = ZabModel::new(cfg, std::sync::Arc::new(NoRequests));
         let state = model.initial_state();
         Refiner {
@@ -350,6 +363,14 @@ impl<P: Payload> Refiner<P> {
                 }
             }
             ActionKind::NodeRestart => Vec::new(),
+            // The model's observer connects with FOLLOWERINFO, which its leader handles as
+            // an observer's because the configuration says so (`spec/PROTOCOL.md` §10.2).
+            ActionKind::LeaderProcessObserverInfo => {
+                let Some(j) = j else {
+                    return Err(fail(self, DivergenceKind::Malformed(ev.action)));
+                };
+                vec![Action::LeaderProcessFollowerInfo { i, j }]
+            }
             // The record's `persisted` is the last zxid the damaged log keeps (the simulation
             // writes it so: the server itself has no state until `NodeRestart`).
             ActionKind::LoseLogSuffix => vec![Action::LoseLogSuffix {
@@ -378,7 +399,12 @@ impl<P: Payload> Refiner<P> {
                 }
             }
         }
-        let key = actions.first().map_or("stutter", Action::tla_name);
+        // An OBSERVERINFO is counted under its own name, though the model's step is a
+        // FOLLOWERINFO: the counts show that observers connected.
+        let key = match ev.action {
+            ActionKind::LeaderProcessObserverInfo => ev.action.tla_name(),
+            _ => actions.first().map_or("stutter", Action::tla_name),
+        };
         *self.counts.entry(key).or_default() += 1;
         let next = after.last().map_or(&self.state, |(_, t)| t);
         let expected = project(next.srv(i));

@@ -249,3 +249,105 @@ fn storage_faults_lose_no_acknowledged_write() {
         "no storage fault was injected: {injected:?}"
     );
 }
+
+/// 3 voters and 1 observer (`spec/PROTOCOL.md` §10.2), `SimConfig::observers`.
+fn observer_config(seed: u64) -> SimConfig {
+    let mut c = config(seed, 4);
+    c.observers = 1;
+    c
+}
+
+/// Observers in the simulation: the real core as an observer (OBSERVERINFO, INFORM, no ACK,
+/// no vote) among 3 voters, with every fault, refined step by step against the model run with
+/// `--observers 1` (every invariant, `ObserversNeverCount` included). Each seed must refine
+/// at least one OBSERVERINFO and one INFORM, and client 0 must have read from the observer
+/// and written through it. Over the seeds, faults hit the observer (crashes, partitions) and
+/// it reconnects: seeds chosen among 1..=10 at 3 s of faults, where each of these three does (print
+/// `r.observer_faults` and the OBSERVERINFO count for seeds 1..=10 to pick new ones if the
+/// simulation's schedule moves).
+#[test]
+fn an_observer_serves_reads_and_refines_under_every_fault() {
+    let (mut observer_faults, mut rejoined) = (0, false);
+    for seed in [3, 6, 7] {
+        let r = must_pass(observer_config(seed));
+        let count = |name: &str| r.actions.get(name).copied().unwrap_or(0);
+        assert!(
+            count("LeaderProcessOBSERVERINFO") > 0,
+            "seed {seed}: no OBSERVERINFO refined: {:?}",
+            r.actions
+        );
+        assert!(
+            count("ObserverProcessINFORM") > 0,
+            "seed {seed}: no INFORM refined: {:?}",
+            r.actions
+        );
+        assert!(
+            r.observer_reads > 0,
+            "seed {seed}: the observer served no read"
+        );
+        assert!(
+            r.observer_writes > 0,
+            "seed {seed}: no write was forwarded by the observer"
+        );
+        observer_faults += r.observer_faults;
+        rejoined |= count("LeaderProcessOBSERVERINFO") > 1;
+    }
+    assert!(observer_faults > 0, "no fault hit the observer");
+    assert!(
+        rejoined,
+        "the observer never connected to a second leader or again"
+    );
+}
+
+/// Storage faults with an observer: every kind lands once over these seeds (chosen among
+/// 1..=20 at the CI storage run's sizes, 2 loses epoch files, 4 a whole data directory, 7 a
+/// fsynced log suffix), refined against the model with an observer, and no acknowledged write
+/// is lost (linearizability, replica agreement).
+#[test]
+fn an_observer_ensemble_loses_no_acknowledged_write_to_storage_faults() {
+    let mut injected = std::collections::BTreeMap::new();
+    for (seed, kind) in [
+        (2, "LoseEpochFiles"),
+        (4, "LoseDataDir"),
+        (7, "LoseLogSuffix"),
+    ] {
+        let mut c = observer_config(seed);
+        c.faults = Faults::WITH_STORAGE;
+        c.safety_ms = 1500;
+        c.fault_interval_ms = 150;
+        let r = must_pass(c);
+        let storage = storage_faults(&r.faults);
+        assert!(
+            storage.contains_key(kind),
+            "seed {seed}: no {kind} injected: {:?}",
+            r.faults
+        );
+        assert!(
+            r.actions
+                .get("ObserverProcessINFORM")
+                .is_some_and(|n| *n > 0)
+        );
+        injected.extend(storage);
+    }
+    assert_eq!(injected.len(), 3, "{injected:?}");
+}
+
+/// ZOOKEEPER-1551 (§10.6) in the server, found by simulation and refinement: the leader
+/// sends an observer the outstanding proposals while it syncs it, and their INFORM then
+/// repeats a zxid (`CheckProposalConsistent`). The first seed of `zab-sim sweep --from 0
+/// --safety-ms 3000 --servers 4 --observers 1 --bug zk1551`; the seeds before it pass.
+#[test]
+fn zk1551_is_found_with_an_observer() {
+    let mut c = observer_config(ZK1551_SEED);
+    c.bug = Some(Bug::Zk1551);
+    let Err(f) = sim::run(c) else {
+        panic!("--bug zk1551 not found at seed {ZK1551_SEED}");
+    };
+    assert!(
+        matches!(f.divergence, Some(DivergenceKind::InvariantViolated(_))),
+        "--bug zk1551 must break a model invariant, not diverge: {f}"
+    );
+    assert!(f.repro.contains("--observers 1"), "{}", f.repro);
+}
+
+const ZK1551_SEED: u64 = 1;

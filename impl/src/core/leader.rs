@@ -455,9 +455,11 @@ impl<P: Payload> Peer<P> {
         }
         let observer = self.is_observing_learner(j);
         for txn in self.log.after(plan.base.max(on_disk_end)) {
-            if observer && txn.zxid > committed {
+            if observer && txn.zxid > committed && !self.cfg.has(Bug::Zk1551) {
                 // §10.2: an observer gets committed transactions only; the outstanding ones
                 // follow as INFORM when they commit (it joins `forwarding` in this step).
+                // `--bug zk1551` (§10.6, the simulation's test only) sends them as to a
+                // follower, and their INFORM then repeats a zxid the observer has.
                 break;
             }
             out.push(Action::Send {

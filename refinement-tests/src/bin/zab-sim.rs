@@ -22,9 +22,14 @@ struct Cli {
 
 #[derive(Debug, clap::Args)]
 struct SimArgs {
-    /// Servers in the ensemble.
+    /// Servers in the ensemble, observers included.
     #[arg(long, default_value_t = 3)]
     servers: usize,
+    /// The last N servers are observers (`spec/PROTOCOL.md` §10.2: OBSERVERINFO, INFORM, no
+    /// ACK, no vote), refined against the model's `--observers N`; 0 or 1, the model's bound.
+    /// Client 0 prefers the observer.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    observers: u8,
     /// Concurrent clients.
     #[arg(long, default_value_t = 3)]
     clients: usize,
@@ -51,6 +56,7 @@ struct SimArgs {
 impl SimArgs {
     fn config(&self, seed: u64) -> SimConfig {
         let mut c = SimConfig::new(seed, self.servers);
+        c.observers = usize::from(self.observers);
         c.clients = self.clients;
         c.safety_ms = self.safety_ms;
         c.bug = self.bug;
@@ -179,7 +185,16 @@ fn write_report(path: Option<&std::path::Path>, make: impl FnOnce() -> Report) {
 
 #[allow(clippy::print_stdout)]
 fn main() -> ExitCode {
-    match Cli::parse().cmd {
+    let cli = Cli::parse();
+    let args = match &cli.cmd {
+        Cmd::Run { args, .. } | Cmd::Sweep { args, .. } => Some(args),
+        _ => None,
+    };
+    if let Some(Err(e)) = args.map(|a| a.config(0).validate()) {
+        eprintln!("zab-sim: {e}");
+        return ExitCode::from(2);
+    }
+    match cli.cmd {
         Cmd::Run {
             seed,
             args,
@@ -202,6 +217,17 @@ fn main() -> ExitCode {
                         r.records, r.committed, r.ops_completed, r.ops_unknown, r.end_ms
                     );
                     println!("faults: {:?}", r.faults);
+                    if cfg.observers > 0 {
+                        println!(
+                            "observer: {} reads served, {} writes forwarded, {} INFORMs \
+                             refined, {} OBSERVERINFOs, {} faults hit it",
+                            r.observer_reads,
+                            r.observer_writes,
+                            r.actions.get("ObserverProcessINFORM").unwrap_or(&0),
+                            r.actions.get("LeaderProcessOBSERVERINFO").unwrap_or(&0),
+                            r.observer_faults
+                        );
+                    }
                     println!("model actions: {:?}", r.actions);
                     println!("trace digest: {}", r.trace_digest);
                     println!(

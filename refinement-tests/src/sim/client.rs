@@ -254,7 +254,16 @@ impl Sim {
             self.wake(c, now + 100);
             return Ok(());
         }
-        let node = up[self.rng.random_range(0..up.len())];
+        // Client 0 prefers an observer while one is up: its reads are served, its writes
+        // forwarded by the observer (`spec/PROTOCOL.md` §10.2). Without observers, no
+        // draw changes (the seeds README and the tests name keep their schedules).
+        let observer = (c == 0)
+            .then(|| up.iter().copied().find(|k| self.is_observer(*k)))
+            .flatten();
+        let node = match observer {
+            Some(k) => k,
+            None => up[self.rng.random_range(0..up.len())],
+        };
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let cl = &mut self.clients[c];
         cl.next_conn += 1;
@@ -389,6 +398,7 @@ impl Sim {
         let Some(conn) = self.clients[c].conn.as_mut() else {
             return Ok(());
         };
+        let node = conn.node;
         if !conn.established {
             match proto::decode_connect_response(&payload) {
                 Ok(r) if r.session_id != 0 && r.timeout > 0 => {
@@ -460,6 +470,15 @@ impl Sim {
                 ));
             }
         };
+        if self.is_observer(node) {
+            let counter = match kind {
+                OpKind::Get | OpKind::SyncGet => &mut self.report.observer_reads,
+                OpKind::Create(_) | OpKind::Set(_) | OpKind::Delete => {
+                    &mut self.report.observer_writes
+                }
+            };
+            *counter += 1;
+        }
         self.ticks += 1;
         let op = &mut self.history[p.op];
         op.returned = Some((self.ticks, outcome));

@@ -42,6 +42,9 @@ impl Sim {
                 let b = (a + self.rng.random_range(1..n)) % n;
                 if self.partitions.insert(Self::conn_key(a, b)) {
                     *self.report.faults.entry("partition").or_default() += 1;
+                    if self.is_observer(a) || self.is_observer(b) {
+                        self.report.observer_faults += 1;
+                    }
                     self.break_conn(a, b)?;
                 }
             }

@@ -125,8 +125,13 @@ impl Faults {
 pub struct SimConfig {
     /// Everything random derives from it.
     pub seed: u64,
-    /// Ensemble size.
+    /// Ensemble size, observers included.
     pub servers: usize,
+    /// Observers (`spec/PROTOCOL.md` §10.2): the last `observers` of the `servers` (0 or 1,
+    /// the model's bound) run as observers, the others as voters; the refiner's model runs
+    /// with `--observers` alike. Client 0 prefers an observer while one is up, so that reads
+    /// are served and writes forwarded by it under every fault.
+    pub observers: usize,
     /// Concurrent clients.
     pub clients: usize,
     /// Simulated duration of the phase with faults, ms.
@@ -161,6 +166,7 @@ impl SimConfig {
         SimConfig {
             seed,
             servers,
+            observers: 0,
             clients: 3,
             safety_ms: 20_000,
             liveness_ops: 5,
@@ -176,6 +182,23 @@ impl SimConfig {
         }
     }
 
+    /// Checks the ensemble against what the simulation and the refiner's model support.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.servers < 1 || self.servers > usize::from(zab_model::Config::MAX_SERVERS) {
+            return Err(format!(
+                "--servers must be 1..={} (the model's bound)",
+                zab_model::Config::MAX_SERVERS
+            ));
+        }
+        if self.observers > 1 {
+            return Err("--observers must be 0 or 1 (the model's bound, PROTOCOL.md §10.6)".into());
+        }
+        if self.observers > 0 && self.servers < self.observers + 2 {
+            return Err("--observers needs at least 2 voters besides the observer".into());
+        }
+        Ok(())
+    }
+
     /// The command that reruns this simulation.
     #[must_use]
     pub fn repro(&self) -> String {
@@ -184,6 +207,9 @@ impl SimConfig {
              --clients {} --safety-ms {}",
             self.seed, self.servers, self.clients, self.safety_ms
         );
+        if self.observers > 0 {
+            cmd.push_str(&format!(" --observers {}", self.observers));
+        }
         if let Some(b) = self.bug {
             cmd.push_str(&format!(" --bug {}", b.cli_name()));
         }
@@ -218,6 +244,14 @@ pub struct Report {
     /// than `commitLogCount`; `zab_learner_syncs_from_disk_total` in `zabd`), streamed
     /// without error.
     pub syncs_from_disk: usize,
+    /// Reads (plain and after `sync`) answered by an observer.
+    pub observer_reads: usize,
+    /// Writes (create, setData, delete) a client sent to an observer and got the answer of
+    /// (forwarded to the leader, `spec/PROTOCOL.md` §10.2).
+    pub observer_writes: usize,
+    /// Faults that hit an observer: its crashes (storage faults included) and partitions
+    /// with one of its ends.
+    pub observer_faults: usize,
     /// Simulated time at the end, ms.
     pub end_ms: u64,
     /// SHA-1 of the trace text: equal seeds give equal digests.
@@ -428,7 +462,7 @@ impl Sim {
             .collect();
         let clients = (0..cfg.clients).map(SimClient::new).collect();
         Sim {
-            refiner: Refiner::new(&ids, cfg.bug),
+            refiner: Refiner::with_observers(&ids, cfg.observers, cfg.bug),
             rng,
             clock: SimClock::default(),
             queue: BinaryHeap::new(),
@@ -465,6 +499,11 @@ impl Sim {
         self.clock.now()
     }
 
+    /// Whether server `k` is an observer: the last [`SimConfig::observers`] servers are.
+    pub(crate) fn is_observer(&self, k: usize) -> bool {
+        k + self.cfg.observers >= self.nodes.len()
+    }
+
     fn schedule(&mut self, at: u64, ev: Ev) {
         self.seq += 1;
         self.queue.push(Reverse((at, self.seq)));
@@ -489,6 +528,9 @@ impl Sim {
 
     /// Runs the whole simulation: safety phase, liveness phase, final checks.
     pub fn run(mut self) -> Result<Report, Box<Failure>> {
+        self.cfg
+            .validate()
+            .map_err(|e| self.fail("configuration", e))?;
         for k in 0..self.nodes.len() {
             self.boot(k)?;
         }

@@ -18,7 +18,7 @@ impl Sim {
                 quorum_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 12_000 + n as u16)),
                 election_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 13_000 + n as u16)),
                 client_addr: None,
-                observer: false,
+                observer: self.is_observer(n),
             })
             .collect();
         c.tick_ms = self.cfg.tick_ms;
@@ -44,8 +44,9 @@ impl Sim {
                 .map_err(|e| self.fail("recovery", format!("s{}'s snapshot: {e}", k + 1)))?,
             None => DataTree::new(),
         };
-        let ids: Vec<ServerId> = self.nodes.iter().map(|n| n.id).collect();
-        let mut pc = PeerConfig::new(self.nodes[k].id, ids);
+        // As `zabd` does (`server.rs`): the voters, and the observers apart.
+        let mut pc = PeerConfig::new(self.nodes[k].id, server_cfg.server_ids());
+        pc.observers = server_cfg.observer_ids();
         pc.tick_ms = self.cfg.tick_ms;
         pc.init_limit = 10;
         pc.sync_limit = 5;
@@ -188,6 +189,9 @@ impl Sim {
             action.tla_name()
         };
         *self.report.faults.entry(fault).or_default() += 1;
+        if self.is_observer(k) {
+            self.report.observer_faults += 1;
+        }
         Ok(())
     }
 }
