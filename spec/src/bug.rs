@@ -46,8 +46,8 @@ pub enum Bug {
     NoStorageRecovery,
     /// ZOOKEEPER-1551 (fixed in 3.4.6/3.5.0): `Leader.startForwarding` queues the outstanding,
     /// not yet committed proposals for an observer too, so an observer being synced logs a
-    /// transaction before it commits and then receives it again in INFORM. Model only; needs
-    /// an observer (`--observers 1`).
+    /// transaction before it commits and then receives it again in INFORM. In the model and
+    /// the server's leader; needs an observer (`--observers 1`, `zab-sim --observers 1`).
     Zk1551,
     /// ZOOKEEPER-3911: during sync a follower logs the synced proposals only after UPTODATE
     /// but acknowledges NEWLEADER before, so a leader commits them while they are on no
