@@ -191,7 +191,7 @@ fn main() -> ExitCode {
         _ => None,
     };
     if let Some(Err(e)) = args.map(|a| a.config(0).validate()) {
-        eprintln!("zab-sim: {e}");
+        println!("zab-sim: {e}");
         return ExitCode::from(2);
     }
     match cli.cmd {
