@@ -193,20 +193,30 @@ fn each_storage_fault_loses_no_acknowledged_write() {
         (4, "LoseLogSuffix"),
         (9, "LoseDataDir"),
     ] {
-        let mut c = config(seed, 3);
-        c.faults = Faults::WITH_STORAGE;
-        c.safety_ms = 1500;
-        c.fault_interval_ms = 150;
-        let r = must_pass(c);
-        let storage = storage_faults(&r.faults);
-        assert!(
-            storage.contains_key(kind),
-            "seed {seed}: no {kind} injected: {:?}",
-            r.faults
-        );
+        let (_, storage) = must_inject(config(seed, 3), kind);
         injected.extend(storage);
     }
     assert_eq!(injected.len(), 3, "{injected:?}");
+}
+
+/// Runs `c` with storage faults at the CI storage run's sizes (1.5 s, a fault every 150 ms),
+/// asserts it passes and that `kind` was injected; returns the report and its storage faults.
+fn must_inject(
+    mut c: SimConfig,
+    kind: &str,
+) -> (sim::Report, std::collections::BTreeMap<&'static str, usize>) {
+    let seed = c.seed;
+    c.faults = Faults::WITH_STORAGE;
+    c.safety_ms = 1500;
+    c.fault_interval_ms = 150;
+    let r = must_pass(c);
+    let storage = storage_faults(&r.faults);
+    assert!(
+        storage.contains_key(kind),
+        "seed {seed}: no {kind} injected: {:?}",
+        r.faults
+    );
+    (r, storage)
 }
 
 /// FLE's out-of-election path (`spec/PROTOCOL.md` §3): in this seed s3 follows s2, elected by
@@ -311,17 +321,7 @@ fn an_observer_ensemble_loses_no_acknowledged_write_to_storage_faults() {
         (4, "LoseDataDir"),
         (7, "LoseLogSuffix"),
     ] {
-        let mut c = observer_config(seed);
-        c.faults = Faults::WITH_STORAGE;
-        c.safety_ms = 1500;
-        c.fault_interval_ms = 150;
-        let r = must_pass(c);
-        let storage = storage_faults(&r.faults);
-        assert!(
-            storage.contains_key(kind),
-            "seed {seed}: no {kind} injected: {:?}",
-            r.faults
-        );
+        let (r, storage) = must_inject(observer_config(seed), kind);
         assert!(
             r.actions
                 .get("ObserverProcessINFORM")
